@@ -1,0 +1,42 @@
+// The compiled module implicitbias._core: registers each area's bindings.
+#include "common.hpp"
+
+#include <implicitbias/parallel.hpp>
+
+#include <Eigen/Core>
+
+namespace implicitbias::bindings {
+void register_diagonal(py::module_& m);
+}
+
+PYBIND11_MODULE(IMPLICITBIAS_MODULE_NAME, m) {
+  namespace py = pybind11;
+  using namespace implicitbias;
+  m.doc() = "implicitbias compiled core (Eigen kernels, OpenMP batches).";
+  py::register_exception_translator([](std::exception_ptr p) {
+    try {
+      if (p) std::rethrow_exception(p);
+    } catch (const InvalidArgument& e) {
+      PyErr_SetString(PyExc_ValueError, e.what());
+    }
+  });
+  m.def("openmp_enabled", &openmp_enabled, "True when the core was built with OpenMP.");
+  m.def("max_threads", &max_threads, "Threads a batch uses by default (OpenMP's default, 1 without OpenMP).");
+  m.def("simd_instruction_sets", &Eigen::SimdInstructionSetsInUse,
+        "The SIMD instruction sets Eigen was compiled for (e.g. 'SSE, SSE2').");
+  m.attr("isa") = IMPLICITBIAS_ISA;
+  m.def(
+      "cpu_supports",
+      [](const std::string& feature) {
+#if defined(__GNUC__) && (defined(__x86_64__) || defined(__i386__))
+        __builtin_cpu_init();
+        if (feature == "avx2") return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+        if (feature == "avx512") return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
+                                        __builtin_cpu_supports("avx512dq") && __builtin_cpu_supports("avx512vl");
+#endif
+        (void)feature;
+        return false;
+      },
+      py::arg("feature"), "Whether this CPU supports 'avx2' (x86-64-v3) or 'avx512' (x86-64-v4).");
+  implicitbias::bindings::register_diagonal(m);
+}

@@ -1,0 +1,480 @@
+// The generic integrator shared by every model: a fixed-step descent loop and
+// an adaptive Dormand-Prince 5(4) Runge-Kutta method for the gradient flow.
+//
+// Both advance a *block* of independent runs whose states are the columns of
+// one matrix, so that a model can evaluate all vector fields with
+// matrix-matrix products.  Each run keeps its own step size, clock, counters
+// and stop state; a run that stops leaves the working set, and the others go
+// on.  Nothing here depends on the number of threads.
+//
+// A model is any type with
+//   Index state_dim() const;
+//   // F(:, c) = dz/dt of run ids[c] at Z(:, c) (the negative gradient for a
+//   // gradient flow) and loss(c) its loss.
+//   void field(const Mat& Z, const std::vector<int>& ids, Mat& F, Vec& loss);
+//   // loss only (cheaper; used where no gradient is needed)
+//   void loss(const Mat& Z, const std::vector<int>& ids, Vec& loss);
+//   // fixed-step only: map a state after an Euler step back to the model's
+//   // manifold (e.g. renormalize a direction); identity for flat models
+//   void project(Eigen::Ref<Vec> z, int id) const;
+//   // diagnostic channels recorded in the history besides t, loss, counters
+//   std::vector<std::string> diagnostic_names() const;
+//   void diagnostics(const Eigen::Ref<const Vec>& z, int id, double* out);
+#pragma once
+
+#include "types.hpp"
+
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <limits>
+#include <numeric>
+
+namespace implicitbias {
+
+struct FixedStepOptions {
+  std::int64_t steps = 1000;
+  double tol = -1.0;              // stop when loss <= tol (negative: never)
+  std::int64_t record_every = 0;  // 0: record only the first and last state
+};
+
+struct AdaptiveOptions {
+  double rtol = 1e-8;
+  double atol = 0.0;
+  double tol = -1.0;              // stop when loss <= tol (negative: never)
+  double t_max = 1e6;
+  std::int64_t max_steps = 10'000'000;  // accepted + rejected attempts
+  double h0 = 0.0;                // first step; 0 picks it automatically
+  std::vector<double> record_times;     // increasing; the run lands on each
+  std::int64_t record_every = 0;  // also record every k accepted steps (0: off)
+  // Stop as `stalled` when the best loss so far has not fallen by the factor
+  // stall_factor within stall_steps accepted steps (0: never).  An explicit
+  // method cannot push the loss below about (rtol |z|)^2 on a stiff problem:
+  // the step size then sits at the stability boundary.
+  std::int64_t stall_steps = 5000;
+  double stall_factor = 0.99;
+};
+
+namespace detail {
+
+class Clock {
+ public:
+  Clock() : start_(std::chrono::steady_clock::now()) {}
+  double seconds() const {
+    return std::chrono::duration<double>(std::chrono::steady_clock::now() - start_).count();
+  }
+
+ private:
+  std::chrono::steady_clock::time_point start_;
+};
+
+// Writes one history row: t, loss, n_grad_evals, wall_time, then the model's
+// diagnostics.
+template <class Model>
+void record_point(Model& model, RunRecord& rec, const Eigen::Ref<const Vec>& z, int id, double t,
+                  double loss, double wall, std::vector<double>& scratch) {
+  rec.history[0].push_back(t);
+  rec.history[1].push_back(loss);
+  rec.history[2].push_back(static_cast<double>(rec.n_grad_evals));
+  rec.history[3].push_back(wall);
+  const std::size_t nd = rec.channels.size() - 4;
+  if (nd > 0) {
+    scratch.assign(nd, 0.0);
+    model.diagnostics(z, id, scratch.data());
+    for (std::size_t k = 0; k < nd; ++k) rec.history[4 + k].push_back(scratch[k]);
+  }
+}
+
+template <class Model>
+void init_records(Model& model, std::vector<RunRecord>& out, Index n_runs) {
+  out.assign(static_cast<std::size_t>(n_runs), RunRecord{});
+  const auto names = model.diagnostic_names();
+  for (auto& rec : out) {
+    for (const char* base : {"t", "loss", "n_grad_evals", "wall_time"}) rec.add_channel(base);
+    for (const auto& n : names) rec.add_channel(n);
+  }
+}
+
+// Keeps the columns c of each matrix with keep[c] true, in order.
+inline void compact_columns(std::vector<Mat*> mats, std::vector<int>& ids, const std::vector<char>& keep) {
+  Index dst = 0;
+  const Index n = static_cast<Index>(ids.size());
+  for (Index c = 0; c < n; ++c) {
+    if (!keep[static_cast<std::size_t>(c)]) continue;
+    if (dst != c) {
+      for (Mat* m : mats) m->col(dst) = m->col(c);
+      ids[static_cast<std::size_t>(dst)] = ids[static_cast<std::size_t>(c)];
+    }
+    ++dst;
+  }
+  for (Mat* m : mats) m->conservativeResize(Eigen::NoChange, dst);
+  ids.resize(static_cast<std::size_t>(dst));
+}
+
+}  // namespace detail
+
+// Fixed-step descent: z <- project(z + lr * F(z)) for `steps` steps, per run
+// step size lr(j).  The recorded time is steps * lr, so that GD and the flow
+// share a clock.  A run whose loss or field is non-finite, or whose next state
+// would be, stops with status diverged and keeps its last finite state.
+template <class Model>
+void run_fixed_step(Model& model, const Mat& Z0, const Vec& lr, const FixedStepOptions& opt,
+                    std::vector<RunRecord>& out) {
+  const Index K = Z0.cols();
+  const Index dim = Z0.rows();
+  detail::init_records(model, out, K);
+  detail::Clock clock;
+  Mat Z = Z0;
+  Mat F(dim, K);
+  Vec loss(K);
+  std::vector<int> ids(static_cast<std::size_t>(K));
+  std::iota(ids.begin(), ids.end(), 0);
+  std::vector<char> keep;
+  std::vector<double> scratch;
+  Vec znew(dim);
+
+  auto finish = [&](Index c, Status s, double l, std::int64_t step) {
+    const int j = ids[static_cast<std::size_t>(c)];
+    RunRecord& rec = out[static_cast<std::size_t>(j)];
+    rec.status = s;
+    rec.n_steps = step;
+    rec.t_final = static_cast<double>(step) * lr(j);
+    rec.loss_final = l;
+    rec.state = Z.col(c);
+    rec.wall_time = clock.seconds();
+    if (rec.history[0].empty() || rec.history[0].back() != rec.t_final)
+      detail::record_point(model, rec, Z.col(c), j, rec.t_final, l, rec.wall_time, scratch);
+  };
+
+  for (std::int64_t step = 0; !ids.empty(); ++step) {
+    const Index n_active = static_cast<Index>(ids.size());
+    const bool last = step >= opt.steps;
+    if (last) {
+      model.loss(Z, ids, loss);
+    } else {
+      model.field(Z, ids, F, loss);
+    }
+    keep.assign(static_cast<std::size_t>(n_active), 1);
+    for (Index c = 0; c < n_active; ++c) {
+      const int j = ids[static_cast<std::size_t>(c)];
+      RunRecord& rec = out[static_cast<std::size_t>(j)];
+      const double l = loss(c);
+      const bool finite = std::isfinite(l) && (last || F.col(c).allFinite());
+      if (!finite) {
+        finish(c, Status::diverged, l, step);
+      } else if (l <= opt.tol) {
+        finish(c, Status::converged, l, step);
+      } else if (last) {
+        finish(c, Status::max_steps, l, step);
+      } else {
+        if (step == 0 || (opt.record_every > 0 && step % opt.record_every == 0))
+          detail::record_point(model, rec, Z.col(c), j, static_cast<double>(step) * lr(j), l,
+                               clock.seconds(), scratch);
+        rec.n_grad_evals += 1;
+        znew = Z.col(c) + lr(j) * F.col(c);
+        model.project(znew, j);
+        if (!znew.allFinite()) {
+          finish(c, Status::diverged, l, step);
+        } else {
+          Z.col(c) = znew;
+          continue;
+        }
+      }
+      keep[static_cast<std::size_t>(c)] = 0;
+    }
+    if (std::find(keep.begin(), keep.end(), 0) != keep.end())
+      detail::compact_columns({&Z}, ids, keep);
+  }
+}
+
+// The adaptive driver shared by every embedded method.  A stepper advances
+// all active runs by their own step sizes hv(c) from (Z, FZ = F(Z)) and
+// returns Znew, Fnew = F(Znew), loss_new = loss(Znew) and err(c), the
+// embedded error estimate in the mixed norm
+//   sqrt(mean_i (e_i / (atol + rtol * max(|z_i|, |z_new_i|)))^2),
+// accepted when <= 1.  Runs stop at loss <= tol (converged), t >= t_max
+// (max_time), after max_steps attempts (max_steps), when the loss stalls
+// (stalled), or when the step size underflows or nothing stays finite
+// (diverged; the last accepted state is kept).
+//   stepper(Z, FZ, ids, hv, Znew, Fnew, loss_new, err) -> grad evals per run
+template <class Model, class Stepper>
+void run_adaptive(Model& model, const Mat& Z0, const AdaptiveOptions& opt, std::vector<RunRecord>& out,
+                  Stepper&& stepper, double error_order) {
+  constexpr double safety = 0.9, fac_min = 0.2, fac_max = 10.0;
+  const double expo = -1.0 / (error_order + 1.0);
+  const Index K = Z0.cols();
+  const Index dim = Z0.rows();
+  detail::init_records(model, out, K);
+  detail::Clock clock;
+  std::vector<double> scratch;
+  const auto& rt = opt.record_times;
+
+  Mat Z = Z0, FZ(dim, K), Znew(dim, K), Fnew(dim, K), Zs(dim, K), F1(dim, K);
+  Vec loss(K), loss_new(K), err(K), hv(K);
+  std::vector<int> ids(static_cast<std::size_t>(K));
+  std::iota(ids.begin(), ids.end(), 0);
+
+  std::vector<double> t(K, 0.0), h(K, opt.h0), cur_loss(K, 0.0);
+  std::vector<std::size_t> next_rec(K, 0);
+  std::vector<char> last_rejected(K, 0), keep, clipped;
+  std::vector<std::int64_t> attempts(K, 0), best_step(K, 0);
+  std::vector<double> best_loss(K, 0.0);
+
+  auto finish = [&](Index c, Status s) {
+    const int j = ids[static_cast<std::size_t>(c)];
+    RunRecord& rec = out[static_cast<std::size_t>(j)];
+    rec.status = s;
+    rec.t_final = t[j];
+    rec.loss_final = cur_loss[j];
+    rec.state = Z.col(c);
+    rec.wall_time = clock.seconds();
+    if (rec.history[0].empty() || rec.history[0].back() != t[j])
+      detail::record_point(model, rec, Z.col(c), j, t[j], cur_loss[j], rec.wall_time, scratch);
+  };
+  auto scale = [&](Index c, const Mat& Za, const Mat& Zb) {
+    return (opt.atol + opt.rtol * Za.col(c).array().abs().max(Zb.col(c).array().abs())).max(1e-300).matrix().eval();
+  };
+  auto drop_finished = [&]() {
+    if (std::find(keep.begin(), keep.end(), 0) == keep.end()) return;
+    detail::compact_columns({&Z, &FZ}, ids, keep);
+    const Index m = static_cast<Index>(ids.size());
+    for (Mat* w : {&Znew, &Fnew, &Zs, &F1}) w->resize(dim, m);
+  };
+
+  // First evaluation and the initial record.
+  model.field(Z, ids, FZ, loss);
+  keep.assign(static_cast<std::size_t>(K), 1);
+  for (Index c = 0; c < K; ++c) {
+    const int j = static_cast<int>(c);
+    RunRecord& rec = out[static_cast<std::size_t>(j)];
+    rec.n_grad_evals = 1;
+    cur_loss[j] = best_loss[j] = loss(c);
+    while (next_rec[j] < rt.size() && rt[next_rec[j]] <= 0.0) ++next_rec[j];
+    detail::record_point(model, rec, Z.col(c), j, 0.0, loss(c), clock.seconds(), scratch);
+    Status s = Status::running;
+    if (!std::isfinite(loss(c)) || !FZ.col(c).allFinite()) s = Status::diverged;
+    else if (loss(c) <= opt.tol) s = Status::converged;
+    if (s != Status::running) {
+      finish(c, s);
+      keep[static_cast<std::size_t>(c)] = 0;
+    }
+  }
+  drop_finished();
+
+  // Automatic first step (Hairer, Norsett & Wanner, Sec. II.4), all runs at once.
+  if (opt.h0 <= 0.0 && !ids.empty()) {
+    const Index n = static_cast<Index>(ids.size());
+    Vec d1(n);
+    for (Index c = 0; c < n; ++c) {
+      const Vec sc = scale(c, Z, Z);
+      const double d0 = std::sqrt((Z.col(c).array() / sc.array()).square().mean());
+      d1(c) = std::sqrt((FZ.col(c).array() / sc.array()).square().mean());
+      hv(c) = std::min((d0 < 1e-5 || d1(c) < 1e-5) ? 1e-6 : 0.01 * d0 / d1(c), opt.t_max);
+    }
+    Zs.noalias() = Z + FZ * hv.head(n).asDiagonal();
+    model.field(Zs, ids, F1, loss_new);
+    for (Index c = 0; c < n; ++c) {
+      const int j = ids[static_cast<std::size_t>(c)];
+      out[static_cast<std::size_t>(j)].n_grad_evals += 1;
+      const Vec sc = scale(c, Z, Z);
+      double d2 = std::sqrt(((F1.col(c) - FZ.col(c)).array() / sc.array()).square().mean()) / hv(c);
+      if (!std::isfinite(d2)) d2 = 1e300;
+      const double dm = std::max(d1(c), d2);
+      const double h1 = dm <= 1e-15 ? std::max(1e-6, hv(c) * 1e-3) : std::pow(0.01 / dm, -expo);
+      h[j] = std::min({100.0 * hv(c), h1, opt.t_max});
+    }
+  }
+
+  while (!ids.empty()) {
+    const Index n = static_cast<Index>(ids.size());
+    // Step sizes, clipped to land on the next record time and on t_max.
+    clipped.assign(static_cast<std::size_t>(n), 0);
+    for (Index c = 0; c < n; ++c) {
+      const int j = ids[static_cast<std::size_t>(c)];
+      double target = opt.t_max;
+      if (next_rec[j] < rt.size()) target = std::min(target, rt[next_rec[j]]);
+      double hc = h[j];
+      if (t[j] + hc >= target * (1.0 - 1e-14)) {
+        hc = target - t[j];
+        clipped[static_cast<std::size_t>(c)] = 1;
+      }
+      hv(c) = hc;
+    }
+    const int evals = stepper(Z, FZ, ids, hv.head(n), Znew, Fnew, loss_new, err);
+
+    keep.assign(static_cast<std::size_t>(n), 1);
+    for (Index c = 0; c < n; ++c) {
+      const int j = ids[static_cast<std::size_t>(c)];
+      RunRecord& rec = out[static_cast<std::size_t>(j)];
+      rec.n_grad_evals += evals;
+      attempts[j] += 1;
+      const double hc = hv(c);
+      const double e = err(c);
+      const bool finite = std::isfinite(e) && std::isfinite(loss_new(c)) && Znew.col(c).allFinite() &&
+                          Fnew.col(c).allFinite();
+      Status s = Status::running;
+      if (finite && e <= 1.0) {
+        const bool hit = clipped[static_cast<std::size_t>(c)] != 0;
+        // A clipped step lands exactly on its target time.
+        t[j] = hit ? (next_rec[j] < rt.size() ? std::min(opt.t_max, rt[next_rec[j]]) : opt.t_max) : t[j] + hc;
+        Z.col(c) = Znew.col(c);
+        FZ.col(c) = Fnew.col(c);
+        cur_loss[j] = loss_new(c);
+        rec.n_steps += 1;
+        double fac = e > 0 ? safety * std::pow(e, expo) : fac_max;
+        fac = std::min(last_rejected[j] ? 1.0 : fac_max, std::max(fac_min, fac));
+        h[j] = hit ? std::max(h[j], hc * fac) : hc * fac;
+        last_rejected[j] = 0;
+        bool recorded = false;
+        while (next_rec[j] < rt.size() && rt[next_rec[j]] <= t[j]) {
+          ++next_rec[j];
+          if (!recorded) {
+            detail::record_point(model, rec, Z.col(c), j, t[j], cur_loss[j], clock.seconds(), scratch);
+            recorded = true;
+          }
+        }
+        if (!recorded && opt.record_every > 0 && rec.n_steps % opt.record_every == 0)
+          detail::record_point(model, rec, Z.col(c), j, t[j], cur_loss[j], clock.seconds(), scratch);
+        if (cur_loss[j] < opt.stall_factor * best_loss[j]) {
+          best_loss[j] = cur_loss[j];
+          best_step[j] = rec.n_steps;
+        }
+        if (cur_loss[j] <= opt.tol) s = Status::converged;
+        else if (t[j] >= opt.t_max) s = Status::max_time;
+        else if (attempts[j] >= opt.max_steps) s = Status::max_steps;
+        else if (opt.stall_steps > 0 && rec.n_steps - best_step[j] >= opt.stall_steps) s = Status::stalled;
+      } else {
+        rec.n_rejected += 1;
+        const double fac = finite ? std::max(fac_min, safety * std::pow(e, expo)) : 0.1;
+        h[j] = hc * std::min(1.0, fac);
+        last_rejected[j] = 1;
+        if (!(h[j] > 1e-14 * std::max(1.0, std::abs(t[j])))) s = Status::diverged;
+        else if (attempts[j] >= opt.max_steps) s = Status::max_steps;
+      }
+      if (s != Status::running) {
+        finish(c, s);
+        keep[static_cast<std::size_t>(c)] = 0;
+      }
+    }
+    drop_finished();
+  }
+}
+
+namespace detail {
+// Embedded error in the mixed norm, per column, for the step Z -> Znew with
+// error vector h(c) * E(:, c).
+inline void mixed_error(const Mat& Z, const Mat& Znew, const Mat& E, const Eigen::Ref<const Vec>& hv,
+                        const AdaptiveOptions& opt, Vec& err) {
+  const Index n = Z.cols();
+  err.resize(n);
+  for (Index c = 0; c < n; ++c) {
+    const auto sc = (opt.atol + opt.rtol * Z.col(c).array().abs().max(Znew.col(c).array().abs())).max(1e-300);
+    err(c) = hv(c) * std::sqrt((E.col(c).array() / sc).square().mean());
+  }
+}
+}  // namespace detail
+
+// Dormand-Prince 5(4) with FSAL (Dormand & Prince 1980; Hairer, Norsett &
+// Wanner, Table II.5.2): explicit, 6 gradient evaluations per step.
+template <class Model>
+void run_dopri5(Model& model, const Mat& Z0, const AdaptiveOptions& opt, std::vector<RunRecord>& out) {
+  constexpr double a21 = 1.0 / 5;
+  constexpr double a31 = 3.0 / 40, a32 = 9.0 / 40;
+  constexpr double a41 = 44.0 / 45, a42 = -56.0 / 15, a43 = 32.0 / 9;
+  constexpr double a51 = 19372.0 / 6561, a52 = -25360.0 / 2187, a53 = 64448.0 / 6561,
+                   a54 = -212.0 / 729;
+  constexpr double a61 = 9017.0 / 3168, a62 = -355.0 / 33, a63 = 46732.0 / 5247, a64 = 49.0 / 176,
+                   a65 = -5103.0 / 18656;
+  constexpr double b1 = 35.0 / 384, b3 = 500.0 / 1113, b4 = 125.0 / 192, b5 = -2187.0 / 6784,
+                   b6 = 11.0 / 84;
+  constexpr double e1 = 71.0 / 57600, e3 = -71.0 / 16695, e4 = 71.0 / 1920,
+                   e5 = -17253.0 / 339200, e6 = 22.0 / 525, e7 = -1.0 / 40;
+  Mat k2, k3, k4, k5, k6, Zs, S;
+  Vec lscratch;
+  auto stepper = [&](const Mat& Z, const Mat& k1, const std::vector<int>& ids, const Eigen::Ref<const Vec>& hv,
+                     Mat& Znew, Mat& k7, Vec& loss_new, Vec& err) {
+    const auto H = hv.asDiagonal();
+    Zs.noalias() = Z + (a21 * k1) * H;
+    model.field(Zs, ids, k2, lscratch);
+    S.noalias() = a31 * k1 + a32 * k2;
+    Zs.noalias() = Z + S * H;
+    model.field(Zs, ids, k3, lscratch);
+    S.noalias() = a41 * k1 + a42 * k2 + a43 * k3;
+    Zs.noalias() = Z + S * H;
+    model.field(Zs, ids, k4, lscratch);
+    S.noalias() = a51 * k1 + a52 * k2 + a53 * k3 + a54 * k4;
+    Zs.noalias() = Z + S * H;
+    model.field(Zs, ids, k5, lscratch);
+    S.noalias() = a61 * k1 + a62 * k2 + a63 * k3 + a64 * k4 + a65 * k5;
+    Zs.noalias() = Z + S * H;
+    model.field(Zs, ids, k6, lscratch);
+    S.noalias() = b1 * k1 + b3 * k3 + b4 * k4 + b5 * k5 + b6 * k6;
+    Znew.noalias() = Z + S * H;
+    model.field(Znew, ids, k7, loss_new);
+    S.noalias() = e1 * k1 + e3 * k3 + e4 * k4 + e5 * k5 + e6 * k6 + e7 * k7;
+    detail::mixed_error(Z, Znew, S, hv, opt, err);
+    return 6;
+  };
+  run_adaptive(model, Z0, opt, out, stepper, 4.0);
+}
+
+// ROS34PW2 (Rang & Angermann 2005): a 4-stage, order-3, L-stable
+// Rosenbrock-W method with an embedded order-2 solution.  Being a W-method it
+// keeps its order for any matrix J in  (I - gamma h J) k_i = F(Y_i) + h J sum_j
+// gamma_ij k_j,  so the model may supply a Gauss-Newton approximation of the
+// Jacobian.  The model provides, at a prepared state,
+//   prepare_jacobian(Z, ids), factor(gamma * hv), solve(R, gamma * hv)
+//   (R <- (I - gamma h J)^{-1} R per column) and jac_apply(S, out) (out = J S).
+// Four gradient evaluations per step; no step-size limit from stiffness.
+template <class Model>
+void run_rosw(Model& model, const Mat& Z0, const AdaptiveOptions& opt, std::vector<RunRecord>& out) {
+  constexpr double g = 0.435866521508459;
+  constexpr double a21 = 0.87173304301691801, a31 = 0.84457060015369423, a32 = -0.11299064236484185;
+  constexpr double g21 = -0.87173304301691801, g31 = -0.90338057013044082, g32 = 0.054180672388095326,
+                   g41 = 0.24212380706095346, g42 = -1.2232505839045147, g43 = 0.54526025533510214;
+  constexpr double b1 = 0.24212380706095346, b2 = -1.2232505839045147, b3 = 1.5452602553351020, b4 = g;
+  constexpr double e1 = b1 - 0.37810903145819369, e2 = b2 + 0.096042292212423178, e3 = b3 - 0.5,
+                   e4 = b4 - 0.21793326075422950;
+  Mat k1, k2, k3, k4, Ys, S, JS, Fs;
+  Vec lscratch, gh;
+  auto stepper = [&](const Mat& Z, const Mat& FZ, const std::vector<int>& ids, const Eigen::Ref<const Vec>& hv,
+                     Mat& Znew, Mat& Fnew, Vec& loss_new, Vec& err) {
+    const auto H = hv.asDiagonal();
+    gh = g * hv;
+    model.prepare_jacobian(Z, ids);
+    model.factor(gh);
+    k1 = FZ;
+    model.solve(k1, gh);
+    // stage 2
+    Ys.noalias() = Z + (a21 * k1) * H;
+    model.field(Ys, ids, Fs, lscratch);
+    S.noalias() = g21 * k1;
+    model.jac_apply(S, JS);
+    k2.noalias() = Fs + JS * H;
+    model.solve(k2, gh);
+    // stage 3
+    S.noalias() = a31 * k1 + a32 * k2;
+    Ys.noalias() = Z + S * H;
+    model.field(Ys, ids, Fs, lscratch);
+    S.noalias() = g31 * k1 + g32 * k2;
+    model.jac_apply(S, JS);
+    k3.noalias() = Fs + JS * H;
+    model.solve(k3, gh);
+    // stage 4 (alpha_4 = (0, 0, 1))
+    Ys.noalias() = Z + k3 * H;
+    model.field(Ys, ids, Fs, lscratch);
+    S.noalias() = g41 * k1 + g42 * k2 + g43 * k3;
+    model.jac_apply(S, JS);
+    k4.noalias() = Fs + JS * H;
+    model.solve(k4, gh);
+    S.noalias() = b1 * k1 + b2 * k2 + b3 * k3 + b4 * k4;
+    Znew.noalias() = Z + S * H;
+    model.field(Znew, ids, Fnew, loss_new);
+    S.noalias() = e1 * k1 + e2 * k2 + e3 * k3 + e4 * k4;
+    detail::mixed_error(Z, Znew, S, hv, opt, err);
+    return 4;
+  };
+  run_adaptive(model, Z0, opt, out, stepper, 2.0);
+}
+
+}  // namespace implicitbias

@@ -1,0 +1,23 @@
+"""implicitbias: fast, exact simulations of the implicit bias of optimization.
+
+Submodules: :mod:`~implicitbias.data` (problem generators),
+:mod:`~implicitbias.diagonal` (diagonal linear networks, plain and weight
+normalized), :mod:`~implicitbias.reference` (convex solvers for the limits the
+theory predicts), :mod:`~implicitbias.experiments` (paper reproductions).
+"""
+
+from ._version import __version__
+from . import data, diagonal, reference
+from ._native import core as _core_in_use
+
+__all__ = ["__version__", "data", "diagonal", "reference", "build_info"]
+
+
+def build_info() -> dict:
+    """How the compiled core was built: ISA variant in use, SIMD, OpenMP, threads."""
+    return {
+        "isa": _core_in_use.isa,
+        "simd": _core_in_use.simd_instruction_sets(),
+        "openmp": _core_in_use.openmp_enabled(),
+        "max_threads": _core_in_use.max_threads(),
+    }
