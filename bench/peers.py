@@ -175,6 +175,8 @@ def _jax():
         raise PeerUnavailable(f"jax not installed ({exc})") from exc
     if not _JAX_CONFIGURED:
         jax.config.update("jax_enable_x64", True)
+        # start the backend now so that no peer's "compile time" includes it
+        jnp.zeros(1).block_until_ready()
         _JAX_CONFIGURED = True
     return jax, jnp
 

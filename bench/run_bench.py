@@ -62,7 +62,17 @@ def load_implicitbias():
         ib = ib_mod
     except Exception as exc:
         reason = f"implicitbias not importable ({type(exc).__name__}: {exc})"
-    from implicitbias import data as data_mod
+    try:
+        from implicitbias import data as data_mod
+    except Exception:
+        # the package __init__ needs the compiled core: load data.py from the
+        # source tree as a submodule of a bare stand-in package instead
+        import importlib
+        import types
+        pkg = types.ModuleType("_implicitbias_src")
+        pkg.__path__ = [str(REPO / "python" / "implicitbias")]
+        sys.modules["_implicitbias_src"] = pkg
+        data_mod = importlib.import_module("_implicitbias_src.data")
     return ib, data_mod, reason
 
 
@@ -106,6 +116,16 @@ def rel_diff(X, ref):
     den = np.maximum(np.linalg.norm(ref, axis=0), 1e-300)
     r = num / den
     return float(np.max(r)) if np.all(np.isfinite(r)) else float("inf")
+
+
+def short_error(exc, limit=400):
+    text = f"{type(exc).__name__}: {exc}"
+    return text if len(text) <= limit else text[:limit] + " ..."
+
+
+def short_tb(limit=2000):
+    text = traceback.format_exc(limit=4)
+    return text if len(text) <= limit else text[:limit // 2] + "\n...\n" + text[-limit // 2:]
 
 
 def jsonable(o):
@@ -211,8 +231,8 @@ def run_w1(name, args, ib, data, ib_reason):
         except peers.PeerUnavailable as exc:
             row.update(status="not installed", reason=str(exc))
         except Exception as exc:
-            row.update(status="error", reason=f"{type(exc).__name__}: {exc}",
-                       traceback=traceback.format_exc(limit=4))
+            row.update(status="error", reason=short_error(exc),
+                       traceback=short_tb())
         rows.append(row)
         print(f"  [{name}] {impl} {variant}: {row.get('status')} "
               f"{fmt(row.get('time_s'), '.4f')} s", file=sys.stderr, flush=True)
@@ -295,6 +315,9 @@ def run_w1(name, args, ib, data, ib_reason):
                 r["ratio_vs_implicitbias"] = r["time_s"] / ib_row["time_s"]
             if ref_row is not None:
                 r["ratio_vs_numpy"] = r["time_s"] / ref_row["time_s"]
+    compared = [r for r in rows if "agrees" in r]
+    checks["all_agree_to"] = AGREE_RTOL
+    checks["all_agree"] = bool(compared) and all(r["agrees"] for r in compared)
     for r in rows:
         r.pop("_X", None)
     return {"config": cfg, "flops_per_run": flops_per_run,
@@ -308,6 +331,22 @@ def run_w1(name, args, ib, data, ib_reason):
 
 W2_CONFIG = dict(M=40, N=100, sparsity=4, depth=2, init_scales=[1e-2, 1e-3],
                  rtol=1e-8, atol=1e-14, tol=1e-20, t_max=1e6)
+
+
+def ib_flow_solvers(ib, args):
+    """'default' (no solver argument) plus the --ib-flow-solvers that the API accepts."""
+    import inspect
+    try:
+        params = inspect.signature(ib.diagonal.fit).parameters
+    except (TypeError, ValueError):
+        params = {}
+    out = ["default"]
+    if "solver" in params:
+        default = params["solver"].default
+        for s in (x.strip() for x in args.ib_flow_solvers.split(",")):
+            if s and s != default and s not in out:
+                out.append(s)
+    return out
 
 
 def run_w2(args, ib, data, ib_reason):
@@ -354,27 +393,34 @@ def run_w2(args, ib, data, ib_reason):
         # --- implicitbias flow
         ib_row = None
         if ib is not None:
-            row = {"impl": "implicitbias", "variant": "fit(method='flow')"}
-            try:
-                def f():
-                    return ib.diagonal.fit(A, y, depth=depth, init_scale=alpha, method="flow",
-                                           tol=cfg["tol"], t_max=cfg["t_max"], rtol=cfg["rtol"],
-                                           atol=cfg["atol"])
-                best, times, r = best_of(f, args.repeat, args.long_single)
-                hist = getattr(r, "history", {}) or {}
-                t_hist = np.asarray(hist.get("t", [np.nan]))
-                l_hist = np.asarray(hist.get("loss", [np.nan]))
-                row.update(status=str(r.status), time_s=best, times_s=times,
-                           reported_wall_time_s=getattr(r, "wall_time", None),
-                           n_grad_evals=int(r.n_grad_evals),
-                           t_end=float(t_hist[-1]) if t_hist.size else None,
-                           loss=float(l_hist[-1]) if l_hist.size else None,
-                           err_to_limit=err(r.x))
-                ib_row = row
-            except Exception as exc:
-                row.update(status="error", reason=f"{type(exc).__name__}: {exc}",
-                           traceback=traceback.format_exc(limit=4))
-            case["rows"].append(row)
+            for solver in ib_flow_solvers(ib, args):
+                extra = {} if solver == "default" else {"solver": solver}
+                row = {"impl": "implicitbias",
+                       "variant": "fit(method='flow')" if solver == "default"
+                       else f"fit(method='flow', solver='{solver}')"}
+                try:
+                    def f(extra=extra):
+                        return ib.diagonal.fit(A, y, depth=depth, init_scale=alpha, method="flow",
+                                               tol=cfg["tol"], t_max=cfg["t_max"], rtol=cfg["rtol"],
+                                               atol=cfg["atol"], **extra)
+                    best, times, r = best_of(f, args.repeat, args.long_single)
+                    hist = getattr(r, "history", {}) or {}
+                    t_hist = np.asarray(hist.get("t", [np.nan]))
+                    l_hist = np.asarray(hist.get("loss", [np.nan]))
+                    row.update(status=str(r.status), time_s=best, times_s=times,
+                               reported_wall_time_s=getattr(r, "wall_time", None),
+                               n_grad_evals=int(r.n_grad_evals),
+                               t_end=float(t_hist[-1]) if t_hist.size else None,
+                               loss=float(l_hist[-1]) if l_hist.size else None,
+                               err_to_limit=err(r.x))
+                    if ib_row is None:  # the default solver is the one compared against
+                        ib_row = row
+                except Exception as exc:
+                    row.update(status="error", reason=short_error(exc), traceback=short_tb())
+                case["rows"].append(row)
+                print(f"  [W2] implicitbias {solver}: {row.get('status')} "
+                      f"{fmt(row.get('time_s'), '.3f')} s evals={row.get('n_grad_evals')}",
+                      file=sys.stderr, flush=True)
         else:
             case["rows"].append({"impl": "implicitbias", "variant": "fit(method='flow')",
                                  "status": "unavailable", "reason": ib_reason})
@@ -394,14 +440,14 @@ def run_w2(args, ib, data, ib_reason):
                            message=r.message)
                 ivp_rows[method] = row
             except Exception as exc:
-                row.update(status="error", reason=f"{type(exc).__name__}: {exc}")
+                row.update(status="error", reason=short_error(exc))
             case["rows"].append(row)
             print(f"  [W2] {method}: {row.get('status')} {fmt(row.get('time_s'), '.3f')} s "
                   f"nfev={row.get('n_grad_evals')}", file=sys.stderr, flush=True)
 
         # --- fixed-step GD: cheapest step count reaching the flow's error
         flow_row = ib_row or ivp_rows.get("LSODA")
-        target_source = ("implicitbias flow" if ib_row is not None
+        target_source = (f"implicitbias {ib_row['variant']}" if ib_row is not None
                          else "solve_ivp LSODA (rtol 1e-8) as a stand-in for implicitbias flow")
         target = flow_row["err_to_limit"] if flow_row else None
         gd = {"target_source": target_source, "target": target}
@@ -460,6 +506,14 @@ def run_w2(args, ib, data, ib_reason):
 # report
 # ---------------------------------------------------------------------------
 
+def why(row, limit=120):
+    reason = row.get("reason")
+    if not reason or row.get("status") in ("not installed", "unavailable"):
+        return ""
+    reason = reason.replace("|", "/").replace("\n", " ")
+    return " (" + (reason if len(reason) <= limit else reason[:limit] + " ...") + ")"
+
+
 def markdown(res):
     L = []
     meta = res["meta"]
@@ -489,7 +543,7 @@ def markdown(res):
         L.append("|---|---|---:|---:|---:|---:|---:|")
         for r in w["rows"]:
             if "time_s" not in r:
-                L.append(f"| {r['impl']} | {r['variant']} | {r['status']} | | | | |")
+                L.append(f"| {r['impl']} | {r['variant']} | {r['status']}{why(r)} | | | | |")
                 continue
             ratio = r.get("ratio_vs_implicitbias", r.get("ratio_vs_numpy"))
             L.append(f"| {r['impl']} | {r['variant']} | {r['time_s']:.4f} | {fmt(r.get('compile_s'), '.3f')} | "
@@ -497,7 +551,9 @@ def markdown(res):
                      f"{'' if r.get('agrees', True) else ' (DISAGREES)'} |")
         ch = w.get("checks", {})
         if ch:
-            L.append(f"\nAll final states finite: {ch.get('all_finite')}; runs whose loss ended above "
+            L.append(f"\nAll implementations agree with NumPy to {ch.get('all_agree_to'):g} relative: "
+                     f"{ch.get('all_agree')}. "
+                     f"All final states finite: {ch.get('all_finite')}; runs whose loss ended above "
                      f"its initial value (diverged): {ch.get('diverged_runs')}. GFLOP/s counts "
                      f"4*M*N*K flops per step (the two products).\n")
     w = res["workloads"].get("W2")
@@ -515,7 +571,7 @@ def markdown(res):
             L.append("|---|---|---:|---:|---:|---:|---:|---:|---:|")
             for r in case["rows"]:
                 if "time_s" not in r:
-                    L.append(f"| {r['impl']} {r['variant']} | {r['status']} | | | | | | | |")
+                    L.append(f"| {r['impl']} {r['variant']} | {r['status']}{why(r)} | | | | | | | |")
                     continue
                 L.append(f"| {r['impl']} {r['variant']} | {r['status']} | {r['time_s']:.3f} | "
                          f"{r['n_grad_evals']} | {fmt(r.get('t_end'), '.4g')} | {fmt(r.get('loss'), '.2e')} | "
@@ -556,6 +612,9 @@ def main(argv=None):
                    help="cap on GD steps in the W2 lr search (default 1e6, quick 1e5)")
     p.add_argument("--gd-budget", type=float, default=None,
                    help="wall-time cap on the W2 GD search per init scale (s; default 120, quick 15)")
+    p.add_argument("--ib-flow-solvers", default="dopri5",
+                   help="implicitbias flow solvers to time in W2 besides the default "
+                        "(comma-separated; default: dopri5)")
     p.add_argument("--no-dgemm", action="store_true", help="skip the DGEMM reference measurement")
     args = p.parse_args(argv)
     only = [s.strip() for s in args.only.split(",") if s.strip()]

@@ -16,7 +16,7 @@ std::vector<py::dict> diagonal_batch(const std::vector<Mat>& A, const std::vecto
                                      const std::vector<double>& lr_ratio, const std::vector<double>& lr,
                                      const std::string& method, const std::string& solver, std::int64_t steps, std::int64_t record_every,
                                      const std::vector<double>& tol, double rtol, double atol, double t_max, std::int64_t max_steps,
-                                     const std::vector<double>& record_times, double h0, std::int64_t stall_steps,
+                                     const std::vector<double>& record_times, double h0, std::int64_t stall_steps, std::int64_t jac_every,
                                      std::size_t block_size,
                                      int num_threads) {
   const std::size_t n_prob = A.size();
@@ -59,6 +59,7 @@ std::vector<py::dict> diagonal_batch(const std::vector<Mat>& A, const std::vecto
   opt.adaptive.record_every = record_every;
   opt.adaptive.h0 = h0;
   opt.adaptive.stall_steps = stall_steps;
+  opt.adaptive.jac_every = jac_every;
   opt.block_size = block_size;
   opt.num_threads = num_threads;
 
@@ -80,7 +81,7 @@ void register_diagonal(py::module_& m) {
         py::arg("depth"), py::arg("nonnegative"), py::arg("weight_norm"), py::arg("init_scale"),
         py::arg("lr_ratio"), py::arg("lr"), py::arg("method"), py::arg("solver"), py::arg("steps"), py::arg("record_every"),
         py::arg("tol"), py::arg("rtol"), py::arg("atol"), py::arg("t_max"), py::arg("max_steps"),
-        py::arg("record_times"), py::arg("h0"), py::arg("stall_steps"), py::arg("block_size"), py::arg("num_threads"),
+        py::arg("record_times"), py::arg("h0"), py::arg("stall_steps"), py::arg("jac_every"), py::arg("block_size"), py::arg("num_threads"),
         "Run a batch of diagonal-network runs (gradient descent or Dormand-Prince flow) over\n"
         "OpenMP threads with the GIL released; returns one dict per run. Low level: use\n"
         "implicitbias.diagonal.fit / fit_many, which validate their input.");

@@ -165,6 +165,15 @@ class DiagonalResult:
         return self.init_scale * (rho / rho0) * np.exp(-self.lr_ratio * (rho**2 - rho0**2) / 2.0)
 
 
+def _unit(w: np.ndarray) -> np.ndarray:
+    """w / ||w||, computed without overflow for huge entries."""
+    scale = np.max(np.abs(w))
+    if not np.isfinite(scale) or scale == 0:
+        return w.copy()
+    w = w / scale
+    return w / np.linalg.norm(w)
+
+
 def _null_projection(A: np.ndarray, q: np.ndarray) -> np.ndarray:
     """Component of q orthogonal to range(A^T)."""
     coef, *_ = np.linalg.lstsq(A.T, q, rcond=None)
@@ -210,9 +219,12 @@ def fit(
     method : "flow" or "gd"
         ``"flow"``: gradient flow by adaptive Dormand-Prince 5(4) with error
         control ``rtol``/``atol``, until ``loss <= tol`` (status converged), time
-        ``t_max`` (max_time), ``max_steps`` step attempts (max_steps), or until
-        the loss has not fallen by 1% in ``stall_steps`` accepted steps
-        (stalled; 0 disables this rule).
+        ``t_max`` (max_time), ``max_steps`` step attempts (max_steps), or when
+        over ``stall_steps`` accepted steps the loss has not fallen by 1% and
+        no coordinate moved by more than 1e-3 relative (stalled: a stationary
+        point that does not interpolate, or an explicit solver at its accuracy
+        floor; a plateau between saddles keeps moving and is not stopped;
+        0 disables this rule).
         ``"gd"``: ``steps`` gradient-descent steps of size ``lr`` (stops early
         if ``loss <= tol``).
     weight_norm : None, "joint" or "separate"
@@ -299,6 +311,7 @@ def fit_many(
     n_record: int = 200,
     num_threads: int | None = None,
     block_size: int = 8,
+    jac_every: int = 4,
 ) -> list[DiagonalResult]:
     """Many runs in one C++ call, spread over OpenMP threads.
 
@@ -313,7 +326,9 @@ def fit_many(
     together, ``block_size`` at a time, as matrix-matrix products; blocks go
     to threads. The block layout depends only on the batch, so the numbers
     are bitwise the same for any ``num_threads``, and agree with separate
-    :func:`fit` calls to rounding. Other parameters: see :func:`fit`.
+    :func:`fit` calls to rounding. ``jac_every``: the Rosenbrock-W flow
+    rebuilds its Gauss-Newton Jacobian every this many step attempts (and
+    after a rejection). Other parameters: see :func:`fit`.
     """
     check_choice(method, "method", _METHODS)
     check_choice(solver, "solver", ("rosw", "dopri5"))
@@ -327,15 +342,33 @@ def fit_many(
         raise ValueError("A must not be an empty list")
     if len(y_list) != len(A_list):
         raise ValueError(f"y must be a list of the same length as A ({len(A_list)}), got {len(y_list)}")
-    A_arrs = [check_matrix(a, "A") for a in A_list]
-    y_arrs = [check_vector(v, "y", a.shape[0]) for v, a in zip(y_list, A_arrs)]
+    # The same (A, y) objects listed several times are one problem, so that
+    # their runs can share blocks (matrix-matrix products).
+    problem_of: dict[tuple[int, int], int] = {}
+    run_problem = []
+    uniq_A, uniq_y = [], []
+    for a, v in zip(A_list, y_list):
+        key = (id(a), id(v))
+        if key not in problem_of:
+            problem_of[key] = len(uniq_A)
+            uniq_A.append(a)
+            uniq_y.append(v)
+        run_problem.append(problem_of[key])
+    A_arrs = [check_matrix(a, "A") for a in uniq_A]
+    y_arrs = [check_vector(v, "y", a.shape[0]) for v, a in zip(uniq_y, A_arrs)]
     if x_star is None:
         xs_arrs = [None] * len(A_arrs)
     else:
         xs_list = x_star if isinstance(x_star, (list, tuple)) else [x_star]
-        if len(xs_list) != len(A_arrs):
-            raise ValueError(f"x_star must be one array per problem ({len(A_arrs)}), got {len(xs_list)}")
-        xs_arrs = [None if v is None else check_vector(v, "x_star", a.shape[1]) for v, a in zip(xs_list, A_arrs)]
+        if len(xs_list) != len(A_list):
+            raise ValueError(f"x_star must be one array per problem ({len(A_list)}), got {len(xs_list)}")
+        xs_arrs = [None] * len(A_arrs)
+        for k, v in enumerate(xs_list):
+            p = run_problem[k]
+            xs = None if v is None else check_vector(v, "x_star", A_arrs[p].shape[1])
+            if xs_arrs[p] is not None and (xs is None or not np.array_equal(xs, xs_arrs[p])):
+                raise ValueError("x_star must be the same for every listing of the same problem")
+            xs_arrs[p] = xs
 
     # Per-run arguments, broadcast together.
     if isinstance(init_scale, np.ndarray) and init_scale.ndim == 2:
@@ -343,7 +376,7 @@ def fit_many(
     else:
         inits = _as_list(init_scale, "init_scale", (numbers.Real,))
     per_run = {
-        "problem": list(range(len(A_arrs))),
+        "problem": run_problem,
         "depth": _as_list(depth, "depth", (numbers.Integral,)),
         "init_scale": inits,
         "weight_norm": _as_list(weight_norm, "weight_norm", (str,)),
@@ -409,6 +442,7 @@ def fit_many(
     else:
         num_threads = check_positive_int(num_threads, "num_threads")
     block_size = check_positive_int(block_size, "block_size")
+    jac_every = check_positive_int(jac_every, "jac_every")
 
     if tol >= 0:
         tols = [float(tol)] * len(A_arrs)
@@ -433,7 +467,7 @@ def fit_many(
         lr=[lrs[k] for k in order],
         method=method, solver=solver, steps=int(steps), record_every=int(record_every), tol=tols,
         rtol=rtol, atol=atol, t_max=t_max, max_steps=int(max_steps), record_times=list(rec),
-        h0=0.0, stall_steps=int(stall_steps), block_size=int(block_size), num_threads=int(num_threads),
+        h0=0.0, stall_steps=int(stall_steps), jac_every=int(jac_every), block_size=int(block_size), num_threads=int(num_threads),
     )
     results: list[DiagonalResult | None] = [None] * K
     for pos, k in enumerate(order):
@@ -459,17 +493,18 @@ def _decode(raw: dict, *, A: np.ndarray, y: np.ndarray, depth: int, alpha: np.nd
     else:
         w = z[n_radii:].copy()
         if n_radii == 1:
-            w /= np.linalg.norm(w)
+            w = _unit(w)
             rho = float(z[0])
             u = rho * w[:n]
             v = None if nonnegative else rho * w[n:]
         else:
-            w[:n] /= np.linalg.norm(w[:n])
-            w[n:] /= np.linalg.norm(w[n:])
+            w[:n] = _unit(w[:n])
+            w[n:] = _unit(w[n:])
             rho = (float(z[0]), float(z[1]))
             u = rho[0] * w[:n]
             v = rho[1] * w[n:]
-    x = u**depth if v is None else u**depth - v**depth
+    with np.errstate(over="ignore", invalid="ignore"):  # a diverged run may hold huge values
+        x = u**depth if v is None else u**depth - v**depth
     return DiagonalResult(
         x=x, u=u, v=v, rho=rho, w=w, status=raw["status"], loss=float(raw["loss_final"]),
         t_final=float(raw["t_final"]), n_steps=int(raw["n_steps"]), n_rejected=int(raw["n_rejected"]),

@@ -21,6 +21,7 @@
 #include "types.hpp"
 
 #include <cmath>
+#include <limits>
 #include <string>
 #include <vector>
 
@@ -154,104 +155,179 @@ class DiagonalBlockModel {
       const Index len = (lay_.n_radii == 2 ? N : lay_.n_parts * N);
       auto w = z.segment(start, len);
       const double nw = w.norm();
+      // A direction that cannot be normalized ends the run as diverged.
       if (nw > 0 && std::isfinite(nw)) w /= nw;
+      else w.setConstant(std::numeric_limits<double>::quiet_NaN());
     }
   }
 
-  // ---- Gauss-Newton structure for the Rosenbrock-W flow (flow.hpp) --------
-  // The field is F = -G V^T r with V = dr/dstate (M x dim) and G diagonal:
-  // G = I (plain), G = diag(1 per radius, kappa per direction entry) (WN).
-  // The W-matrix is J = -G V^T V, and (I - gh J)^{-1} = (I + gh G V^T V)^{-1}
-  // = I - gh G V^T (I_M + gh V G V^T)^{-1} V (Woodbury), so each run needs
-  // one M x M Cholesky factorization of I + gh * Gram, Gram = V G V^T:
-  //   plain: A diag(p_u^2 + p_v^2) A^T
-  //   WN:    sum over radius groups of  kappa s^2 A diag(p_g^2) A^T
-  //          + (1 - kappa s^2) q q^T,  s = rho / ||w||, q = A (p_g * w_hat)
-  // with p_u = L u^(L-1), p_v = -L v^(L-1).
-  void prepare_jacobian(const Mat& Z, const std::vector<int>& ids) {
+  // ---- Jacobian approximation for the Rosenbrock-W flow (flow.hpp) --------
+  // The field is F = -G grad L in the state coordinates (G = I plain;
+  // 1 per radius and kappa per direction entry for WN), and
+  //   grad^2_z L = P^T A^T A P + C,  P = dx/dz = [diag(p_u), diag(p_v)],
+  //   C = diag(L(L-1) u^(L-2) g, -L(L-1) v^(L-2) g),  g = A^T r,
+  // with p_u = L u^(L-1), p_v = -L v^(L-1).  The W-matrix keeps the
+  // Gauss-Newton part and the *decaying* diagonal modes:
+  //   plain: J = -P^T A^T A P - C+,  C+ = max(C, 0)
+  //   WN, per radius group r (z = rho w_hat, sigma = rho / ||w||,
+  //   P_T = I - w_hat w_hat^T):
+  //     J = -G V^T V - P_T E_r P_T / gh   on the directions, where
+  //     E_r = gh (kappa sigma^2 C+ - c_r),  c_r = min(0, kappa rho s / ||w||),
+  //     s = <w_hat, grad_z L> = -drho/dt (the sphere's curvature term: the
+  //     fast decay of the directions the data do not hold, which is what
+  //     shrinks alpha_eff).
+  // Growing modes are left to the explicit part (any J is allowed in a
+  // W-method).  With D = I - gh (J + G V^T V), Woodbury gives
+  //   (I - gh J)^{-1} = D^{-1} - gh D^{-1} G V^T S^{-1} V D^{-1},
+  //   S = I_M + gh V D^{-1} G V^T.
+  // Plain: D^{-1} = diag(lambda), lambda = 1 / (1 + gh C+),
+  //   S = I + gh A diag(p_u^2 lambda_u + p_v^2 lambda_v) A^T.
+  // WN: with Lambda = (I + E)^{-1}, a = Lambda w_hat, beta = <w_hat, a>:
+  //   D^{-1} x_w = Lambda x_w - a <a, x_w> / beta + w_hat <w_hat, x_w>,
+  //   S = I + gh sum_r [q q^T + kappa sigma^2 (A diag(p^2 Lambda) A^T - qa qa^T / beta)],
+  //   q = A (p * w_hat), qa = A (p * a).
+  // One M x N x M product and one M x M Cholesky per run and step.
+
+  // Rebuilds the Jacobian data of the runs ids[c] with refresh[c] true, from
+  // their states Z(:, c) and fields FZ(:, c).  Kept per run id, so a run's
+  // schedule never depends on the other runs of its block.
+  void prepare_jacobian(const Mat& Z, const Mat& FZ, const std::vector<int>& ids,
+                        const std::vector<char>& refresh) {
     const Index n = Z.cols();
     const Index N = lay_.N;
-    const Index M = prob_.A.rows();
     const double L = spec_.depth;
-    factors(Z);
-    jac_ids_ = ids;
-    JPu_ = L * Pu_;  // p_u = L u^(L-1)
-    if (lay_.n_parts == 2) JPv_ = -L * Pv_;
-    jac_scale_.resize(lay_.n_radii > 0 ? lay_.n_radii : 1, n);
-    What_.resize(lay_.n_parts * N, lay_.n_radii > 0 ? n : 0);
-    gram_.resize(static_cast<std::size_t>(n));
-    llt_.resize(static_cast<std::size_t>(n));
-    Mat B(M, N);
+    if (jac_.size() != static_cast<std::size_t>(kappa_.size())) jac_.resize(static_cast<std::size_t>(kappa_.size()));
     for (Index c = 0; c < n; ++c) {
-      Mat& Gr = gram_[static_cast<std::size_t>(c)];
-      Gr.setZero(M, M);
-      if (lay_.n_radii == 0) {
-        Arr d = JPu_.col(c).square();
-        if (lay_.n_parts == 2) d += JPv_.col(c).square();
-        B = prob_.A * d.sqrt().matrix().asDiagonal();
-        Gr.selfadjointView<Eigen::Lower>().rankUpdate(B);
-        continue;
+      if (!refresh[static_cast<std::size_t>(c)]) continue;
+      const int id = ids[static_cast<std::size_t>(c)];
+      RunJacobian& J = jac_[static_cast<std::size_t>(id)];
+      Mat z1 = Z.col(c);
+      predictor(z1, X_);  // U_, V_, Pu_ = u^(L-1), Pv_ at this state
+      Vec loss1;
+      residual(loss1);
+      const Vec g = prob_.A.transpose() * R_.col(0);
+      J.pu = L * Pu_.col(0);
+      // C+ on the z coordinates: L(L-1) u^(L-2) g (u part), -L(L-1) v^(L-2) g (v part)
+      J.cplus.resize(lay_.n_parts * N);
+      Arr um2(N, 1), vm2(N, 1);
+      int_pow(U_, spec_.depth - 2, um2);
+      J.cplus.head(N) = (L * (L - 1.0) * um2.col(0) * g.array()).max(0.0).matrix();
+      if (lay_.n_parts == 2) {
+        J.pv = -L * Pv_.col(0);
+        int_pow(V_, spec_.depth - 2, vm2);
+        J.cplus.tail(N) = (-L * (L - 1.0) * vm2.col(0) * g.array()).max(0.0).matrix();
       }
-      const double kappa = kappa_(ids[static_cast<std::size_t>(c)]);
+      if (lay_.n_radii == 0) continue;
+      const double kappa = kappa_(id);
       const Index off = lay_.n_radii;
+      J.what.resize(lay_.n_parts * N);
       for (int r = 0; r < lay_.n_radii; ++r) {
         const Index start = (lay_.n_radii == 2 ? r * N : 0);
         const Index len = (lay_.n_radii == 2 ? N : lay_.n_parts * N);
         const double nw = Z.col(c).segment(off + start, len).norm();
-        What_.col(c).segment(start, len) = Z.col(c).segment(off + start, len) / nw;
-        const double sc = Z(r, c) / nw;
-        jac_scale_(r, c) = sc;
-        Vec ew = Vec::Zero(N);
-        Arr d = Arr::Zero(N, 1);
-        for (int p = 0; p < lay_.n_parts; ++p) {
-          if (lay_.n_radii == 2 && p != r) continue;
-          const Arr& P = p == 0 ? JPu_ : JPv_;
-          ew.array() += P.col(c) * What_.col(c).segment(p * N, N).array();
-          d.col(0) += P.col(c).square();
-        }
-        B = prob_.A * (std::sqrt(kappa) * sc * d.col(0).sqrt()).matrix().asDiagonal();
-        Gr.selfadjointView<Eigen::Lower>().rankUpdate(B);
-        const Vec q = prob_.A * ew;
-        Gr.selfadjointView<Eigen::Lower>().rankUpdate(q, 1.0 - kappa * sc * sc);
+        J.what.segment(start, len) = Z.col(c).segment(off + start, len) / nw;
+        J.sigma[r] = Z(r, c) / nw;
+        J.curv[r] = std::min(0.0, -kappa * Z(r, c) * FZ(r, c) / nw);  // s = -F_rho
+        J.q[r] = prob_.A * pw(J, J.what, start, len);
       }
     }
   }
 
-  void factor(const Vec& gh) {
+  // Factorizes S for run ids[c] at step factor gh(c) (= gamma h).
+  void factor(const std::vector<int>& ids, const Vec& gh) {
     const Index M = prob_.A.rows();
-    for (std::size_t c = 0; c < gram_.size(); ++c) {
-      Mat S = gh(static_cast<Index>(c)) * gram_[c];
-      S.diagonal().array() += 1.0;
-      llt_[c].compute(S);
-    }
-    (void)M;
-  }
-
-  // out (M x n) = V S, column by column.
-  void apply_V(const Mat& S, Mat& out) {
-    const Index n = S.cols();
     const Index N = lay_.N;
-    T_.resize(N, n);
-    if (lay_.n_radii == 0) {
-      T_ = (JPu_ * S.topRows(N).array()).matrix();
-      if (lay_.n_parts == 2) T_ += (JPv_ * S.middleRows(N, N).array()).matrix();
-    } else {
-      const Index off = lay_.n_radii;
-      for (Index c = 0; c < n; ++c) {
-        T_.col(c).setZero();
+    Mat B(M, N), S(M, M);
+    for (std::size_t c = 0; c < ids.size(); ++c) {
+      const int id = ids[c];
+      RunJacobian& J = jac_[static_cast<std::size_t>(id)];
+      const double g = gh(static_cast<Index>(c));
+      S.setZero();
+      if (lay_.n_radii == 0) {
+        J.lambda = (1.0 + g * J.cplus.array()).inverse().matrix();
+        Arr d = J.pu.col(0).square() * J.lambda.head(N).array();
+        if (lay_.n_parts == 2) d += J.pv.col(0).square() * J.lambda.tail(N).array();
+        B = prob_.A * d.sqrt().matrix().asDiagonal();
+        S.selfadjointView<Eigen::Lower>().rankUpdate(B, g);
+      } else {
+        const double kappa = kappa_(id);
+        J.lambda.resize(lay_.n_parts * N);
+        J.avec.resize(lay_.n_parts * N);
         for (int r = 0; r < lay_.n_radii; ++r) {
           const Index start = (lay_.n_radii == 2 ? r * N : 0);
           const Index len = (lay_.n_radii == 2 ? N : lay_.n_parts * N);
-          auto wh = What_.col(c).segment(start, len);
-          auto sw = S.col(c).segment(off + start, len);
-          // tangent of z: w_hat s_rho + s (I - w_hat w_hat^T) s_w
-          const Vec tz = wh * S(r, c) + jac_scale_(r, c) * (sw - wh * wh.dot(sw));
+          const double ks2 = kappa * J.sigma[r] * J.sigma[r];
+          auto lam = J.lambda.segment(start, len);
+          lam = (1.0 + g * (ks2 * J.cplus.segment(start, len).array() - J.curv[r])).inverse().matrix();
+          J.avec.segment(start, len) = (lam.array() * J.what.segment(start, len).array()).matrix();
+          J.beta[r] = J.what.segment(start, len).dot(J.avec.segment(start, len));
+          Arr d = Arr::Zero(N, 1);
           for (int p = 0; p < lay_.n_parts; ++p) {
             if (lay_.n_radii == 2 && p != r) continue;
-            const Arr& P = p == 0 ? JPu_ : JPv_;
+            const Arr& P = p == 0 ? J.pu : J.pv;
             const Index zoff = (lay_.n_radii == 2 ? 0 : p * N);
-            T_.col(c).array() += P.col(c) * tz.segment(zoff, N).array();
+            d += P.square() * lam.segment(zoff, N).array();
           }
+          B = prob_.A * d.col(0).sqrt().matrix().asDiagonal();
+          S.selfadjointView<Eigen::Lower>().rankUpdate(B, g * ks2);
+          const Vec qa = prob_.A * pw(J, J.avec, start, len);
+          S.selfadjointView<Eigen::Lower>().rankUpdate(qa, -g * ks2 / J.beta[r]);
+          S.selfadjointView<Eigen::Lower>().rankUpdate(J.q[r], g);
+        }
+      }
+      S.diagonal().array() += 1.0;
+      J.llt.compute(S);
+    }
+  }
+
+  // X <- D^{-1} X, column by column.
+  void apply_Dinv(Mat& X, const std::vector<int>& ids) const {
+    const Index N = lay_.N;
+    for (Index c = 0; c < X.cols(); ++c) {
+      const RunJacobian& J = jac_[static_cast<std::size_t>(ids[static_cast<std::size_t>(c)])];
+      if (lay_.n_radii == 0) {
+        X.col(c).array() *= J.lambda.array();
+        continue;
+      }
+      for (int r = 0; r < lay_.n_radii; ++r) {
+        const Index start = (lay_.n_radii == 2 ? r * N : 0);
+        const Index len = (lay_.n_radii == 2 ? N : lay_.n_parts * N);
+        auto wh = J.what.segment(start, len);
+        auto av = J.avec.segment(start, len);
+        auto x = X.col(c).segment(lay_.n_radii + start, len);
+        const double along_a = av.dot(x) / J.beta[r];
+        const double along_w = wh.dot(x);
+        x = (J.lambda.segment(start, len).array() * x.array()).matrix() - along_a * av + along_w * wh;
+      }
+    }
+  }
+
+  // out (M x n) = V S, column by column.
+  void apply_V(const Mat& S, const std::vector<int>& ids, Mat& out) {
+    const Index n = S.cols();
+    const Index N = lay_.N;
+    T_.resize(N, n);
+    const Index off = lay_.n_radii;
+    for (Index c = 0; c < n; ++c) {
+      const RunJacobian& J = jac_[static_cast<std::size_t>(ids[static_cast<std::size_t>(c)])];
+      if (lay_.n_radii == 0) {
+        T_.col(c) = (J.pu.col(0) * S.col(c).head(N).array()).matrix();
+        if (lay_.n_parts == 2) T_.col(c).array() += J.pv.col(0) * S.col(c).segment(N, N).array();
+        continue;
+      }
+      T_.col(c).setZero();
+      for (int r = 0; r < lay_.n_radii; ++r) {
+        const Index start = (lay_.n_radii == 2 ? r * N : 0);
+        const Index len = (lay_.n_radii == 2 ? N : lay_.n_parts * N);
+        auto wh = J.what.segment(start, len);
+        auto sw = S.col(c).segment(off + start, len);
+        // tangent of z: w_hat s_rho + sigma (I - w_hat w_hat^T) s_w
+        const Vec tz = wh * S(r, c) + J.sigma[r] * (sw - wh * wh.dot(sw));
+        for (int p = 0; p < lay_.n_parts; ++p) {
+          if (lay_.n_radii == 2 && p != r) continue;
+          const Arr& P = p == 0 ? J.pu : J.pv;
+          const Index zoff = (lay_.n_radii == 2 ? 0 : p * N);
+          T_.col(c).array() += P.col(0) * tz.segment(zoff, N).array();
         }
       }
     }
@@ -260,43 +336,68 @@ class DiagonalBlockModel {
   }
 
   // out (dim x n) = G V^T m, column by column.
-  void apply_GVt(const Mat& m, Mat& out) {
+  void apply_GVt(const Mat& m, const std::vector<int>& ids, Mat& out) {
     const Index n = m.cols();
     const Index N = lay_.N;
     E_.resize(N, n);
     E_.noalias() = prob_.A.transpose() * m;
     out.resize(lay_.dim(), n);
     const Index off = lay_.n_radii;
-    out.middleRows(off, N) = (JPu_ * E_.array()).matrix();
-    if (lay_.n_parts == 2) out.middleRows(off + N, N) = (JPv_ * E_.array()).matrix();
-    if (lay_.n_radii == 0) return;
     for (Index c = 0; c < n; ++c) {
-      const double kappa = kappa_(jac_ids_[static_cast<std::size_t>(c)]);
+      const int id = ids[static_cast<std::size_t>(c)];
+      const RunJacobian& J = jac_[static_cast<std::size_t>(id)];
+      out.col(c).segment(off, N) = (J.pu.col(0) * E_.col(c).array()).matrix();
+      if (lay_.n_parts == 2) out.col(c).segment(off + N, N) = (J.pv.col(0) * E_.col(c).array()).matrix();
+      if (lay_.n_radii == 0) continue;
+      const double kappa = kappa_(id);
       for (int r = 0; r < lay_.n_radii; ++r) {
         const Index start = (lay_.n_radii == 2 ? r * N : 0);
         const Index len = (lay_.n_radii == 2 ? N : lay_.n_parts * N);
-        auto wh = What_.col(c).segment(start, len);
+        auto wh = J.what.segment(start, len);
         auto t = out.col(c).segment(off + start, len);  // grad_z L part
         const double proj = wh.dot(t);
         out(r, c) = proj;
-        t = kappa * jac_scale_(r, c) * (t - wh * proj);
+        t = kappa * J.sigma[r] * (t - wh * proj);
       }
     }
   }
 
-  // R <- (I + gh G V^T V)^{-1} R per column (Woodbury with the factored Gram).
-  void solve(Mat& R, const Vec& gh) {
-    apply_V(R, Mv_);
-    for (Index c = 0; c < R.cols(); ++c) Mv_.col(c) = llt_[static_cast<std::size_t>(c)].solve(Mv_.col(c));
-    apply_GVt(Mv_, Gv_);
+  // R <- (I - gh J)^{-1} R per column (Woodbury, see above).
+  void solve(Mat& R, const std::vector<int>& ids, const Vec& gh) {
+    apply_Dinv(R, ids);
+    apply_V(R, ids, Mv_);
+    for (Index c = 0; c < R.cols(); ++c)
+      Mv_.col(c) = jac_[static_cast<std::size_t>(ids[static_cast<std::size_t>(c)])].llt.solve(Mv_.col(c));
+    apply_GVt(Mv_, ids, Gv_);
+    apply_Dinv(Gv_, ids);
     R -= Gv_ * gh.asDiagonal();
   }
 
-  // out = J S = -G V^T V S.
-  void jac_apply(const Mat& S, Mat& out) {
-    apply_V(S, Mv_);
-    apply_GVt(Mv_, out);
+  // out = J S (see above; consistent with the factored W-matrix).
+  void jac_apply(const Mat& S, const std::vector<int>& ids, Mat& out) {
+    apply_V(S, ids, Mv_);
+    apply_GVt(Mv_, ids, out);
     out = -out;
+    const Index N = lay_.N;
+    for (Index c = 0; c < S.cols(); ++c) {
+      const int id = ids[static_cast<std::size_t>(c)];
+      const RunJacobian& J = jac_[static_cast<std::size_t>(id)];
+      if (lay_.n_radii == 0) {
+        out.col(c).array() -= J.cplus.array() * S.col(c).array();
+        continue;
+      }
+      const double kappa = kappa_(id);
+      for (int r = 0; r < lay_.n_radii; ++r) {
+        const Index start = (lay_.n_radii == 2 ? r * N : 0);
+        const Index len = (lay_.n_radii == 2 ? N : lay_.n_parts * N);
+        auto wh = J.what.segment(start, len);
+        const Vec st = S.col(c).segment(lay_.n_radii + start, len) - wh * wh.dot(S.col(c).segment(lay_.n_radii + start, len));
+        Vec e = ((kappa * J.sigma[r] * J.sigma[r]) * J.cplus.segment(start, len).array() * st.array() -
+                 J.curv[r] * st.array()).matrix();
+        e -= wh * wh.dot(e);
+        out.col(c).segment(lay_.n_radii + start, len) -= e;
+      }
+    }
   }
 
   std::vector<std::string> diagnostic_names() const {
@@ -369,12 +470,33 @@ class DiagonalBlockModel {
   DiagonalLayout lay_;
   Arr U_, V_, Pu_, Pv_;
   Mat X_, R_, G_;
-  // Gauss-Newton data at the prepared state
-  std::vector<int> jac_ids_;
-  Arr JPu_, JPv_;
-  Mat jac_scale_, What_, T_, E_, Mv_, Gv_;
-  std::vector<Mat> gram_;
-  std::vector<Eigen::LLT<Mat>> llt_;
+  // Gauss-Newton data of each run at the state where it was last prepared
+  struct RunJacobian {
+    Arr pu, pv;                      // p_u = L u^(L-1), p_v = -L v^(L-1)  (N x 1)
+    Vec cplus;                       // C+ on the z coordinates
+    Vec what;                        // unit directions (WN)
+    double sigma[2] = {0.0, 0.0};    // rho / ||w|| per radius group (WN)
+    double curv[2] = {0.0, 0.0};     // c_r <= 0 (WN)
+    Vec q[2];                        // A (p * w_hat) per group (WN)
+    // at the last factorization:
+    Vec lambda, avec;                // Lambda (diagonal) and a = Lambda w_hat
+    double beta[2] = {1.0, 1.0};
+    Eigen::LLT<Mat> llt;
+  };
+
+  // p * v on the z block [start, start + len) mapped to x (length N).
+  Vec pw(const RunJacobian& J, const Vec& v, Index start, Index len) const {
+    const Index N = lay_.N;
+    if (len == N) {
+      const Arr& P = (lay_.n_radii == 2 && start == N) ? J.pv : J.pu;
+      return (P.col(0) * v.segment(start, N).array()).matrix();
+    }
+    Vec out = (J.pu.col(0) * v.segment(start, N).array()).matrix();
+    if (lay_.n_parts == 2) out.array() += J.pv.col(0) * v.segment(start + N, N).array();
+    return out;
+  }
+  std::vector<RunJacobian> jac_;
+  Mat T_, E_, Mv_, Gv_;
 };
 
 }  // namespace implicitbias

@@ -47,12 +47,20 @@ struct AdaptiveOptions {
   double h0 = 0.0;                // first step; 0 picks it automatically
   std::vector<double> record_times;     // increasing; the run lands on each
   std::int64_t record_every = 0;  // also record every k accepted steps (0: off)
-  // Stop as `stalled` when the best loss so far has not fallen by the factor
-  // stall_factor within stall_steps accepted steps (0: never).  An explicit
-  // method cannot push the loss below about (rtol |z|)^2 on a stiff problem:
-  // the step size then sits at the stability boundary.
+  // Stop as `stalled` when, over the last stall_steps accepted steps, the
+  // best loss has not fallen by the factor stall_factor AND no coordinate of
+  // the state has moved by more than stall_rel_change relative to itself.
+  // This ends runs at a stationary point that is not a zero of the loss
+  // (no interpolator), and explicit runs stuck at their accuracy floor (the
+  // loss of a stiff problem cannot go much below (rtol |z|)^2); a plateau of
+  // the dynamics (saddle to saddle) keeps moving its small coordinates and
+  // is not stopped.  stall_steps = 0 turns the rule off.
   std::int64_t stall_steps = 5000;
   double stall_factor = 0.99;
+  double stall_rel_change = 1e-3;
+  // Rosenbrock-W only: rebuild the Jacobian approximation every jac_every
+  // step attempts (and after any rejection or change of the set of runs).
+  std::int64_t jac_every = 4;
 };
 
 namespace detail {
@@ -125,6 +133,8 @@ void run_fixed_step(Model& model, const Mat& Z0, const Vec& lr, const FixedStepO
   detail::init_records(model, out, K);
   detail::Clock clock;
   Mat Z = Z0;
+  Mat Zprev = Z0;  // the state one step back, for a run whose loss turns non-finite
+  Vec prev_loss = Vec::Constant(K, std::numeric_limits<double>::quiet_NaN());
   Mat F(dim, K);
   Vec loss(K);
   std::vector<int> ids(static_cast<std::size_t>(K));
@@ -136,14 +146,20 @@ void run_fixed_step(Model& model, const Mat& Z0, const Vec& lr, const FixedStepO
   auto finish = [&](Index c, Status s, double l, std::int64_t step) {
     const int j = ids[static_cast<std::size_t>(c)];
     RunRecord& rec = out[static_cast<std::size_t>(j)];
+    // A diverged run keeps its last state with a finite loss.
+    const bool back = s == Status::diverged && !std::isfinite(l) && step > 0;
+    if (back) {
+      step -= 1;
+      l = prev_loss(c);
+    }
     rec.status = s;
     rec.n_steps = step;
     rec.t_final = static_cast<double>(step) * lr(j);
     rec.loss_final = l;
-    rec.state = Z.col(c);
+    rec.state = back ? Zprev.col(c) : Z.col(c);
     rec.wall_time = clock.seconds();
     if (rec.history[0].empty() || rec.history[0].back() != rec.t_final)
-      detail::record_point(model, rec, Z.col(c), j, rec.t_final, l, rec.wall_time, scratch);
+      detail::record_point(model, rec, rec.state, j, rec.t_final, l, rec.wall_time, scratch);
   };
 
   for (std::int64_t step = 0; !ids.empty(); ++step) {
@@ -176,14 +192,21 @@ void run_fixed_step(Model& model, const Mat& Z0, const Vec& lr, const FixedStepO
         if (!znew.allFinite()) {
           finish(c, Status::diverged, l, step);
         } else {
+          Zprev.col(c) = Z.col(c);
+          prev_loss(c) = l;
           Z.col(c) = znew;
           continue;
         }
       }
       keep[static_cast<std::size_t>(c)] = 0;
     }
-    if (std::find(keep.begin(), keep.end(), 0) != keep.end())
-      detail::compact_columns({&Z}, ids, keep);
+    if (std::find(keep.begin(), keep.end(), 0) != keep.end()) {
+      std::vector<int> ids_copy = ids;
+      detail::compact_columns({&Z, &Zprev}, ids, keep);
+      Mat pl = prev_loss.transpose();
+      detail::compact_columns({&pl}, ids_copy, keep);
+      prev_loss = pl.row(0).transpose();
+    }
   }
 }
 
@@ -219,6 +242,7 @@ void run_adaptive(Model& model, const Mat& Z0, const AdaptiveOptions& opt, std::
   std::vector<char> last_rejected(K, 0), keep, clipped;
   std::vector<std::int64_t> attempts(K, 0), best_step(K, 0);
   std::vector<double> best_loss(K, 0.0);
+  Mat Zref = Z0;  // per run id: the state when its best loss was last improved
 
   auto finish = [&](Index c, Status s) {
     const int j = ids[static_cast<std::size_t>(c)];
@@ -338,11 +362,22 @@ void run_adaptive(Model& model, const Mat& Z0, const AdaptiveOptions& opt, std::
         if (cur_loss[j] < opt.stall_factor * best_loss[j]) {
           best_loss[j] = cur_loss[j];
           best_step[j] = rec.n_steps;
+          Zref.col(j) = Z.col(c);
         }
         if (cur_loss[j] <= opt.tol) s = Status::converged;
         else if (t[j] >= opt.t_max) s = Status::max_time;
         else if (attempts[j] >= opt.max_steps) s = Status::max_steps;
-        else if (opt.stall_steps > 0 && rec.n_steps - best_step[j] >= opt.stall_steps) s = Status::stalled;
+        else if (opt.stall_steps > 0 && rec.n_steps - best_step[j] >= opt.stall_steps) {
+          const double moved = ((Z.col(c) - Zref.col(j)).array().abs() /
+                                (Zref.col(j).array().abs() + opt.atol).max(1e-300))
+                                   .maxCoeff();
+          if (moved <= opt.stall_rel_change) {
+            s = Status::stalled;
+          } else {  // still moving: a plateau; look again one window later
+            best_step[j] = rec.n_steps;
+            Zref.col(j) = Z.col(c);
+          }
+        }
       } else {
         rec.n_rejected += 1;
         const double fac = finite ? std::max(fac_min, safety * std::pow(e, expo)) : 0.1;
@@ -423,8 +458,11 @@ void run_dopri5(Model& model, const Mat& Z0, const AdaptiveOptions& opt, std::ve
 // keeps its order for any matrix J in  (I - gamma h J) k_i = F(Y_i) + h J sum_j
 // gamma_ij k_j,  so the model may supply a Gauss-Newton approximation of the
 // Jacobian.  The model provides, at a prepared state,
-//   prepare_jacobian(Z, ids), factor(gamma * hv), solve(R, gamma * hv)
-//   (R <- (I - gamma h J)^{-1} R per column) and jac_apply(S, out) (out = J S).
+//   prepare_jacobian(Z, FZ, ids, refresh) (rebuild the runs flagged in refresh),
+//   factor(ids, gamma * hv), solve(R, ids, gamma * hv) (R <- (I - gamma h J)^{-1} R
+//   per column) and jac_apply(S, ids, out) (out = J S), keeping the Jacobian
+//   data per run id.  A run rebuilds its Jacobian every jac_every attempts and
+//   after each rejected step.
 // Four gradient evaluations per step; no step-size limit from stiffness.
 template <class Model>
 void run_rosw(Model& model, const Mat& Z0, const AdaptiveOptions& opt, std::vector<RunRecord>& out) {
@@ -437,41 +475,56 @@ void run_rosw(Model& model, const Mat& Z0, const AdaptiveOptions& opt, std::vect
                    e4 = b4 - 0.21793326075422950;
   Mat k1, k2, k3, k4, Ys, S, JS, Fs;
   Vec lscratch, gh;
+  // Per run id: attempts since its Jacobian was rebuilt; -1 forces a rebuild.
+  std::vector<std::int64_t> since_jac(static_cast<std::size_t>(Z0.cols()), -1);
+  std::vector<char> refresh;
   auto stepper = [&](const Mat& Z, const Mat& FZ, const std::vector<int>& ids, const Eigen::Ref<const Vec>& hv,
                      Mat& Znew, Mat& Fnew, Vec& loss_new, Vec& err) {
     const auto H = hv.asDiagonal();
     gh = g * hv;
-    model.prepare_jacobian(Z, ids);
-    model.factor(gh);
+    refresh.assign(ids.size(), 0);
+    for (std::size_t c = 0; c < ids.size(); ++c) {
+      auto& sj = since_jac[static_cast<std::size_t>(ids[c])];
+      if (sj < 0 || sj >= opt.jac_every) {
+        refresh[c] = 1;
+        sj = 0;
+      }
+      ++sj;
+    }
+    model.prepare_jacobian(Z, FZ, ids, refresh);
+    model.factor(ids, gh);
     k1 = FZ;
-    model.solve(k1, gh);
+    model.solve(k1, ids, gh);
     // stage 2
     Ys.noalias() = Z + (a21 * k1) * H;
     model.field(Ys, ids, Fs, lscratch);
     S.noalias() = g21 * k1;
-    model.jac_apply(S, JS);
+    model.jac_apply(S, ids, JS);
     k2.noalias() = Fs + JS * H;
-    model.solve(k2, gh);
+    model.solve(k2, ids, gh);
     // stage 3
     S.noalias() = a31 * k1 + a32 * k2;
     Ys.noalias() = Z + S * H;
     model.field(Ys, ids, Fs, lscratch);
     S.noalias() = g31 * k1 + g32 * k2;
-    model.jac_apply(S, JS);
+    model.jac_apply(S, ids, JS);
     k3.noalias() = Fs + JS * H;
-    model.solve(k3, gh);
+    model.solve(k3, ids, gh);
     // stage 4 (alpha_4 = (0, 0, 1))
     Ys.noalias() = Z + k3 * H;
     model.field(Ys, ids, Fs, lscratch);
     S.noalias() = g41 * k1 + g42 * k2 + g43 * k3;
-    model.jac_apply(S, JS);
+    model.jac_apply(S, ids, JS);
     k4.noalias() = Fs + JS * H;
-    model.solve(k4, gh);
+    model.solve(k4, ids, gh);
     S.noalias() = b1 * k1 + b2 * k2 + b3 * k3 + b4 * k4;
     Znew.noalias() = Z + S * H;
     model.field(Znew, ids, Fnew, loss_new);
     S.noalias() = e1 * k1 + e2 * k2 + e3 * k3 + e4 * k4;
     detail::mixed_error(Z, Znew, S, hv, opt, err);
+    // A rejected step may come from a stale Jacobian: rebuild it next time.
+    for (std::size_t c = 0; c < ids.size(); ++c)
+      if (!(err(static_cast<Index>(c)) <= 1.0)) since_jac[static_cast<std::size_t>(ids[c])] = -1;
     return 4;
   };
   run_adaptive(model, Z0, opt, out, stepper, 2.0);

@@ -1,0 +1,42 @@
+"""The ``implicitbias`` command: ``implicitbias reproduce NAME --out DIR [--quick]``."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+
+from . import build_info
+from .experiments import REGISTRY
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="implicitbias", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+    rep = sub.add_parser("reproduce", help="run one paper's experiment; write data (CSV/JSON) and figures (PNG)")
+    rep.add_argument("experiment", choices=sorted(REGISTRY), help="which experiment")
+    rep.add_argument("--out", default="results", help="output directory (default: results)")
+    rep.add_argument("--quick", action="store_true", help="a seconds-long smoke version")
+    rep.add_argument("--threads", type=int, default=None, help="OpenMP threads (default: all)")
+    rep.add_argument("--no-progress", action="store_true", help="no progress bar")
+    sub.add_parser("info", help="how the compiled core was built")
+    args = parser.parse_args(argv)
+
+    if args.command == "info":
+        for k, v in build_info().items():
+            print(f"{k}: {v}")
+        return 0
+    if args.threads is not None and args.threads < 1:
+        parser.error("--threads must be >= 1")
+    module = REGISTRY[args.experiment]
+    start = time.perf_counter()
+    table = module.run(quick=args.quick, progress=not args.no_progress, num_threads=args.threads)
+    paths = module.write(table, args.out) + module.plot(table, args.out)
+    print(f"{args.experiment}: {time.perf_counter() - start:.1f} s; wrote")
+    for p in paths:
+        print(f"  {p}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
