@@ -147,6 +147,8 @@ class DiagonalBlockModel {
     }
   }
 
+  bool projects() const { return lay_.n_radii > 0; }
+
   void project(Eigen::Ref<Vec> z, int /*id*/) const {
     if (lay_.n_radii == 0) return;
     const Index N = lay_.N;

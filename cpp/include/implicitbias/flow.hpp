@@ -15,7 +15,9 @@
 //   // loss only (cheaper; used where no gradient is needed)
 //   void loss(const Mat& Z, const std::vector<int>& ids, Vec& loss);
 //   // fixed-step only: map a state after an Euler step back to the model's
-//   // manifold (e.g. renormalize a direction); identity for flat models
+//   // manifold (e.g. renormalize a direction); projects() says whether it
+//   // does anything
+//   bool projects() const;
 //   void project(Eigen::Ref<Vec> z, int id) const;
 //   // diagnostic channels recorded in the history besides t, loss, counters
 //   std::vector<std::string> diagnostic_names() const;
@@ -134,20 +136,19 @@ void run_fixed_step(Model& model, const Mat& Z0, const Vec& lr, const FixedStepO
   detail::Clock clock;
   Mat Z = Z0;
   Mat Zprev = Z0;  // the state one step back, for a run whose loss turns non-finite
+  Mat Znext(dim, K);
   Vec prev_loss = Vec::Constant(K, std::numeric_limits<double>::quiet_NaN());
   Mat F(dim, K);
-  Vec loss(K);
+  Vec loss(K), lr_active(K);
   std::vector<int> ids(static_cast<std::size_t>(K));
   std::iota(ids.begin(), ids.end(), 0);
   std::vector<char> keep;
   std::vector<double> scratch;
-  Vec znew(dim);
 
-  auto finish = [&](Index c, Status s, double l, std::int64_t step) {
+  auto finish = [&](Index c, Status s, double l, std::int64_t step, bool back) {
     const int j = ids[static_cast<std::size_t>(c)];
     RunRecord& rec = out[static_cast<std::size_t>(j)];
     // A diverged run keeps its last state with a finite loss.
-    const bool back = s == Status::diverged && !std::isfinite(l) && step > 0;
     if (back) {
       step -= 1;
       l = prev_loss(c);
@@ -161,52 +162,71 @@ void run_fixed_step(Model& model, const Mat& Z0, const Vec& lr, const FixedStepO
     if (rec.history[0].empty() || rec.history[0].back() != rec.t_final)
       detail::record_point(model, rec, rec.state, j, rec.t_final, l, rec.wall_time, scratch);
   };
+  auto drop_finished = [&]() {
+    if (std::find(keep.begin(), keep.end(), 0) == keep.end()) return;
+    std::vector<int> ids_copy = ids;
+    Mat pl = prev_loss.transpose();
+    detail::compact_columns({&Z, &Zprev}, ids, keep);
+    detail::compact_columns({&pl}, ids_copy, keep);
+    prev_loss = pl.row(0).transpose();
+    const Index m = static_cast<Index>(ids.size());
+    Znext.resize(dim, m);
+    F.resize(dim, m);
+  };
 
   for (std::int64_t step = 0; !ids.empty(); ++step) {
     const Index n_active = static_cast<Index>(ids.size());
     const bool last = step >= opt.steps;
-    if (last) {
-      model.loss(Z, ids, loss);
-    } else {
-      model.field(Z, ids, F, loss);
-    }
+    if (last) model.loss(Z, ids, loss);
+    else model.field(Z, ids, F, loss);
     keep.assign(static_cast<std::size_t>(n_active), 1);
+    const bool record = step == 0 || (opt.record_every > 0 && step % opt.record_every == 0);
     for (Index c = 0; c < n_active; ++c) {
       const int j = ids[static_cast<std::size_t>(c)];
-      RunRecord& rec = out[static_cast<std::size_t>(j)];
       const double l = loss(c);
-      const bool finite = std::isfinite(l) && (last || F.col(c).allFinite());
-      if (!finite) {
-        finish(c, Status::diverged, l, step);
-      } else if (l <= opt.tol) {
-        finish(c, Status::converged, l, step);
-      } else if (last) {
-        finish(c, Status::max_steps, l, step);
-      } else {
-        if (step == 0 || (opt.record_every > 0 && step % opt.record_every == 0))
-          detail::record_point(model, rec, Z.col(c), j, static_cast<double>(step) * lr(j), l,
-                               clock.seconds(), scratch);
-        rec.n_grad_evals += 1;
-        znew = Z.col(c) + lr(j) * F.col(c);
-        model.project(znew, j);
-        if (!znew.allFinite()) {
-          finish(c, Status::diverged, l, step);
-        } else {
-          Zprev.col(c) = Z.col(c);
-          prev_loss(c) = l;
-          Z.col(c) = znew;
-          continue;
-        }
+      Status s = Status::running;
+      if (!std::isfinite(l)) s = Status::diverged;
+      else if (l <= opt.tol) s = Status::converged;
+      else if (last) s = Status::max_steps;
+      if (s != Status::running) {
+        finish(c, s, l, step, s == Status::diverged && step > 0);
+        keep[static_cast<std::size_t>(c)] = 0;
+        continue;
       }
-      keep[static_cast<std::size_t>(c)] = 0;
+      RunRecord& rec = out[static_cast<std::size_t>(j)];
+      if (record)
+        detail::record_point(model, rec, Z.col(c), j, static_cast<double>(step) * lr(j), l, clock.seconds(),
+                             scratch);
+      rec.n_grad_evals += 1;
+      lr_active(c) = lr(j);
     }
-    if (std::find(keep.begin(), keep.end(), 0) != keep.end()) {
-      std::vector<int> ids_copy = ids;
-      detail::compact_columns({&Z, &Zprev}, ids, keep);
-      Mat pl = prev_loss.transpose();
-      detail::compact_columns({&pl}, ids_copy, keep);
-      prev_loss = pl.row(0).transpose();
+    drop_finished();
+    if (ids.empty() || last) continue;
+    // The step for the whole block at once; a run whose new state is not
+    // finite stops as diverged and keeps its current state.
+    const Index n = static_cast<Index>(ids.size());
+    // (columns of F and loss were compacted in step with Z only if no run
+    // stopped above; recompute the field in that case to stay aligned)
+    if (F.cols() != Z.cols() || n != n_active) {
+      model.field(Z, ids, F, loss);
+      for (Index c = 0; c < n; ++c) lr_active(c) = lr(ids[static_cast<std::size_t>(c)]);
     }
+    Znext.noalias() = Z + F * lr_active.head(n).asDiagonal();
+    keep.assign(static_cast<std::size_t>(n), 1);
+    for (Index c = 0; c < n; ++c) {
+      const int j = ids[static_cast<std::size_t>(c)];
+      if (model.projects()) model.project(Znext.col(c), j);
+      if (!Znext.col(c).allFinite()) {
+        finish(c, Status::diverged, loss(c), step, false);
+        keep[static_cast<std::size_t>(c)] = 0;
+        Znext.col(c) = Z.col(c);
+      } else {
+        prev_loss(c) = loss(c);
+      }
+    }
+    Zprev.swap(Z);
+    Z.swap(Znext);
+    drop_finished();
   }
 }
 
