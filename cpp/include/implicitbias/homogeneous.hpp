@@ -1,0 +1,252 @@
+// Homogeneous classifiers without biases and log-domain classification losses
+// (SCIENCE.md section 2).
+//
+// Models, parameters theta flattened into one vector:
+//   linear    f(x) = <w, x>                               degree 1, theta = w
+//   diagonal  f(x) = <u^2 - v^2, x>                       degree 2, theta = (u, v)
+//   mlp       f(x) = a^T relu(W_{L-1} ... relu(W_1 x))    degree L, theta = (W_1, ..., W_{L-1}, a)
+// (the two-layer ReLU network sum_k a_k relu(<w_k, x>) is the mlp of depth 2).
+// Matrices are stored column-major; W_1 is (width x dim), W_l (width x width),
+// a has length width.  relu'(0) = 0.
+//
+// Losses over labels y_i in {-1, +1} with q_i = y_i f(x_i):
+//   exponential  Loss = sum_i exp(-q_i)
+//   logistic     Loss = sum_i log(1 + exp(-q_i))
+// Late in training Loss is far below the smallest double, so everything is
+// kept in the log domain: the log-loss log(Loss) by log-sum-exp, and the
+// gradient as grad Loss = Loss * g~ with the scale-free part
+//   g~ = sum_i c_i grad f(x_i),   c_i = y_i l'(q_i) / Loss,
+// where for the exponential loss -y_i c_i = softmax(-q)_i.  Every steepest
+// direction is homogeneous of degree 1 in the gradient, so steps are computed
+// from g~ and the factor Loss enters only as exp(log lr + log Loss).
+#pragma once
+
+#include "types.hpp"
+
+#include <algorithm>
+#include <cmath>
+#include <limits>
+#include <string>
+#include <vector>
+
+namespace implicitbias {
+
+enum class ModelKind : int { linear = 0, diagonal = 1, mlp = 2 };
+enum class LossKind : int { exponential = 0, logistic = 1 };
+
+// Binary classification data: X (n x d), labels y in {-1, +1}.
+struct ClassificationProblem {
+  Mat X;   // n x d
+  Mat Xt;  // d x n (the transpose, kept for the mlp's products)
+  Vec y;
+  ClassificationProblem() = default;
+  ClassificationProblem(Mat X_, Vec y_) : X(std::move(X_)), y(std::move(y_)) { Xt = X.transpose(); }
+};
+
+// A weight block of theta: rows x cols at offset (vectors are 1 x len).
+struct ParamBlock {
+  Index offset = 0, rows = 1, cols = 1;
+  Index size() const { return rows * cols; }
+};
+
+struct HomogeneousSpec {
+  ModelKind kind = ModelKind::linear;
+  int depth = 2;   // mlp only (>= 2)
+  Index width = 0; // mlp only
+
+  int degree() const {
+    switch (kind) {
+      case ModelKind::linear: return 1;
+      case ModelKind::diagonal: return 2;
+      default: return depth;
+    }
+  }
+  // Weight blocks for dim input features (the spectral norm acts per block).
+  std::vector<ParamBlock> blocks(Index dim) const {
+    std::vector<ParamBlock> b;
+    if (kind == ModelKind::linear) {
+      b.push_back({0, 1, dim});
+    } else if (kind == ModelKind::diagonal) {
+      b.push_back({0, 1, dim});
+      b.push_back({dim, 1, dim});
+    } else {
+      Index off = 0;
+      b.push_back({off, width, dim});
+      off += width * dim;
+      for (int l = 2; l < depth; ++l) {
+        b.push_back({off, width, width});
+        off += width * width;
+      }
+      b.push_back({off, 1, width});
+    }
+    return b;
+  }
+  Index n_params(Index dim) const {
+    const auto b = blocks(dim);
+    return b.back().offset + b.back().size();
+  }
+};
+
+// log(1 + exp(x)) without overflow.
+inline double softplus(double x) { return x > 0 ? x + std::log1p(std::exp(-x)) : std::log1p(std::exp(x)); }
+
+// log(log(1 + exp(-q))), the log of one logistic term, for any q.
+inline double log_logistic_term(double q) {
+  if (q > 35.0) return -q - 0.5 * std::exp(-q);  // log1p(e) = e - e^2/2 + ...; e <= 6e-16
+  return std::log(softplus(-q));
+}
+
+// Evaluates a homogeneous model on a problem, with work buffers of its own
+// (one instance per run, never shared between threads).
+class HomogeneousModel {
+ public:
+  HomogeneousModel(const ClassificationProblem& prob, const HomogeneousSpec& spec)
+      : prob_(prob), spec_(spec), blocks_(spec.blocks(prob.X.cols())), P_(spec.n_params(prob.X.cols())) {
+    if (spec.kind == ModelKind::mlp) {
+      if (spec.depth < 2) throw InvalidArgument("mlp depth must be >= 2");
+      if (spec.width < 1) throw InvalidArgument("mlp width must be >= 1");
+      pre_.resize(static_cast<std::size_t>(spec.depth - 1));
+      act_.resize(static_cast<std::size_t>(spec.depth - 1));
+    }
+  }
+
+  Index n_params() const { return P_; }
+  Index n_samples() const { return prob_.X.rows(); }
+  int degree() const { return spec_.degree(); }
+  const std::vector<ParamBlock>& blocks() const { return blocks_; }
+  const HomogeneousSpec& spec() const { return spec_; }
+
+  // f(x_i; theta) for every sample.  For the mlp the layer activations are
+  // kept for a following grad_sum at the same theta.
+  void outputs(const Eigen::Ref<const Vec>& theta, Vec& f) {
+    const Mat& X = prob_.X;
+    const Index d = X.cols();
+    switch (spec_.kind) {
+      case ModelKind::linear:
+        f.noalias() = X * theta;
+        break;
+      case ModelKind::diagonal:
+        beta_ = theta.head(d).array().square() - theta.tail(d).array().square();
+        f.noalias() = X * beta_;
+        break;
+      case ModelKind::mlp: {
+        const Index n = X.rows();
+        const Index m = spec_.width;
+        for (int l = 0; l < spec_.depth - 1; ++l) {
+          const ParamBlock& b = blocks_[static_cast<std::size_t>(l)];
+          Eigen::Map<const Mat> W(theta.data() + b.offset, b.rows, b.cols);
+          Mat& Z = pre_[static_cast<std::size_t>(l)];
+          Z.resize(m, n);
+          if (l == 0) Z.noalias() = W * prob_.Xt;
+          else Z.noalias() = W * act_[static_cast<std::size_t>(l - 1)];
+          act_[static_cast<std::size_t>(l)] = Z.cwiseMax(0.0);
+        }
+        const ParamBlock& b = blocks_.back();
+        Eigen::Map<const Vec> a(theta.data() + b.offset, m);
+        f.noalias() = act_.back().transpose() * a;
+        break;
+      }
+    }
+  }
+
+  // G = sum_i c_i grad_theta f(x_i; theta), after outputs(theta) (mlp).
+  void grad_sum(const Eigen::Ref<const Vec>& theta, const Vec& c, Eigen::Ref<Vec> G) {
+    const Mat& X = prob_.X;
+    const Index d = X.cols();
+    switch (spec_.kind) {
+      case ModelKind::linear:
+        G.noalias() = X.transpose() * c;
+        break;
+      case ModelKind::diagonal:
+        xc_.noalias() = X.transpose() * c;
+        G.head(d) = 2.0 * theta.head(d).cwiseProduct(xc_);
+        G.tail(d) = -2.0 * theta.tail(d).cwiseProduct(xc_);
+        break;
+      case ModelKind::mlp: {
+        const Index m = spec_.width;
+        const int Lm1 = spec_.depth - 1;
+        const ParamBlock& ba = blocks_.back();
+        Eigen::Map<const Vec> a(theta.data() + ba.offset, m);
+        G.segment(ba.offset, m).noalias() = act_.back() * c;
+        // delta = d(sum_i c_i f_i)/d(pre-activation of the last hidden layer)
+        delta_ = (a * c.transpose()).cwiseProduct(relu_mask(pre_.back()));
+        for (int l = Lm1 - 1; l >= 0; --l) {
+          const ParamBlock& b = blocks_[static_cast<std::size_t>(l)];
+          Eigen::Map<Mat> GW(G.data() + b.offset, b.rows, b.cols);
+          if (l == 0) GW.noalias() = delta_ * X;
+          else GW.noalias() = delta_ * act_[static_cast<std::size_t>(l - 1)].transpose();
+          if (l > 0) {
+            Eigen::Map<const Mat> W(theta.data() + b.offset, b.rows, b.cols);
+            tmp_.noalias() = W.transpose() * delta_;
+            delta_ = tmp_.cwiseProduct(relu_mask(pre_[static_cast<std::size_t>(l - 1)]));
+          }
+        }
+        break;
+      }
+    }
+  }
+
+  // Log-domain loss and scale-free gradient at theta:
+  //   log_loss = log(Loss),  gt = grad Loss / Loss,  q = y .* f.
+  // Returns false when a value is not finite.
+  bool evaluate(const Eigen::Ref<const Vec>& theta, LossKind loss, double& log_loss, Eigen::Ref<Vec> gt, Vec& q) {
+    outputs(theta, f_);
+    q = prob_.y.cwiseProduct(f_);
+    const Index n = q.size();
+    c_.resize(n);
+    if (loss == LossKind::exponential) {
+      const double qmin = q.minCoeff();
+      // log sum exp(-q_i) = -qmin + log sum exp(-(q_i - qmin))
+      c_ = (-(q.array() - qmin)).exp().matrix();
+      const double s = c_.sum();
+      log_loss = -qmin + std::log(s);
+      c_ = -prob_.y.cwiseProduct(c_) / s;  // y_i l'(q_i)/Loss = -y_i softmax(-q)_i
+    } else {
+      lt_.resize(n);
+      for (Index i = 0; i < n; ++i) lt_(i) = log_logistic_term(q(i));
+      const double mx = lt_.maxCoeff();
+      log_loss = mx + std::log((lt_.array() - mx).exp().sum());
+      // l'(q) = -sigmoid(-q) = -exp(-softplus(q))
+      for (Index i = 0; i < n; ++i) c_(i) = -prob_.y(i) * std::exp(-softplus(q(i)) - log_loss);
+    }
+    if (!std::isfinite(log_loss)) return false;
+    grad_sum(theta, c_, gt);
+    return gt.allFinite();
+  }
+
+  // Log-loss only.
+  double log_loss(const Eigen::Ref<const Vec>& theta, LossKind loss, Vec& q) {
+    outputs(theta, f_);
+    q = prob_.y.cwiseProduct(f_);
+    if (loss == LossKind::exponential) {
+      const double qmin = q.minCoeff();
+      return -qmin + std::log((-(q.array() - qmin)).exp().sum());
+    }
+    const Index n = q.size();
+    lt_.resize(n);
+    for (Index i = 0; i < n; ++i) lt_(i) = log_logistic_term(q(i));
+    const double mx = lt_.maxCoeff();
+    return mx + std::log((lt_.array() - mx).exp().sum());
+  }
+
+ private:
+  static Mat relu_mask(const Mat& Z) { return (Z.array() > 0.0).cast<double>().matrix(); }
+
+  const ClassificationProblem& prob_;
+  HomogeneousSpec spec_;
+  std::vector<ParamBlock> blocks_;
+  Index P_;
+  std::vector<Mat> pre_, act_;
+  Mat delta_, tmp_;
+  Vec beta_, xc_, f_, c_, lt_;
+};
+
+// Smoothed margin numerator: log(1/Loss) (exponential) or
+// log(1/(exp(Loss) - 1)) (logistic), from the log-loss.
+inline double smoothed_margin_numerator(double log_loss, LossKind loss) {
+  if (loss == LossKind::exponential) return -log_loss;
+  if (log_loss < -20.0) return -log_loss - 0.5 * std::exp(log_loss);  // expm1(L) = L (1 + L/2 + ...)
+  return -std::log(std::expm1(std::exp(log_loss)));
+}
+
+}  // namespace implicitbias
