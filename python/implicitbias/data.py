@@ -1,7 +1,8 @@
 """Problem generators: numpy in, numpy out, every draw governed by ``seed``.
 
 Conventions (SCIENCE.md): Gaussian sensing matrices have i.i.d. N(0, 1/M)
-entries, so that the columns have unit expected squared norm.
+entries, so that the columns have unit expected squared norm. Binary
+classification data have labels in {-1, +1} (SCIENCE.md, section 2).
 """
 
 from __future__ import annotations
@@ -9,10 +10,17 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+import scipy.special
 
-from ._validation import check_positive_int, check_seed
+from ._validation import check_positive, check_positive_int, check_seed
 
-__all__ = ["SparseRegression", "sparse_regression"]
+__all__ = [
+    "BinaryClassification",
+    "SparseRegression",
+    "digits_binary",
+    "separable",
+    "sparse_regression",
+]
 
 
 @dataclass(frozen=True)
@@ -73,3 +81,175 @@ def sparse_regression(
     if noise > 0:
         y = y + noise * rng.standard_normal(m)
     return SparseRegression(A=A, y=y, x_star=x_star)
+
+
+@dataclass(frozen=True)
+class BinaryClassification:
+    """A binary classification data set with labels in {-1, +1}.
+
+    Attributes
+    ----------
+    X : ndarray, shape (n, d)
+        Inputs.
+    y : ndarray, shape (n,)
+        Labels, each exactly -1.0 or +1.0; both classes are present.
+    w_teacher : ndarray, shape (d,), or None
+        The unit-l2-norm planted separator (``y_i = sign(<w_teacher, x_i>)``)
+        for synthetic data; None for real data.
+    labels : ndarray, shape (n,), or None
+        The original class labels (the digit 0..9 for :func:`digits_binary`);
+        None for synthetic data.
+    """
+
+    X: np.ndarray
+    y: np.ndarray
+    w_teacher: np.ndarray | None = None
+    labels: np.ndarray | None = None
+
+
+def separable(
+    n_samples: int,
+    dim: int,
+    seed: int | None = 0,
+    *,
+    margin: float = 0.1,
+    sparsity: int | None = None,
+) -> BinaryClassification:
+    """Linearly separable (through the origin, no bias) data from a teacher.
+
+    The teacher ``w_teacher`` has ``sparsity`` nonzero entries (all ``dim``
+    when None) at uniformly random positions with i.i.d. N(0, 1) values,
+    normalized to unit l2 norm. The inputs are i.i.d. N(0, I_dim) conditioned
+    on ``|<w_teacher, x>| >= margin``, and ``y = sign(<w_teacher, x>)``; so the
+    teacher separates the data with l2 margin at least ``margin`` (``margin =
+    0`` still separates, almost surely with a positive margin). The
+    conditioning is sampled exactly, not by rejection: ``x = s w_teacher + P g``
+    with ``g ~ N(0, I)``, ``P`` the projection orthogonal to ``w_teacher`` and
+    ``s`` a standard normal restricted to ``|s| >= margin`` (random sign,
+    ``|s| = -Phi^{-1}(U Phi(-margin))``, ``U`` uniform on (0, 1]), which has
+    the same distribution as dropping the points with ``|<w_teacher, x>| <
+    margin``. If all labels came out equal, the last point is replaced by
+    ``(-x, -y)`` so that both classes are present.
+
+    Parameters
+    ----------
+    n_samples : int
+        Number of points, >= 2.
+    dim : int
+        Input dimension, >= 1.
+    seed : int or None
+        Seed of ``numpy.random.default_rng``.
+    margin : float
+        Gap ``>= 0`` between the teacher's hyperplane and every point.
+    sparsity : int or None
+        Number of nonzero teacher entries, in [1, dim]; None for a dense teacher.
+
+    Returns
+    -------
+    BinaryClassification
+        ``.X`` (n_samples, dim), ``.y`` in {-1, +1}, ``.w_teacher``.
+    """
+    n = check_positive_int(n_samples, "n_samples", minimum=2)
+    d = check_positive_int(dim, "dim")
+    gap = check_positive(margin, "margin", allow_zero=True)
+    if sparsity is None:
+        k = d
+    else:
+        if isinstance(sparsity, bool) or int(sparsity) != sparsity or not 1 <= sparsity <= d:
+            raise ValueError(
+                f"sparsity must be None or an integer in [1, dim={d}], got {sparsity!r}"
+            )
+        k = int(sparsity)
+    rng = np.random.default_rng(check_seed(seed))
+    w = np.zeros(d)
+    support = rng.choice(d, size=k, replace=False)
+    w[support] = rng.standard_normal(k)
+    while not np.any(w != 0):  # probability zero, but keep w_teacher well defined
+        w[support] = rng.standard_normal(k)
+    w /= np.linalg.norm(w)
+    g = rng.standard_normal((n, d))
+    g -= np.outer(g @ w, w)
+    u = 1.0 - rng.random(n)  # uniform on (0, 1]
+    s = -scipy.special.ndtri(u * scipy.special.ndtr(-gap))  # |N(0,1)| given >= gap
+    sign = np.where(rng.random(n) < 0.5, -1.0, 1.0)
+    s = np.maximum(s, gap) * sign
+    X = g + np.outer(s, w)
+    y = sign.copy()
+    if np.all(y == y[0]):
+        X[-1] = -X[-1]
+        y[-1] = -y[-1]
+    return BinaryClassification(X=X, y=y, w_teacher=w)
+
+
+def digits_binary(
+    standardize: bool = True,
+    n_samples: int | None = None,
+    seed: int | None = 0,
+) -> BinaryClassification:
+    """The 8x8 digits of scikit-learn as a binary problem: odd vs even.
+
+    Loads ``sklearn.datasets.load_digits()`` (1797 images of 64 pixels with
+    values 0..16, shipped with scikit-learn, no download). Labels: ``y = +1``
+    for the odd digits 1, 3, 5, 7, 9 and ``y = -1`` for the even digits
+    0, 2, 4, 6, 8. With ``n_samples``, a uniformly random subset of that size
+    (drawn with ``seed``, kept in the original order; if it holds only one
+    class, its last point is swapped for the first point of the other class in
+    the random order). With ``standardize``, every column of the returned
+    ``X`` is centered and divided by its standard deviation (``ddof=0``), so
+    it has mean 0 and standard deviation 1; constant columns (e.g. pixel 0)
+    become 0, never NaN. Otherwise ``X`` holds the raw pixel values as float64.
+
+    Note: odd vs even on the full set is not linearly separable (with or
+    without a bias), so :func:`implicitbias.reference.max_margin` raises on
+    it; a nonlinear model (e.g. a two-layer ReLU network) is needed.
+
+    Requires scikit-learn (``pip install "implicitbias[digits]"``).
+
+    Parameters
+    ----------
+    standardize : bool
+    n_samples : int or None
+        Size of a random subsample, in [2, 1797]; None for all 1797 images.
+    seed : int or None
+        Seed of ``numpy.random.default_rng`` for the subsample.
+
+    Returns
+    -------
+    BinaryClassification
+        ``.X`` (n, 64), ``.y`` in {-1, +1}, ``.labels`` the digits,
+        ``.w_teacher`` None.
+    """
+    if not isinstance(standardize, (bool, np.bool_)):
+        raise ValueError(f"standardize must be a bool, got {standardize!r}")
+    seed = check_seed(seed)
+    try:
+        from sklearn.datasets import load_digits
+    except ImportError as exc:
+        raise ImportError(
+            "digits_binary needs scikit-learn; install it with "
+            '`pip install "implicitbias[digits]"` (or `pip install scikit-learn`)'
+        ) from exc
+    digits = load_digits()
+    X = np.asarray(digits.data, dtype=np.float64)
+    labels = np.asarray(digits.target, dtype=np.int64)
+    total = X.shape[0]
+    if n_samples is not None:
+        m = check_positive_int(n_samples, "n_samples", minimum=2)
+        if m > total:
+            raise ValueError(f"n_samples must be <= {total}, got {m}")
+        order = np.random.default_rng(seed).permutation(total)
+        idx = order[:m]
+        odd = labels[idx] % 2 == 1
+        if np.all(odd == odd[0]):
+            other = order[m:][(labels[order[m:]] % 2 == 1) != odd[0]][0]
+            idx = np.concatenate([idx[:-1], [other]])
+        idx = np.sort(idx)
+        X, labels = X[idx], labels[idx]
+    if standardize:
+        mean = X.mean(axis=0)
+        std = X.std(axis=0)
+        const = std == 0
+        X = (X - mean) / np.where(const, 1.0, std)
+        X[:, const] = 0.0
+    y = np.where(labels % 2 == 1, 1.0, -1.0)
+    return BinaryClassification(X=np.ascontiguousarray(X), y=y, labels=labels)

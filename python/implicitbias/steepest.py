@@ -180,7 +180,8 @@ class SteepestResult:
         ``log(1/Loss) / ||theta||^L`` (exp) or ``log(1/(exp(Loss)-1)) /
         ||theta||^L`` (logistic); the alignment
         ``1 - <theta, -g> / (||theta|| ||g||_*)`` (0 when theta points along
-        the steepest direction; for l2 it is ``1 - cos``).
+        the steepest direction; for l2 it is ``1 - cos``). Margins are
+        NaN at ``theta = 0`` (0/0).
     """
 
     theta: np.ndarray

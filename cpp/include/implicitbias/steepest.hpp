@@ -266,7 +266,8 @@ class SteepestRun {
         const double bc1 = 1.0 - std::pow(alg_.beta1, kk), bc2 = 1.0 - std::pow(alg_.beta2, kk);
         // m_hat / (sqrt(v_hat) + eps) = e^{sm - sv/2} mt/bc1 / (sqrt(vt/bc2) + eps e^{-sv/2})
         const double ratio = std::exp(sm_ - 0.5 * sv_);
-        const double eps_scaled = alg_.eps * std::exp(-0.5 * sv_);  // may be inf: then the step is 0
+        // eps e^{-sv/2} may overflow to inf (the step is then 0); eps = 0 stays exactly 0
+        const double eps_scaled = alg_.eps == 0.0 ? 0.0 : alg_.eps * std::exp(-0.5 * sv_);
         if (std::isinf(eps_scaled)) {
           dir_.setZero();
         } else {
