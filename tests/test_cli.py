@@ -71,3 +71,39 @@ def test_sparse_regression_generator():
         args = {"n_measurements": 30, "dim": 50, "sparsity": 5, "seed": 0} | kwargs
         with pytest.raises(ValueError, match=name):
             data.sparse_regression(**args)
+
+
+def test_reproduce_margins_quick_writes_its_files(tmp_path):
+    from implicitbias.experiments import margins
+
+    out = tmp_path / "m"
+    assert main(["reproduce", "margins", "--quick", "--out", str(out), "--no-progress"]) == 0
+    names = sorted(os.listdir(out))
+    assert names == sorted([
+        "margins_table.csv", "margins_trajectories.csv", "margins_drops.csv", "margins_summary.json",
+        "margins_table.png", "margins_trajectories.png", "margins_drop_vs_lr.png",
+    ])
+    for png in ("margins_table.png", "margins_trajectories.png", "margins_drop_vs_lr.png"):
+        with open(out / png, "rb") as fh:
+            assert fh.read(8) == b"\x89PNG\r\n\x1a\n"
+    with open(out / "margins_summary.json") as fh:
+        summary = json.load(fh)
+    cfg = margins.settings(quick=True)
+    with open(out / "margins_table.csv") as fh:
+        rows = list(csv.DictReader(fh))
+    assert len(rows) == 2 * len(cfg["seeds"]) * 9
+    # each algorithm is best in its own norm (linear model: against the exact optimum)
+    mean = {(s["model"], s["algorithm"], s["margin_norm"]): s["mean"] for s in summary["summary"]}
+    for model in ("linear", "diagonal"):
+        for norm in ("l2", "linf", "l1"):
+            own = mean[(model, norm, norm)]
+            others = [mean[(model, a, norm)] for a in ("l2", "linf", "l1") if a != norm]
+            assert own > max(others), (model, norm)
+    for norm in ("l2", "linf", "l1"):
+        assert mean[("linear", norm, norm)] > 0.99
+    # the largest smoothed-margin drop shrinks with the step (sign descent: strictly)
+    drops = [d for d in summary["drops"] if d["norm"] == "linf"]
+    drops.sort(key=lambda d: -d["lr"])
+    assert drops[-1]["largest_drop"] < drops[0]["largest_drop"]
+    # every trajectory run separates the training set
+    assert all(v["accuracy"] == 1.0 for v in summary["final"].values())

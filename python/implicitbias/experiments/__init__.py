@@ -3,8 +3,8 @@
 ``REGISTRY`` maps the names used by ``implicitbias reproduce NAME`` to modules.
 """
 
-from . import weightnorm
+from . import margins, weightnorm
 
-REGISTRY = {"weightnorm": weightnorm}
+REGISTRY = {"weightnorm": weightnorm, "margins": margins}
 
-__all__ = ["REGISTRY", "weightnorm"]
+__all__ = ["REGISTRY", "margins", "weightnorm"]
