@@ -487,3 +487,30 @@ def test_diverging_run_ends_as_diverged_with_finite_state(small_data):
 def test_target_log_loss_stops_a_run(separable):
     r = ib.steepest.fit(separable.X, separable.y, "linear", lr=0.1, steps=100_000, target_log_loss=-100.0)
     assert r.status == "converged" and r.log_loss <= -100.0 and r.n_steps < 100_000
+
+
+@pytest.mark.parametrize("depth", [2, 3, 4])
+def test_mlp_gradient_with_concentrated_weights_matches_numpy(depth):
+    """Late in training most softmax weights are (near) zero: the backward pass
+    then runs on the active samples only; it must give the same gradient."""
+    rng = np.random.default_rng(11)
+    X = rng.standard_normal((40, 5))
+    width = 6
+    shapes = model_shapes("mlp", 5, width, depth)
+    theta = rng.standard_normal(sum(r * c for r, c in shapes))
+    c = np.zeros(40)
+    c[[3, 17, 29]] = rng.standard_normal(3)
+    c[5] = 1e-30  # below 2^-64 of the largest weight: skipped (adds less than rounding)
+    G = core.homogeneous_grad_sum("mlp", depth, width, X, theta, c)
+    h = 1e-6
+    fd = np.array([(c @ np_outputs("mlp", theta + h * e, X, shapes) - c @ np_outputs("mlp", theta - h * e, X, shapes))
+                   / (2 * h) for e in np.eye(theta.size)])
+    np.testing.assert_allclose(G, fd, rtol=1e-6, atol=1e-7)
+    c_dense = c.copy()
+    c_dense[c_dense == 0] = 1e-3 * rng.standard_normal(int(np.sum(c_dense == 0)))
+    G_dense = core.homogeneous_grad_sum("mlp", depth, width, X, theta, c_dense)
+    # linearity in c: grad(c_dense) - grad(c) = grad(c_dense - c) (dense path both ways)
+    G_diff = core.homogeneous_grad_sum("mlp", depth, width, X, theta, c_dense - c + 0.0)
+    np.testing.assert_allclose(G_dense - G, G_diff, rtol=1e-9, atol=1e-12)
+    f = core.homogeneous_outputs("mlp", depth, width, X, theta)
+    assert theta @ G == pytest.approx(depth * (c @ f), rel=1e-12)

@@ -105,7 +105,6 @@ class HomogeneousModel {
     if (spec.kind == ModelKind::mlp) {
       if (spec.depth < 2) throw InvalidArgument("mlp depth must be >= 2");
       if (spec.width < 1) throw InvalidArgument("mlp width must be >= 1");
-      pre_.resize(static_cast<std::size_t>(spec.depth - 1));
       act_.resize(static_cast<std::size_t>(spec.depth - 1));
     }
   }
@@ -132,14 +131,15 @@ class HomogeneousModel {
       case ModelKind::mlp: {
         const Index n = X.rows();
         const Index m = spec_.width;
+        // act_l = relu(W_l act_{l-1}), act_0 = X^T; relu'(z) = [act > 0]
         for (int l = 0; l < spec_.depth - 1; ++l) {
           const ParamBlock& b = blocks_[static_cast<std::size_t>(l)];
           Eigen::Map<const Mat> W(theta.data() + b.offset, b.rows, b.cols);
-          Mat& Z = pre_[static_cast<std::size_t>(l)];
-          Z.resize(m, n);
-          if (l == 0) Z.noalias() = W * prob_.Xt;
-          else Z.noalias() = W * act_[static_cast<std::size_t>(l - 1)];
-          act_[static_cast<std::size_t>(l)] = Z.cwiseMax(0.0);
+          Mat& A = act_[static_cast<std::size_t>(l)];
+          A.resize(m, n);
+          if (l == 0) A.noalias() = W * prob_.Xt;
+          else A.noalias() = W * act_[static_cast<std::size_t>(l - 1)];
+          A = A.cwiseMax(0.0);
         }
         const ParamBlock& b = blocks_.back();
         Eigen::Map<const Vec> a(theta.data() + b.offset, m);
@@ -164,21 +164,46 @@ class HomogeneousModel {
         break;
       case ModelKind::mlp: {
         const Index m = spec_.width;
+        const Index n = X.rows();
         const int Lm1 = spec_.depth - 1;
         const ParamBlock& ba = blocks_.back();
         Eigen::Map<const Vec> a(theta.data() + ba.offset, m);
-        G.segment(ba.offset, m).noalias() = act_.back() * c;
+        // Samples whose weight is below 2^-64 of the largest one add less than
+        // the rounding error of the sum and are skipped: late in training the
+        // softmax weights of the exponential loss concentrate on a few
+        // samples, and the backward products shrink to those columns.
+        const double cmax = c.cwiseAbs().maxCoeff();
+        const double cut = cmax * 0x1p-64;
+        active_.clear();
+        for (Index i = 0; i < n; ++i)
+          if (std::abs(c(i)) > cut) active_.push_back(i);
+        const Index na = static_cast<Index>(active_.size());
+        const bool sparse = na < (3 * n) / 4;
+        if (sparse) {
+          ca_.resize(na);
+          for (Index k = 0; k < na; ++k) ca_(k) = c(active_[static_cast<std::size_t>(k)]);
+          acta_.resize(static_cast<std::size_t>(Lm1));
+          for (int l = 0; l < Lm1; ++l) acta_[static_cast<std::size_t>(l)] = act_[static_cast<std::size_t>(l)](Eigen::all, active_);
+          Xa_ = X(active_, Eigen::all);
+        }
+        const Vec& cc = sparse ? ca_ : c;
+        const std::vector<Mat>& act = sparse ? acta_ : act_;
+        const Mat& XX = sparse ? Xa_ : X;
+        const Index nn = sparse ? na : n;
+        G.segment(ba.offset, m).noalias() = act.back() * cc;
         // delta = d(sum_i c_i f_i)/d(pre-activation of the last hidden layer)
-        delta_ = (a * c.transpose()).cwiseProduct(relu_mask(pre_.back()));
+        delta_.resize(m, nn);
+        for (Index i = 0; i < nn; ++i)
+          delta_.col(i) = (act.back().col(i).array() > 0.0).select(a.array() * cc(i), 0.0);
         for (int l = Lm1 - 1; l >= 0; --l) {
           const ParamBlock& b = blocks_[static_cast<std::size_t>(l)];
           Eigen::Map<Mat> GW(G.data() + b.offset, b.rows, b.cols);
-          if (l == 0) GW.noalias() = delta_ * X;
-          else GW.noalias() = delta_ * act_[static_cast<std::size_t>(l - 1)].transpose();
+          if (l == 0) GW.noalias() = delta_ * XX;
+          else GW.noalias() = delta_ * act[static_cast<std::size_t>(l - 1)].transpose();
           if (l > 0) {
             Eigen::Map<const Mat> W(theta.data() + b.offset, b.rows, b.cols);
             tmp_.noalias() = W.transpose() * delta_;
-            delta_ = tmp_.cwiseProduct(relu_mask(pre_[static_cast<std::size_t>(l - 1)]));
+            delta_ = (act[static_cast<std::size_t>(l - 1)].array() > 0.0).select(tmp_.array(), 0.0);
           }
         }
         break;
@@ -230,14 +255,14 @@ class HomogeneousModel {
   }
 
  private:
-  static Mat relu_mask(const Mat& Z) { return (Z.array() > 0.0).cast<double>().matrix(); }
-
   const ClassificationProblem& prob_;
   HomogeneousSpec spec_;
   std::vector<ParamBlock> blocks_;
   Index P_;
-  std::vector<Mat> pre_, act_;
-  Mat delta_, tmp_;
+  std::vector<Mat> act_, acta_;
+  std::vector<Index> active_;
+  Mat delta_, tmp_, Xa_;
+  Vec ca_;
   Vec beta_, xc_, f_, c_, lt_;
 };
 
