@@ -38,3 +38,42 @@ def diagonal_batch(
     block_size: int,
     num_threads: int,
 ) -> list[dict[str, Any]]: ...
+def steepest_batch(
+    X: list[npt.NDArray[np.float64]],
+    y: list[npt.NDArray[np.float64]],
+    runs: list[dict[str, Any]],
+    steps: int,
+    target_log_loss: float,
+    record_steps: list[int],
+    record_every: int,
+    rtol: float,
+    atol: float,
+    t_max: float,
+    max_steps: int,
+    record_times: list[float],
+    num_threads: int,
+) -> list[dict[str, Any]]: ...
+def homogeneous_outputs(
+    model: str, depth: int, width: int, X: npt.NDArray[np.float64], theta: npt.NDArray[np.float64]
+) -> npt.NDArray[np.float64]: ...
+def homogeneous_grad_sum(
+    model: str,
+    depth: int,
+    width: int,
+    X: npt.NDArray[np.float64],
+    theta: npt.NDArray[np.float64],
+    c: npt.NDArray[np.float64],
+) -> npt.NDArray[np.float64]: ...
+def classification_loss(
+    model: str,
+    depth: int,
+    width: int,
+    X: npt.NDArray[np.float64],
+    y: npt.NDArray[np.float64],
+    theta: npt.NDArray[np.float64],
+    loss: str,
+) -> tuple[float, npt.NDArray[np.float64], npt.NDArray[np.float64]]: ...
+def steepest_direction(
+    g: npt.NDArray[np.float64], norm: str, p: float, shapes: list[tuple[int, int]]
+) -> tuple[npt.NDArray[np.float64], float]: ...
+def param_norm(theta: npt.NDArray[np.float64], norm: str, p: float, shapes: list[tuple[int, int]]) -> float: ...
