@@ -76,3 +76,43 @@ def check_choice(value: object, name: str, choices: tuple) -> object:
     if value not in choices:
         raise ValueError(f"{name} must be one of {choices}, got {value!r}")
     return value
+
+
+def unique_problems(first: object, second: object, first_name: str, second_name: str) -> tuple[list, list, list[int]]:
+    """One data set or lists of them -> (unique firsts, unique seconds, problem index per listing).
+
+    The same pair of objects listed several times is one problem, so that its
+    runs can share work (and validation happens once per problem).
+    """
+    f_list = first if isinstance(first, (list, tuple)) else [first]
+    s_list = second if isinstance(second, (list, tuple)) else [second]
+    if len(f_list) == 0:
+        raise ValueError(f"{first_name} must not be an empty list")
+    if len(s_list) != len(f_list):
+        raise ValueError(f"{second_name} must be a list of the same length as {first_name} ({len(f_list)}), "
+                         f"got {len(s_list)}")
+    index: dict[tuple[int, int], int] = {}
+    uniq_f: list = []
+    uniq_s: list = []
+    run_problem = []
+    for a, v in zip(f_list, s_list):
+        key = (id(a), id(v))
+        if key not in index:
+            index[key] = len(uniq_f)
+            uniq_f.append(a)
+            uniq_s.append(v)
+        run_problem.append(index[key])
+    return uniq_f, uniq_s, run_problem
+
+
+def broadcast_runs(per_run: dict[str, list]) -> int:
+    """Broadcast per-run lists in place like 1-D numpy arrays (all of one
+    length K, or length 1); returns K."""
+    lengths = {k: len(v) for k, v in per_run.items() if len(v) != 1}
+    K = max(lengths.values(), default=1)
+    if any(n != K for n in lengths.values()):
+        raise ValueError(f"list-valued arguments must have equal lengths (or length 1); got {lengths}")
+    for k, v in per_run.items():
+        if len(v) == 1:
+            per_run[k] = v * K
+    return K

@@ -30,6 +30,8 @@ import numpy as np
 
 from ._native import core
 from ._validation import (
+    broadcast_runs,
+    unique_problems,
     check_choice,
     check_matrix,
     check_positive,
@@ -335,33 +337,17 @@ def fit_many(
     if not isinstance(nonnegative, (bool, np.bool_)):
         raise ValueError(f"nonnegative must be a bool, got {nonnegative!r}")
 
-    # Problems.
-    A_list = A if isinstance(A, (list, tuple)) else [A]
-    y_list = y if isinstance(y, (list, tuple)) else [y]
-    if len(A_list) == 0:
-        raise ValueError("A must not be an empty list")
-    if len(y_list) != len(A_list):
-        raise ValueError(f"y must be a list of the same length as A ({len(A_list)}), got {len(y_list)}")
-    # The same (A, y) objects listed several times are one problem, so that
-    # their runs can share blocks (matrix-matrix products).
-    problem_of: dict[tuple[int, int], int] = {}
-    run_problem = []
-    uniq_A, uniq_y = [], []
-    for a, v in zip(A_list, y_list):
-        key = (id(a), id(v))
-        if key not in problem_of:
-            problem_of[key] = len(uniq_A)
-            uniq_A.append(a)
-            uniq_y.append(v)
-        run_problem.append(problem_of[key])
+    # Problems (the same (A, y) objects listed several times are one problem,
+    # so that their runs can share blocks: matrix-matrix products).
+    uniq_A, uniq_y, run_problem = unique_problems(A, y, "A", "y")
     A_arrs = [check_matrix(a, "A") for a in uniq_A]
     y_arrs = [check_vector(v, "y", a.shape[0]) for v, a in zip(uniq_y, A_arrs)]
     if x_star is None:
         xs_arrs = [None] * len(A_arrs)
     else:
         xs_list = x_star if isinstance(x_star, (list, tuple)) else [x_star]
-        if len(xs_list) != len(A_list):
-            raise ValueError(f"x_star must be one array per problem ({len(A_list)}), got {len(xs_list)}")
+        if len(xs_list) != len(run_problem):
+            raise ValueError(f"x_star must be one array per problem ({len(run_problem)}), got {len(xs_list)}")
         xs_arrs = [None] * len(A_arrs)
         for k, v in enumerate(xs_list):
             p = run_problem[k]
@@ -383,14 +369,7 @@ def fit_many(
         "lr_ratio": _as_list(lr_ratio, "lr_ratio", (numbers.Real,)),
         "lr": _as_list(lr, "lr", (numbers.Real,)),
     }
-    lengths = {k: len(v) for k, v in per_run.items() if len(v) != 1}
-    K = max(lengths.values(), default=1)
-    bad = {k: n for k, n in lengths.items() if n != K}
-    if bad:
-        raise ValueError(f"list-valued arguments must have equal lengths (or length 1); got {lengths}")
-    for k, v in per_run.items():
-        if len(v) == 1:
-            per_run[k] = v * K
+    K = broadcast_runs(per_run)
 
     depths = [check_positive_int(d, "depth", minimum=2) for d in per_run["depth"]]
     wns = [check_choice(w, "weight_norm", _WEIGHT_NORMS) for w in per_run["weight_norm"]]

@@ -51,7 +51,16 @@ from typing import Any, Sequence
 import numpy as np
 
 from ._native import core
-from ._validation import check_choice, check_matrix, check_positive, check_positive_int, check_seed, check_vector
+from ._validation import (
+    broadcast_runs,
+    check_choice,
+    check_matrix,
+    check_positive,
+    check_positive_int,
+    check_seed,
+    check_vector,
+    unique_problems,
+)
 
 __all__ = ["SteepestResult", "fit", "fit_many", "direction", "param_norm", "init_params", "MODELS", "NORMS"]
 
@@ -393,13 +402,8 @@ def fit_many(
     raises ValueError. History points: every ``record_every`` steps, or
     ``n_record`` log-spaced steps (descent) / times (flow).
     """
-    # Data sets.
-    X_list = X if isinstance(X, (list, tuple)) else [X]
-    y_list = y if isinstance(y, (list, tuple)) else [y]
-    if len(X_list) == 0:
-        raise ValueError("X must not be an empty list")
-    if len(y_list) != len(X_list):
-        raise ValueError(f"y must be a list of the same length as X ({len(X_list)}), got {len(y_list)}")
+    # Data sets (the same (X, y) objects listed several times are one data set).
+    X_list, y_list, run_problem = unique_problems(X, y, "X", "y")
     X_arrs = [check_matrix(x, "X") for x in X_list]
     y_arrs = []
     for xa, ya in zip(X_arrs, y_list):
@@ -408,7 +412,7 @@ def fit_many(
         y_arrs.append(yv)
 
     per_run: dict[str, list] = {
-        "problem": list(range(len(X_arrs))),
+        "problem": run_problem,
         "model": _as_list(model, "model"),
         "norm": _as_list(norm, "norm"),
         "normalized": _as_list(normalized, "normalized"),
@@ -426,13 +430,7 @@ def fit_many(
         "init": init if isinstance(init, list) else [init],
         "method": _as_list(method, "method"),
     }
-    lengths = {k: len(v) for k, v in per_run.items() if len(v) != 1}
-    K = max(lengths.values(), default=1)
-    if any(n != K for n in lengths.values()):
-        raise ValueError(f"list-valued arguments must have equal lengths (or length 1); got {lengths}")
-    for k, v in per_run.items():
-        if len(v) == 1:
-            per_run[k] = v * K
+    K = broadcast_runs(per_run)
 
     steps = check_positive_int(steps, "steps", minimum=0)
     decay_k0 = check_positive(decay_k0, "decay_k0")
