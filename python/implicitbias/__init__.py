@@ -2,15 +2,17 @@
 
 Submodules: :mod:`~implicitbias.data` (problem generators),
 :mod:`~implicitbias.diagonal` (diagonal linear networks, plain and weight
-normalized), :mod:`~implicitbias.reference` (convex solvers for the limits the
+normalized), :mod:`~implicitbias.factorization` (deep matrix factorization),
+:mod:`~implicitbias.hessian` (its exact Hessian trace, HVPs and trace
+estimators), :mod:`~implicitbias.reference` (convex solvers for the limits the
 theory predicts), :mod:`~implicitbias.experiments` (paper reproductions).
 """
 
 from ._version import __version__
-from . import data, diagonal, reference
+from . import data, diagonal, factorization, hessian, reference
 from ._native import core as _core_in_use
 
-__all__ = ["__version__", "data", "diagonal", "reference", "build_info"]
+__all__ = ["__version__", "data", "diagonal", "factorization", "hessian", "reference", "build_info"]
 
 
 def build_info() -> dict:
