@@ -168,7 +168,8 @@ def product(layers: Sequence[np.ndarray]) -> np.ndarray:
 
 def _checked(layers: Any, A: Any, y: Any = None, *, prepare: bool = True):
     dims, z = pack(layers)
-    op = _operator(A, (dims[-1], dims[0]), prepare=prepare)
+    is_pairs = not isinstance(A, SensingOperator) and np.ndim(A) == 2
+    op = _operator(A, (dims[-1], dims[0]) if is_pairs else None, prepare=prepare)
     if (dims[-1], dims[0]) != op.shape:
         raise ValueError(f"layers: the product's shape {(dims[-1], dims[0])} must equal the measurement shape {op.shape}")
     yv = None if y is None else check_vector(y, "y", op.n)
