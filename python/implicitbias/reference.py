@@ -20,6 +20,8 @@ Conventions (SCIENCE.md): loss ``0.5 * ||A x - y||^2``, residual
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 import scipy.linalg
 import scipy.optimize
@@ -761,7 +763,7 @@ def diagonal_flow_limit(
 # --------------------------------------------------------------------------
 # minimum nuclear norm interpolation (matrix sensing / completion)
 # --------------------------------------------------------------------------
-def min_nuclear_norm(A, y, shape=None, *, solver: str | None = None, eps: float = 1e-9):
+def min_nuclear_norm(A, y, shape=None, *, solver: str | None = None, eps: float = 1e-8):
     """The minimum nuclear-norm matrix ``X`` with ``<A_i, X> = y_i`` for all i.
 
     ``A``: float array (n, d_out, d_in) of sensing matrices, or int array
@@ -805,20 +807,28 @@ def min_nuclear_norm(A, y, shape=None, *, solver: str | None = None, eps: float 
         raise ValueError("A must be a float array (n, d_out, d_in) or an int array (n, 2) of index pairs")
     prob = cp.Problem(cp.Minimize(cp.normNuc(X)), constraints)
     solvers = [solver] if solver is not None else ["CLARABEL", "SCS"]
-    last_error = None
+    last_error, fallback = None, None
     for name in solvers:
         if name not in cp.installed_solvers():
             continue
         try:
-            if name == "CLARABEL":
-                prob.solve(solver=name, tol_gap_abs=eps, tol_gap_rel=eps, tol_feas=eps)
-            elif name == "SCS":
-                prob.solve(solver=name, eps=max(eps, 1e-8), max_iters=200_000)
-            else:
-                prob.solve(solver=name)
+            with warnings.catch_warnings():  # "inaccurate" is reported through prob.status below
+                warnings.simplefilter("ignore")
+                if name == "CLARABEL":
+                    prob.solve(solver=name, tol_gap_abs=eps, tol_gap_rel=eps, tol_feas=eps)
+                elif name == "SCS":
+                    prob.solve(solver=name, eps=max(eps, 1e-8), max_iters=200_000)
+                else:
+                    prob.solve(solver=name)
         except cp.error.SolverError as exc:
             last_error = exc
             continue
-        if prob.status in ("optimal", "optimal_inaccurate") and X.value is not None:
+        if X.value is None:
+            continue
+        if prob.status == "optimal":
             return np.array(X.value, dtype=np.float64)
+        if prob.status == "optimal_inaccurate" and fallback is None:
+            fallback = np.array(X.value, dtype=np.float64)
+    if fallback is not None:
+        return fallback
     raise RuntimeError(f"min_nuclear_norm: no solver succeeded (status {prob.status!r}; {last_error})")
