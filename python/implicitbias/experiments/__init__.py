@@ -3,8 +3,8 @@
 ``REGISTRY`` maps the names used by ``implicitbias reproduce NAME`` to modules.
 """
 
-from . import weightnorm
+from . import flatness, weightnorm
 
-REGISTRY = {"weightnorm": weightnorm}
+REGISTRY = {"flatness": flatness, "weightnorm": weightnorm}
 
-__all__ = ["REGISTRY", "weightnorm"]
+__all__ = ["REGISTRY", "flatness", "weightnorm"]
