@@ -126,6 +126,7 @@ class Measurements {
         for (Index b = 0; b < d_in; ++b)
           for (Index a = 0; a < d_out; ++a) m.Av_(a + d_out * i, b) = m.Acol_(a + d_out * b, i);
     }
+    m.precompute_identity_sandwiches();
     return m;
   }
 
@@ -144,6 +145,7 @@ class Measurements {
     m.n_ = static_cast<Index>(rows.size());
     m.rows_ = std::move(rows);
     m.cols_ = std::move(cols);
+    m.precompute_identity_sandwiches();
     return m;
   }
 
@@ -213,6 +215,11 @@ class Measurements {
       out.noalias() = Av_.transpose() * DV;
     }
   }
+  // M(I) = sum_i A_i A_i^T and M^T(I) = sum_i A_i^T A_i, formed once: the
+  // first (P_0 = I) and last (S_L = I) layer terms of the trace need only these.
+  const Mat& sandwich_identity() const { return MI_; }
+  const Mat& sandwich_t_identity() const { return MtI_; }
+
   // sum_i <A_i Q A_i^T, R>; for entry sampling sum_i R(r_i, r_i) Q(c_i, c_i).
   double pair(const Mat& Q, const Mat& R, MeasScratch& sc) const {
     if (kind_ == Kind::entries) {
@@ -227,7 +234,13 @@ class Measurements {
  private:
   Kind kind_ = Kind::gaussian;
   Index d_out_ = 0, d_in_ = 0, n_ = 0;
-  Mat Acol_, Av_, T_;
+  void precompute_identity_sandwiches() {
+    MeasScratch sc;
+    sandwich(Mat::Identity(d_in_, d_in_), MI_, sc);
+    sandwich_t(Mat::Identity(d_out_, d_out_), MtI_, sc);
+  }
+
+  Mat Acol_, Av_, T_, MI_, MtI_;
   bool use_kron_ = false;
   std::vector<Index> rows_, cols_;
 };
@@ -341,17 +354,21 @@ inline void factorization_gradient_from_residual(const DeepLinear& net, const Me
 
 inline double factorization_trace(const DeepLinear& net, const Measurements& m, FactorizationWork& w) {
   double s = 0.0;
-  for (int j = 1; j <= net.depth(); ++j) {
+  const int L = net.depth();
+  for (int j = 1; j <= L; ++j) {
     if (m.kind() == Measurements::Kind::entries) {
       // ||S_j(r,:)||^2 ||P_{j-1}(:,c)||^2 per measurement: O(n) after the norms.
       const Vec rn = net.S(j).rowwise().squaredNorm();
       const Vec cn = net.P(j - 1).colwise().squaredNorm().transpose();
       for (Index i = 0; i < m.n(); ++i) s += rn(m.row(i)) * cn(m.col(i));
-    } else {
-      w.Q.noalias() = net.P(j - 1).transpose() * net.P(j - 1);
-      w.R.noalias() = net.S(j) * net.S(j).transpose();
-      s += m.pair(w.Q, w.R, w.ms);
+      continue;
     }
+    if (j > 1) w.Q.noalias() = net.P(j - 1).transpose() * net.P(j - 1);
+    if (j < L) w.R.noalias() = net.S(j) * net.S(j).transpose();
+    if (j == 1 && j == L) s += m.sandwich_identity().trace();
+    else if (j == 1) s += (m.sandwich_identity().array() * w.R.array()).sum();   // Q_1 = I
+    else if (j == L) s += (m.sandwich_t_identity().array() * w.Q.array()).sum();  // R_L = I
+    else s += m.pair(w.Q, w.R, w.ms);
   }
   return 2.0 * s / static_cast<double>(m.n());
 }
@@ -364,16 +381,27 @@ inline double factorization_trace_gradient(const DeepLinear& net, const Measurem
   w.Xs.resize(static_cast<std::size_t>(L) + 1);
   w.Ys.resize(static_cast<std::size_t>(L) + 1);
   double s = 0.0;
+  // Q_1 = I and R_L = I: their sandwiches M(I), M^T(I) are precomputed.
   for (int j = 1; j <= L; ++j) {
-    w.Q.noalias() = net.P(j - 1).transpose() * net.P(j - 1);
-    w.R.noalias() = net.S(j) * net.S(j).transpose();
-    m.sandwich(w.Q, w.MQ, w.ms);
-    s += (w.MQ.array() * w.R.array()).sum();
-    if (j > 1) {  // X_j feeds layers k < j
-      m.sandwich_t(w.R, w.MtR, w.ms);
-      w.Xs[j].noalias() = 2.0 * net.P(j - 1) * w.MtR;
+    if (j > 1) w.Q.noalias() = net.P(j - 1).transpose() * net.P(j - 1);
+    if (j < L) w.R.noalias() = net.S(j) * net.S(j).transpose();
+    const Mat* MQ = &m.sandwich_identity();
+    if (j > 1 && j < L) {
+      m.sandwich(w.Q, w.MQ, w.ms);
+      MQ = &w.MQ;
     }
-    if (j < L) w.Ys[j].noalias() = 2.0 * w.MQ * net.S(j);  // Y_j feeds layers k > j
+    if (j == 1 && j == L) s += MQ->trace();
+    else if (j == L) s += (m.sandwich_t_identity().array() * w.Q.array()).sum();
+    else s += (MQ->array() * w.R.array()).sum();
+    if (j > 1) {  // X_j feeds layers k < j
+      const Mat* MtR = &m.sandwich_t_identity();
+      if (j < L) {
+        m.sandwich_t(w.R, w.MtR, w.ms);
+        MtR = &w.MtR;
+      }
+      w.Xs[j].noalias() = 2.0 * net.P(j - 1) * (*MtR);
+    }
+    if (j < L) w.Ys[j].noalias() = 2.0 * (*MQ) * net.S(j);  // Y_j feeds layers k > j
   }
   // U_k = X_{k+1} + W_{k+1}^T U_{k+1} (U_L = 0); V_k = Y_{k-1} + V_{k-1} W_{k-1}^T (V_1 = 0)
   for (int k = L; k >= 1; --k) {
