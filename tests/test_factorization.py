@@ -245,3 +245,25 @@ def test_fit_rejects_bad_problems(small, small_completion):
         reference.min_nuclear_norm(np.ones((3, 3)), np.ones(3))
     with pytest.raises(ValueError, match="shape"):
         reference.min_nuclear_norm(small_completion.A, small_completion.y)
+
+
+def test_every_built_core_variant_imports_and_agrees():
+    # each ISA variant registers its own FactorizationMeasurements type (module_local); a clash
+    # would make the variants fail to import and silently fall back to the baseline core
+    import importlib
+    import importlib.util
+
+    from implicitbias import _core
+
+    m = data.matrix_sensing((4, 5), 1, 12, seed=0)
+    layers = factorization.initial_layers(m.shape, 3, 3, 1.0, seed=0)
+    dims, z = factorization.pack(layers)
+    cols = np.ascontiguousarray(m.A.transpose(0, 2, 1).reshape(12, -1).T)
+    ref = _core.factorization_trace(_core.FactorizationMeasurements.gaussian(4, 5, cols), dims, z)
+    for name, feature in (("_core_x86_64_v3", "avx2"), ("_core_x86_64_v4", "avx512")):
+        if importlib.util.find_spec(f"implicitbias.{name}") is None or not _core.cpu_supports(feature):
+            continue  # not built (IMPLICITBIAS_ISA_VARIANTS=OFF) or not runnable here
+        mod = importlib.import_module(f"implicitbias.{name}")
+        t = mod.factorization_trace(mod.FactorizationMeasurements.gaussian(4, 5, cols), dims, z)
+        assert t == pytest.approx(ref, rel=1e-12)
+    assert hessian.trace(layers, m.A) == pytest.approx(ref, rel=1e-12)

@@ -217,8 +217,10 @@ std::vector<py::dict> fact_batch(const std::vector<std::shared_ptr<Measurements>
 }  // namespace
 
 void register_factorization(py::module_& m) {
+  // module_local: the baseline core and its AVX2 / AVX-512 variants are
+  // separate extension modules in one process; each registers its own type.
   py::class_<Measurements, std::shared_ptr<Measurements>>(
-      m, "FactorizationMeasurements",
+      m, "FactorizationMeasurements", py::module_local(),
       "A measurement operator f_i = <A_i, E>: dense sensing matrices or entry sampling.")
       .def_static("gaussian", &make_gaussian, py::arg("d_out"), py::arg("d_in"), py::arg("A_cols"),
                   py::arg("prepare") = true,
