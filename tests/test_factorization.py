@@ -258,7 +258,7 @@ def test_every_built_core_variant_imports_and_agrees():
     m = data.matrix_sensing((4, 5), 1, 12, seed=0)
     layers = factorization.initial_layers(m.shape, 3, 3, 1.0, seed=0)
     dims, z = factorization.pack(layers)
-    cols = np.ascontiguousarray(m.A.transpose(0, 2, 1).reshape(12, -1).T)
+    cols = np.ascontiguousarray(m.A).reshape(12 * 4, 5)
     ref = _core.factorization_trace(_core.FactorizationMeasurements.gaussian(4, 5, cols), dims, z)
     for name, feature in (("_core_x86_64_v3", "avx2"), ("_core_x86_64_v4", "avx512")):
         if importlib.util.find_spec(f"implicitbias.{name}") is None or not _core.cpu_supports(feature):

@@ -153,8 +153,10 @@ py::tuple callable_estimate(const std::string& method, const py::function& matve
   return to_tuple(dispatch_estimate(method, mv, dim, num_matvecs, seed, p));
 }
 
-std::shared_ptr<Measurements> make_gaussian(Index d_out, Index d_in, const Mat& Acol, bool prepare) {
-  return std::make_shared<Measurements>(Measurements::gaussian(d_out, d_in, Acol, prepare));
+std::shared_ptr<Measurements> make_gaussian(Index d_out, Index d_in, const Eigen::Ref<const RowMat>& stack,
+                                            bool prepare) {
+  py::gil_scoped_release release;
+  return std::make_shared<Measurements>(Measurements::gaussian(d_out, d_in, stack, prepare));
 }
 std::shared_ptr<Measurements> make_entries(Index d_out, Index d_in, const std::vector<Index>& rows,
                                            const std::vector<Index>& cols) {
@@ -222,9 +224,9 @@ void register_factorization(py::module_& m) {
   py::class_<Measurements, std::shared_ptr<Measurements>>(
       m, "FactorizationMeasurements", py::module_local(),
       "A measurement operator f_i = <A_i, E>: dense sensing matrices or entry sampling.")
-      .def_static("gaussian", &make_gaussian, py::arg("d_out"), py::arg("d_in"), py::arg("A_cols"),
+      .def_static("gaussian", &make_gaussian, py::arg("d_out"), py::arg("d_in"), py::arg("A_stack"),
                   py::arg("prepare") = true,
-                  "Dense sensing; A_cols is (d_out*d_in, n), column i = vec(A_i) column-major.\n"
+                  "Dense sensing; A_stack is the C-ordered (n, d_out, d_in) array reshaped to (n*d_out, d_in).\n"
                   "prepare: form sum_i A_i (x) A_i when small (pays off over many trace evaluations).")
       .def_static("entries", &make_entries, py::arg("d_out"), py::arg("d_in"), py::arg("rows"), py::arg("cols"),
                   "Entry sampling A_i = e_{rows[i]} e_{cols[i]}^T.")

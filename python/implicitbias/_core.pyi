@@ -44,7 +44,7 @@ class FactorizationMeasurements:
 
     @staticmethod
     def gaussian(
-        d_out: int, d_in: int, A_cols: npt.NDArray[np.float64], prepare: bool = True
+        d_out: int, d_in: int, A_stack: npt.NDArray[np.float64], prepare: bool = True
     ) -> FactorizationMeasurements: ...
     @staticmethod
     def entries(d_out: int, d_in: int, rows: list[int], cols: list[int]) -> FactorizationMeasurements: ...

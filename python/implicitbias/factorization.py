@@ -76,9 +76,9 @@ class SensingOperator:
                 raise ValueError(f"shape {tuple(shape)} does not match {name}'s matrices {(d_out, d_in)}")
             self.kind = "gaussian"
             self.shape = (int(d_out), int(d_in))
-            cols = np.ascontiguousarray(arr.transpose(0, 2, 1).reshape(n, d_out * d_in).T)
-            self._core = (core.FactorizationMeasurements.gaussian(d_out, d_in, cols, prepare=True) if prepare else
-                          core.FactorizationMeasurements.gaussian(d_out, d_in, cols, prepare=False))
+            arr = np.ascontiguousarray(arr)
+            self._core = core.FactorizationMeasurements.gaussian(d_out, d_in, arr.reshape(n * d_out, d_in),
+                                                                 prepare=bool(prepare))
         elif arr.ndim == 2 and arr.shape[1] == 2 and np.issubdtype(arr.dtype, np.integer):
             if arr.shape[0] == 0:
                 raise ValueError(f"{name} must contain at least one index pair")

@@ -95,38 +95,43 @@ class Measurements {
  public:
   enum class Kind : int { gaussian = 0, entries = 1 };
 
-  // Dense sensing: Acol is (d_out * d_in) x n, column i = vec(A_i) (column-major).
+  // Dense sensing from the stack of the A_i, row-major (n * d_out) x d_in:
+  // rows i * d_out .. i * d_out + d_out - 1 hold A_i (a C-ordered (n, d_out,
+  // d_in) array, read without a transposing copy on the Python side).
   // prepare: form the Kronecker sum when it is small and pays off over many
   // calls (training); a one-off evaluation skips it.
-  static Measurements gaussian(Index d_out, Index d_in, Mat Acol, bool prepare = true) {
+  static Measurements gaussian(Index d_out, Index d_in, const Eigen::Ref<const RowMat>& stack, bool prepare = true) {
     if (d_out < 1 || d_in < 1) throw InvalidArgument("measurement shape must be positive");
-    if (Acol.rows() != d_out * d_in) throw InvalidArgument("A: each measurement must have d_out * d_in entries");
-    if (Acol.cols() < 1) throw InvalidArgument("A: need at least one measurement");
+    if (stack.cols() != d_in || stack.rows() % d_out != 0 || stack.rows() == 0)
+      throw InvalidArgument("A: the stack must have n * d_out rows and d_in columns, n >= 1");
     Measurements m;
     m.kind_ = Kind::gaussian;
     m.d_out_ = d_out;
     m.d_in_ = d_in;
-    m.n_ = Acol.cols();
-    m.Acol_ = std::move(Acol);
+    m.n_ = stack.rows() / d_out;
     const Index DA = d_out * d_in;
-    // Kronecker form T = sum_i A_i (x) A_i (vec(M(Q)) = T vec(Q)) when it is
-    // both small and cheaper than the per-measurement products.
+    // Acol: column i = vec(A_i) (column-major); Av: vertical stack, rows
+    // a + d_out i = A_i(a, :), column-major.
+    m.Acol_.resize(DA, m.n_);
+    m.Av_ = stack;
+    for (Index i = 0; i < m.n_; ++i)
+      Eigen::Map<Mat>(m.Acol_.col(i).data(), d_out, d_in) = stack.middleRows(i * d_out, d_out);
     m.use_kron_ = prepare && DA <= 1500 && DA < m.n_ * (d_out + d_in);
     if (m.use_kron_) {
-      const Mat gram = m.Acol_ * m.Acol_.transpose();  // gram(a + d_out b, c + d_out e)
+      Mat gram = Mat::Zero(DA, DA);  // gram(a + d_out b, c + d_out e) = sum_i A_i(a, b) A_i(c, e)
+      gram.selfadjointView<Eigen::Lower>().rankUpdate(m.Acol_);
+      gram.triangularView<Eigen::StrictlyUpper>() = gram.transpose();
       m.T_.resize(d_out * d_out, d_in * d_in);
       for (Index e = 0; e < d_in; ++e)
         for (Index b = 0; b < d_in; ++b)
           for (Index c = 0; c < d_out; ++c)
             for (Index a = 0; a < d_out; ++a) m.T_(a + d_out * c, b + d_in * e) = gram(a + d_out * b, c + d_out * e);
-    } else {
-      // vertical stack Av(a + d_out i, b) = A_i(a, b)
-      m.Av_.resize(m.n_ * d_out, d_in);
-      for (Index i = 0; i < m.n_; ++i)
-        for (Index b = 0; b < d_in; ++b)
-          for (Index a = 0; a < d_out; ++a) m.Av_(a + d_out * i, b) = m.Acol_(a + d_out * b, i);
     }
-    m.precompute_identity_sandwiches();
+    // M(I) = sum_i A_i A_i^T and M^T(I) = sum_i A_i^T A_i, one product each
+    Eigen::Map<const Mat> AH(m.Av_.data(), d_out, m.n_ * d_in);
+    m.MI_.noalias() = AH * AH.transpose();
+    m.MtI_.noalias() = m.Av_.transpose() * m.Av_;
+    if (m.use_kron_) m.Av_.resize(0, 0);  // not needed on the Kronecker path
     return m;
   }
 
@@ -234,7 +239,7 @@ class Measurements {
  private:
   Kind kind_ = Kind::gaussian;
   Index d_out_ = 0, d_in_ = 0, n_ = 0;
-  void precompute_identity_sandwiches() {
+  void precompute_identity_sandwiches() {  // entry sampling: diagonal counts
     MeasScratch sc;
     sandwich(Mat::Identity(d_in_, d_in_), MI_, sc);
     sandwich_t(Mat::Identity(d_out_, d_out_), MtI_, sc);
