@@ -88,7 +88,8 @@ class Rng {
 // Scratch buffers of the dense sandwich products (one per thread / block, so
 // that a Measurements object can be shared read-only).
 struct MeasScratch {
-  Mat C, D, W;
+  RowMat C;
+  Mat D, W;
 };
 
 class Measurements {
@@ -110,28 +111,26 @@ class Measurements {
     m.d_in_ = d_in;
     m.n_ = stack.rows() / d_out;
     const Index DA = d_out * d_in;
-    // Acol: column i = vec(A_i) (column-major); Av: vertical stack, rows
-    // a + d_out i = A_i(a, :), column-major.
-    m.Acol_.resize(DA, m.n_);
-    m.Av_ = stack;
-    for (Index i = 0; i < m.n_; ++i)
-      Eigen::Map<Mat>(m.Acol_.col(i).data(), d_out, d_in) = stack.middleRows(i * d_out, d_out);
+    // One owned copy, the row-major stack S (rows i * d_out + a = A_i(a, :));
+    // its memory read as an n x (d_out d_in) row-major matrix has row i =
+    // A_i flattened row-major, and as a column-major (d_out d_in) x n matrix
+    // column i = vec(A_i^T).
+    m.S_ = stack;
     m.use_kron_ = prepare && DA <= 1500 && DA < m.n_ * (d_out + d_in);
     if (m.use_kron_) {
-      Mat gram = Mat::Zero(DA, DA);  // gram(a + d_out b, c + d_out e) = sum_i A_i(a, b) A_i(c, e)
-      gram.selfadjointView<Eigen::Lower>().rankUpdate(m.Acol_);
+      Mat gram = Mat::Zero(DA, DA);  // gram(a d_in + b, c d_in + e) = sum_i A_i(a, b) A_i(c, e)
+      gram.selfadjointView<Eigen::Lower>().rankUpdate(m.rows_t());  // index a d_in + b
       gram.triangularView<Eigen::StrictlyUpper>() = gram.transpose();
       m.T_.resize(d_out * d_out, d_in * d_in);
       for (Index e = 0; e < d_in; ++e)
         for (Index b = 0; b < d_in; ++b)
           for (Index c = 0; c < d_out; ++c)
-            for (Index a = 0; a < d_out; ++a) m.T_(a + d_out * c, b + d_in * e) = gram(a + d_out * b, c + d_out * e);
+            for (Index a = 0; a < d_out; ++a) m.T_(a + d_out * c, b + d_in * e) = gram(a * d_in + b, c * d_in + e);
     }
-    // M(I) = sum_i A_i A_i^T and M^T(I) = sum_i A_i^T A_i, one product each
-    Eigen::Map<const Mat> AH(m.Av_.data(), d_out, m.n_ * d_in);
-    m.MI_.noalias() = AH * AH.transpose();
-    m.MtI_.noalias() = m.Av_.transpose() * m.Av_;
-    if (m.use_kron_) m.Av_.resize(0, 0);  // not needed on the Kronecker path
+    // M(I) = sum_i A_i A_i^T and M^T(I) = sum_i A_i^T A_i
+    m.MI_.setZero(d_out, d_out);
+    for (Index i = 0; i < m.n_; ++i) m.MI_.noalias() += m.A(i) * m.A(i).transpose();
+    m.MtI_.noalias() = m.S_.transpose() * m.S_;
     return m;
   }
 
@@ -164,7 +163,8 @@ class Measurements {
   void forward(const Mat& E, Vec& f) const {
     f.resize(n_);
     if (kind_ == Kind::gaussian) {
-      f.noalias() = Acol_.transpose() * Eigen::Map<const Vec>(E.data(), E.size());
+      const Mat Et = E.transpose();  // its storage is E flattened row-major
+      f.noalias() = rows_t().transpose() * Eigen::Map<const Vec>(Et.data(), Et.size());
     } else {
       for (Index i = 0; i < n_; ++i) f(i) = E(rows_[i], cols_[i]);
     }
@@ -173,7 +173,8 @@ class Measurements {
   void adjoint(const Vec& u, Mat& G) const {
     G.resize(d_out_, d_in_);
     if (kind_ == Kind::gaussian) {
-      Eigen::Map<Vec>(G.data(), G.size()).noalias() = Acol_ * u;
+      const Vec g = rows_t() * u;  // G flattened row-major
+      G = Eigen::Map<const RowMat>(g.data(), d_out_, d_in_);
     } else {
       G.setZero();
       for (Index i = 0; i < n_; ++i) G(rows_[i], cols_[i]) += u(i);
@@ -182,7 +183,7 @@ class Measurements {
   // A_i itself (dense), for per-measurement work.
   void measurement(Index i, Mat& Ai) const {
     if (kind_ == Kind::gaussian) {
-      Ai = Eigen::Map<const Mat>(Acol_.col(i).data(), d_out_, d_in_);
+      Ai = A(i);
     } else {
       Ai.setZero(d_out_, d_in_);
       Ai(rows_[i], cols_[i]) = 1.0;
@@ -200,9 +201,9 @@ class Measurements {
     } else if (use_kron_) {
       Eigen::Map<Vec>(out.data(), out.size()).noalias() = T_ * Eigen::Map<const Vec>(Q.data(), Q.size());
     } else {
-      s.C.noalias() = Av_ * Q;
-      Eigen::Map<const Mat> CH(s.C.data(), d_out_, n_ * d_in_), AH(Av_.data(), d_out_, n_ * d_in_);
-      out.noalias() = CH * AH.transpose();
+      s.C.noalias() = S_ * Q;  // rows i * d_out + a: (A_i Q)(a, :)
+      out.setZero();
+      for (Index i = 0; i < n_; ++i) out.noalias() += s.C.middleRows(i * d_out_, d_out_) * A(i).transpose();
     }
   }
   // out = M^T(R) = sum_i A_i^T R A_i  (R: d_out x d_out, out: d_in x d_in)
@@ -214,10 +215,9 @@ class Measurements {
     } else if (use_kron_) {
       Eigen::Map<Vec>(out.data(), out.size()).noalias() = T_.transpose() * Eigen::Map<const Vec>(R.data(), R.size());
     } else {
-      Eigen::Map<const Mat> AH(Av_.data(), d_out_, n_ * d_in_);
-      s.D.noalias() = R * AH;
-      Eigen::Map<const Mat> DV(s.D.data(), n_ * d_out_, d_in_);
-      out.noalias() = Av_.transpose() * DV;
+      s.C.resize(n_ * d_out_, d_in_);
+      for (Index i = 0; i < n_; ++i) s.C.middleRows(i * d_out_, d_out_).noalias() = R * A(i);
+      out.noalias() = S_.transpose() * s.C;  // sum over the stacked rows (i, a)
     }
   }
   // M(I) = sum_i A_i A_i^T and M^T(I) = sum_i A_i^T A_i, formed once: the
@@ -245,7 +245,13 @@ class Measurements {
     sandwich_t(Mat::Identity(d_out_, d_out_), MtI_, sc);
   }
 
-  Mat Acol_, Av_, T_, MI_, MtI_;
+  // A_i as a row-major view into S_
+  Eigen::Map<const RowMat> A(Index i) const { return Eigen::Map<const RowMat>(S_.data() + i * d_out_ * d_in_, d_out_, d_in_); }
+  // (d_out d_in) x n, column i = A_i flattened row-major
+  Eigen::Map<const Mat> rows_t() const { return Eigen::Map<const Mat>(S_.data(), d_out_ * d_in_, n_); }
+
+  RowMat S_;
+  Mat T_, MI_, MtI_;
   bool use_kron_ = false;
   std::vector<Index> rows_, cols_;
 };
