@@ -201,9 +201,12 @@ class Measurements {
     } else if (use_kron_) {
       Eigen::Map<Vec>(out.data(), out.size()).noalias() = T_ * Eigen::Map<const Vec>(Q.data(), Q.size());
     } else {
-      s.C.noalias() = S_ * Q;  // rows i * d_out + a: (A_i Q)(a, :)
+      // per measurement, with d x d scratch only (no n-sized buffers)
       out.setZero();
-      for (Index i = 0; i < n_; ++i) out.noalias() += s.C.middleRows(i * d_out_, d_out_) * A(i).transpose();
+      for (Index i = 0; i < n_; ++i) {
+        s.C.noalias() = A(i) * Q;
+        out.noalias() += s.C * A(i).transpose();
+      }
     }
   }
   // out = M^T(R) = sum_i A_i^T R A_i  (R: d_out x d_out, out: d_in x d_in)
@@ -215,9 +218,11 @@ class Measurements {
     } else if (use_kron_) {
       Eigen::Map<Vec>(out.data(), out.size()).noalias() = T_.transpose() * Eigen::Map<const Vec>(R.data(), R.size());
     } else {
-      s.C.resize(n_ * d_out_, d_in_);
-      for (Index i = 0; i < n_; ++i) s.C.middleRows(i * d_out_, d_out_).noalias() = R * A(i);
-      out.noalias() = S_.transpose() * s.C;  // sum over the stacked rows (i, a)
+      out.setZero();
+      for (Index i = 0; i < n_; ++i) {
+        s.C.noalias() = R * A(i);
+        out.noalias() += A(i).transpose() * s.C;
+      }
     }
   }
   // M(I) = sum_i A_i A_i^T and M^T(I) = sum_i A_i^T A_i, formed once: the
