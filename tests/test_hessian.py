@@ -290,6 +290,8 @@ def test_hutchinson_is_unbiased_within_three_standard_errors():
     a = hessian.hutchinson(layers, m.A, m.y, num_matvecs=7, seed=3)
     b = hessian.hutchinson(layers, m.A, m.y, num_matvecs=7, seed=3)
     assert a == b
+    est, se = a  # unpacks as (estimate, stderr)
+    assert (est, se) == (a.estimate, a.stderr) and se > 0
     assert hessian.hutchinson(layers, m.A, m.y, num_matvecs=7, seed=4).estimate != a.estimate
 
 

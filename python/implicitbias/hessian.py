@@ -24,7 +24,7 @@ callable ``matvec(v) -> H v`` (first argument: the callable, with ``dim``).
 
 from __future__ import annotations
 
-from typing import Any, Callable, NamedTuple
+from typing import Any, Callable
 
 import numpy as np
 
@@ -38,8 +38,8 @@ __all__ = [
 ]
 
 
-class TraceEstimate(NamedTuple):
-    """``(estimate, stderr)`` plus the number of matvecs used.
+class TraceEstimate(tuple):
+    """``(estimate, stderr)`` (unpacks as a pair), with ``.num_matvecs`` the products used.
 
     ``stderr`` is the estimator's standard error where the method defines one
     (Hutchinson: sample std / sqrt(probes); Hutch++: that of its Hutchinson
@@ -47,9 +47,21 @@ class TraceEstimate(NamedTuple):
     undefined (e.g. a single probe).
     """
 
-    estimate: float
-    stderr: float
-    num_matvecs: int
+    def __new__(cls, estimate: float, stderr: float, num_matvecs: int) -> "TraceEstimate":
+        self = super().__new__(cls, (float(estimate), float(stderr)))
+        self.num_matvecs = int(num_matvecs)
+        return self
+
+    @property
+    def estimate(self) -> float:
+        return self[0]
+
+    @property
+    def stderr(self) -> float:
+        return self[1]
+
+    def __repr__(self) -> str:
+        return f"TraceEstimate(estimate={self[0]!r}, stderr={self[1]!r}, num_matvecs={self.num_matvecs})"
 
 
 def trace(layers: Any, A: Any, y: Any = None) -> float:
