@@ -35,7 +35,7 @@ and Hessian-vector products use the same stacking.
 from __future__ import annotations
 
 import numbers
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Sequence
 
 import numpy as np
@@ -302,7 +302,6 @@ class FactorizationResult:
     strength: float
     seed: int
     error: float | None = None
-    extra: dict = field(default_factory=dict, repr=False)
 
 
 def fit(
