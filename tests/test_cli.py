@@ -107,3 +107,38 @@ def test_reproduce_margins_quick_writes_its_files(tmp_path):
     assert drops[-1]["largest_drop"] < drops[0]["largest_drop"]
     # every trajectory run separates the training set
     assert all(v["accuracy"] == 1.0 for v in summary["final"].values())
+
+
+def test_reproduce_flatness_quick_writes_its_files(tmp_path, capsys):
+    from implicitbias.experiments import flatness
+
+    out = tmp_path / "flat"
+    assert main(["reproduce", "flatness", "--quick", "--out", str(out), "--no-progress"]) == 0
+    names = sorted(os.listdir(out))
+    assert names == sorted([
+        "flatness_runs.csv", "flatness_estimators.csv", "flatness_summary.json",
+        "flatness_nuclear.png", "flatness_trace.png",
+    ])
+    for png in ("flatness_nuclear.png", "flatness_trace.png"):
+        with open(out / png, "rb") as fh:
+            assert fh.read(8) == b"\x89PNG\r\n\x1a\n"
+    cfg = flatness.settings(quick=True)
+    with open(out / "flatness_runs.csv") as fh:
+        rows = list(csv.DictReader(fh))
+    per_problem = len(cfg["depths"]) * (len(cfg["configs"]) - 1) + 1
+    assert len(rows) == len(cfg["n_measurements"]) * len(cfg["seeds"]) * per_problem
+    assert {r["status"] for r in rows} == {"max_steps"}
+    with open(out / "flatness_summary.json") as fh:
+        summary = json.load(fh)
+    med = {(s["config"], s["depth"], s["n"]): s for s in summary["summary"]}
+    # the paper's claim at n = 160 (enough measurements), depth 2: the trace penalty finds the
+    # minimum nuclear norm interpolator (and M*), GD from large initialization does not
+    tp, big = med[("trace penalty", 2, 160)], med[("GD large init", 2, 160)]
+    assert abs(tp["nuclear_ratio_median"] - 1) < 0.05 and tp["error_median"] < 0.05
+    assert big["nuclear_ratio_median"] > 2 and big["error_median"] > 1
+    # the trace at the end is at least about the bound (RIP constant well below 1 at this n)
+    assert all(s["trace_over_bound_median"] > 0.8 for s in summary["summary"])
+    est = summary["estimator_summary"]
+    assert {e["estimator"] for e in est} == {"Hutchinson", "Hutch++", "XTrace"}
+    assert all(e["rel_error_median"] < 0.5 for e in est)
+    assert "wrote" in capsys.readouterr().out

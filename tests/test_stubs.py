@@ -12,7 +12,7 @@ from implicitbias._native import core
 def test_core_stub_matches_the_compiled_module():
     stub = Path(implicitbias.__file__).with_name("_core.pyi")
     tree = ast.parse(stub.read_text())
-    stubbed = {n.name for n in tree.body if isinstance(n, ast.FunctionDef)}
+    stubbed = {n.name for n in tree.body if isinstance(n, (ast.FunctionDef, ast.ClassDef))}
     stubbed |= {n.target.id for n in tree.body if isinstance(n, ast.AnnAssign) and isinstance(n.target, ast.Name)}
     exported = {k for k in dir(core) if not k.startswith("_")}
     assert stubbed == exported

@@ -8,6 +8,7 @@
 namespace implicitbias::bindings {
 void register_diagonal(py::module_& m);
 void register_steepest(py::module_& m);
+void register_factorization(py::module_& m);
 }
 
 PYBIND11_MODULE(IMPLICITBIAS_MODULE_NAME, m) {
@@ -41,4 +42,5 @@ PYBIND11_MODULE(IMPLICITBIAS_MODULE_NAME, m) {
       py::arg("feature"), "Whether this CPU supports 'avx2' (x86-64-v3) or 'avx512' (x86-64-v4).");
   implicitbias::bindings::register_diagonal(m);
   implicitbias::bindings::register_steepest(m);
+  implicitbias::bindings::register_factorization(m);
 }

@@ -3,15 +3,17 @@
 Submodules: :mod:`~implicitbias.data` (problem generators),
 :mod:`~implicitbias.diagonal` (diagonal linear networks, plain and weight
 normalized), :mod:`~implicitbias.steepest` (steepest descent on homogeneous
-classifiers and the margins it maximizes), :mod:`~implicitbias.reference` (convex solvers for the limits the
+classifiers and the margins it maximizes), :mod:`~implicitbias.factorization`
+(deep matrix factorization), :mod:`~implicitbias.hessian` (its exact Hessian
+trace, HVPs and trace estimators), :mod:`~implicitbias.reference` (convex solvers for the limits the
 theory predicts), :mod:`~implicitbias.experiments` (paper reproductions).
 """
 
 from ._version import __version__
-from . import data, diagonal, reference, steepest
+from . import data, diagonal, factorization, hessian, reference, steepest
 from ._native import core as _core_in_use
 
-__all__ = ["__version__", "data", "diagonal", "reference", "steepest", "build_info"]
+__all__ = ["__version__", "data", "diagonal", "factorization", "hessian", "reference", "steepest", "build_info"]
 
 
 def build_info() -> dict:

@@ -3,6 +3,8 @@
 Conventions (SCIENCE.md): Gaussian sensing matrices have i.i.d. N(0, 1/M)
 entries, so that the columns have unit expected squared norm. Binary
 classification data have labels in {-1, +1} (SCIENCE.md, section 2).
+Matrix-sensing matrices A_i have i.i.d. N(0, 1) entries (section 3), so that
+E <A_i, X>^2 = ||X||_F^2.
 """
 
 from __future__ import annotations
@@ -16,8 +18,10 @@ from ._validation import check_positive, check_positive_int, check_seed
 
 __all__ = [
     "BinaryClassification",
+    "MatrixSensing",
     "SparseRegression",
     "digits_binary",
+    "matrix_sensing",
     "separable",
     "sparse_regression",
 ]
@@ -253,3 +257,77 @@ def digits_binary(
         X[:, const] = 0.0
     y = np.where(labels % 2 == 1, 1.0, -1.0)
     return BinaryClassification(X=np.ascontiguousarray(X), y=y, labels=labels)
+
+
+@dataclass(frozen=True)
+class MatrixSensing:
+    """A low-rank matrix sensing or completion instance ``y_i = <A_i, M_star>``.
+
+    Attributes
+    ----------
+    A : ndarray
+        ``kind="gaussian"``: float array (n, d_out, d_in), i.i.d. N(0, 1)
+        entries. ``kind="completion"``: int array (n, 2) of distinct
+        (row, column) index pairs, ``A_i = e_row e_col^T`` (never densified).
+        Either form is accepted as ``A`` by :mod:`implicitbias.factorization`
+        and :mod:`implicitbias.hessian`.
+    y : ndarray (n,)
+        Measurements.
+    M_star : ndarray (d_out, d_in)
+        The planted rank-``rank`` matrix ``U V^T``, scaled to
+        ``||M_star||_F = sqrt(rank)`` (singular values near 1).
+    kind : str
+    shape : tuple (d_out, d_in)
+    """
+
+    A: np.ndarray
+    y: np.ndarray
+    M_star: np.ndarray
+    kind: str
+    shape: tuple
+
+    @property
+    def n_measurements(self) -> int:
+        return int(self.y.shape[0])
+
+
+def matrix_sensing(
+    shape: tuple = (20, 20),
+    rank: int = 2,
+    n_measurements: int = 300,
+    kind: str = "gaussian",
+    seed: int | None = 0,
+) -> MatrixSensing:
+    """Draw a low-rank matrix sensing (``"gaussian"``) or completion instance.
+
+    ``M_star = U V^T * sqrt(rank) / ||U V^T||_F`` with ``U`` (d_out, rank) and
+    ``V`` (d_in, rank) i.i.d. N(0, 1). Gaussian sensing: ``A_i`` i.i.d. N(0, 1)
+    entries. Completion: ``n_measurements`` distinct entries drawn uniformly
+    without replacement (so ``n_measurements <= d_out * d_in``).
+    ``y_i = <A_i, M_star>`` (noiseless).
+    """
+    if not isinstance(shape, (tuple, list)) or len(shape) != 2:
+        raise ValueError(f"shape must be a pair (d_out, d_in), got {shape!r}")
+    d_out = check_positive_int(shape[0], "shape")
+    d_in = check_positive_int(shape[1], "shape")
+    r = check_positive_int(rank, "rank")
+    if r > min(d_out, d_in):
+        raise ValueError(f"rank must be <= min(shape) = {min(d_out, d_in)}, got {r}")
+    n = check_positive_int(n_measurements, "n_measurements")
+    if kind not in ("gaussian", "completion"):
+        raise ValueError(f"kind must be 'gaussian' or 'completion', got {kind!r}")
+    rng = np.random.default_rng(check_seed(seed))
+    U = rng.standard_normal((d_out, r))
+    V = rng.standard_normal((d_in, r))
+    M = U @ V.T
+    M *= np.sqrt(r) / np.linalg.norm(M)
+    if kind == "gaussian":
+        A = rng.standard_normal((n, d_out, d_in))
+        y = np.einsum("nij,ij->n", A, M)
+    else:
+        if n > d_out * d_in:
+            raise ValueError(f"n_measurements must be <= d_out * d_in = {d_out * d_in} for completion, got {n}")
+        flat = rng.choice(d_out * d_in, size=n, replace=False)
+        A = np.stack([flat // d_in, flat % d_in], axis=1).astype(np.int64)
+        y = M[A[:, 0], A[:, 1]].copy()
+    return MatrixSensing(A=A, y=y, M_star=M, kind=kind, shape=(d_out, d_in))

@@ -22,6 +22,10 @@
 //   // diagnostic channels recorded in the history besides t, loss, counters
 //   std::vector<std::string> diagnostic_names() const;
 //   void diagnostics(const Eigen::Ref<const Vec>& z, int id, double* out);
+// and optionally, for fixed-step methods whose field depends on the step
+// (annealed penalties, fresh label noise per step),
+//   void begin_step(std::int64_t step);
+// which run_fixed_step calls before the field evaluations of each step.
 #pragma once
 
 #include "types.hpp"
@@ -31,6 +35,8 @@
 #include <cmath>
 #include <limits>
 #include <numeric>
+#include <type_traits>
+#include <utility>
 
 namespace implicitbias {
 
@@ -66,6 +72,11 @@ struct AdaptiveOptions {
 };
 
 namespace detail {
+
+template <class M, class = void>
+struct has_begin_step : std::false_type {};
+template <class M>
+struct has_begin_step<M, std::void_t<decltype(std::declval<M&>().begin_step(std::int64_t{}))>> : std::true_type {};
 
 class Clock {
  public:
@@ -177,6 +188,7 @@ void run_fixed_step(Model& model, const Mat& Z0, const Vec& lr, const FixedStepO
   for (std::int64_t step = 0; !ids.empty(); ++step) {
     const Index n_active = static_cast<Index>(ids.size());
     const bool last = step >= opt.steps;
+    if constexpr (detail::has_begin_step<Model>::value) model.begin_step(step);
     if (last) model.loss(Z, ids, loss);
     else model.field(Z, ids, F, loss);
     keep.assign(static_cast<std::size_t>(n_active), 1);

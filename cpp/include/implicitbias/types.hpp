@@ -14,6 +14,7 @@ namespace implicitbias {
 using Index = Eigen::Index;
 using Vec = Eigen::VectorXd;
 using Mat = Eigen::MatrixXd;
+using RowMat = Eigen::Matrix<double, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>;
 using Arr = Eigen::ArrayXXd;
 
 // How a run ended.  The names are what Python sees.

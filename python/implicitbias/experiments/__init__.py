@@ -3,8 +3,8 @@
 ``REGISTRY`` maps the names used by ``implicitbias reproduce NAME`` to modules.
 """
 
-from . import margins, weightnorm
+from . import flatness, margins, weightnorm
 
-REGISTRY = {"weightnorm": weightnorm, "margins": margins}
+REGISTRY = {"flatness": flatness, "margins": margins, "weightnorm": weightnorm}
 
-__all__ = ["REGISTRY", "margins", "weightnorm"]
+__all__ = ["REGISTRY", "flatness", "margins", "weightnorm"]

@@ -1,0 +1,553 @@
+"""Deep matrix factorization: deep linear networks on matrix sensing (SCIENCE.md section 3).
+
+Model: layers ``W_j`` of shape ``(d_j, d_{j-1})``, ``j = 1..L``, end-to-end
+``E = W_L ... W_1`` of shape ``(d_L, d_0)``; measurements ``f_i = <A_i, E>``
+with dense sensing matrices (``A`` a float array (n, d_L, d_0)) or entry
+sampling (``A`` an int array (n, 2) of (row, column) pairs: matrix
+completion, never densified); loss
+
+    Loss(W) = (1/n) sum_i (<A_i, E> - y_i)^2        (dimensionless, mean square).
+
+Training (:func:`fit`, :func:`fit_many`) runs in C++ through the package's
+generic integrator; ``method``:
+
+* ``"gd"``: ``W <- W - lr * grad Loss(W)``.
+* ``"flow"``: gradient flow ``dW/dt = -grad Loss`` by adaptive Dormand-Prince 5(4).
+* ``"trace_penalty"``: gradient descent on ``Loss + lam_k * tr Hess Loss`` with the
+  exact trace and its exact gradient (:mod:`implicitbias.hessian`).
+* ``"label_noise_sgd"``: full-batch descent on fresh noisy labels
+  ``y_i + sigma_k xi_i`` (``xi_i ~ N(0, 1)`` drawn anew every step from the
+  run's seed and the step number).
+* ``"sam"``: sharpness-aware minimization
+  ``W <- W - lr * grad Loss(W + rho_k g / ||g||)``, ``g = grad Loss(W)``
+  (two gradient evaluations per step; ``n_grad_evals`` counts steps).
+
+Annealing schedule of the strengths ``s_k`` in {lam, sigma, rho} (step k,
+``K_a = round(anneal_frac * steps)``): ``s_k = s * final_ratio**(k / K_a)`` for
+``k < K_a`` (geometric decay from ``s`` to ``s * final_ratio``), then
+``s_k = 0``: the last ``steps - K_a`` steps are plain gradient descent, which
+refines the solution to zero loss.
+
+The state is the stack of ``vec(W_1), ..., vec(W_L)`` (column-major); gradients
+and Hessian-vector products use the same stacking.
+"""
+
+from __future__ import annotations
+
+import numbers
+from dataclasses import dataclass
+from typing import Any, Sequence
+
+import numpy as np
+
+from ._native import core
+from ._validation import check_choice, check_positive, check_positive_int, check_seed, check_vector
+
+__all__ = [
+    "FactorizationResult", "SensingOperator", "balanced_factorization", "fit", "fit_many", "gradient",
+    "initial_layers", "jacobian", "loss", "pack", "product", "sensing_operator", "unpack",
+]
+
+_METHODS = ("gd", "flow", "trace_penalty", "label_noise_sgd", "sam")
+_METHOD_CODE = {m: k for k, m in enumerate(_METHODS)}
+_INITS = ("gaussian", "balanced")
+
+
+# --------------------------------------------------------------------------- measurement operators
+class SensingOperator:
+    """A measurement operator ``E -> (<A_i, E>)_i`` prepared once for the C++ core.
+
+    Build it with :func:`sensing_operator` and pass it wherever ``A`` is
+    accepted to avoid re-preparing the same measurements (for dense sensing
+    the preparation forms ``sum_i A_i (x) A_i`` when that is small, which makes
+    every trace and trace gradient cost O(d^4) instead of O(n d^3)).
+    """
+
+    def __init__(self, A: Any, shape: Any = None, *, prepare: bool = True, name: str = "A") -> None:
+        arr = np.asarray(A)
+        if arr.ndim == 3 and np.issubdtype(arr.dtype, np.number) and not np.issubdtype(arr.dtype, np.complexfloating):
+            arr = np.asarray(arr, dtype=np.float64)
+            n, d_out, d_in = arr.shape
+            if n == 0 or d_out == 0 or d_in == 0:
+                raise ValueError(f"{name} must not be empty, got shape {arr.shape}")
+            if not np.all(np.isfinite(arr)):
+                raise ValueError(f"{name} contains NaN or inf")
+            if shape is not None and tuple(shape) != (d_out, d_in):
+                raise ValueError(f"shape {tuple(shape)} does not match {name}'s matrices {(d_out, d_in)}")
+            self.kind = "gaussian"
+            self.shape = (int(d_out), int(d_in))
+            arr = np.ascontiguousarray(arr)
+            self._core = core.FactorizationMeasurements.gaussian(d_out, d_in, arr.reshape(n * d_out, d_in),
+                                                                 prepare=bool(prepare))
+        elif arr.ndim == 2 and arr.shape[1] == 2 and np.issubdtype(arr.dtype, np.integer):
+            if arr.shape[0] == 0:
+                raise ValueError(f"{name} must contain at least one index pair")
+            if shape is None:
+                raise ValueError("shape (d_out, d_in) is required with entry sampling (index pairs)")
+            if not isinstance(shape, (tuple, list)) or len(shape) != 2:
+                raise ValueError(f"shape must be a pair (d_out, d_in), got {shape!r}")
+            d_out = check_positive_int(shape[0], "shape")
+            d_in = check_positive_int(shape[1], "shape")
+            rows, cols = arr[:, 0].astype(np.int64), arr[:, 1].astype(np.int64)
+            if rows.min() < 0 or rows.max() >= d_out or cols.min() < 0 or cols.max() >= d_in:
+                raise ValueError(f"{name}: index pairs out of range for shape {(d_out, d_in)}")
+            self.kind = "completion"
+            self.shape = (d_out, d_in)
+            self._core = core.FactorizationMeasurements.entries(d_out, d_in, rows.tolist(), cols.tolist())
+        else:
+            raise ValueError(
+                f"{name} must be a float array (n, d_out, d_in) of sensing matrices or an int array (n, 2) "
+                f"of (row, column) pairs, got shape {arr.shape} and dtype {arr.dtype}")
+        self.A = arr
+        self.n = int(self._core.n)
+
+    def __repr__(self) -> str:
+        return f"SensingOperator(kind={self.kind!r}, shape={self.shape}, n={self.n})"
+
+
+def sensing_operator(A: Any, shape: Any = None) -> SensingOperator:
+    """Prepare measurements once: ``A`` (n, d_out, d_in) floats or (n, 2) index pairs (then ``shape``)."""
+    if isinstance(A, SensingOperator):
+        return A
+    return SensingOperator(A, shape)
+
+
+def _operator(A: Any, shape: Any = None, *, prepare: bool = True) -> SensingOperator:
+    if isinstance(A, SensingOperator):
+        if shape is not None and tuple(shape) != A.shape:
+            raise ValueError(f"shape {tuple(shape)} does not match the operator's shape {A.shape}")
+        return A
+    return SensingOperator(A, shape, prepare=prepare)
+
+
+# --------------------------------------------------------------------------- layers
+def pack(layers: Any, name: str = "layers") -> tuple[list[int], np.ndarray]:
+    """Validate a list of layers and stack them: returns ``(dims, z)``.
+
+    ``dims = [d_0, d_1, ..., d_L]``; ``z`` stacks ``vec(W_j)`` column-major.
+    """
+    if isinstance(layers, np.ndarray) and layers.ndim == 2:
+        layers = [layers]
+    if not isinstance(layers, (list, tuple)) or len(layers) == 0:
+        raise ValueError(f"{name} must be a non-empty list of 2-D arrays (depth >= 1)")
+    mats = []
+    for j, W in enumerate(layers):
+        try:
+            arr = np.asarray(W, dtype=np.float64)
+        except (TypeError, ValueError) as exc:
+            raise ValueError(f"{name}[{j}] must be a real 2-D array: {exc}") from None
+        if arr.ndim != 2 or arr.size == 0:
+            raise ValueError(f"{name}[{j}] must be a non-empty 2-D array, got shape {arr.shape}")
+        if not np.all(np.isfinite(arr)):
+            raise ValueError(f"{name}[{j}] contains NaN or inf")
+        if j > 0 and arr.shape[1] != mats[-1].shape[0]:
+            raise ValueError(f"{name}[{j}] has {arr.shape[1]} columns but {name}[{j - 1}] has {mats[-1].shape[0]} rows")
+        mats.append(arr)
+    dims = [mats[0].shape[1]] + [W.shape[0] for W in mats]
+    z = np.concatenate([W.ravel(order="F") for W in mats])
+    return [int(d) for d in dims], z
+
+
+def unpack(dims: Sequence[int], z: np.ndarray) -> list[np.ndarray]:
+    """Inverse of :func:`pack`: the list of layers stacked in ``z``."""
+    out, off = [], 0
+    for j in range(1, len(dims)):
+        size = dims[j] * dims[j - 1]
+        out.append(np.array(z[off:off + size]).reshape((dims[j], dims[j - 1]), order="F"))
+        off += size
+    return out
+
+
+def product(layers: Sequence[np.ndarray]) -> np.ndarray:
+    """End-to-end matrix ``E = W_L ... W_1``."""
+    E = np.asarray(layers[0], dtype=np.float64)
+    for W in layers[1:]:
+        E = np.asarray(W, dtype=np.float64) @ E
+    return E
+
+
+def _checked(layers: Any, A: Any, y: Any = None, *, prepare: bool = True):
+    dims, z = pack(layers)
+    is_pairs = not isinstance(A, SensingOperator) and np.ndim(A) == 2
+    op = _operator(A, (dims[-1], dims[0]) if is_pairs else None, prepare=prepare)
+    if (dims[-1], dims[0]) != op.shape:
+        raise ValueError(f"layers: the product's shape {(dims[-1], dims[0])} must equal the measurement shape {op.shape}")
+    yv = None if y is None else check_vector(y, "y", op.n)
+    return dims, z, op, yv
+
+
+def loss(layers: Any, A: Any, y: Any) -> float:
+    """``Loss = (1/n) sum_i (<A_i, W_L...W_1> - y_i)^2``."""
+    dims, z, op, yv = _checked(layers, A, y, prepare=False)
+    return float(core.factorization_eval(op._core, dims, z, yv)["loss"])
+
+
+def gradient(layers: Any, A: Any, y: Any) -> list[np.ndarray]:
+    """Gradient of :func:`loss` per layer: ``(2/n) S_j^T (sum_i r_i A_i) P_{j-1}^T``."""
+    dims, z, op, yv = _checked(layers, A, y, prepare=False)
+    return unpack(dims, core.factorization_eval(op._core, dims, z, yv)["gradient"])
+
+
+def jacobian(layers: Any, A: Any) -> np.ndarray:
+    """Per-measurement gradients: ``(n, n_params)``, row i = ``grad f_i`` stacked like :func:`pack`."""
+    dims, z, op, _ = _checked(layers, A, prepare=False)
+    return np.asarray(core.factorization_jacobian(op._core, dims, z))
+
+
+def balanced_factorization(M: Any, depth: int, width: int | None = None) -> list[np.ndarray]:
+    """A balanced factorization ``M = W_L ... W_1`` (``W_{j+1}^T W_{j+1} = W_j W_j^T``).
+
+    With ``M = U diag(s) V^T`` (rank r, ``width >= r``, default ``min(M.shape)``):
+    ``W_1 = [diag(s^(1/L)) V^T; 0]``, ``W_j = diag(s^(1/L), 0)``,
+    ``W_L = [U diag(s^(1/L)), 0]``.
+    """
+    from ._validation import check_matrix
+
+    M = check_matrix(M, "M")
+    L = check_positive_int(depth, "depth")
+    d_out, d_in = M.shape
+    U, s, Vt = np.linalg.svd(M, full_matrices=False)
+    w = min(d_out, d_in) if width is None else check_positive_int(width, "width")
+    r = int(np.sum(s > s[0] * 1e-14)) if s[0] > 0 else 0
+    if w < r:
+        raise ValueError(f"width must be >= rank(M) = {r}, got {w}")
+    root = s[:r] ** (1.0 / L)
+    if L == 1:
+        return [M.copy()]
+    W1 = np.zeros((w, d_in))
+    W1[:r] = root[:, None] * Vt[:r]
+    WL = np.zeros((d_out, w))
+    WL[:, :r] = U[:, :r] * root[None, :]
+    mids = []
+    for _ in range(L - 2):
+        Wm = np.zeros((w, w))
+        Wm[np.arange(r), np.arange(r)] = root
+        mids.append(Wm)
+    return [W1] + mids + [WL]
+
+
+def initial_layers(shape: Sequence[int], depth: int, width: int | None = None, init_scale: float = 0.1,
+                init: str = "gaussian", seed: int | None = 0) -> list[np.ndarray]:
+    """Initial layers for ``E`` of ``shape = (d_out, d_in)``, hidden widths ``width``.
+
+    ``"gaussian"``: ``W_j = init_scale * G_j / sqrt(d_{j-1})``, ``G_j`` i.i.d.
+    N(0, 1) (``init_scale = 1`` is the usual fan-in scaling, "large"; small
+    ``init_scale`` gives ``E ~ init_scale^L``). ``"balanced"``:
+    ``W_j = init_scale * O_j O_{j-1}^T`` with ``O_j`` random ``d_j x m``
+    matrices with orthonormal columns (``m = min`` of all widths), so every
+    ``W_j`` has ``m`` singular values ``init_scale`` and
+    ``W_{j+1}^T W_{j+1} = W_j W_j^T``.
+    """
+    d_out, d_in = int(shape[0]), int(shape[1])
+    L = check_positive_int(depth, "depth")
+    w = max(d_out, d_in) if width is None else check_positive_int(width, "width")
+    a = check_positive(init_scale, "init_scale")
+    check_choice(init, "init", _INITS)
+    rng = np.random.default_rng(check_seed(seed))
+    dims = [d_in] + [w] * (L - 1) + [d_out]
+    if init == "gaussian":
+        return [a * rng.standard_normal((dims[j], dims[j - 1])) / np.sqrt(dims[j - 1]) for j in range(1, L + 1)]
+    m = min(dims)
+    Os = [np.linalg.qr(rng.standard_normal((d, m)))[0] for d in dims]
+    return [a * Os[j] @ Os[j - 1].T for j in range(1, L + 1)]
+
+
+# --------------------------------------------------------------------------- training
+@dataclass
+class FactorizationResult:
+    """Outcome of one training run.
+
+    Attributes
+    ----------
+    layers : list of ndarray
+        Final ``W_1 .. W_L`` (the last finite state if the run diverged).
+    product : ndarray (d_out, d_in)
+        ``E = W_L ... W_1``.
+    status : str
+        ``"converged"`` (loss <= tol), ``"max_steps"``, ``"max_time"``,
+        ``"stalled"`` (flow) or ``"diverged"``.
+    loss : float
+        Final ``(1/n) sum_i (<A_i, E> - y_i)^2`` (clean labels).
+    trace, nuclear_norm, effective_rank : float
+        At the end: exact ``tr Hess Loss``, ``||E||_*`` and
+        ``exp(entropy(sigma / sum sigma))`` of the singular values of E.
+    history : dict of ndarrays
+        Equal-length arrays: ``t`` (steps * lr, or flow time), ``loss``,
+        ``n_grad_evals``, ``wall_time``, ``trace``, ``nuclear_norm``,
+        ``effective_rank`` and ``error`` = ``||E - M*||_F / ||M*||_F`` when
+        ``M_star`` was given.
+    n_steps, n_grad_evals : int
+    wall_time : float
+        Seconds of the C++ block that held the run.
+    """
+
+    layers: list
+    product: np.ndarray
+    status: str
+    loss: float
+    trace: float
+    nuclear_norm: float
+    effective_rank: float
+    history: dict
+    n_steps: int
+    n_grad_evals: int
+    t_final: float
+    wall_time: float
+    method: str
+    depth: int
+    width: int
+    init_scale: float
+    init: str
+    lr: float | None
+    strength: float
+    seed: int
+    error: float | None = None
+
+
+def fit(
+    A: Any,
+    y: Any,
+    *,
+    depth: int = 3,
+    width: int | None = None,
+    init_scale: float = 0.1,
+    init: str = "gaussian",
+    method: str = "gd",
+    lr: float | None = None,
+    steps: int = 10_000,
+    lam: float = 0.0,
+    sigma: float = 0.0,
+    rho: float = 0.0,
+    anneal_frac: float = 0.8,
+    final_ratio: float = 1e-3,
+    shape: Any = None,
+    M_star: Any = None,
+    init_layers: Any = None,
+    seed: int = 0,
+    tol: float | None = None,
+    t_max: float = 1e4,
+    rtol: float = 1e-7,
+    max_steps: int = 1_000_000,
+    record_every: int | None = None,
+    n_record: int = 100,
+    num_threads: int | None = None,
+) -> FactorizationResult:
+    """Train one deep linear network ``E = W_L ... W_1`` on ``y_i ~ <A_i, E>``.
+
+    Parameters
+    ----------
+    A : float array (n, d_out, d_in), int array (n, 2) of index pairs, or a
+        :class:`SensingOperator`; ``y`` : array (n,).
+    depth : int >= 1
+        L, the number of layers.
+    width : int, optional
+        Hidden widths ``d_1 = ... = d_{L-1}`` (default ``max(d_out, d_in)``).
+    init_scale, init : float > 0, "gaussian" or "balanced"
+        See :func:`initial_layers`; ``seed`` draws the initialization (and the
+        label noise). ``init_layers`` (list of arrays) overrides all three.
+    method : "gd", "flow", "trace_penalty", "label_noise_sgd", "sam"
+        See the module docstring.
+    lr : float > 0
+        Step size (every method but "flow"). Required.
+    steps : int
+        Number of steps (fixed-step methods).
+    lam, sigma, rho : float >= 0
+        Initial strengths of the trace penalty, of the label noise (standard
+        deviation, in units of y) and of the SAM radius (in parameter norm);
+        annealed as in the module docstring by ``anneal_frac`` in [0, 1] and
+        ``final_ratio`` in (0, 1].
+    shape : (d_out, d_in)
+        Required with index pairs (matrix completion).
+    M_star : array (d_out, d_in), optional
+        Ground truth; records ``history["error"]`` and ``result.error``.
+    tol : float >= 0, optional
+        Stop as converged when the loss is <= tol (default: never for the
+        fixed-step methods; ``1e-12 * mean(y^2)`` for the flow).
+    t_max, rtol, max_steps : flow only (time horizon, relative tolerance,
+        step attempts).
+    record_every : int, optional
+        Record the history every k steps (default ``max(1, steps // n_record)``).
+    num_threads : int, optional
+        OpenMP threads (results do not depend on it).
+    """
+    return fit_many(
+        A, y, depth=depth, width=width, init_scale=init_scale, init=init, method=method, lr=lr, steps=steps,
+        lam=lam, sigma=sigma, rho=rho, anneal_frac=anneal_frac, final_ratio=final_ratio, shape=shape,
+        M_star=M_star, init_layers=None if init_layers is None else [init_layers], seed=seed, tol=tol,
+        t_max=t_max, rtol=rtol, max_steps=max_steps, record_every=record_every, n_record=n_record,
+        num_threads=num_threads,
+    )[0]
+
+
+def _as_list(value: Any, name: str, scalar_types: tuple) -> list:
+    if value is None or isinstance(value, scalar_types):
+        return [value]
+    if isinstance(value, np.ndarray):
+        if value.ndim == 0:
+            return [value.item()]
+        if value.ndim == 1:
+            return list(value.tolist())
+        raise ValueError(f"{name} must be a scalar or a 1-D list, got shape {value.shape}")
+    if isinstance(value, (list, tuple)):
+        if len(value) == 0:
+            raise ValueError(f"{name} must not be an empty list")
+        return list(value)
+    return [value]
+
+
+def fit_many(
+    A: Any,
+    y: Any,
+    *,
+    depth: Any = 3,
+    width: Any = None,
+    init_scale: Any = 0.1,
+    init: Any = "gaussian",
+    method: Any = "gd",
+    lr: Any = None,
+    steps: int = 10_000,
+    lam: Any = 0.0,
+    sigma: Any = 0.0,
+    rho: Any = 0.0,
+    anneal_frac: float = 0.8,
+    final_ratio: float = 1e-3,
+    shape: Any = None,
+    M_star: Any = None,
+    init_layers: Any = None,
+    seed: Any = 0,
+    tol: float | None = None,
+    t_max: float = 1e4,
+    rtol: float = 1e-7,
+    max_steps: int = 1_000_000,
+    record_every: int | None = None,
+    n_record: int = 100,
+    num_threads: int | None = None,
+    block_size: int = 1,
+) -> list[FactorizationResult]:
+    """Many runs on one problem in one C++ call, spread over OpenMP threads.
+
+    ``depth``, ``width``, ``init_scale``, ``init``, ``method``, ``lr``, ``lam``,
+    ``sigma``, ``rho``, ``seed`` and ``init_layers`` (a list of layer lists)
+    may be scalars or lists; lists broadcast (equal length K, or length 1) and
+    run k takes the k-th entry of each. Runs are independent; the results are
+    bitwise the same for any ``num_threads``. Other parameters: :func:`fit`.
+    """
+    op = _operator(A, shape)
+    d_out, d_in = op.shape
+    yv = check_vector(y, "y", op.n)
+    Ms = None
+    if M_star is not None:
+        from ._validation import check_matrix
+
+        Ms = check_matrix(M_star, "M_star")
+        if Ms.shape != op.shape:
+            raise ValueError(f"M_star must have shape {op.shape}, got {Ms.shape}")
+    per_run = {
+        "depth": _as_list(depth, "depth", (numbers.Integral,)),
+        "width": _as_list(width, "width", (numbers.Integral,)),
+        "init_scale": _as_list(init_scale, "init_scale", (numbers.Real,)),
+        "init": _as_list(init, "init", (str,)),
+        "method": _as_list(method, "method", (str,)),
+        "lr": _as_list(lr, "lr", (numbers.Real,)),
+        "lam": _as_list(lam, "lam", (numbers.Real,)),
+        "sigma": _as_list(sigma, "sigma", (numbers.Real,)),
+        "rho": _as_list(rho, "rho", (numbers.Real,)),
+        "seed": _as_list(seed, "seed", (numbers.Integral,)),
+        "init_layers": [None] if init_layers is None else list(init_layers),
+    }
+    lengths = {k: len(v) for k, v in per_run.items() if len(v) != 1}
+    K = max(lengths.values(), default=1)
+    if any(n != K for n in lengths.values()):
+        raise ValueError(f"list-valued arguments must have equal lengths (or length 1); got {lengths}")
+    for k, v in per_run.items():
+        if len(v) == 1:
+            per_run[k] = v * K
+
+    steps = check_positive_int(steps, "steps", minimum=0)
+    af = float(anneal_frac) if isinstance(anneal_frac, numbers.Real) else float("nan")
+    if not 0.0 <= af <= 1.0:
+        raise ValueError(f"anneal_frac must be in [0, 1], got {anneal_frac!r}")
+    fr = check_positive(final_ratio, "final_ratio")
+    if fr > 1:
+        raise ValueError(f"final_ratio must be in (0, 1], got {final_ratio!r}")
+    n_record = check_positive_int(n_record, "n_record")
+    if record_every is None:
+        record_every = max(1, steps // n_record)
+    else:
+        record_every = check_positive_int(record_every, "record_every")
+    t_max = check_positive(t_max, "t_max")
+    rtol = check_positive(rtol, "rtol")
+    max_steps = check_positive_int(max_steps, "max_steps")
+    num_threads = 0 if num_threads is None else check_positive_int(num_threads, "num_threads")
+    block_size = check_positive_int(block_size, "block_size")
+
+    runs = []
+    for k in range(K):
+        meth = check_choice(per_run["method"][k], "method", _METHODS)
+        sd = check_seed(per_run["seed"][k])
+        sd = 0 if sd is None else sd
+        strengths = {nm: check_positive(per_run[nm][k], nm, allow_zero=True) for nm in ("lam", "sigma", "rho")}
+        strength = {"trace_penalty": strengths["lam"], "label_noise_sgd": strengths["sigma"],
+                    "sam": strengths["rho"]}.get(meth, 0.0)
+        if meth == "flow":
+            lr_k = None
+        else:
+            if per_run["lr"][k] is None:
+                raise ValueError(f"lr is required for method={meth!r}")
+            lr_k = check_positive(per_run["lr"][k], "lr")
+        il = per_run["init_layers"][k]
+        if il is not None:
+            dims, z0 = pack(il, "init_layers")
+            if (dims[-1], dims[0]) != op.shape:
+                raise ValueError(f"init_layers: the product's shape must be {op.shape}")
+            L, w = len(dims) - 1, (dims[1] if len(dims) > 2 else 0)
+            a, ini = float("nan"), "given"
+        else:
+            L = check_positive_int(per_run["depth"][k], "depth")
+            w = per_run["width"][k]
+            w = max(d_out, d_in) if w is None else check_positive_int(w, "width")
+            a = check_positive(per_run["init_scale"][k], "init_scale")
+            ini = check_choice(per_run["init"][k], "init", _INITS)
+            dims, z0 = pack(initial_layers(op.shape, L, w, a, ini, sd))
+        runs.append(dict(method=meth, seed=sd, strength=strength, lr=lr_k, dims=dims, z0=z0, depth=L, width=w,
+                         init_scale=a, init=ini))
+
+    if tol is None:  # never, unless every run is a flow
+        tol_v = 1e-12 * float(np.mean(yv**2)) if all(r["method"] == "flow" for r in runs) else -1.0
+    else:
+        tol_v = check_positive(tol, "tol", allow_zero=True)
+    if any(r["method"] == "flow" for r in runs):
+        rec = np.logspace(-3, np.log10(t_max), n_record) if t_max > 1e-3 else np.array([t_max])
+    else:
+        rec = np.empty(0)
+
+    # runs sharing (method, dims) adjacent; order within a group kept
+    order = sorted(range(K), key=lambda k: (_METHOD_CODE[runs[k]["method"]], runs[k]["dims"]))
+    raw = core.factorization_batch(
+        meas=[op._core], y=[yv], M_star=[np.zeros((0, 0)) if Ms is None else Ms], tol=[tol_v],
+        problem=[0] * K, method=[_METHOD_CODE[runs[k]["method"]] for k in order],
+        dims=[runs[k]["dims"] for k in order], z0=[runs[k]["z0"] for k in order],
+        lr=[0.0 if runs[k]["lr"] is None else runs[k]["lr"] for k in order],
+        strength=[runs[k]["strength"] for k in order], seed=[runs[k]["seed"] for k in order],
+        steps=int(steps), record_every=int(record_every), anneal_steps=int(round(af * steps)), final_ratio=fr,
+        rtol=rtol, atol=0.0, t_max=t_max, max_steps=int(max_steps), record_times=list(rec), stall_steps=5000,
+        block_size=int(block_size), num_threads=int(num_threads),
+    )
+    results: list[FactorizationResult | None] = [None] * K
+    for pos, k in enumerate(order):
+        r = runs[k]
+        d = raw[pos]
+        layers = unpack(r["dims"], d["state"])
+        with np.errstate(over="ignore", invalid="ignore"):
+            E = product(layers)
+        h = {key: np.asarray(v) for key, v in d["history"].items()}
+        results[k] = FactorizationResult(
+            layers=layers, product=E, status=d["status"], loss=float(d["loss_final"]),
+            trace=float(h["trace"][-1]), nuclear_norm=float(h["nuclear_norm"][-1]),
+            effective_rank=float(h["effective_rank"][-1]), history=h, n_steps=int(d["n_steps"]),
+            n_grad_evals=int(d["n_grad_evals"]), t_final=float(d["t_final"]), wall_time=float(d["wall_time"]),
+            method=r["method"], depth=r["depth"], width=r["width"], init_scale=r["init_scale"], init=r["init"],
+            lr=r["lr"], strength=r["strength"], seed=r["seed"],
+            error=float(h["error"][-1]) if "error" in h else None,
+        )
+    return results  # type: ignore[return-value]
