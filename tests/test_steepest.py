@@ -514,3 +514,20 @@ def test_mlp_gradient_with_concentrated_weights_matches_numpy(depth):
     np.testing.assert_allclose(G_dense - G, G_diff, rtol=1e-9, atol=1e-12)
     f = core.homogeneous_outputs("mlp", depth, width, X, theta)
     assert theta @ G == pytest.approx(depth * (c @ f), rel=1e-12)
+
+
+@pytest.mark.parametrize("normalized", [True, False])
+def test_spectral_steps_on_a_relu_network_match_numpy(normalized):
+    d = ib.data.digits_binary(n_samples=30, seed=2)
+    width = 5
+    shapes = model_shapes("relu2", 64, width, None)
+    theta = ib.steepest.init_params("relu2", 64, width=width, seed=3)
+    lr, steps = 0.05, 3
+    r = ib.steepest.fit(d.X, d.y, "relu2", width=width, norm="spectral", normalized=normalized, lr=lr,
+                        steps=steps, init=theta)
+    th = theta.copy()
+    for _ in range(steps):
+        ll, gt, _ = core.classification_loss("mlp", 2, width, d.X, d.y, th, "exp")
+        gs, dual = np_direction(gt, "spectral", shapes)
+        th = th - (lr * gs / dual if normalized else lr * np.exp(ll) * gs)
+    np.testing.assert_allclose(r.theta, th, rtol=1e-10, atol=1e-13)
