@@ -14,7 +14,9 @@ Three parts:
    its l_inf max-margin; the parameter-l1 margin has no convex reference and
    is shown relative to the best algorithm).
 2. Margin trajectories of a two-layer ReLU network (no biases) on the 8x8
-   digits (odd vs even, a subsample of n points, standardized) for GD, sign
+   digits (odd vs even, a subsample of n = 400 points, standardized: on all
+   1797 digits coordinate descent, which moves one weight per step, is still
+   at 98.7% training accuracy after 20,000 steps) for GD, sign
    descent, coordinate descent and Adam (beta1 in {0, 0.9}, eps in {0, 1e-8}),
    after perfect training accuracy, with the smoothed margin.
 3. The largest one-step drop of the smoothed margin after perfect accuracy
