@@ -116,3 +116,21 @@ def broadcast_runs(per_run: dict[str, list]) -> int:
         if len(v) == 1:
             per_run[k] = v * K
     return K
+
+
+def as_run_list(value: object, name: str, scalar_types: tuple = ()) -> list:
+    """A per-run argument as a list: a scalar (or None) becomes [value]; a
+    list, tuple or 1-D array becomes a list (never empty)."""
+    if value is None or (scalar_types and isinstance(value, scalar_types)):
+        return [value]
+    if isinstance(value, np.ndarray):
+        if value.ndim == 0:
+            return [value.item()]
+        if value.ndim == 1:
+            return list(value.tolist())
+        raise ValueError(f"{name} must be a scalar or a 1-D list of values, got shape {value.shape}")
+    if isinstance(value, (list, tuple)):
+        if len(value) == 0:
+            raise ValueError(f"{name} must not be an empty list")
+        return list(value)
+    return [value]

@@ -30,6 +30,7 @@ import numpy as np
 
 from ._native import core
 from ._validation import (
+    as_run_list,
     broadcast_runs,
     unique_problems,
     check_choice,
@@ -271,23 +272,6 @@ def _as_init(init_scale: Any) -> Any:
     return np.asarray(init_scale, dtype=np.float64) if not isinstance(init_scale, bool) else init_scale
 
 
-def _as_list(value: Any, name: str, scalar_types: tuple) -> list:
-    """A scalar becomes [scalar]; a list/tuple/1-D array becomes a list."""
-    if value is None or isinstance(value, scalar_types):
-        return [value]
-    if isinstance(value, np.ndarray):
-        if value.ndim == 0:
-            return [value.item()]
-        if value.ndim == 1:
-            return list(value.tolist())
-        raise ValueError(f"{name} must be a scalar or a 1-D list of values, got shape {value.shape}")
-    if isinstance(value, (list, tuple)):
-        if len(value) == 0:
-            raise ValueError(f"{name} must not be an empty list")
-        return list(value)
-    return [value]
-
-
 def fit_many(
     A: Any,
     y: Any,
@@ -360,14 +344,14 @@ def fit_many(
     if isinstance(init_scale, np.ndarray) and init_scale.ndim == 2:
         inits = list(init_scale)
     else:
-        inits = _as_list(init_scale, "init_scale", (numbers.Real,))
+        inits = as_run_list(init_scale, "init_scale", (numbers.Real,))
     per_run = {
         "problem": run_problem,
-        "depth": _as_list(depth, "depth", (numbers.Integral,)),
+        "depth": as_run_list(depth, "depth", (numbers.Integral,)),
         "init_scale": inits,
-        "weight_norm": _as_list(weight_norm, "weight_norm", (str,)),
-        "lr_ratio": _as_list(lr_ratio, "lr_ratio", (numbers.Real,)),
-        "lr": _as_list(lr, "lr", (numbers.Real,)),
+        "weight_norm": as_run_list(weight_norm, "weight_norm", (str,)),
+        "lr_ratio": as_run_list(lr_ratio, "lr_ratio", (numbers.Real,)),
+        "lr": as_run_list(lr, "lr", (numbers.Real,)),
     }
     K = broadcast_runs(per_run)
 

@@ -41,7 +41,15 @@ from typing import Any, Sequence
 import numpy as np
 
 from ._native import core
-from ._validation import check_choice, check_positive, check_positive_int, check_seed, check_vector
+from ._validation import (
+    as_run_list,
+    broadcast_runs,
+    check_choice,
+    check_positive,
+    check_positive_int,
+    check_seed,
+    check_vector,
+)
 
 __all__ = [
     "FactorizationResult", "SensingOperator", "balanced_factorization", "fit", "fit_many", "gradient",
@@ -379,22 +387,6 @@ def fit(
     )[0]
 
 
-def _as_list(value: Any, name: str, scalar_types: tuple) -> list:
-    if value is None or isinstance(value, scalar_types):
-        return [value]
-    if isinstance(value, np.ndarray):
-        if value.ndim == 0:
-            return [value.item()]
-        if value.ndim == 1:
-            return list(value.tolist())
-        raise ValueError(f"{name} must be a scalar or a 1-D list, got shape {value.shape}")
-    if isinstance(value, (list, tuple)):
-        if len(value) == 0:
-            raise ValueError(f"{name} must not be an empty list")
-        return list(value)
-    return [value]
-
-
 def fit_many(
     A: Any,
     y: Any,
@@ -443,25 +435,19 @@ def fit_many(
         if Ms.shape != op.shape:
             raise ValueError(f"M_star must have shape {op.shape}, got {Ms.shape}")
     per_run = {
-        "depth": _as_list(depth, "depth", (numbers.Integral,)),
-        "width": _as_list(width, "width", (numbers.Integral,)),
-        "init_scale": _as_list(init_scale, "init_scale", (numbers.Real,)),
-        "init": _as_list(init, "init", (str,)),
-        "method": _as_list(method, "method", (str,)),
-        "lr": _as_list(lr, "lr", (numbers.Real,)),
-        "lam": _as_list(lam, "lam", (numbers.Real,)),
-        "sigma": _as_list(sigma, "sigma", (numbers.Real,)),
-        "rho": _as_list(rho, "rho", (numbers.Real,)),
-        "seed": _as_list(seed, "seed", (numbers.Integral,)),
+        "depth": as_run_list(depth, "depth", (numbers.Integral,)),
+        "width": as_run_list(width, "width", (numbers.Integral,)),
+        "init_scale": as_run_list(init_scale, "init_scale", (numbers.Real,)),
+        "init": as_run_list(init, "init", (str,)),
+        "method": as_run_list(method, "method", (str,)),
+        "lr": as_run_list(lr, "lr", (numbers.Real,)),
+        "lam": as_run_list(lam, "lam", (numbers.Real,)),
+        "sigma": as_run_list(sigma, "sigma", (numbers.Real,)),
+        "rho": as_run_list(rho, "rho", (numbers.Real,)),
+        "seed": as_run_list(seed, "seed", (numbers.Integral,)),
         "init_layers": [None] if init_layers is None else list(init_layers),
     }
-    lengths = {k: len(v) for k, v in per_run.items() if len(v) != 1}
-    K = max(lengths.values(), default=1)
-    if any(n != K for n in lengths.values()):
-        raise ValueError(f"list-valued arguments must have equal lengths (or length 1); got {lengths}")
-    for k, v in per_run.items():
-        if len(v) == 1:
-            per_run[k] = v * K
+    K = broadcast_runs(per_run)
 
     steps = check_positive_int(steps, "steps", minimum=0)
     af = float(anneal_frac) if isinstance(anneal_frac, numbers.Real) else float("nan")

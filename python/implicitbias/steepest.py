@@ -52,6 +52,7 @@ import numpy as np
 
 from ._native import core
 from ._validation import (
+    as_run_list,
     broadcast_runs,
     check_choice,
     check_matrix,
@@ -290,16 +291,6 @@ def _check_reachable(X: np.ndarray, y: np.ndarray, model: str) -> None:
                              f"{model} model cannot reach zero loss (target_log_loss)")
 
 
-def _as_list(value: Any, name: str) -> list:
-    if isinstance(value, (list, tuple)):
-        if len(value) == 0:
-            raise ValueError(f"{name} must not be an empty list")
-        return list(value)
-    if isinstance(value, np.ndarray) and value.ndim == 1 and name not in ("init",):
-        return list(value.tolist())
-    return [value]
-
-
 def _record_steps(steps: int, n_record: int) -> list[int]:
     if steps <= 0:
         return []
@@ -413,22 +404,22 @@ def fit_many(
 
     per_run: dict[str, list] = {
         "problem": run_problem,
-        "model": _as_list(model, "model"),
-        "norm": _as_list(norm, "norm"),
-        "normalized": _as_list(normalized, "normalized"),
-        "lr": _as_list(lr, "lr"),
-        "schedule": _as_list(schedule, "schedule"),
-        "loss": _as_list(loss, "loss"),
-        "optimizer": _as_list(optimizer, "optimizer"),
-        "beta1": _as_list(beta1, "beta1"),
-        "beta2": _as_list(beta2, "beta2"),
-        "eps": _as_list(eps, "eps"),
-        "width": _as_list(width, "width"),
-        "depth": _as_list(depth, "depth"),
-        "init_scale": _as_list(init_scale, "init_scale"),
-        "seed": _as_list(seed, "seed"),
+        "model": as_run_list(model, "model"),
+        "norm": as_run_list(norm, "norm"),
+        "normalized": as_run_list(normalized, "normalized"),
+        "lr": as_run_list(lr, "lr"),
+        "schedule": as_run_list(schedule, "schedule"),
+        "loss": as_run_list(loss, "loss"),
+        "optimizer": as_run_list(optimizer, "optimizer"),
+        "beta1": as_run_list(beta1, "beta1"),
+        "beta2": as_run_list(beta2, "beta2"),
+        "eps": as_run_list(eps, "eps"),
+        "width": as_run_list(width, "width"),
+        "depth": as_run_list(depth, "depth"),
+        "init_scale": as_run_list(init_scale, "init_scale"),
+        "seed": as_run_list(seed, "seed"),
         "init": init if isinstance(init, list) else [init],
-        "method": _as_list(method, "method"),
+        "method": as_run_list(method, "method"),
     }
     K = broadcast_runs(per_run)
 
