@@ -29,8 +29,6 @@ against the exact trace versus the number of Hessian-vector products.
 
 from __future__ import annotations
 
-import csv
-import json
 import os
 import time
 from typing import Any
@@ -40,6 +38,7 @@ import numpy as np
 from .. import data, factorization, hessian, reference
 from .._native import core
 from .._progress import Progress
+from ._io import write_outputs
 
 NAME = "flatness"
 # (label, method, init_scale, strength keyword, strength)
@@ -179,25 +178,12 @@ def summarize_estimators(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
 
 def write(table: dict[str, Any], out: str) -> list[str]:
     """Write runs.csv, estimators.csv and summary.json under ``out``; returns the paths."""
-    os.makedirs(out, exist_ok=True)
-    paths = []
-    for name, rows in (("runs", table["rows"]), ("estimators", table["estimators"])):
-        path = os.path.join(out, f"{NAME}_{name}.csv")
-        with open(path, "w", newline="") as fh:
-            writer = csv.DictWriter(fh, fieldnames=list(rows[0].keys()))
-            writer.writeheader()
-            writer.writerows(rows)
-        paths.append(path)
-    path = os.path.join(out, f"{NAME}_summary.json")
-    with open(path, "w") as fh:
-        json.dump({k: table[k] for k in ("settings", "summary", "estimator_summary", "meta")}, fh, indent=1)
-    paths.append(path)
-    return paths
+    return write_outputs(NAME, out, {"runs": table["rows"], "estimators": table["estimators"]},
+                         {k: table[k] for k in ("settings", "summary", "estimator_summary", "meta")})
 
 
 COLORS = {"trace penalty": "tab:red", "label-noise SGD": "tab:orange", "SAM": "tab:purple",
           "GD small init": "tab:blue", "GD large init": "black", DEPTH1: "gray"}
-
 
 def plot(table: dict[str, Any], out: str) -> list[str]:
     """Draw the two figures (PNG) under ``out``; returns the paths."""

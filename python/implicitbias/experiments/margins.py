@@ -26,8 +26,6 @@ Three parts:
 
 from __future__ import annotations
 
-import csv
-import json
 import os
 import time
 from typing import Any
@@ -37,6 +35,7 @@ import numpy as np
 from .. import data, reference, steepest
 from .._native import core
 from .._progress import Progress
+from ._io import write_outputs
 
 NAME = "margins"
 NORMS = ("l2", "linf", "l1")
@@ -201,28 +200,10 @@ def run(quick: bool = False, progress: bool = True, num_threads: int | None = No
             "drops": drops, "seconds": time.perf_counter() - start, "build": {"isa": core.isa}}
 
 
-def _write_csv(path: str, rows: list[dict[str, Any]]) -> None:
-    keys: list[str] = []
-    for r in rows:
-        keys += [k for k in r if k not in keys]
-    with open(path, "w", newline="") as fh:
-        w = csv.DictWriter(fh, fieldnames=keys)
-        w.writeheader()
-        w.writerows(rows)
-
-
 def write(table: dict[str, Any], out: str) -> list[str]:
     """Write the data: table, trajectories and drops as CSV, summary as JSON."""
-    os.makedirs(out, exist_ok=True)
-    paths = [os.path.join(out, f"{NAME}_{k}.csv") for k in ("table", "trajectories", "drops")]
-    _write_csv(paths[0], table["table"])
-    _write_csv(paths[1], table["curves"])
-    _write_csv(paths[2], table["drops"])
-    p = os.path.join(out, f"{NAME}_summary.json")
-    with open(p, "w") as fh:
-        json.dump({k: table[k] for k in ("settings", "summary", "final", "drops", "seconds", "build")}, fh, indent=1,
-                  default=float)
-    return paths + [p]
+    return write_outputs(NAME, out, {"table": table["table"], "trajectories": table["curves"], "drops": table["drops"]},
+                         {k: table[k] for k in ("settings", "summary", "final", "drops", "seconds", "build")})
 
 
 def format_table(table: dict[str, Any], model: str) -> str:

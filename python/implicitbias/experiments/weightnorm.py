@@ -16,8 +16,6 @@ and the loss against time.
 
 from __future__ import annotations
 
-import csv
-import json
 import os
 import time
 from typing import Any
@@ -27,6 +25,7 @@ import numpy as np
 from .. import data, diagonal, reference
 from .._native import core
 from .._progress import Progress
+from ._io import write_outputs
 
 NAME = "weightnorm"
 CONFIGS = (("plain", None, 1.0), ("WN k=1", "joint", 1.0), ("WN k=10", "joint", 10.0), ("WN k=100", "joint", 100.0))
@@ -130,20 +129,8 @@ def summarize(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
 
 def write(table: dict[str, Any], out: str) -> list[str]:
     """Write runs.csv, curves.csv and summary.json under ``out``; returns the paths."""
-    os.makedirs(out, exist_ok=True)
-    paths = []
-    for name, rows in (("runs", table["rows"]), ("curves", table["curves"])):
-        path = os.path.join(out, f"{NAME}_{name}.csv")
-        with open(path, "w", newline="") as fh:
-            writer = csv.DictWriter(fh, fieldnames=list(rows[0].keys()))
-            writer.writeheader()
-            writer.writerows(rows)
-        paths.append(path)
-    path = os.path.join(out, f"{NAME}_summary.json")
-    with open(path, "w") as fh:
-        json.dump({k: table[k] for k in ("settings", "summary", "meta")}, fh, indent=1)
-    paths.append(path)
-    return paths
+    return write_outputs(NAME, out, {"runs": table["rows"], "curves": table["curves"]},
+                         {k: table[k] for k in ("settings", "summary", "meta")})
 
 
 def plot(table: dict[str, Any], out: str) -> list[str]:
