@@ -18,7 +18,7 @@ std::vector<py::dict> diagonal_batch(const std::vector<Mat>& A, const std::vecto
                                      const std::vector<double>& tol, double rtol, double atol, double t_max, std::int64_t max_steps,
                                      const std::vector<double>& record_times, double h0, std::int64_t stall_steps, std::int64_t jac_every,
                                      std::size_t block_size,
-                                     int num_threads) {
+                                     int num_threads, bool gd_lanes) {
   const std::size_t n_prob = A.size();
   if (y.size() != n_prob || x_star.size() != n_prob || tol.size() != n_prob)
     throw InvalidArgument("A, y, x_star and tol must be lists of equal length");
@@ -62,6 +62,7 @@ std::vector<py::dict> diagonal_batch(const std::vector<Mat>& A, const std::vecto
   opt.adaptive.jac_every = jac_every;
   opt.block_size = block_size;
   opt.num_threads = num_threads;
+  opt.gd_lanes = gd_lanes;
 
   std::vector<RunRecord> records;
   {
@@ -81,7 +82,7 @@ void register_diagonal(py::module_& m) {
         py::arg("depth"), py::arg("nonnegative"), py::arg("weight_norm"), py::arg("init_scale"),
         py::arg("lr_ratio"), py::arg("lr"), py::arg("method"), py::arg("solver"), py::arg("steps"), py::arg("record_every"),
         py::arg("tol"), py::arg("rtol"), py::arg("atol"), py::arg("t_max"), py::arg("max_steps"),
-        py::arg("record_times"), py::arg("h0"), py::arg("stall_steps"), py::arg("jac_every"), py::arg("block_size"), py::arg("num_threads"),
+        py::arg("record_times"), py::arg("h0"), py::arg("stall_steps"), py::arg("jac_every"), py::arg("block_size"), py::arg("num_threads"), py::arg("gd_lanes") = true,
         "Run a batch of diagonal-network runs (gradient descent or Dormand-Prince flow) over\n"
         "OpenMP threads with the GIL released; returns one dict per run. Low level: use\n"
         "implicitbias.diagonal.fit / fit_many, which validate their input.");

@@ -37,6 +37,7 @@ def diagonal_batch(
     jac_every: int,
     block_size: int,
     num_threads: int,
+    gd_lanes: bool = True,
 ) -> list[dict[str, Any]]: ...
 
 class FactorizationMeasurements:

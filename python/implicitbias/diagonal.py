@@ -298,6 +298,7 @@ def fit_many(
     num_threads: int | None = None,
     block_size: int = 8,
     jac_every: int = 4,
+    gd_kernel: str = "lanes",
 ) -> list[DiagonalResult]:
     """Many runs in one C++ call, spread over OpenMP threads.
 
@@ -314,9 +315,15 @@ def fit_many(
     are bitwise the same for any ``num_threads``, and agree with separate
     :func:`fit` calls to rounding. ``jac_every``: the Rosenbrock-W flow
     rebuilds its Gauss-Newton Jacobian every this many step attempts (and
-    after a rejection). Other parameters: see :func:`fit`.
+    after a rejection). ``gd_kernel``: plain GD blocks of up to 8 runs use
+    a kernel that keeps the runs as SIMD lanes and A pre-padded
+    (``"lanes"``, default; about 1.5x faster at M = 40, N = 100) or the
+    generic per-column loop with Eigen products (``"generic"``); both give
+    the same numbers to rounding, and each is bitwise thread-independent.
+    Other parameters: see :func:`fit`.
     """
     check_choice(method, "method", _METHODS)
+    check_choice(gd_kernel, "gd_kernel", ("lanes", "generic"))
     check_choice(solver, "solver", ("rosw", "dopri5"))
     if not isinstance(nonnegative, (bool, np.bool_)):
         raise ValueError(f"nonnegative must be a bool, got {nonnegative!r}")
@@ -431,6 +438,7 @@ def fit_many(
         method=method, solver=solver, steps=int(steps), record_every=int(record_every), tol=tols,
         rtol=rtol, atol=atol, t_max=t_max, max_steps=int(max_steps), record_times=list(rec),
         h0=0.0, stall_steps=int(stall_steps), jac_every=int(jac_every), block_size=int(block_size), num_threads=int(num_threads),
+        gd_lanes=gd_kernel == "lanes",
     )
     results: list[DiagonalResult | None] = [None] * K
     for pos, k in enumerate(order):

@@ -9,6 +9,7 @@
 #pragma once
 
 #include "diagonal.hpp"
+#include "diagonal_lanes.hpp"
 #include "flow.hpp"
 #include "types.hpp"
 
@@ -103,6 +104,8 @@ struct BatchOptions {
   AdaptiveOptions adaptive;
   std::size_t block_size = 8;
   int num_threads = 0;
+  // plain GD blocks of <= 8 runs take the SIMD-lanes kernel (diagonal_lanes.hpp)
+  bool gd_lanes = true;
 };
 
 inline std::vector<RunRecord> run_diagonal_batch(const std::vector<SensingProblem>& problems,
@@ -141,7 +144,8 @@ inline std::vector<RunRecord> run_diagonal_batch(const std::vector<SensingProble
     if (opt.method == Method::gd) {
       FixedStepOptions fixed = opt.fixed;
       fixed.tol = tol;
-      run_fixed_step(model, Z0, lr, fixed, out);
+      if (opt.gd_lanes && lanes_applicable(first.spec, K)) run_diagonal_gd_lanes(model, prob, first.spec, Z0, lr, fixed, out);
+      else run_fixed_step(model, Z0, lr, fixed, out);
     } else {
       AdaptiveOptions adaptive = opt.adaptive;
       adaptive.tol = tol;
