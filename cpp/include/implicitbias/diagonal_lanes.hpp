@@ -142,12 +142,14 @@ inline void run_diagonal_gd_lanes(DiagonalBlockModel& model, const SensingProble
   };
 
   const double Ld = static_cast<double>(L);
+  bool x_ready = false;
   for (std::int64_t step = 0; n_active > 0; ++step) {
     const bool last = step >= opt.steps;
     const LaneMat& Uc = U[static_cast<std::size_t>(cur)];
     const LaneMat& Vc = V[static_cast<std::size_t>(cur)];
-    // X = u^L - v^L (repeated multiplication, as int_pow)
-    for (Index n = 0; n < N; ++n) {
+    // X = u^L - v^L (repeated multiplication, as int_pow); after the first
+    // step it was formed by the update loop of the step before
+    if (!x_ready) for (Index n = 0; n < N; ++n) {
       const lanes::Lane u = Uc.row(n).array();
       lanes::Lane x = lanes::lane_pow(u, L);
       if (signed_model) x -= lanes::lane_pow(Vc.row(n).array(), L);
@@ -190,22 +192,32 @@ inline void run_diagonal_gd_lanes(DiagonalBlockModel& model, const SensingProble
     LaneMat& Un = U[static_cast<std::size_t>(nxt)];
     LaneMat& Vn = V[static_cast<std::size_t>(nxt)];
     const lanes::Lane lr_lane = Eigen::Map<const lanes::Lane>(lrl.data());
+    // x * 0 is NaN exactly when x is not finite: one lane-wise sum flags
+    // the lanes whose new state is not finite, without strided reads
+    lanes::Lane nonfinite = lanes::Lane::Zero();
     for (Index n = 0; n < N; ++n) {
       const lanes::Lane g = G.row(n).array();
       const lanes::Lane u = Uc.row(n).array();
       const lanes::Lane pu = L > 1 ? lanes::lane_pow(u, L - 1) : lanes::Lane::Ones();
-      Un.row(n) = (u - lr_lane * (Ld * pu * g)).matrix();
+      const lanes::Lane un = u - lr_lane * (Ld * pu * g);
+      Un.row(n) = un.matrix();
+      nonfinite += un * 0.0;
+      lanes::Lane x = lanes::lane_pow(un, L);  // the next step's X
       if (signed_model) {
         const lanes::Lane v = Vc.row(n).array();
         const lanes::Lane pv = L > 1 ? lanes::lane_pow(v, L - 1) : lanes::Lane::Ones();
-        Vn.row(n) = (v + lr_lane * (Ld * pv * g)).matrix();
+        const lanes::Lane vn = v + lr_lane * (Ld * pv * g);
+        Vn.row(n) = vn.matrix();
+        nonfinite += vn * 0.0;
+        x -= lanes::lane_pow(vn, L);
       }
+      X.row(n) = x.matrix();
     }
+    x_ready = true;
     for (Index c = 0; c < K; ++c) {
       const auto cs = static_cast<std::size_t>(c);
       if (!active[cs]) continue;
-      const bool finite = Un.col(c).head(N).allFinite() && (!signed_model || Vn.col(c).head(N).allFinite());
-      if (!finite) {
+      if (std::isnan(nonfinite(c))) {
         finish(c, Status::diverged, loss[cs], step, cur);
         continue;
       }
