@@ -816,3 +816,10 @@ def test_gd_lanes_kernel_matches_the_generic_loop(depth, nonnegative):
     solo = fit(d.A, d.y, depth=depth, init_scale=alphas[3], method="gd", lr=0.05, steps=3000,
                            nonnegative=nonnegative)
     np.testing.assert_array_equal(solo.x, lanes[3].x)
+
+
+def test_plain_python_lists_are_one_problem():
+    d = sparse_regression(10, 20, 2, seed=1)
+    a = fit(d.A, d.y, method="gd", lr=0.05, steps=100)
+    b = fit(d.A.tolist(), d.y.tolist(), method="gd", lr=0.05, steps=100)
+    np.testing.assert_array_equal(a.x, b.x)

@@ -532,3 +532,13 @@ def test_spectral_steps_on_a_relu_network_match_numpy(normalized):
         th = th - (lr * gs / dual if normalized else lr * np.exp(ll) * gs)
     assert r.status == "max_steps" and r.log_loss < r.history["log_loss"][0]
     np.testing.assert_allclose(r.theta, th, rtol=1e-10, atol=1e-13)
+
+
+def test_plain_python_lists_are_one_data_set(separable):
+    X, y = separable.X, separable.y
+    a = ib.steepest.fit(X, y, steps=50)
+    b = ib.steepest.fit(X.tolist(), y.tolist(), steps=50)
+    np.testing.assert_array_equal(a.theta, b.theta)
+    two = ib.steepest.fit_many([X, X[:10]], [y, y[:10]], steps=50)
+    np.testing.assert_array_equal(two[0].theta, a.theta)
+    assert two[1].X.shape == (10, X.shape[1])

@@ -46,12 +46,12 @@ std::vector<ParamBlock> make_blocks(const std::vector<std::pair<Index, Index>>& 
   std::vector<ParamBlock> b;
   Index off = 0;
   for (const auto& [r, c] : shapes) {
-    if (r < 1 || c < 1) throw InvalidArgument("block shapes must be positive");
+    if (r < 1 || c < 1) throw InvalidArgument("shapes must list positive (rows, cols) blocks");
     b.push_back({off, r, c});
     off += r * c;
   }
   if (shapes.empty()) b.push_back({0, 1, size});
-  else if (off != size) throw InvalidArgument("block shapes must cover the vector exactly");
+  else if (off != size) throw InvalidArgument("shapes must cover the vector exactly (sum of rows * cols = its length)");
   return b;
 }
 

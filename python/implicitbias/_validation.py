@@ -84,10 +84,19 @@ def unique_problems(first: object, second: object, first_name: str, second_name:
     The same pair of objects listed several times is one problem, so that its
     runs can share work (and validation happens once per problem).
     """
-    f_list = first if isinstance(first, (list, tuple)) else [first]
-    s_list = second if isinstance(second, (list, tuple)) else [second]
-    if len(f_list) == 0:
+    # one data set unless the first argument is a list of matrices (so that a
+    # matrix given as nested lists, or labels given as a list, stay one data set)
+    many = isinstance(first, (list, tuple)) and len(first) > 0 and all(
+        isinstance(f, np.ndarray) and f.ndim == 2 or (isinstance(f, (list, tuple)) and len(f) > 0
+                                                     and isinstance(f[0], (list, tuple, np.ndarray)))
+        for f in first)
+    if isinstance(first, (list, tuple)) and len(first) == 0:
         raise ValueError(f"{first_name} must not be an empty list")
+    if many:
+        f_list = first
+        s_list = second if isinstance(second, (list, tuple)) else [second]
+    else:
+        f_list, s_list = [first], [second]
     if len(s_list) != len(f_list):
         raise ValueError(f"{second_name} must be a list of the same length as {first_name} ({len(f_list)}), "
                          f"got {len(s_list)}")
@@ -134,3 +143,13 @@ def as_run_list(value: object, name: str, scalar_types: tuple = ()) -> list:
             raise ValueError(f"{name} must not be an empty list")
         return list(value)
     return [value]
+
+
+def check_labels(y: object, size: int | None = None, name: str = "y") -> np.ndarray:
+    """Binary labels: a finite 1-D array (of length ``size``) with every entry exactly -1 or +1."""
+    arr = check_vector(y, name, size)
+    bad = (arr != 1.0) & (arr != -1.0)
+    if np.any(bad):
+        raise ValueError(f"{name} must contain labels in {{-1, +1}} only, got values such as "
+                         f"{np.unique(arr[bad])[:5].tolist()} ({int(bad.sum())} bad entries)")
+    return arr

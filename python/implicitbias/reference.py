@@ -33,6 +33,7 @@ import scipy.optimize
 
 from ._validation import (
     check_choice,
+    check_labels,
     check_matrix,
     check_positive,
     check_positive_int,
@@ -818,18 +819,6 @@ _MARGIN_NORMS = ("l2", "linf", "l1")
 _SEP_TOL = 1e-9  # margins below _SEP_TOL * (largest possible margin) count as zero
 
 
-def _check_labels(y: object, n: int) -> np.ndarray:
-    """Labels: a finite 1-D array of length n with every entry exactly -1 or +1."""
-    y = check_vector(y, "y", size=n)
-    bad = (y != 1.0) & (y != -1.0)
-    if np.any(bad):
-        raise ValueError(
-            f"y must contain only the labels -1 and +1, got {y[bad][0]!r} "
-            f"({int(bad.sum())} bad entries)"
-        )
-    return y
-
-
 def _not_separable(norm: str, margin: float) -> ValueError:
     return ValueError(
         "X, y are not linearly separable through the origin (no bias): the optimal "
@@ -999,7 +988,7 @@ def max_margin(X: np.ndarray, y: np.ndarray, norm: str = "l2") -> MaxMargin:
         The solver failed.
     """
     X = check_matrix(X, "X")
-    y = _check_labels(y, X.shape[0])
+    y = check_labels(y, X.shape[0])
     check_choice(norm, "norm", _MARGIN_NORMS)
     Z = y[:, None] * X
     # largest possible margin: max_i ||z_i||_* (dual norm)

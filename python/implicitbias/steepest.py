@@ -55,6 +55,7 @@ from ._validation import (
     as_run_list,
     broadcast_runs,
     check_choice,
+    check_labels,
     check_matrix,
     check_positive,
     check_positive_int,
@@ -258,12 +259,6 @@ class SteepestResult:
         raise ValueError("predictor is defined for the linear and diagonal models")
 
 
-def _check_labels(y: np.ndarray) -> None:
-    if not np.all((y == 1.0) | (y == -1.0)):
-        bad = np.unique(y[(y != 1.0) & (y != -1.0)])[:5]
-        raise ValueError(f"y must contain labels in {{-1, +1}} only, got values such as {bad.tolist()}")
-
-
 def _check_reachable(X: np.ndarray, y: np.ndarray, model: str) -> None:
     """Raise when zero loss is unreachable: zero rows (f(0) = 0 for homogeneous
     models), identical inputs with different labels, and, for the linear and
@@ -281,14 +276,13 @@ def _check_reachable(X: np.ndarray, y: np.ndarray, model: str) -> None:
             raise ValueError("X, y are not separable: identical inputs carry different labels, so the loss "
                              "cannot reach 0 (target_log_loss)")
     if model in ("linear", "diagonal"):
-        from scipy.optimize import linprog
+        from .reference import max_margin
 
-        # find w with y_i <w, x_i> >= 1
-        res = linprog(np.zeros(X.shape[1]), A_ub=-(y[:, None] * X), b_ub=-np.ones(X.shape[0]),
-                      bounds=[(None, None)] * X.shape[1], method="highs")
-        if res.status != 0:
+        try:  # the l_inf max-margin LP: positive exactly when a separating hyperplane exists
+            max_margin(X, y, "linf")
+        except ValueError:
             raise ValueError("X, y are not linearly separable through the origin, so a "
-                             f"{model} model cannot reach zero loss (target_log_loss)")
+                             f"{model} model cannot reach zero loss (target_log_loss)") from None
 
 
 def _record_steps(steps: int, n_record: int) -> list[int]:
@@ -398,9 +392,7 @@ def fit_many(
     X_arrs = [check_matrix(x, "X") for x in X_list]
     y_arrs = []
     for xa, ya in zip(X_arrs, y_list):
-        yv = check_vector(ya, "y", xa.shape[0])
-        _check_labels(yv)
-        y_arrs.append(yv)
+        y_arrs.append(check_labels(ya, xa.shape[0]))
 
     per_run: dict[str, list] = {
         "problem": run_problem,
