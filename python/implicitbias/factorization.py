@@ -41,6 +41,7 @@ from typing import Any, Sequence
 import numpy as np
 
 from ._native import core
+from ._sensing import parse_sensing
 from ._validation import (
     as_run_list,
     broadcast_runs,
@@ -72,40 +73,15 @@ class SensingOperator:
     """
 
     def __init__(self, A: Any, shape: Any = None, *, prepare: bool = True, name: str = "A") -> None:
-        arr = np.asarray(A)
-        if arr.ndim == 3 and np.issubdtype(arr.dtype, np.number) and not np.issubdtype(arr.dtype, np.complexfloating):
-            arr = np.asarray(arr, dtype=np.float64)
+        self.kind, arr, self.shape = parse_sensing(A, shape, name)
+        if self.kind == "gaussian":
             n, d_out, d_in = arr.shape
-            if n == 0 or d_out == 0 or d_in == 0:
-                raise ValueError(f"{name} must not be empty, got shape {arr.shape}")
-            if not np.all(np.isfinite(arr)):
-                raise ValueError(f"{name} contains NaN or inf")
-            if shape is not None and tuple(shape) != (d_out, d_in):
-                raise ValueError(f"shape {tuple(shape)} does not match {name}'s matrices {(d_out, d_in)}")
-            self.kind = "gaussian"
-            self.shape = (int(d_out), int(d_in))
-            arr = np.ascontiguousarray(arr)
             self._core = core.FactorizationMeasurements.gaussian(d_out, d_in, arr.reshape(n * d_out, d_in),
                                                                  prepare=bool(prepare))
-        elif arr.ndim == 2 and arr.shape[1] == 2 and np.issubdtype(arr.dtype, np.integer):
-            if arr.shape[0] == 0:
-                raise ValueError(f"{name} must contain at least one index pair")
-            if shape is None:
-                raise ValueError("shape (d_out, d_in) is required with entry sampling (index pairs)")
-            if not isinstance(shape, (tuple, list)) or len(shape) != 2:
-                raise ValueError(f"shape must be a pair (d_out, d_in), got {shape!r}")
-            d_out = check_positive_int(shape[0], "shape")
-            d_in = check_positive_int(shape[1], "shape")
-            rows, cols = arr[:, 0].astype(np.int64), arr[:, 1].astype(np.int64)
-            if rows.min() < 0 or rows.max() >= d_out or cols.min() < 0 or cols.max() >= d_in:
-                raise ValueError(f"{name}: index pairs out of range for shape {(d_out, d_in)}")
-            self.kind = "completion"
-            self.shape = (d_out, d_in)
-            self._core = core.FactorizationMeasurements.entries(d_out, d_in, rows.tolist(), cols.tolist())
         else:
-            raise ValueError(
-                f"{name} must be a float array (n, d_out, d_in) of sensing matrices or an int array (n, 2) "
-                f"of (row, column) pairs, got shape {arr.shape} and dtype {arr.dtype}")
+            d_out, d_in = self.shape
+            rows, cols = arr[:, 0].astype(np.int64), arr[:, 1].astype(np.int64)
+            self._core = core.FactorizationMeasurements.entries(d_out, d_in, rows.tolist(), cols.tolist())
         self.A = arr
         self.n = int(self._core.n)
 
