@@ -1,0 +1,88 @@
+"""Minimum nuclear-norm interpolation for matrix sensing / completion (docs/science.md, section 3).
+
+* :func:`min_nuclear_norm` -- by semidefinite programming with cvxpy
+  (optional dependency: ``pip install implicitbias[nuclear]``).
+"""
+
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+
+from .._validation import check_positive_int, check_vector
+
+
+# --------------------------------------------------------------------------
+# minimum nuclear norm interpolation (matrix sensing / completion)
+# --------------------------------------------------------------------------
+def min_nuclear_norm(A, y, shape=None, *, solver: str | None = None, eps: float = 1e-8):
+    """The minimum nuclear-norm matrix ``X`` with ``<A_i, X> = y_i`` for all i.
+
+    ``A``: float array (n, d_out, d_in) of sensing matrices, or int array
+    (n, 2) of (row, column) pairs (matrix completion; then ``shape`` is
+    required). Solved as the semidefinite program
+    ``min ||X||_*  s.t.  <A_i, X> = y_i`` by cvxpy with a bundled conic solver
+    (``solver``: "CLARABEL" by default, "SCS" as fallback) to tolerance
+    ``eps``. Returns ``X`` (d_out, d_in). Requires cvxpy (the ``nuclear`` and
+    ``test`` extras install it).
+    """
+    try:
+        import cvxpy as cp
+    except ImportError:  # pragma: no cover - depends on the environment
+        raise ImportError(
+            "min_nuclear_norm needs cvxpy: pip install 'implicitbias[nuclear]' (or pip install cvxpy)"
+        ) from None
+    arr = np.asarray(A)
+    if arr.ndim == 3 and np.issubdtype(arr.dtype, np.number):
+        arr = np.asarray(arr, dtype=np.float64)
+        if arr.size == 0 or not np.all(np.isfinite(arr)):
+            raise ValueError("A must be a non-empty finite array (n, d_out, d_in)")
+        n, d_out, d_in = arr.shape
+        if shape is not None and tuple(shape) != (d_out, d_in):
+            raise ValueError(f"shape {tuple(shape)} does not match A's matrices {(d_out, d_in)}")
+        yv = check_vector(y, "y", n)
+        X = cp.Variable((d_out, d_in))
+        Amat = arr.reshape(n, d_out * d_in)  # row i = A_i flattened row-major
+        constraints = [Amat @ cp.vec(X, order="C") == yv]
+    elif arr.ndim == 2 and arr.shape[1] == 2 and np.issubdtype(arr.dtype, np.integer):
+        if shape is None or len(shape) != 2:
+            raise ValueError("shape (d_out, d_in) is required with entry sampling (index pairs)")
+        d_out = check_positive_int(shape[0], "shape")
+        d_in = check_positive_int(shape[1], "shape")
+        n = arr.shape[0]
+        if n == 0 or arr.min() < 0 or arr[:, 0].max() >= d_out or arr[:, 1].max() >= d_in:
+            raise ValueError(f"A: index pairs must be non-empty and within shape {(d_out, d_in)}")
+        yv = check_vector(y, "y", n)
+        X = cp.Variable((d_out, d_in))
+        constraints = [X[arr[:, 0], arr[:, 1]] == yv]
+    else:
+        raise ValueError("A must be a float array (n, d_out, d_in) or an int array (n, 2) of index pairs")
+    prob = cp.Problem(cp.Minimize(cp.normNuc(X)), constraints)
+    solvers = [solver] if solver is not None else ["CLARABEL", "SCS"]
+    last_error, fallback = None, None
+    for name in solvers:
+        if name not in cp.installed_solvers():
+            continue
+        try:
+            with warnings.catch_warnings():  # "inaccurate" is reported through prob.status below
+                warnings.simplefilter("ignore")
+                if name == "CLARABEL":
+                    prob.solve(solver=name, tol_gap_abs=eps, tol_gap_rel=eps, tol_feas=eps)
+                elif name == "SCS":
+                    prob.solve(solver=name, eps=max(eps, 1e-8), max_iters=200_000)
+                else:
+                    prob.solve(solver=name)
+        except cp.error.SolverError as exc:
+            last_error = exc
+            continue
+        if X.value is None:
+            continue
+        if prob.status == "optimal":
+            return np.array(X.value, dtype=np.float64)
+        if prob.status == "optimal_inaccurate" and fallback is None:
+            fallback = np.array(X.value, dtype=np.float64)
+    if fallback is not None:
+        return fallback
+    raise RuntimeError(f"min_nuclear_norm: no solver succeeded (status {prob.status!r}; {last_error})")
+
