@@ -1,7 +1,9 @@
 """Minimum nuclear-norm interpolation for matrix sensing / completion (docs/science.md, section 3).
 
 * :func:`min_nuclear_norm` -- by semidefinite programming with cvxpy
-  (optional dependency: ``pip install implicitbias[nuclear]``).
+  (optional dependency: ``pip install implicitbias[nuclear]``); the
+  measurements are parsed by :func:`implicitbias._sensing.parse_sensing`, as
+  for :class:`implicitbias.factorization.SensingOperator`.
 """
 
 from __future__ import annotations
@@ -10,7 +12,8 @@ import warnings
 
 import numpy as np
 
-from .._validation import check_positive_int, check_vector
+from .._sensing import parse_sensing
+from .._validation import check_vector
 
 
 # --------------------------------------------------------------------------
@@ -25,7 +28,8 @@ def min_nuclear_norm(A, y, shape=None, *, solver: str | None = None, eps: float 
     ``min ||X||_*  s.t.  <A_i, X> = y_i`` by cvxpy with a bundled conic solver
     (``solver``: "CLARABEL" by default, "SCS" as fallback) to tolerance
     ``eps``. Returns ``X`` (d_out, d_in). Requires cvxpy (the ``nuclear`` and
-    ``test`` extras install it).
+    ``test`` extras install it). Bad measurements raise ``ValueError`` with
+    the messages of :class:`implicitbias.factorization.SensingOperator`.
     """
     try:
         import cvxpy as cp
@@ -33,32 +37,26 @@ def min_nuclear_norm(A, y, shape=None, *, solver: str | None = None, eps: float 
         raise ImportError(
             "min_nuclear_norm needs cvxpy: pip install 'implicitbias[nuclear]' (or pip install cvxpy)"
         ) from None
-    arr = np.asarray(A)
-    if arr.ndim == 3 and np.issubdtype(arr.dtype, np.number):
-        arr = np.asarray(arr, dtype=np.float64)
-        if arr.size == 0 or not np.all(np.isfinite(arr)):
-            raise ValueError("A must be a non-empty finite array (n, d_out, d_in)")
-        n, d_out, d_in = arr.shape
-        if shape is not None and tuple(shape) != (d_out, d_in):
-            raise ValueError(f"shape {tuple(shape)} does not match A's matrices {(d_out, d_in)}")
-        yv = check_vector(y, "y", n)
-        X = cp.Variable((d_out, d_in))
+    kind, arr, (d_out, d_in) = parse_sensing(A, shape, name="A")
+    n = arr.shape[0]
+    yv = check_vector(y, "y", n)
+    X = cp.Variable((d_out, d_in))
+    if kind == "gaussian":
         Amat = arr.reshape(n, d_out * d_in)  # row i = A_i flattened row-major
         constraints = [Amat @ cp.vec(X, order="C") == yv]
-    elif arr.ndim == 2 and arr.shape[1] == 2 and np.issubdtype(arr.dtype, np.integer):
-        if shape is None or len(shape) != 2:
-            raise ValueError("shape (d_out, d_in) is required with entry sampling (index pairs)")
-        d_out = check_positive_int(shape[0], "shape")
-        d_in = check_positive_int(shape[1], "shape")
-        n = arr.shape[0]
-        if n == 0 or arr.min() < 0 or arr[:, 0].max() >= d_out or arr[:, 1].max() >= d_in:
-            raise ValueError(f"A: index pairs must be non-empty and within shape {(d_out, d_in)}")
-        yv = check_vector(y, "y", n)
-        X = cp.Variable((d_out, d_in))
-        constraints = [X[arr[:, 0], arr[:, 1]] == yv]
     else:
-        raise ValueError("A must be a float array (n, d_out, d_in) or an int array (n, 2) of index pairs")
+        constraints = [X[arr[:, 0], arr[:, 1]] == yv]
     prob = cp.Problem(cp.Minimize(cp.normNuc(X)), constraints)
+    return _solve(prob, X, solver, eps)
+
+
+def _solve(prob, X, solver: str | None, eps: float) -> np.ndarray:
+    """Solve ``prob`` for ``X`` by ``solver`` or CLARABEL then SCS (see :func:`min_nuclear_norm`).
+
+    The first "optimal" solution is returned, else the first "optimal_inaccurate" one.
+    """
+    import cvxpy as cp
+
     solvers = [solver] if solver is not None else ["CLARABEL", "SCS"]
     last_error, fallback = None, None
     for name in solvers:
