@@ -140,7 +140,7 @@ GD_VARIANTS = [
 
 
 def _check_gd_against_numpy(A, y, alpha, depth, nonneg, wn, kappa, lr, steps):
-    r = fit(A, y, depth=depth, init_scale=alpha, method="gd", nonnegative=nonneg,
+    r = fit(A, y, depth=depth, init_scale=alpha, method="descent", nonnegative=nonneg,
             weight_norm=wn, lr_ratio=kappa, lr=lr, steps=steps)
     ref = np_gd(A, y, alpha, depth=depth, nonnegative=nonneg, weight_norm=wn, kappa=kappa,
                 lr=lr, steps=steps)
@@ -163,17 +163,17 @@ def _check_gd_against_numpy(A, y, alpha, depth, nonneg, wn, kappa, lr, steps):
         xscale = np.linalg.norm(np.abs(ref["u"]) ** depth + np.abs(ref["v"]) ** depth)
     assert rel_err(r.x, ref["x"], scale=xscale) <= 1e-12
     if wn is None:
-        assert r.rho is None and r.w is None
+        assert r.radius is None and r.direction is None
     else:
-        assert rel_err(r.w, ref["w"]) <= 1e-12
+        assert rel_err(r.direction, ref["w"]) <= 1e-12
         if wn == "separate":
-            assert isinstance(r.rho, tuple) and len(r.rho) == 2
-            assert rel_err(r.rho, ref["rho"]) <= 1e-12
-            assert np.linalg.norm(r.w[:n]) == pytest.approx(1.0, abs=1e-14)
-            assert np.linalg.norm(r.w[n:]) == pytest.approx(1.0, abs=1e-14)
+            assert isinstance(r.radius, tuple) and len(r.radius) == 2
+            assert rel_err(r.radius, ref["rho"]) <= 1e-12
+            assert np.linalg.norm(r.direction[:n]) == pytest.approx(1.0, abs=1e-14)
+            assert np.linalg.norm(r.direction[n:]) == pytest.approx(1.0, abs=1e-14)
         else:
-            assert rel_err([r.rho], ref["rho"]) <= 1e-12
-            assert np.linalg.norm(r.w) == pytest.approx(1.0, abs=1e-14)
+            assert rel_err([r.radius], ref["rho"]) <= 1e-12
+            assert np.linalg.norm(r.direction) == pytest.approx(1.0, abs=1e-14)
     loss_ref = 0.5 * np.sum((A @ ref["x"] - y) ** 2)
     assert r.loss == pytest.approx(loss_ref, rel=1e-10)
 
@@ -201,19 +201,19 @@ def test_gd_zero_steps_is_the_initial_state(nonneg, wn):
     A, y, _ = tiny_problem()
     n = A.shape[1]
     alpha = np.linspace(0.1, 0.5, n)
-    r = fit(A, y, depth=3, init_scale=alpha, method="gd", lr=0.1, steps=0,
+    r = fit(A, y, depth=3, init_scale=alpha, method="descent", lr=0.1, steps=0,
             nonnegative=nonneg, weight_norm=wn)
     np.testing.assert_allclose(r.u, alpha, rtol=1e-15)
     if not nonneg:
         np.testing.assert_allclose(r.v, alpha, rtol=1e-15)
     if wn == "joint":
         rho0 = (1.0 if nonneg else np.sqrt(2.0)) * np.linalg.norm(alpha)
-        assert r.rho == pytest.approx(rho0, rel=1e-15)
-        np.testing.assert_allclose(r.w, np.concatenate([alpha / rho0] * (1 if nonneg else 2)), rtol=1e-15)
+        assert r.radius == pytest.approx(rho0, rel=1e-15)
+        np.testing.assert_allclose(r.direction, np.concatenate([alpha / rho0] * (1 if nonneg else 2)), rtol=1e-15)
     if wn == "separate":
         rho0 = np.linalg.norm(alpha)
-        assert r.rho == pytest.approx((rho0, rho0), rel=1e-15)
-        np.testing.assert_allclose(r.w, np.concatenate([alpha / rho0] * 2), rtol=1e-15)
+        assert r.radius == pytest.approx((rho0, rho0), rel=1e-15)
+        np.testing.assert_allclose(r.direction, np.concatenate([alpha / rho0] * 2), rtol=1e-15)
 
 
 # --------------------------------------------------------------------------
@@ -262,20 +262,20 @@ def test_wn_joint_flow_invariants(small_sparse, depth, kappa):
     n = p.A.shape[1]
     rho0 = np.sqrt(2.0 * n) * 0.1
     w0 = 0.1 / rho0
-    wu, wv = r.w[:n], r.w[n:]
+    wu, wv = r.direction[:n], r.direction[n:]
     if depth == 2:
         q0 = w0 * w0 * np.exp(kappa * rho0**2)
-        q1 = wu * wv * np.exp(kappa * r.rho**2)
+        q1 = wu * wv * np.exp(kappa * r.radius**2)
     else:
         c = -(depth - 2) * kappa / 2
         q0 = 2 * w0 ** (2 - depth) * np.exp(c * rho0**2)
-        q1 = (wu ** (2 - depth) + wv ** (2 - depth)) * np.exp(c * r.rho**2)
+        q1 = (wu ** (2 - depth) + wv ** (2 - depth)) * np.exp(c * r.radius**2)
     a0, a1 = r.invariants()
     np.testing.assert_allclose(a0, q0, rtol=1e-12)
     np.testing.assert_allclose(a1, q1, rtol=1e-12)
     drift = r.invariant_drift()
     assert drift <= 1e-7, f"depth={depth} kappa={kappa}: drift {drift:.3e}"
-    assert abs(r.rho - rho0) > 0.1  # the radius did move
+    assert abs(r.radius - rho0) > 0.1  # the radius did move
 
 
 @pytest.mark.parametrize("depth", [2, 3])
@@ -304,11 +304,11 @@ def test_alpha_eff_matches_history_radius(small_sparse, small_sparse_nonneg, non
     rad = r.history["radius"]
     rho0, rhoT = rad[0], rad[-1]
     assert rho0 == pytest.approx((1.0 if nonneg else np.sqrt(2.0)) * np.linalg.norm(alpha), rel=1e-15)
-    assert rhoT == r.rho
+    assert rhoT == r.radius
     expected = alpha * (rhoT / rho0) * np.exp(-kappa * (rhoT**2 - rho0**2) / 2)
     np.testing.assert_allclose(r.alpha_eff(), expected, rtol=1e-13)
     # plain run: alpha_eff is init_scale itself
-    r0 = fit(p.A, p.y, depth=2, init_scale=alpha, method="gd", lr=0.01, steps=2, nonnegative=nonneg)
+    r0 = fit(p.A, p.y, depth=2, init_scale=alpha, method="descent", lr=0.01, steps=2, nonnegative=nonneg)
     np.testing.assert_array_equal(r0.alpha_eff(), alpha)
 
 
@@ -432,9 +432,9 @@ def batch_setup():
 
 
 BATCH_MODES = [
-    ("gd", {"lr": 0.05, "steps": 200}),
+    ("descent", {"lr": 0.05, "steps": 200}),
     ("flow", {"rtol": 1e-10}),
-    ("flow", {"rtol": 1e-10, "t_max": 20.0, "tol": 0.0, "solver": "dopri5"}),
+    ("flow", {"rtol": 1e-10, "t_max": 20.0, "target_loss": 0.0, "solver": "dopri5"}),
 ]
 
 
@@ -442,8 +442,8 @@ def _assert_same_run(a, b, rtol):
     assert a.status == b.status
     assert rel_err(a.x, b.x) <= rtol
     assert rel_err(a.u, b.u) <= rtol
-    if b.rho is not None:
-        assert rel_err(np.atleast_1d(a.rho), np.atleast_1d(b.rho)) <= rtol
+    if b.radius is not None:
+        assert rel_err(np.atleast_1d(a.radius), np.atleast_1d(b.radius)) <= rtol
     assert a.loss == pytest.approx(b.loss, rel=1e-6, abs=1e-18)
     # a converged flow stops at the first step with loss <= tol, whose size
     # depends on rounding (measured: 8e-8 relative); fixed ends are exact
@@ -535,7 +535,7 @@ def test_solvers_match_solve_ivp(depth, wn, kappa):
     xs = {}
     for solver in ("rosw", "dopri5"):
         r = fit(A, y, depth=depth, init_scale=alpha, weight_norm=wn, lr_ratio=kappa, solver=solver,
-                rtol=1e-10, t_max=T, tol=0.0)
+                rtol=1e-10, t_max=T, target_loss=0.0)
         assert r.status == "max_time"
         assert r.t_final == T
         assert r.history["t"][-1] == T
@@ -543,7 +543,7 @@ def test_solvers_match_solve_ivp(depth, wn, kappa):
         assert err <= 1e-8, f"{solver}: |x - x_ivp| / |x_ivp| = {err:.3e}"
         assert rel_err(r.u, u) <= 1e-8
         if rho_ref is not None:
-            assert rel_err(np.atleast_1d(r.rho), rho_ref) <= 1e-8
+            assert rel_err(np.atleast_1d(r.radius), rho_ref) <= 1e-8
         xs[solver] = r.x
     assert rel_err(xs["rosw"], xs["dopri5"]) <= 1e-8
 
@@ -560,7 +560,7 @@ def test_record_time_state_matches_solve_ivp():
     loss_T = 0.5 * np.sum((A @ x_T - y) ** 2)
     for solver in ("rosw", "dopri5"):
         r = fit(A, y, depth=2, init_scale=alpha, solver=solver, rtol=1e-10, record_times=[0.5, T, 4.0],
-                t_max=10.0, tol=0.0)
+                t_max=10.0, target_loss=0.0)
         i = np.flatnonzero(r.history["t"] == T)
         assert i.size == 1
         assert r.history["loss"][i[0]] == pytest.approx(loss_T, rel=1e-8)
@@ -600,9 +600,9 @@ def _bad_cases(A, y, x0):
         "depth-0": (dict(A=A, y=y, depth=0), r"^depth\b"),
         "depth-2.5": (dict(A=A, y=y, depth=2.5), r"^depth\b"),
         "depth-float": (dict(A=A, y=y, depth=2.0), r"^depth\b"),
-        "lr-zero": (dict(A=A, y=y, method="gd", lr=0.0), r"^lr\b"),
-        "lr-negative": (dict(A=A, y=y, method="gd", lr=-0.1), r"^lr\b"),
-        "lr-missing": (dict(A=A, y=y, method="gd"), r"^lr\b"),
+        "lr-zero": (dict(A=A, y=y, method="descent", lr=0.0), r"^lr\b"),
+        "lr-negative": (dict(A=A, y=y, method="descent", lr=-0.1), r"^lr\b"),
+        "lr-missing": (dict(A=A, y=y, method="descent"), r"^lr\b"),
         "weight_norm": (dict(A=A, y=y, weight_norm="both"), r"^weight_norm\b"),
         "method": (dict(A=A, y=y, method="sgd"), r"^method\b"),
         "solver": (dict(A=A, y=y, solver="rk4"), r"^solver\b"),
@@ -634,7 +634,7 @@ def test_fit_many_rejects_mismatched_lists(good):
     with pytest.raises(ValueError, match=r"^x_star\b"):
         fit_many([A, A], [y, y], x_star=[x0])
     with pytest.raises(ValueError, match=r"lr"):
-        fit_many(A, y, method="gd", lr=[0.1, 0.2], depth=[2, 3, 4])
+        fit_many(A, y, method="descent", lr=[0.1, 0.2], depth=[2, 3, 4])
     with pytest.raises(ValueError, match=r"^init_scale\b"):
         fit_many(A, y, init_scale=[0.1, -0.2])
 
@@ -657,16 +657,16 @@ def test_diverging_gd_is_reported_cleanly(depth, wn, nonneg, lr):
     p = sparse_regression(8, 16, 2, seed=1, nonnegative=nonneg)
     with warnings.catch_warnings():
         warnings.simplefilter("error")
-        r = fit(p.A, p.y, depth=depth, init_scale=0.5, method="gd", lr=lr, steps=100, weight_norm=wn,
+        r = fit(p.A, p.y, depth=depth, init_scale=0.5, method="descent", lr=lr, steps=100, weight_norm=wn,
                 nonnegative=nonneg)
-    assert r.status == "diverged", f"status {r.status}, rho {r.rho}, max|u| {np.max(np.abs(r.u)):.3e}"
+    assert r.status == "diverged", f"status {r.status}, rho {r.radius}, max|u| {np.max(np.abs(r.u)):.3e}"
     assert r.n_steps < 100
     assert np.all(np.isfinite(r.u))
     if not nonneg:
         assert np.all(np.isfinite(r.v))
     if wn is not None:
-        assert np.all(np.isfinite(np.atleast_1d(r.rho)))
-        assert np.all(np.isfinite(r.w))
+        assert np.all(np.isfinite(np.atleast_1d(r.radius)))
+        assert np.all(np.isfinite(r.direction))
     assert np.all(np.isfinite(r.x)), "x of the kept 'last finite state' is not finite"
     assert r.t_final == pytest.approx(r.n_steps * lr)
 
@@ -704,7 +704,7 @@ def _check_history_shape(h, keys):
 def test_gd_history(wn):
     A, y, x0 = tiny_problem(5, 8, seed=4)
     lr = 0.03
-    r = fit(A, y, depth=2, init_scale=0.4, method="gd", lr=lr, steps=10, record_every=3, weight_norm=wn,
+    r = fit(A, y, depth=2, init_scale=0.4, method="descent", lr=lr, steps=10, record_every=3, weight_norm=wn,
             lr_ratio=2.0, x_star=x0)
     h = r.history
     keys = {"t", "loss", "n_grad_evals", "wall_time", "error"}
@@ -725,14 +725,14 @@ def test_gd_history(wn):
     assert h["loss"][-1] == r.loss
     assert h["error"][-1] == pytest.approx(np.linalg.norm(r.x - x0), rel=1e-13)
     if wn == "joint":
-        assert h["radius"][-1] == r.rho
+        assert h["radius"][-1] == r.radius
     if wn == "separate":
-        assert (h["radius_u"][-1], h["radius_v"][-1]) == r.rho
+        assert (h["radius_u"][-1], h["radius_v"][-1]) == r.radius
 
 
 def test_gd_default_record_every():
     A, y, _ = tiny_problem()
-    r = fit(A, y, method="gd", lr=0.01, steps=1000, n_record=50)
+    r = fit(A, y, method="descent", lr=0.01, steps=1000, n_record=50)
     np.testing.assert_allclose(r.history["t"], np.arange(0, 1001, 20) * 0.01, rtol=1e-14)
 
 
@@ -742,7 +742,7 @@ def test_flow_history_lands_on_record_times(solver, wn):
     A, y, x0 = tiny_problem(5, 8, seed=4)
     rec = [0.25, 0.5, 1.0, 2.0, 3.5]
     r = fit(A, y, depth=2, init_scale=0.3, weight_norm=wn, solver=solver, record_times=rec, t_max=5.0,
-            tol=0.0, x_star=x0)
+            target_loss=0.0, x_star=x0)
     h = r.history
     keys = {"t", "loss", "n_grad_evals", "wall_time", "error"}
     keys |= {None: set(), "joint": {"radius"}, "separate": {"radius_u", "radius_v"}}[wn]
@@ -756,22 +756,22 @@ def test_flow_history_lands_on_record_times(solver, wn):
     assert h["loss"][0] == pytest.approx(0.5 * np.sum(y**2), rel=1e-14)
     assert np.all(np.diff(h["loss"]) < 0)  # the flow decreases the loss
     if wn == "joint":
-        assert h["radius"][-1] == r.rho
+        assert h["radius"][-1] == r.radius
     if wn == "separate":
-        assert (h["radius_u"][-1], h["radius_v"][-1]) == r.rho
+        assert (h["radius_u"][-1], h["radius_v"][-1]) == r.radius
     # a run stopped at an earlier record time reproduces that history point
     r1 = fit(A, y, depth=2, init_scale=0.3, weight_norm=wn, solver=solver, record_times=rec[:3], t_max=1.0,
-             tol=0.0, x_star=x0)
+             target_loss=0.0, x_star=x0)
     assert r1.t_final == 1.0
     assert r1.loss == pytest.approx(h["loss"][3], rel=1e-12)
 
 
 def test_flow_default_record_times_and_record_every():
     A, y, _ = tiny_problem()
-    r = fit(A, y, init_scale=0.3, t_max=10.0, tol=0.0, n_record=20)
+    r = fit(A, y, init_scale=0.3, t_max=10.0, target_loss=0.0, n_record=20)
     rec = np.logspace(-3, 1, 20)
     np.testing.assert_allclose(r.history["t"], np.concatenate([[0.0], rec]), rtol=1e-15)
-    r2 = fit(A, y, init_scale=0.3, t_max=10.0, tol=0.0, record_times=[10.0], record_every=5)
+    r2 = fit(A, y, init_scale=0.3, t_max=10.0, target_loss=0.0, record_times=[10.0], record_every=5)
     h = r2.history
     _check_history_shape(h, {"t", "loss", "n_grad_evals", "wall_time"})
     assert h["t"][-1] == 10.0
@@ -796,7 +796,7 @@ def test_gd_lanes_kernel_matches_the_generic_loop(depth, nonnegative):
     d = sparse_regression(12, 30, 3, seed=4, nonnegative=nonnegative)
     # 11 runs: a block of 6 and one of 5 (odd sizes leave padded lanes); one run diverges
     alphas = list(np.logspace(-3, -0.5, 10)) + [3.0]
-    kw = dict(depth=depth, init_scale=alphas, method="gd", lr=[0.05] * 10 + [5.0], steps=3000, x_star=d.x_star,
+    kw = dict(depth=depth, init_scale=alphas, method="descent", lr=[0.05] * 10 + [5.0], steps=3000, x_star=d.x_star,
               nonnegative=nonnegative, record_every=250, block_size=6)
     lanes = fit_many(d.A, d.y, gd_kernel="lanes", **kw)
     generic = fit_many(d.A, d.y, gd_kernel="generic", **kw)
@@ -813,13 +813,13 @@ def test_gd_lanes_kernel_matches_the_generic_loop(depth, nonnegative):
     assert lanes[-1].status == "diverged" and np.all(np.isfinite(lanes[-1].x))
     assert all(r.status != "diverged" for r in lanes[:-1])
     # a run alone and the same run inside a block give bitwise the same numbers
-    solo = fit(d.A, d.y, depth=depth, init_scale=alphas[3], method="gd", lr=0.05, steps=3000,
+    solo = fit(d.A, d.y, depth=depth, init_scale=alphas[3], method="descent", lr=0.05, steps=3000,
                            nonnegative=nonnegative)
     np.testing.assert_array_equal(solo.x, lanes[3].x)
 
 
 def test_plain_python_lists_are_one_problem():
     d = sparse_regression(10, 20, 2, seed=1)
-    a = fit(d.A, d.y, method="gd", lr=0.05, steps=100)
-    b = fit(d.A.tolist(), d.y.tolist(), method="gd", lr=0.05, steps=100)
+    a = fit(d.A, d.y, method="descent", lr=0.05, steps=100)
+    b = fit(d.A.tolist(), d.y.tolist(), method="descent", lr=0.05, steps=100)
     np.testing.assert_array_equal(a.x, b.x)

@@ -30,12 +30,12 @@ def small_completion():
 
 # --------------------------------------------------------------------------- step-by-step agreement
 @pytest.mark.parametrize("kind", ["gaussian", "completion"])
-@pytest.mark.parametrize("method", ["gd", "trace_penalty", "sam"])
+@pytest.mark.parametrize("method", ["descent", "trace_penalty", "sam"])
 def test_fixed_step_methods_match_a_numpy_loop(small, small_completion, kind, method):
     m = small if kind == "gaussian" else small_completion
     L, lr, steps, s0 = 3, 0.02, 6, 0.3
     init = factorization.initial_layers(m.shape, L, width=3, init_scale=0.8, seed=1)
-    kw = {"trace_penalty": {"lam": s0}, "sam": {"rho": s0}}.get(method, {})
+    kw = {"trace_penalty": {"trace_weight": s0}, "sam": {"sam_radius": s0}}.get(method, {})
     anneal_frac, final_ratio = 0.5, 0.1
     r = factorization.fit(m.A, m.y, shape=m.shape, init_layers=init, method=method, lr=lr, steps=steps,
                           anneal_frac=anneal_frac, final_ratio=final_ratio, **kw)
@@ -62,20 +62,20 @@ def test_fixed_step_methods_match_a_numpy_loop(small, small_completion, kind, me
 
 def test_label_noise_sgd_draws_fresh_noise_per_step_and_seed(small):
     kw = dict(depth=2, width=3, init_scale=0.5, lr=0.02, steps=50, anneal_frac=1.0, final_ratio=1.0)
-    gd = factorization.fit(small.A, small.y, method="gd", seed=3, **kw)
-    no_noise = factorization.fit(small.A, small.y, method="label_noise_sgd", sigma=0.0, seed=3, **kw)
+    gd = factorization.fit(small.A, small.y, method="descent", seed=3, **kw)
+    no_noise = factorization.fit(small.A, small.y, method="label_noise_sgd", label_noise_std=0.0, seed=3, **kw)
     np.testing.assert_array_equal(flat(gd.layers), flat(no_noise.layers))
-    a = factorization.fit(small.A, small.y, method="label_noise_sgd", sigma=0.5, seed=3, **kw)
-    b = factorization.fit(small.A, small.y, method="label_noise_sgd", sigma=0.5, seed=3, **kw)
+    a = factorization.fit(small.A, small.y, method="label_noise_sgd", label_noise_std=0.5, seed=3, **kw)
+    b = factorization.fit(small.A, small.y, method="label_noise_sgd", label_noise_std=0.5, seed=3, **kw)
     np.testing.assert_array_equal(flat(a.layers), flat(b.layers))  # reproducible
     assert not np.array_equal(flat(a.layers), flat(gd.layers))
     # the same initialization with another noise seed gives another trajectory
     init = factorization.initial_layers(small.shape, 2, width=3, init_scale=0.5, seed=3)
-    c = factorization.fit(small.A, small.y, method="label_noise_sgd", sigma=0.5, seed=4, init_layers=init,
+    c = factorization.fit(small.A, small.y, method="label_noise_sgd", label_noise_std=0.5, seed=4, init_layers=init,
                           lr=0.02, steps=50, anneal_frac=1.0, final_ratio=1.0)
     assert not np.array_equal(flat(a.layers), flat(c.layers))
     # one step: the update is GD on labels y + sigma * xi with xi ~ N(0, 1): recover xi from the step
-    one = factorization.fit(small.A, small.y, method="label_noise_sgd", sigma=0.5, seed=3, init_layers=init,
+    one = factorization.fit(small.A, small.y, method="label_noise_sgd", label_noise_std=0.5, seed=3, init_layers=init,
                             lr=1.0, steps=1, anneal_frac=1.0, final_ratio=1.0)
     g_clean = flat(factorization.gradient(init, small.A, small.y))
     delta = flat(init) - flat(one.layers) - g_clean  # = -(2/n) sigma J^T xi
@@ -88,15 +88,15 @@ def test_label_noise_sgd_draws_fresh_noise_per_step_and_seed(small):
 def test_noise_is_annealed_away(small):
     # anneal_frac = 0: the schedule is 0 from the start, every finder is plain GD
     kw = dict(depth=2, width=3, init_scale=0.5, lr=0.02, steps=40, anneal_frac=0.0, seed=1)
-    gd = factorization.fit(small.A, small.y, method="gd", **kw)
-    for method, s in (("label_noise_sgd", {"sigma": 3.0}), ("trace_penalty", {"lam": 3.0}), ("sam", {"rho": 3.0})):
+    gd = factorization.fit(small.A, small.y, method="descent", **kw)
+    for method, s in (("label_noise_sgd", {"label_noise_std": 3.0}), ("trace_penalty", {"trace_weight": 3.0}), ("sam", {"sam_radius": 3.0})):
         r = factorization.fit(small.A, small.y, method=method, **s, **kw)
         np.testing.assert_array_equal(flat(r.layers), flat(gd.layers))
 
 
 def test_fit_many_is_bitwise_independent_of_threads_and_matches_fit(small):
-    kw = dict(depth=[2, 3, 2, 3, 2], method=["gd", "trace_penalty", "label_noise_sgd", "sam", "gd"],
-              init_scale=[0.3, 0.5, 0.5, 0.5, 1.0], lr=0.02, lam=0.1, sigma=0.3, rho=0.2, seed=[0, 1, 2, 3, 4],
+    kw = dict(depth=[2, 3, 2, 3, 2], method=["descent", "trace_penalty", "label_noise_sgd", "sam", "descent"],
+              init_scale=[0.3, 0.5, 0.5, 0.5, 1.0], lr=0.02, trace_weight=0.1, label_noise_std=0.3, sam_radius=0.2, seed=[0, 1, 2, 3, 4],
               steps=60, width=3, M_star=small.M_star)
     one = factorization.fit_many(small.A, small.y, num_threads=1, **kw)
     two = factorization.fit_many(small.A, small.y, num_threads=2, **kw)
@@ -105,13 +105,13 @@ def test_fit_many_is_bitwise_independent_of_threads_and_matches_fit(small):
         for k in a.history:
             if k != "wall_time":
                 np.testing.assert_array_equal(a.history[k], b.history[k])
-    single = factorization.fit(small.A, small.y, depth=3, method="sam", init_scale=0.5, lr=0.02, rho=0.2, seed=3,
+    single = factorization.fit(small.A, small.y, depth=3, method="sam", init_scale=0.5, lr=0.02, sam_radius=0.2, seed=3,
                                steps=60, width=3)
     np.testing.assert_array_equal(flat(single.layers), flat(one[3].layers))
 
 
 def test_history_channels(small):
-    r = factorization.fit(small.A, small.y, depth=2, width=3, method="gd", lr=0.02, steps=100, record_every=10,
+    r = factorization.fit(small.A, small.y, depth=2, width=3, method="descent", lr=0.02, steps=100, record_every=10,
                           M_star=small.M_star, init_scale=0.3)
     h = r.history
     assert set(h) == {"t", "loss", "n_grad_evals", "wall_time", "trace", "nuclear_norm", "effective_rank", "error"}
@@ -129,7 +129,7 @@ def test_history_channels(small):
 def test_flow_converges_and_agrees_with_small_step_gd(small):
     init = factorization.initial_layers(small.shape, 2, width=3, init_scale=0.5, seed=2)
     fl = factorization.fit(small.A, small.y, method="flow", init_layers=init, t_max=2.0, rtol=1e-10)
-    gd = factorization.fit(small.A, small.y, method="gd", init_layers=init, lr=1e-4, steps=20000)
+    gd = factorization.fit(small.A, small.y, method="descent", init_layers=init, lr=1e-4, steps=20000)
     assert fl.status == "max_time" and fl.t_final == pytest.approx(2.0)
     # Euler with step h is O(h) away from the flow
     assert np.linalg.norm(fl.product - gd.product) < 1e-3 * np.linalg.norm(fl.product)
@@ -138,7 +138,7 @@ def test_flow_converges_and_agrees_with_small_step_gd(small):
 
 
 def test_depth_one_gd_from_zero_finds_the_min_frobenius_interpolator(small):
-    r = factorization.fit(small.A, small.y, depth=1, init_layers=[np.zeros(small.shape)], method="gd", lr=0.01,
+    r = factorization.fit(small.A, small.y, depth=1, init_layers=[np.zeros(small.shape)], method="descent", lr=0.01,
                           steps=20000)
     Amat = small.A.reshape(12, -1)
     x = np.linalg.lstsq(Amat, small.y, rcond=None)[0]
@@ -146,7 +146,7 @@ def test_depth_one_gd_from_zero_finds_the_min_frobenius_interpolator(small):
 
 
 def test_divergence_is_reported_with_the_last_finite_state(small):
-    r = factorization.fit(small.A, small.y, depth=3, width=3, init_scale=1.0, method="gd", lr=50.0, steps=200)
+    r = factorization.fit(small.A, small.y, depth=3, width=3, init_scale=1.0, method="descent", lr=50.0, steps=200)
     assert r.status == "diverged"
     assert np.isfinite(r.loss) and all(np.all(np.isfinite(W)) for W in r.layers)
 
@@ -156,8 +156,8 @@ def test_trace_penalty_tracks_min_nuclear_norm_while_large_init_gd_does_not():
     m = data.matrix_sensing((8, 8), 1, 30, seed=0)
     X = reference.min_nuclear_norm(m.A, m.y)
     nuc_cvx = np.linalg.svd(X, compute_uv=False).sum()
-    tp, gd = factorization.fit_many(m.A, m.y, depth=2, method=["trace_penalty", "gd"], init_scale=1.0, lr=0.025,
-                                    lam=0.03, anneal_frac=0.7, steps=3000, seed=0, M_star=m.M_star)
+    tp, gd = factorization.fit_many(m.A, m.y, depth=2, method=["trace_penalty", "descent"], init_scale=1.0, lr=0.025,
+                                    trace_weight=0.03, anneal_frac=0.7, steps=3000, seed=0, M_star=m.M_star)
     ratio_tp, ratio_gd = tp.nuclear_norm / nuc_cvx, gd.nuclear_norm / nuc_cvx
     print(f"\n||E||_* / ||X_cvx||_*: trace penalty {ratio_tp:.4f}, large-init GD {ratio_gd:.4f} "
           f"(losses {tp.loss:.1e}, {gd.loss:.1e})")
@@ -204,10 +204,10 @@ def test_matrix_sensing_generator():
 # --------------------------------------------------------------------------- bad input
 @pytest.mark.parametrize("kwargs, name", [
     ({"depth": 0}, "depth"),
-    ({"lam": -1.0, "method": "trace_penalty"}, "lam"),
-    ({"sigma": -0.1, "method": "label_noise_sgd"}, "sigma"),
-    ({"rho": -0.1, "method": "sam"}, "rho"),
-    ({"lam": float("nan")}, "lam"),
+    ({"trace_weight": -1.0, "method": "trace_penalty"}, "trace_weight"),
+    ({"label_noise_std": -0.1, "method": "label_noise_sgd"}, "label_noise_std"),
+    ({"sam_radius": -0.1, "method": "sam"}, "sam_radius"),
+    ({"trace_weight": float("nan")}, "trace_weight"),
     ({"lr": None}, "lr"),
     ({"lr": -0.1}, "lr"),
     ({"method": "adam"}, "method"),

@@ -10,6 +10,11 @@ import pytest
 import implicitbias as ib
 from implicitbias import steepest
 from implicitbias._native import core
+from implicitbias.steepest import _core_model
+
+
+def _loss(name):
+    return core.LossKind.__members__[name]
 
 # ----------------------------------------------------------------------------
 # NumPy references
@@ -170,10 +175,10 @@ def test_outputs_gradient_and_euler_identity(model, width, depth, small_data):
     degree = steepest._model_spec(model, d, width, depth)[3]
     rng = np.random.default_rng(5)
     theta = rng.standard_normal(sum(r * c for r, c in shapes))
-    f = core.homogeneous_outputs(kind, dep, wid, X, theta)
+    f = core.homogeneous_outputs(_core_model(kind, dep, wid), X, theta)
     np.testing.assert_allclose(f, np_outputs(model, theta, X, shapes), rtol=1e-12, atol=1e-12)
     c = rng.standard_normal(X.shape[0])
-    G = core.homogeneous_grad_sum(kind, dep, wid, X, theta, c)
+    G = core.homogeneous_grad_sum(_core_model(kind, dep, wid), X, theta, c)
     # central differences of sum_i c_i f(x_i)
     h = 1e-6
     fd = np.array([(c @ np_outputs(model, theta + h * e, X, shapes) - c @ np_outputs(model, theta - h * e, X, shapes))
@@ -182,7 +187,7 @@ def test_outputs_gradient_and_euler_identity(model, width, depth, small_data):
     # Euler: <theta, grad f> = L f for a degree-L homogeneous model
     assert theta @ G == pytest.approx(degree * (c @ f), rel=1e-12, abs=1e-12)
     # homogeneity itself
-    np.testing.assert_allclose(core.homogeneous_outputs(kind, dep, wid, X, 1.7 * theta), 1.7 ** degree * f, rtol=1e-12)
+    np.testing.assert_allclose(core.homogeneous_outputs(_core_model(kind, dep, wid), X, 1.7 * theta), 1.7 ** degree * f, rtol=1e-12)
 
 
 @pytest.mark.parametrize("loss", ["exp", "logistic"])
@@ -195,7 +200,7 @@ def test_log_domain_loss_and_scaled_gradient(loss, small_data):
         q = y * (X @ th)
         return np.sum(np.exp(-q)) if loss == "exp" else np.sum(np.log1p(np.exp(-q)))
 
-    ll, gt, q = core.classification_loss("linear", 2, 0, X, y, theta, loss)
+    ll, gt, q = core.classification_loss(_core_model("linear", 2, 0), X, y, theta, _loss(loss))
     assert ll == pytest.approx(np.log(np_loss(theta)), rel=1e-13)
     h = 1e-6
     fd = np.array([(np_loss(theta + h * e) - np_loss(theta - h * e)) / (2 * h) for e in np.eye(theta.size)])
@@ -206,7 +211,7 @@ def test_log_domain_loss_and_scaled_gradient(loss, small_data):
     qs = y * (X @ w)
     if qs.min() > 0:
         big = 2000.0 * w / qs.min()
-        ll_big, gt_big, qb = core.classification_loss("linear", 2, 0, X, y, big, loss)
+        ll_big, gt_big, qb = core.classification_loss(_core_model("linear", 2, 0), X, y, big, _loss(loss))
         assert np.isfinite(ll_big) and np.all(np.isfinite(gt_big))
         ref = -qb.min() + np.log(np.sum(np.exp(-(qb - qb.min()))))  # exp and logistic agree here to 1e-800
         assert ll_big == pytest.approx(ref, rel=1e-12)
@@ -501,18 +506,18 @@ def test_mlp_gradient_with_concentrated_weights_matches_numpy(depth):
     c = np.zeros(40)
     c[[3, 17, 29]] = rng.standard_normal(3)
     c[5] = 1e-30  # below 2^-64 of the largest weight: skipped (adds less than rounding)
-    G = core.homogeneous_grad_sum("mlp", depth, width, X, theta, c)
+    G = core.homogeneous_grad_sum(_core_model("mlp", depth, width), X, theta, c)
     h = 1e-6
     fd = np.array([(c @ np_outputs("mlp", theta + h * e, X, shapes) - c @ np_outputs("mlp", theta - h * e, X, shapes))
                    / (2 * h) for e in np.eye(theta.size)])
     np.testing.assert_allclose(G, fd, rtol=1e-6, atol=1e-7)
     c_dense = c.copy()
     c_dense[c_dense == 0] = 1e-3 * rng.standard_normal(int(np.sum(c_dense == 0)))
-    G_dense = core.homogeneous_grad_sum("mlp", depth, width, X, theta, c_dense)
+    G_dense = core.homogeneous_grad_sum(_core_model("mlp", depth, width), X, theta, c_dense)
     # linearity in c: grad(c_dense) - grad(c) = grad(c_dense - c) (dense path both ways)
-    G_diff = core.homogeneous_grad_sum("mlp", depth, width, X, theta, c_dense - c + 0.0)
+    G_diff = core.homogeneous_grad_sum(_core_model("mlp", depth, width), X, theta, c_dense - c + 0.0)
     np.testing.assert_allclose(G_dense - G, G_diff, rtol=1e-9, atol=1e-12)
-    f = core.homogeneous_outputs("mlp", depth, width, X, theta)
+    f = core.homogeneous_outputs(_core_model("mlp", depth, width), X, theta)
     assert theta @ G == pytest.approx(depth * (c @ f), rel=1e-12)
 
 
@@ -527,7 +532,7 @@ def test_spectral_steps_on_a_relu_network_match_numpy(normalized):
                         steps=steps, init=theta)
     th = theta.copy()
     for _ in range(steps):
-        ll, gt, _ = core.classification_loss("mlp", 2, width, d.X, d.y, th, "exp")
+        ll, gt, _ = core.classification_loss(_core_model("mlp", 2, width), d.X, d.y, th, _loss("exp"))
         gs, dual = np_direction(gt, "spectral", shapes)
         th = th - (lr * gs / dual if normalized else lr * np.exp(ll) * gs)
     assert r.status == "max_steps" and r.log_loss < r.history["log_loss"][0]

@@ -1,11 +1,24 @@
-// Conversions shared by the binding files: C++ run records to Python dicts.
+// What every binding file shares: the run record and the option structs of
+// the integrator, bound once as typed Python classes, and the conversions.
+//
+// Convention at the boundary: per-run settings and options cross as bound
+// structs (py::class_ with def_readwrite fields, default-constructed and
+// filled by attribute in implicitbias/_batch.py) and enums (py::enum_, whose
+// member names are the Python vocabulary), never as positional integer codes
+// or string-keyed dicts.  Every bound type is py::module_local(): the
+// baseline, AVX2 and AVX-512 variants of the core are loaded side by side.
 #pragma once
 
+#include <pybind11/eigen.h>
 #include <pybind11/numpy.h>
 #include <pybind11/pybind11.h>
 #include <pybind11/stl.h>
 
+#include <implicitbias/flow.hpp>
 #include <implicitbias/types.hpp>
+
+#include <utility>
+#include <vector>
 
 namespace implicitbias::bindings {
 
@@ -23,21 +36,69 @@ inline py::array_t<double> to_numpy(const Vec& v) {
   return a;
 }
 
-// One run record as a dict: state, status, counters, history.
-inline py::dict record_to_dict(const RunRecord& r) {
-  py::dict d;
-  d["state"] = to_numpy(r.state);
-  d["status"] = status_name(r.status);
-  d["n_steps"] = r.n_steps;
-  d["n_rejected"] = r.n_rejected;
-  d["n_grad_evals"] = r.n_grad_evals;
-  d["t_final"] = r.t_final;
-  d["loss_final"] = r.loss_final;
-  d["wall_time"] = r.wall_time;
-  py::dict h;
-  for (std::size_t k = 0; k < r.channels.size(); ++k) h[py::str(r.channels[k])] = to_numpy(r.history[k]);
-  d["history"] = h;
-  return d;
+// Run records handed to Python one object each (moved, not copied); the
+// state and history become arrays only when Python reads them.
+inline py::list to_python(std::vector<RunRecord>&& records) {
+  py::list out(records.size());
+  for (std::size_t k = 0; k < records.size(); ++k) out[k] = py::cast(std::move(records[k]));
+  return out;
+}
+
+// Runs fn with the GIL released and returns its records as Python objects.
+template <class Fn>
+py::list run_released(Fn&& fn) {
+  std::vector<RunRecord> records;
+  {
+    py::gil_scoped_release release;
+    records = fn();
+  }
+  return to_python(std::move(records));
+}
+
+inline void register_run_types(py::module_& m) {
+  py::enum_<Status>(m, "Status", py::module_local(), "How a run ended.")
+      .value("running", Status::running)
+      .value("converged", Status::converged)
+      .value("max_steps", Status::max_steps)
+      .value("max_time", Status::max_time)
+      .value("diverged", Status::diverged)
+      .value("stalled", Status::stalled);
+
+  py::class_<RunRecord>(m, "RunRecord", py::module_local(), "Everything one run produced.")
+      .def_property_readonly("state", [](const RunRecord& r) { return to_numpy(r.state); })
+      .def_readonly("status", &RunRecord::status)
+      .def_readonly("n_steps", &RunRecord::n_steps)
+      .def_readonly("n_rejected", &RunRecord::n_rejected)
+      .def_readonly("n_grad_evals", &RunRecord::n_grad_evals)
+      .def_readonly("t_final", &RunRecord::t_final)
+      .def_readonly("loss_final", &RunRecord::loss_final)
+      .def_readonly("wall_time", &RunRecord::wall_time)
+      .def_property_readonly("history", [](const RunRecord& r) {
+        py::dict h;
+        for (std::size_t k = 0; k < r.channels.size(); ++k) h[py::str(r.channels[k])] = to_numpy(r.history[k]);
+        return h;
+      });
+
+  py::class_<FixedStepOptions>(m, "FixedStepOptions", py::module_local(), "Options of the fixed-step loop.")
+      .def(py::init<>())
+      .def_readwrite("steps", &FixedStepOptions::steps)
+      .def_readwrite("tol", &FixedStepOptions::tol)
+      .def_readwrite("record_every", &FixedStepOptions::record_every);
+
+  py::class_<AdaptiveOptions>(m, "AdaptiveOptions", py::module_local(), "Options of the adaptive flow integrators.")
+      .def(py::init<>())
+      .def_readwrite("rtol", &AdaptiveOptions::rtol)
+      .def_readwrite("atol", &AdaptiveOptions::atol)
+      .def_readwrite("tol", &AdaptiveOptions::tol)
+      .def_readwrite("t_max", &AdaptiveOptions::t_max)
+      .def_readwrite("max_steps", &AdaptiveOptions::max_steps)
+      .def_readwrite("h0", &AdaptiveOptions::h0)
+      .def_readwrite("record_times", &AdaptiveOptions::record_times)
+      .def_readwrite("record_every", &AdaptiveOptions::record_every)
+      .def_readwrite("stall_steps", &AdaptiveOptions::stall_steps)
+      .def_readwrite("stall_factor", &AdaptiveOptions::stall_factor)
+      .def_readwrite("stall_rel_change", &AdaptiveOptions::stall_rel_change)
+      .def_readwrite("jac_every", &AdaptiveOptions::jac_every);
 }
 
 }  // namespace implicitbias::bindings

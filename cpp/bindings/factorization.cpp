@@ -93,29 +93,25 @@ Mat fact_jacobian(const Measurements& m, const std::vector<Index>& dims, const V
   return factorization_jacobian(net, m, w);
 }
 
-Probe parse_probe(const std::string& p) {
-  if (p == "rademacher") return Probe::rademacher;
-  if (p == "gaussian") return Probe::gaussian;
-  throw InvalidArgument("probe must be 'rademacher' or 'gaussian'");
-}
+enum class Estimator : int { hutchinson = 0, hutchpp = 1, xtrace = 2 };
 
 template <class MatVec>
-TraceEstimate dispatch_estimate(const std::string& method, MatVec&& mv, Index dim, std::int64_t num_matvecs,
+TraceEstimate dispatch_estimate(Estimator method, MatVec&& mv, Index dim, std::int64_t num_matvecs,
                                 std::uint64_t seed, Probe probe) {
-  if (method == "hutchinson") return hutchinson(mv, dim, num_matvecs, seed, probe);
-  if (method == "hutchpp") return hutchpp(mv, dim, num_matvecs, seed, probe);
-  if (method == "xtrace") return xtrace(mv, dim, num_matvecs, seed, probe);
-  throw InvalidArgument("method must be 'hutchinson', 'hutchpp' or 'xtrace'");
+  switch (method) {
+    case Estimator::hutchinson: return hutchinson(mv, dim, num_matvecs, seed, probe);
+    case Estimator::hutchpp: return hutchpp(mv, dim, num_matvecs, seed, probe);
+    case Estimator::xtrace: return xtrace(mv, dim, num_matvecs, seed, probe);
+  }
+  throw InvalidArgument("unknown trace estimator");
 }
 
 py::tuple to_tuple(const TraceEstimate& t) { return py::make_tuple(t.estimate, t.std_error, t.matvecs); }
 
-py::tuple fact_estimate(const std::string& method, const Measurements& m, const std::vector<Index>& dims,
-                        const Vec& z, const Vec& y, std::int64_t num_matvecs, std::uint64_t seed,
-                        const std::string& probe) {
+py::tuple fact_estimate(Estimator method, const Measurements& m, const std::vector<Index>& dims,
+                        const Vec& z, const Vec& y, std::int64_t num_matvecs, std::uint64_t seed, Probe p) {
   DeepLinear net = make_net(m, dims, z);
   check_y(m, y);
-  const Probe p = parse_probe(probe);
   TraceEstimate t;
   {
     py::gil_scoped_release release;
@@ -132,9 +128,8 @@ py::tuple fact_estimate(const std::string& method, const Measurements& m, const 
 }
 
 // A Python callable v -> H v (1-D arrays) or V -> H V (2-D, columns) when block=True.
-py::tuple callable_estimate(const std::string& method, const py::function& matvec, Index dim,
-                            std::int64_t num_matvecs, std::uint64_t seed, const std::string& probe, bool block) {
-  const Probe p = parse_probe(probe);
+py::tuple callable_estimate(Estimator method, const py::function& matvec, Index dim,
+                            std::int64_t num_matvecs, std::uint64_t seed, Probe p, bool block) {
   auto mv = [&](const Mat& X, Mat& Y) {
     Y.resize(X.rows(), X.cols());
     if (block) {
@@ -158,69 +153,37 @@ std::shared_ptr<Measurements> make_gaussian(Index d_out, Index d_in, const Eigen
   py::gil_scoped_release release;
   return std::make_shared<Measurements>(Measurements::gaussian(d_out, d_in, stack, prepare));
 }
-std::shared_ptr<Measurements> make_entries(Index d_out, Index d_in, const std::vector<Index>& rows,
+std::shared_ptr<Measurements> make_completion(Index d_out, Index d_in, const std::vector<Index>& rows,
                                            const std::vector<Index>& cols) {
-  return std::make_shared<Measurements>(Measurements::entries(d_out, d_in, rows, cols));
+  return std::make_shared<Measurements>(Measurements::completion(d_out, d_in, rows, cols));
 }
 
-std::vector<py::dict> fact_batch(const std::vector<std::shared_ptr<Measurements>>& meas, const std::vector<Vec>& y,
-                                 const std::vector<Mat>& M_star, const std::vector<double>& tol,
-                                 const std::vector<int>& problem, const std::vector<int>& method,
-                                 const std::vector<std::vector<Index>>& dims, const std::vector<Vec>& z0,
-                                 const std::vector<double>& lr, const std::vector<double>& strength,
-                                 const std::vector<std::uint64_t>& seed, std::int64_t steps, std::int64_t record_every,
-                                 std::int64_t anneal_steps, double final_ratio, double rtol, double atol, double t_max,
-                                 std::int64_t max_steps, const std::vector<double>& record_times,
-                                 std::int64_t stall_steps, std::size_t block_size, int num_threads) {
-  const std::size_t n_prob = meas.size();
-  if (y.size() != n_prob || M_star.size() != n_prob || tol.size() != n_prob)
-    throw InvalidArgument("meas, y, M_star and tol must be lists of equal length");
-  std::vector<FactorizationProblem> problems(n_prob);
-  for (std::size_t p = 0; p < n_prob; ++p) {
-    if (!meas[p]) throw InvalidArgument("meas must not contain None");
-    check_y(*meas[p], y[p]);
-    if (M_star[p].size() != 0 && (M_star[p].rows() != meas[p]->d_out() || M_star[p].cols() != meas[p]->d_in()))
+py::list fact_batch(const std::vector<FactorizationProblem>& problems, const std::vector<FactorizationRun>& runs,
+                    const FactorizationBatchOptions& options) {
+  for (const auto& p : problems) {
+    check_y(p.meas, p.y);
+    if (p.M_star.size() != 0 && (p.M_star.rows() != p.meas.d_out() || p.M_star.cols() != p.meas.d_in()))
       throw InvalidArgument("M_star must have the measurement shape");
-    problems[p] = FactorizationProblem{*meas[p], y[p], M_star[p], tol[p]};
   }
-  const std::size_t n_runs = problem.size();
-  for (std::size_t n : {method.size(), dims.size(), z0.size(), lr.size(), strength.size(), seed.size()})
-    if (n != n_runs) throw InvalidArgument("per-run argument lists must have equal length");
-  std::vector<FactorizationRun> runs(n_runs);
-  for (std::size_t k = 0; k < n_runs; ++k) {
-    if (method[k] < 0 || method[k] > 4) throw InvalidArgument("method code out of range");
-    runs[k] = FactorizationRun{problem[k], static_cast<FactMethod>(method[k]), dims[k], z0[k], lr[k], strength[k], seed[k]};
-  }
-  FactorizationBatchOptions opt;
-  opt.fixed.steps = steps;
-  opt.fixed.record_every = record_every;
-  opt.adaptive.rtol = rtol;
-  opt.adaptive.atol = atol;
-  opt.adaptive.t_max = t_max;
-  opt.adaptive.max_steps = max_steps;
-  opt.adaptive.record_times = record_times;
-  opt.adaptive.record_every = 0;
-  opt.adaptive.stall_steps = stall_steps;
-  opt.schedule.anneal_steps = anneal_steps;
-  opt.schedule.final_ratio = final_ratio;
-  opt.block_size = block_size;
-  opt.num_threads = num_threads;
-  std::vector<RunRecord> records;
-  {
-    py::gil_scoped_release release;
-    records = run_factorization_batch(problems, runs, opt);
-  }
-  std::vector<py::dict> out;
-  out.reserve(records.size());
-  for (const auto& r : records) out.push_back(record_to_dict(r));
-  return out;
+  return run_released([&] { return run_factorization_batch(problems, runs, options); });
 }
 
 }  // namespace
 
 void register_factorization(py::module_& m) {
-  // module_local: the baseline core and its AVX2 / AVX-512 variants are
-  // separate extension modules in one process; each registers its own type.
+  py::enum_<FactMethod>(m, "FactorizationMethod", py::module_local(), "Training method of a deep linear network.")
+      .value("descent", FactMethod::descent)
+      .value("flow", FactMethod::flow)
+      .value("trace_penalty", FactMethod::trace_penalty)
+      .value("label_noise_sgd", FactMethod::label_noise_sgd)
+      .value("sam", FactMethod::sam);
+  py::enum_<Probe>(m, "Probe", py::module_local(), "Random probe vectors of the trace estimators.")
+      .value("rademacher", Probe::rademacher)
+      .value("gaussian", Probe::gaussian);
+  py::enum_<Estimator>(m, "TraceEstimator", py::module_local())
+      .value("hutchinson", Estimator::hutchinson)
+      .value("hutchpp", Estimator::hutchpp)
+      .value("xtrace", Estimator::xtrace);
   py::class_<Measurements, std::shared_ptr<Measurements>>(
       m, "FactorizationMeasurements", py::module_local(),
       "A measurement operator f_i = <A_i, E>: dense sensing matrices or entry sampling.")
@@ -228,15 +191,45 @@ void register_factorization(py::module_& m) {
                   py::arg("prepare") = true,
                   "Dense sensing; A_stack is the C-ordered (n, d_out, d_in) array reshaped to (n*d_out, d_in).\n"
                   "prepare: form sum_i A_i (x) A_i when small (pays off over many trace evaluations).")
-      .def_static("entries", &make_entries, py::arg("d_out"), py::arg("d_in"), py::arg("rows"), py::arg("cols"),
-                  "Entry sampling A_i = e_{rows[i]} e_{cols[i]}^T.")
+      .def_static("completion", &make_completion, py::arg("d_out"), py::arg("d_in"), py::arg("rows"),
+                  py::arg("cols"), "Entry sampling (matrix completion) A_i = e_{rows[i]} e_{cols[i]}^T.")
       .def_property_readonly("n", &Measurements::n)
       .def_property_readonly("d_out", &Measurements::d_out)
       .def_property_readonly("d_in", &Measurements::d_in)
       .def_property_readonly("kind", [](const Measurements& x) {
-        return x.kind() == Measurements::Kind::gaussian ? "gaussian" : "entries";
+        return x.kind() == Measurements::Kind::gaussian ? "gaussian" : "completion";
       })
       .def_property_readonly("uses_kronecker", &Measurements::uses_kronecker);
+  py::class_<FactorizationProblem>(m, "FactorizationProblem", py::module_local(),
+                                   "Measurements, labels y, optional M_star and the loss at which runs stop.")
+      .def(py::init([](const std::shared_ptr<Measurements>& meas) {
+             if (!meas) throw InvalidArgument("meas must not be None");
+             return FactorizationProblem{*meas, Vec(), Mat(), -1.0};
+           }),
+           py::arg("meas"))
+      .def_readwrite("y", &FactorizationProblem::y)
+      .def_readwrite("M_star", &FactorizationProblem::M_star)
+      .def_readwrite("tol", &FactorizationProblem::tol);
+  py::class_<FactorizationRun>(m, "FactorizationRun", py::module_local(), "One run of a factorization batch.")
+      .def(py::init<>())
+      .def_readwrite("problem", &FactorizationRun::problem)
+      .def_readwrite("method", &FactorizationRun::method)
+      .def_readwrite("dims", &FactorizationRun::dims)
+      .def_readwrite("z0", &FactorizationRun::z0)
+      .def_readwrite("lr", &FactorizationRun::lr)
+      .def_readwrite("strength", &FactorizationRun::strength)
+      .def_readwrite("seed", &FactorizationRun::seed);
+  py::class_<StrengthSchedule>(m, "StrengthSchedule", py::module_local(), "Annealing of the regularizer strength.")
+      .def(py::init<>())
+      .def_readwrite("anneal_steps", &StrengthSchedule::anneal_steps)
+      .def_readwrite("final_ratio", &StrengthSchedule::final_ratio);
+  py::class_<FactorizationBatchOptions>(m, "FactorizationBatchOptions", py::module_local())
+      .def(py::init<>())
+      .def_readwrite("fixed", &FactorizationBatchOptions::fixed)
+      .def_readwrite("adaptive", &FactorizationBatchOptions::adaptive)
+      .def_readwrite("schedule", &FactorizationBatchOptions::schedule)
+      .def_readwrite("block_size", &FactorizationBatchOptions::block_size)
+      .def_readwrite("num_threads", &FactorizationBatchOptions::num_threads);
   m.def("factorization_eval", &fact_eval, py::arg("meas"), py::arg("dims"), py::arg("z"), py::arg("y"),
         "Loss, gradient (stacked like z), exact Hessian trace and residual at z.");
   m.def("factorization_trace", &fact_trace, py::arg("meas"), py::arg("dims"), py::arg("z"),
@@ -253,13 +246,9 @@ void register_factorization(py::module_& m) {
   m.def("callable_estimate", &callable_estimate, py::arg("method"), py::arg("matvec"), py::arg("dim"),
         py::arg("num_matvecs"), py::arg("seed"), py::arg("probe"), py::arg("block"),
         "Stochastic trace estimate over a Python matvec callable: (estimate, stderr, matvecs).");
-  m.def("factorization_batch", &fact_batch, py::arg("meas"), py::arg("y"), py::arg("M_star"), py::arg("tol"),
-        py::arg("problem"), py::arg("method"), py::arg("dims"), py::arg("z0"), py::arg("lr"), py::arg("strength"),
-        py::arg("seed"), py::arg("steps"), py::arg("record_every"), py::arg("anneal_steps"), py::arg("final_ratio"),
-        py::arg("rtol"), py::arg("atol"), py::arg("t_max"), py::arg("max_steps"), py::arg("record_times"),
-        py::arg("stall_steps"), py::arg("block_size"), py::arg("num_threads"),
+  m.def("factorization_batch", &fact_batch, py::arg("problems"), py::arg("runs"), py::arg("options"),
         "Run a batch of deep-linear-network trainings over OpenMP threads with the GIL released;\n"
-        "one dict per run. Low level: use implicitbias.factorization.fit / fit_many.");
+        "one RunRecord per run. Low level: use implicitbias.factorization.fit / fit_many.");
 }
 
 }  // namespace implicitbias::bindings

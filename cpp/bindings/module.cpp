@@ -40,6 +40,7 @@ PYBIND11_MODULE(IMPLICITBIAS_MODULE_NAME, m) {
         return false;
       },
       py::arg("feature"), "Whether this CPU supports 'avx2' (x86-64-v3) or 'avx512' (x86-64-v4).");
+  implicitbias::bindings::register_run_types(m);
   implicitbias::bindings::register_diagonal(m);
   implicitbias::bindings::register_steepest(m);
   implicitbias::bindings::register_factorization(m);

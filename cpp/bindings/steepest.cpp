@@ -3,44 +3,11 @@
 // maps) that the tests check against NumPy.
 #include "common.hpp"
 
-#include <pybind11/eigen.h>
-
 #include <implicitbias/steepest.hpp>
 
 namespace implicitbias::bindings {
 
 namespace {
-
-HomogeneousSpec make_spec(const std::string& kind, int depth, Index width) {
-  HomogeneousSpec s;
-  if (kind == "linear") s.kind = ModelKind::linear;
-  else if (kind == "diagonal") s.kind = ModelKind::diagonal;
-  else if (kind == "mlp") s.kind = ModelKind::mlp;
-  else throw InvalidArgument("model must be 'linear', 'diagonal' or 'mlp'");
-  s.depth = depth;
-  s.width = width;
-  if (s.kind == ModelKind::mlp && (depth < 2 || width < 1)) throw InvalidArgument("mlp needs depth >= 2 and width >= 1");
-  return s;
-}
-
-NormSpec make_norm(const std::string& norm, double p) {
-  NormSpec n;
-  if (norm == "l2") n.kind = NormKind::l2;
-  else if (norm == "linf") n.kind = NormKind::linf;
-  else if (norm == "l1") n.kind = NormKind::l1;
-  else if (norm == "lp") n.kind = NormKind::lp;
-  else if (norm == "spectral") n.kind = NormKind::spectral;
-  else throw InvalidArgument("norm must be 'l2', 'linf', 'l1', 'lp' or 'spectral'");
-  if (n.kind == NormKind::lp && !(p > 1.0 && std::isfinite(p))) throw InvalidArgument("p must be in (1, inf)");
-  n.p = p;
-  return n;
-}
-
-LossKind make_loss(const std::string& loss) {
-  if (loss == "exp") return LossKind::exponential;
-  if (loss == "logistic") return LossKind::logistic;
-  throw InvalidArgument("loss must be 'exp' or 'logistic'");
-}
 
 std::vector<ParamBlock> make_blocks(const std::vector<std::pair<Index, Index>>& shapes, Index size) {
   std::vector<ParamBlock> b;
@@ -55,143 +22,156 @@ std::vector<ParamBlock> make_blocks(const std::vector<std::pair<Index, Index>>& 
   return b;
 }
 
-template <class T>
-T get(const py::dict& d, const char* key) {
-  if (!d.contains(key)) throw InvalidArgument(std::string("run spec lacks '") + key + "'");
-  return d[key].cast<T>();
+void check_spec(const HomogeneousSpec& s) {
+  if (s.kind == ModelKind::mlp && (s.depth < 2 || s.width < 1))
+    throw InvalidArgument("mlp needs depth >= 2 and width >= 1");
 }
 
-std::vector<py::dict> steepest_batch(const std::vector<Mat>& X, const std::vector<Vec>& y, const std::vector<py::dict>& runs,
-                                     std::int64_t steps, double target_log_loss, const std::vector<std::int64_t>& record_steps,
-                                     std::int64_t record_every, double rtol, double atol, double t_max,
-                                     std::int64_t max_steps, const std::vector<double>& record_times, int num_threads) {
-  if (X.size() != y.size()) throw InvalidArgument("X and y must be lists of equal length");
-  std::vector<ClassificationProblem> problems;
-  for (std::size_t p = 0; p < X.size(); ++p) {
-    if (X[p].rows() != y[p].size()) throw InvalidArgument("y must have one label per row of X");
-    problems.emplace_back(X[p], y[p]);
+void check_norm(const NormSpec& n) {
+  if (n.kind == NormKind::lp && !(n.p > 1.0 && std::isfinite(n.p))) throw InvalidArgument("p must be in (1, inf)");
+}
+
+HomogeneousModel make_model(const ClassificationProblem& prob, const HomogeneousSpec& spec, const Vec& theta) {
+  check_spec(spec);
+  if (theta.size() != spec.n_params(prob.X.cols())) throw InvalidArgument("theta has the wrong length");
+  return HomogeneousModel(prob, spec);
+}
+
+py::list steepest_batch(const std::vector<ClassificationProblem>& problems, const std::vector<SteepestRunSpec>& runs,
+                        const SteepestOptions& options, int num_threads) {
+  for (const auto& p : problems)
+    if (p.X.rows() != p.y.size()) throw InvalidArgument("y must have one label per row of X");
+  for (const auto& r : runs) {
+    check_spec(r.spec);
+    check_norm(r.alg.norm);
   }
-  std::vector<SteepestRunSpec> specs;
-  for (const auto& d : runs) {
-    SteepestRunSpec r;
-    r.problem = get<int>(d, "problem");
-    r.spec = make_spec(get<std::string>(d, "model"), get<int>(d, "depth"), get<Index>(d, "width"));
-    r.loss = make_loss(get<std::string>(d, "loss"));
-    const std::string opt = get<std::string>(d, "optimizer");
-    if (opt == "steepest") r.alg.optimizer = Optimizer::steepest;
-    else if (opt == "signum") r.alg.optimizer = Optimizer::signum;
-    else if (opt == "adam") r.alg.optimizer = Optimizer::adam;
-    else throw InvalidArgument("optimizer must be 'steepest', 'signum' or 'adam'");
-    r.alg.norm = make_norm(get<std::string>(d, "norm"), get<double>(d, "p"));
-    r.alg.normalized = get<bool>(d, "normalized");
-    r.alg.lr = get<double>(d, "lr");
-    const std::string sched = get<std::string>(d, "schedule");
-    if (sched == "constant") r.alg.schedule = Schedule::constant;
-    else if (sched == "power") r.alg.schedule = Schedule::power;
-    else if (sched == "loss") r.alg.schedule = Schedule::loss;
-    else throw InvalidArgument("schedule must be 'constant', 'power' or 'loss'");
-    r.alg.decay_k0 = get<double>(d, "decay_k0");
-    r.alg.decay_power = get<double>(d, "decay_power");
-    r.alg.lr_growth = get<double>(d, "lr_growth");
-    r.alg.lr_backoff = get<double>(d, "lr_backoff");
-    r.alg.beta1 = get<double>(d, "beta1");
-    r.alg.beta2 = get<double>(d, "beta2");
-    r.alg.eps = get<double>(d, "eps");
-    r.theta0 = get<Vec>(d, "theta0");
-    r.flow = get<bool>(d, "flow");
-    specs.push_back(std::move(r));
-  }
-  SteepestOptions o;
-  o.steps = steps;
-  o.target_log_loss = target_log_loss;
-  o.record_steps = record_steps;
-  o.record_every = record_every;
-  o.adaptive.rtol = rtol;
-  o.adaptive.atol = atol;
-  o.adaptive.t_max = t_max;
-  o.adaptive.max_steps = max_steps;
-  o.adaptive.record_times = record_times;
-  o.adaptive.record_every = record_every;
-  std::vector<RunRecord> records;
-  {
-    py::gil_scoped_release release;
-    records = run_steepest_batch(problems, specs, o, num_threads);
-  }
-  std::vector<py::dict> out;
-  for (const auto& r : records) out.push_back(record_to_dict(r));
-  return out;
+  return run_released([&] { return run_steepest_batch(problems, runs, options, num_threads); });
 }
 
 }  // namespace
 
 void register_steepest(py::module_& m) {
-  m.def("steepest_batch", &steepest_batch, py::arg("X"), py::arg("y"), py::arg("runs"), py::arg("steps"),
-        py::arg("target_log_loss"), py::arg("record_steps"), py::arg("record_every"), py::arg("rtol"), py::arg("atol"),
-        py::arg("t_max"), py::arg("max_steps"), py::arg("record_times"), py::arg("num_threads"),
-        "Train a batch of homogeneous classifiers (steepest descent, Signum, Adam or the flow), one\n"
-        "run per dict in `runs`, over OpenMP threads with the GIL released. Low level: use\n"
+  py::enum_<ModelKind>(m, "ModelKind", py::module_local(), "Homogeneous model (relu2 is the mlp of depth 2).")
+      .value("linear", ModelKind::linear)
+      .value("diagonal", ModelKind::diagonal)
+      .value("mlp", ModelKind::mlp);
+  py::enum_<LossKind>(m, "LossKind", py::module_local(), "Classification loss.")
+      .value("exp", LossKind::exponential)
+      .value("logistic", LossKind::logistic);
+  py::enum_<NormKind>(m, "NormKind", py::module_local(), "Geometry of steepest descent.")
+      .value("l2", NormKind::l2)
+      .value("linf", NormKind::linf)
+      .value("l1", NormKind::l1)
+      .value("lp", NormKind::lp)
+      .value("spectral", NormKind::spectral);
+  py::enum_<Optimizer>(m, "Optimizer", py::module_local())
+      .value("steepest", Optimizer::steepest)
+      .value("signum", Optimizer::signum)
+      .value("adam", Optimizer::adam);
+  py::enum_<Schedule>(m, "Schedule", py::module_local())
+      .value("constant", Schedule::constant)
+      .value("power", Schedule::power)
+      .value("loss", Schedule::loss);
+
+  py::class_<ClassificationProblem>(m, "ClassificationProblem", py::module_local(), "X (n x d) and labels y in {-1, +1}.")
+      .def(py::init<Mat, Vec>(), py::arg("X"), py::arg("y"));
+  py::class_<HomogeneousSpec>(m, "HomogeneousSpec", py::module_local())
+      .def(py::init<>())
+      .def_readwrite("kind", &HomogeneousSpec::kind)
+      .def_readwrite("depth", &HomogeneousSpec::depth)
+      .def_readwrite("width", &HomogeneousSpec::width);
+  py::class_<NormSpec>(m, "NormSpec", py::module_local())
+      .def(py::init<>())
+      .def_readwrite("kind", &NormSpec::kind)
+      .def_readwrite("p", &NormSpec::p);
+  py::class_<AlgorithmSpec>(m, "AlgorithmSpec", py::module_local())
+      .def(py::init<>())
+      .def_readwrite("optimizer", &AlgorithmSpec::optimizer)
+      .def_readwrite("norm", &AlgorithmSpec::norm)
+      .def_readwrite("normalized", &AlgorithmSpec::normalized)
+      .def_readwrite("lr", &AlgorithmSpec::lr)
+      .def_readwrite("schedule", &AlgorithmSpec::schedule)
+      .def_readwrite("decay_k0", &AlgorithmSpec::decay_k0)
+      .def_readwrite("decay_power", &AlgorithmSpec::decay_power)
+      .def_readwrite("lr_growth", &AlgorithmSpec::lr_growth)
+      .def_readwrite("lr_backoff", &AlgorithmSpec::lr_backoff)
+      .def_readwrite("beta1", &AlgorithmSpec::beta1)
+      .def_readwrite("beta2", &AlgorithmSpec::beta2)
+      .def_readwrite("eps", &AlgorithmSpec::eps);
+  py::class_<SteepestRunSpec>(m, "SteepestRun", py::module_local(), "One run of a steepest-descent batch.")
+      .def(py::init<>())
+      .def_readwrite("problem", &SteepestRunSpec::problem)
+      .def_readwrite("model", &SteepestRunSpec::spec)
+      .def_readwrite("loss", &SteepestRunSpec::loss)
+      .def_readwrite("algorithm", &SteepestRunSpec::alg)
+      .def_readwrite("theta0", &SteepestRunSpec::theta0)
+      .def_readwrite("flow", &SteepestRunSpec::flow);
+  py::class_<SteepestOptions>(m, "SteepestOptions", py::module_local(), "Options shared by a steepest batch.")
+      .def(py::init<>())
+      .def_readwrite("steps", &SteepestOptions::steps)
+      .def_readwrite("target_log_loss", &SteepestOptions::target_log_loss)
+      .def_readwrite("record_steps", &SteepestOptions::record_steps)
+      .def_readwrite("record_every", &SteepestOptions::record_every)
+      .def_readwrite("adaptive", &SteepestOptions::adaptive);
+
+  m.def("steepest_batch", &steepest_batch, py::arg("problems"), py::arg("runs"), py::arg("options"),
+        py::arg("num_threads"),
+        "Train a batch of homogeneous classifiers (steepest descent, Signum, Adam or the flow) over\n"
+        "OpenMP threads with the GIL released; one RunRecord per run. Low level: use\n"
         "implicitbias.steepest.fit / fit_many.");
   m.def(
       "homogeneous_outputs",
-      [](const std::string& model, int depth, Index width, const Mat& X, const Vec& theta) {
-        const HomogeneousSpec spec = make_spec(model, depth, width);
-        if (theta.size() != spec.n_params(X.cols())) throw InvalidArgument("theta has the wrong length");
+      [](const HomogeneousSpec& spec, const Mat& X, const Vec& theta) {
         ClassificationProblem prob(X, Vec::Ones(X.rows()));
-        HomogeneousModel hm(prob, spec);
+        HomogeneousModel hm = make_model(prob, spec, theta);
         Vec f;
         hm.outputs(theta, f);
         return f;
       },
-      py::arg("model"), py::arg("depth"), py::arg("width"), py::arg("X"), py::arg("theta"),
-      "f(x_i; theta) for every row of X.");
+      py::arg("model"), py::arg("X"), py::arg("theta"), "f(x_i; theta) for every row of X.");
   m.def(
       "homogeneous_grad_sum",
-      [](const std::string& model, int depth, Index width, const Mat& X, const Vec& theta, const Vec& c) {
-        const HomogeneousSpec spec = make_spec(model, depth, width);
-        if (theta.size() != spec.n_params(X.cols())) throw InvalidArgument("theta has the wrong length");
+      [](const HomogeneousSpec& spec, const Mat& X, const Vec& theta, const Vec& c) {
         if (c.size() != X.rows()) throw InvalidArgument("c needs one weight per row of X");
         ClassificationProblem prob(X, Vec::Ones(X.rows()));
-        HomogeneousModel hm(prob, spec);
+        HomogeneousModel hm = make_model(prob, spec, theta);
         Vec f, G(theta.size());
         hm.outputs(theta, f);
         hm.grad_sum(theta, c, G);
         return G;
       },
-      py::arg("model"), py::arg("depth"), py::arg("width"), py::arg("X"), py::arg("theta"), py::arg("c"),
-      "sum_i c_i grad_theta f(x_i; theta).");
+      py::arg("model"), py::arg("X"), py::arg("theta"), py::arg("c"), "sum_i c_i grad_theta f(x_i; theta).");
   m.def(
       "classification_loss",
-      [](const std::string& model, int depth, Index width, const Mat& X, const Vec& y, const Vec& theta,
-         const std::string& loss) {
-        const HomogeneousSpec spec = make_spec(model, depth, width);
-        if (theta.size() != spec.n_params(X.cols())) throw InvalidArgument("theta has the wrong length");
+      [](const HomogeneousSpec& spec, const Mat& X, const Vec& y, const Vec& theta, LossKind loss) {
         if (y.size() != X.rows()) throw InvalidArgument("y needs one label per row of X");
         ClassificationProblem prob(X, y);
-        HomogeneousModel hm(prob, spec);
+        HomogeneousModel hm = make_model(prob, spec, theta);
         Vec g(theta.size()), q;
         double ll = 0.0;
-        hm.evaluate(theta, make_loss(loss), ll, g, q);
+        hm.evaluate(theta, loss, ll, g, q);
         return py::make_tuple(ll, g, q);
       },
-      py::arg("model"), py::arg("depth"), py::arg("width"), py::arg("X"), py::arg("y"), py::arg("theta"), py::arg("loss"),
+      py::arg("model"), py::arg("X"), py::arg("y"), py::arg("theta"), py::arg("loss"),
       "(log Loss, grad Loss / Loss, q = y * f) in the log domain.");
   m.def(
       "steepest_direction",
-      [](const Vec& g, const std::string& norm, double p, const std::vector<std::pair<Index, Index>>& shapes) {
-        const NormSpec n = make_norm(norm, p);
+      [](const Vec& g, const NormSpec& norm, const std::vector<std::pair<Index, Index>>& shapes) {
+        check_norm(norm);
         const auto blocks = make_blocks(shapes, g.size());
         Vec out(g.size());
-        const double dual = steepest_direction(n, g, blocks, out);
+        const double dual = steepest_direction(norm, g, blocks, out);
         return py::make_tuple(out, dual);
       },
-      py::arg("g"), py::arg("norm"), py::arg("p"), py::arg("shapes"),
+      py::arg("g"), py::arg("norm"), py::arg("shapes"),
       "(g#, ||g||_*) for the norm; shapes are the (rows, cols) weight blocks (spectral).");
   m.def(
       "param_norm",
-      [](const Vec& theta, const std::string& norm, double p, const std::vector<std::pair<Index, Index>>& shapes) {
-        return param_norm(make_norm(norm, p), theta, make_blocks(shapes, theta.size()));
+      [](const Vec& theta, const NormSpec& norm, const std::vector<std::pair<Index, Index>>& shapes) {
+        check_norm(norm);
+        return param_norm(norm, theta, make_blocks(shapes, theta.size()));
       },
-      py::arg("theta"), py::arg("norm"), py::arg("p"), py::arg("shapes"), "||theta|| in the norm.");
+      py::arg("theta"), py::arg("norm"), py::arg("shapes"), "||theta|| in the norm.");
 }
 
 }  // namespace implicitbias::bindings

@@ -1,162 +1,1191 @@
-"""Type stubs for the compiled core (the same API in every ISA variant)."""
-
-from typing import Any, Callable
-
-import numpy as np
-import numpy.typing as npt
-
-isa: str
-
-def openmp_enabled() -> bool: ...
-def max_threads() -> int: ...
-def simd_instruction_sets() -> str: ...
-def cpu_supports(feature: str) -> bool: ...
-def diagonal_batch(
-    A: list[npt.NDArray[np.float64]],
-    y: list[npt.NDArray[np.float64]],
-    x_star: list[npt.NDArray[np.float64]],
-    problem: list[int],
-    depth: list[int],
-    nonnegative: list[bool],
-    weight_norm: list[int],
-    init_scale: list[npt.NDArray[np.float64]],
-    lr_ratio: list[float],
-    lr: list[float],
-    method: str,
-    solver: str,
-    steps: int,
-    record_every: int,
-    tol: list[float],
-    rtol: float,
-    atol: float,
-    t_max: float,
-    max_steps: int,
-    record_times: list[float],
-    h0: float,
-    stall_steps: int,
-    jac_every: int,
-    block_size: int,
-    num_threads: int,
-    gd_lanes: bool = True,
-) -> list[dict[str, Any]]: ...
-
+# Type stubs of the compiled core (the same API in every ISA variant), generated with
+# pybind11-stubgen from the built module: pybind11-stubgen implicitbias._core -o <dir>
+"""
+implicitbias compiled core (Eigen kernels, OpenMP batches).
+"""
+from __future__ import annotations
+import collections.abc
+import numpy
+import numpy.typing
+import typing
+class Status:
+    """
+    How a run ended.
+    
+    Members:
+    
+      running
+    
+      converged
+    
+      max_steps
+    
+      max_time
+    
+      diverged
+    
+      stalled
+    """
+    __members__: typing.ClassVar[dict[str, Status]]
+    converged: typing.ClassVar[Status]
+    diverged: typing.ClassVar[Status]
+    max_steps: typing.ClassVar[Status]
+    max_time: typing.ClassVar[Status]
+    running: typing.ClassVar[Status]
+    stalled: typing.ClassVar[Status]
+    @typing.overload
+    def __eq__(self, other: Status) -> bool:
+        ...
+    @typing.overload
+    def __eq__(self, other: typing.Any) -> bool:
+        ...
+    def __getstate__(self) -> int:
+        ...
+    def __hash__(self) -> int:
+        ...
+    def __index__(self) -> int:
+        ...
+    def __init__(self, value: typing.SupportsInt | typing.SupportsIndex) -> None:
+        ...
+    def __int__(self) -> int:
+        ...
+    @typing.overload
+    def __ne__(self, other: Status) -> bool:
+        ...
+    @typing.overload
+    def __ne__(self, other: typing.Any) -> bool:
+        ...
+    def __repr__(self) -> str:
+        ...
+    def __setstate__(self, state: typing.SupportsInt | typing.SupportsIndex) -> None:
+        ...
+    def __str__(self) -> str:
+        ...
+    @property
+    def name(self) -> str:
+        ...
+    @property
+    def value(self) -> int:
+        ...
+class RunRecord:
+    """
+    Everything one run produced.
+    """
+    @property
+    def history(self) -> dict:
+        ...
+    @property
+    def loss_final(self) -> float:
+        ...
+    @property
+    def n_grad_evals(self) -> int:
+        ...
+    @property
+    def n_rejected(self) -> int:
+        ...
+    @property
+    def n_steps(self) -> int:
+        ...
+    @property
+    def state(self) -> numpy.typing.NDArray[numpy.float64]:
+        ...
+    @property
+    def status(self) -> Status:
+        ...
+    @property
+    def t_final(self) -> float:
+        ...
+    @property
+    def wall_time(self) -> float:
+        ...
+class FixedStepOptions:
+    """
+    Options of the fixed-step loop.
+    """
+    def __init__(self) -> None:
+        ...
+    @property
+    def record_every(self) -> int:
+        ...
+    @record_every.setter
+    def record_every(self, arg0: typing.SupportsInt | typing.SupportsIndex) -> None:
+        ...
+    @property
+    def steps(self) -> int:
+        ...
+    @steps.setter
+    def steps(self, arg0: typing.SupportsInt | typing.SupportsIndex) -> None:
+        ...
+    @property
+    def tol(self) -> float:
+        ...
+    @tol.setter
+    def tol(self, arg0: typing.SupportsFloat | typing.SupportsIndex) -> None:
+        ...
+class AdaptiveOptions:
+    """
+    Options of the adaptive flow integrators.
+    """
+    def __init__(self) -> None:
+        ...
+    @property
+    def atol(self) -> float:
+        ...
+    @atol.setter
+    def atol(self, arg0: typing.SupportsFloat | typing.SupportsIndex) -> None:
+        ...
+    @property
+    def h0(self) -> float:
+        ...
+    @h0.setter
+    def h0(self, arg0: typing.SupportsFloat | typing.SupportsIndex) -> None:
+        ...
+    @property
+    def jac_every(self) -> int:
+        ...
+    @jac_every.setter
+    def jac_every(self, arg0: typing.SupportsInt | typing.SupportsIndex) -> None:
+        ...
+    @property
+    def max_steps(self) -> int:
+        ...
+    @max_steps.setter
+    def max_steps(self, arg0: typing.SupportsInt | typing.SupportsIndex) -> None:
+        ...
+    @property
+    def record_every(self) -> int:
+        ...
+    @record_every.setter
+    def record_every(self, arg0: typing.SupportsInt | typing.SupportsIndex) -> None:
+        ...
+    @property
+    def record_times(self) -> list[float]:
+        ...
+    @record_times.setter
+    def record_times(self, arg0: collections.abc.Sequence[typing.SupportsFloat | typing.SupportsIndex]) -> None:
+        ...
+    @property
+    def rtol(self) -> float:
+        ...
+    @rtol.setter
+    def rtol(self, arg0: typing.SupportsFloat | typing.SupportsIndex) -> None:
+        ...
+    @property
+    def stall_factor(self) -> float:
+        ...
+    @stall_factor.setter
+    def stall_factor(self, arg0: typing.SupportsFloat | typing.SupportsIndex) -> None:
+        ...
+    @property
+    def stall_rel_change(self) -> float:
+        ...
+    @stall_rel_change.setter
+    def stall_rel_change(self, arg0: typing.SupportsFloat | typing.SupportsIndex) -> None:
+        ...
+    @property
+    def stall_steps(self) -> int:
+        ...
+    @stall_steps.setter
+    def stall_steps(self, arg0: typing.SupportsInt | typing.SupportsIndex) -> None:
+        ...
+    @property
+    def t_max(self) -> float:
+        ...
+    @t_max.setter
+    def t_max(self, arg0: typing.SupportsFloat | typing.SupportsIndex) -> None:
+        ...
+    @property
+    def tol(self) -> float:
+        ...
+    @tol.setter
+    def tol(self, arg0: typing.SupportsFloat | typing.SupportsIndex) -> None:
+        ...
+class WeightNorm:
+    """
+    Polar coordinates of the diagonal network.
+    
+    Members:
+    
+      none
+    
+      joint
+    
+      separate
+    """
+    __members__: typing.ClassVar[dict[str, WeightNorm]]
+    joint: typing.ClassVar[WeightNorm]
+    none: typing.ClassVar[WeightNorm]
+    separate: typing.ClassVar[WeightNorm]
+    @typing.overload
+    def __eq__(self, other: WeightNorm) -> bool:
+        ...
+    @typing.overload
+    def __eq__(self, other: typing.Any) -> bool:
+        ...
+    def __getstate__(self) -> int:
+        ...
+    def __hash__(self) -> int:
+        ...
+    def __index__(self) -> int:
+        ...
+    def __init__(self, value: typing.SupportsInt | typing.SupportsIndex) -> None:
+        ...
+    def __int__(self) -> int:
+        ...
+    @typing.overload
+    def __ne__(self, other: WeightNorm) -> bool:
+        ...
+    @typing.overload
+    def __ne__(self, other: typing.Any) -> bool:
+        ...
+    def __repr__(self) -> str:
+        ...
+    def __setstate__(self, state: typing.SupportsInt | typing.SupportsIndex) -> None:
+        ...
+    def __str__(self) -> str:
+        ...
+    @property
+    def name(self) -> str:
+        ...
+    @property
+    def value(self) -> int:
+        ...
+class Method:
+    """
+    Fixed-step descent or the gradient flow.
+    
+    Members:
+    
+      descent
+    
+      flow
+    """
+    __members__: typing.ClassVar[dict[str, Method]]
+    descent: typing.ClassVar[Method]
+    flow: typing.ClassVar[Method]
+    @typing.overload
+    def __eq__(self, other: Method) -> bool:
+        ...
+    @typing.overload
+    def __eq__(self, other: typing.Any) -> bool:
+        ...
+    def __getstate__(self) -> int:
+        ...
+    def __hash__(self) -> int:
+        ...
+    def __index__(self) -> int:
+        ...
+    def __init__(self, value: typing.SupportsInt | typing.SupportsIndex) -> None:
+        ...
+    def __int__(self) -> int:
+        ...
+    @typing.overload
+    def __ne__(self, other: Method) -> bool:
+        ...
+    @typing.overload
+    def __ne__(self, other: typing.Any) -> bool:
+        ...
+    def __repr__(self) -> str:
+        ...
+    def __setstate__(self, state: typing.SupportsInt | typing.SupportsIndex) -> None:
+        ...
+    def __str__(self) -> str:
+        ...
+    @property
+    def name(self) -> str:
+        ...
+    @property
+    def value(self) -> int:
+        ...
+class Solver:
+    """
+    The flow's integrator.
+    
+    Members:
+    
+      rosw
+    
+      dopri5
+    """
+    __members__: typing.ClassVar[dict[str, Solver]]
+    dopri5: typing.ClassVar[Solver]
+    rosw: typing.ClassVar[Solver]
+    @typing.overload
+    def __eq__(self, other: Solver) -> bool:
+        ...
+    @typing.overload
+    def __eq__(self, other: typing.Any) -> bool:
+        ...
+    def __getstate__(self) -> int:
+        ...
+    def __hash__(self) -> int:
+        ...
+    def __index__(self) -> int:
+        ...
+    def __init__(self, value: typing.SupportsInt | typing.SupportsIndex) -> None:
+        ...
+    def __int__(self) -> int:
+        ...
+    @typing.overload
+    def __ne__(self, other: Solver) -> bool:
+        ...
+    @typing.overload
+    def __ne__(self, other: typing.Any) -> bool:
+        ...
+    def __repr__(self) -> str:
+        ...
+    def __setstate__(self, state: typing.SupportsInt | typing.SupportsIndex) -> None:
+        ...
+    def __str__(self) -> str:
+        ...
+    @property
+    def name(self) -> str:
+        ...
+    @property
+    def value(self) -> int:
+        ...
+class SensingProblem:
+    """
+    A (M x N), y (M), optional x_star (N) and the loss at which runs stop (tol < 0: never).
+    """
+    def __init__(self) -> None:
+        ...
+    @property
+    def A(self) -> typing.Annotated[numpy.typing.NDArray[numpy.float64], "[m, n]"]:
+        ...
+    @A.setter
+    def A(self, arg0: typing.Annotated[numpy.typing.ArrayLike, numpy.float64, "[m, n]"]) -> None:
+        ...
+    @property
+    def tol(self) -> float:
+        ...
+    @tol.setter
+    def tol(self, arg0: typing.SupportsFloat | typing.SupportsIndex) -> None:
+        ...
+    @property
+    def x_star(self) -> typing.Annotated[numpy.typing.NDArray[numpy.float64], "[m, 1]"]:
+        ...
+    @x_star.setter
+    def x_star(self, arg0: typing.Annotated[numpy.typing.ArrayLike, numpy.float64, "[m, 1]"]) -> None:
+        ...
+    @property
+    def y(self) -> typing.Annotated[numpy.typing.NDArray[numpy.float64], "[m, 1]"]:
+        ...
+    @y.setter
+    def y(self, arg0: typing.Annotated[numpy.typing.ArrayLike, numpy.float64, "[m, 1]"]) -> None:
+        ...
+class DiagonalRun:
+    """
+    One run of a diagonal-network batch.
+    """
+    nonnegative: bool
+    weight_norm: WeightNorm
+    def __init__(self) -> None:
+        ...
+    @property
+    def depth(self) -> int:
+        ...
+    @depth.setter
+    def depth(self, arg1: typing.SupportsInt | typing.SupportsIndex) -> None:
+        ...
+    @property
+    def init_scale(self) -> typing.Annotated[numpy.typing.NDArray[numpy.float64], "[m, 1]"]:
+        ...
+    @init_scale.setter
+    def init_scale(self, arg0: typing.Annotated[numpy.typing.ArrayLike, numpy.float64, "[m, 1]"]) -> None:
+        ...
+    @property
+    def lr(self) -> float:
+        ...
+    @lr.setter
+    def lr(self, arg0: typing.SupportsFloat | typing.SupportsIndex) -> None:
+        ...
+    @property
+    def lr_ratio(self) -> float:
+        ...
+    @lr_ratio.setter
+    def lr_ratio(self, arg0: typing.SupportsFloat | typing.SupportsIndex) -> None:
+        ...
+    @property
+    def problem(self) -> int:
+        ...
+    @problem.setter
+    def problem(self, arg0: typing.SupportsInt | typing.SupportsIndex) -> None:
+        ...
+class DiagonalBatchOptions:
+    """
+    Options shared by a diagonal batch.
+    """
+    adaptive: AdaptiveOptions
+    fixed: FixedStepOptions
+    gd_lanes: bool
+    method: Method
+    solver: Solver
+    def __init__(self) -> None:
+        ...
+    @property
+    def block_size(self) -> int:
+        ...
+    @block_size.setter
+    def block_size(self, arg0: typing.SupportsInt | typing.SupportsIndex) -> None:
+        ...
+    @property
+    def num_threads(self) -> int:
+        ...
+    @num_threads.setter
+    def num_threads(self, arg0: typing.SupportsInt | typing.SupportsIndex) -> None:
+        ...
+class ModelKind:
+    """
+    Homogeneous model (relu2 is the mlp of depth 2).
+    
+    Members:
+    
+      linear
+    
+      diagonal
+    
+      mlp
+    """
+    __members__: typing.ClassVar[dict[str, ModelKind]]
+    diagonal: typing.ClassVar[ModelKind]
+    linear: typing.ClassVar[ModelKind]
+    mlp: typing.ClassVar[ModelKind]
+    @typing.overload
+    def __eq__(self, other: ModelKind) -> bool:
+        ...
+    @typing.overload
+    def __eq__(self, other: typing.Any) -> bool:
+        ...
+    def __getstate__(self) -> int:
+        ...
+    def __hash__(self) -> int:
+        ...
+    def __index__(self) -> int:
+        ...
+    def __init__(self, value: typing.SupportsInt | typing.SupportsIndex) -> None:
+        ...
+    def __int__(self) -> int:
+        ...
+    @typing.overload
+    def __ne__(self, other: ModelKind) -> bool:
+        ...
+    @typing.overload
+    def __ne__(self, other: typing.Any) -> bool:
+        ...
+    def __repr__(self) -> str:
+        ...
+    def __setstate__(self, state: typing.SupportsInt | typing.SupportsIndex) -> None:
+        ...
+    def __str__(self) -> str:
+        ...
+    @property
+    def name(self) -> str:
+        ...
+    @property
+    def value(self) -> int:
+        ...
+class LossKind:
+    """
+    Classification loss.
+    
+    Members:
+    
+      exp
+    
+      logistic
+    """
+    __members__: typing.ClassVar[dict[str, LossKind]]
+    exp: typing.ClassVar[LossKind]
+    logistic: typing.ClassVar[LossKind]
+    @typing.overload
+    def __eq__(self, other: LossKind) -> bool:
+        ...
+    @typing.overload
+    def __eq__(self, other: typing.Any) -> bool:
+        ...
+    def __getstate__(self) -> int:
+        ...
+    def __hash__(self) -> int:
+        ...
+    def __index__(self) -> int:
+        ...
+    def __init__(self, value: typing.SupportsInt | typing.SupportsIndex) -> None:
+        ...
+    def __int__(self) -> int:
+        ...
+    @typing.overload
+    def __ne__(self, other: LossKind) -> bool:
+        ...
+    @typing.overload
+    def __ne__(self, other: typing.Any) -> bool:
+        ...
+    def __repr__(self) -> str:
+        ...
+    def __setstate__(self, state: typing.SupportsInt | typing.SupportsIndex) -> None:
+        ...
+    def __str__(self) -> str:
+        ...
+    @property
+    def name(self) -> str:
+        ...
+    @property
+    def value(self) -> int:
+        ...
+class NormKind:
+    """
+    Geometry of steepest descent.
+    
+    Members:
+    
+      l2
+    
+      linf
+    
+      l1
+    
+      lp
+    
+      spectral
+    """
+    __members__: typing.ClassVar[dict[str, NormKind]]
+    l1: typing.ClassVar[NormKind]
+    l2: typing.ClassVar[NormKind]
+    linf: typing.ClassVar[NormKind]
+    lp: typing.ClassVar[NormKind]
+    spectral: typing.ClassVar[NormKind]
+    @typing.overload
+    def __eq__(self, other: NormKind) -> bool:
+        ...
+    @typing.overload
+    def __eq__(self, other: typing.Any) -> bool:
+        ...
+    def __getstate__(self) -> int:
+        ...
+    def __hash__(self) -> int:
+        ...
+    def __index__(self) -> int:
+        ...
+    def __init__(self, value: typing.SupportsInt | typing.SupportsIndex) -> None:
+        ...
+    def __int__(self) -> int:
+        ...
+    @typing.overload
+    def __ne__(self, other: NormKind) -> bool:
+        ...
+    @typing.overload
+    def __ne__(self, other: typing.Any) -> bool:
+        ...
+    def __repr__(self) -> str:
+        ...
+    def __setstate__(self, state: typing.SupportsInt | typing.SupportsIndex) -> None:
+        ...
+    def __str__(self) -> str:
+        ...
+    @property
+    def name(self) -> str:
+        ...
+    @property
+    def value(self) -> int:
+        ...
+class Optimizer:
+    """
+    Members:
+    
+      steepest
+    
+      signum
+    
+      adam
+    """
+    __members__: typing.ClassVar[dict[str, Optimizer]]
+    adam: typing.ClassVar[Optimizer]
+    signum: typing.ClassVar[Optimizer]
+    steepest: typing.ClassVar[Optimizer]
+    @typing.overload
+    def __eq__(self, other: Optimizer) -> bool:
+        ...
+    @typing.overload
+    def __eq__(self, other: typing.Any) -> bool:
+        ...
+    def __getstate__(self) -> int:
+        ...
+    def __hash__(self) -> int:
+        ...
+    def __index__(self) -> int:
+        ...
+    def __init__(self, value: typing.SupportsInt | typing.SupportsIndex) -> None:
+        ...
+    def __int__(self) -> int:
+        ...
+    @typing.overload
+    def __ne__(self, other: Optimizer) -> bool:
+        ...
+    @typing.overload
+    def __ne__(self, other: typing.Any) -> bool:
+        ...
+    def __repr__(self) -> str:
+        ...
+    def __setstate__(self, state: typing.SupportsInt | typing.SupportsIndex) -> None:
+        ...
+    def __str__(self) -> str:
+        ...
+    @property
+    def name(self) -> str:
+        ...
+    @property
+    def value(self) -> int:
+        ...
+class Schedule:
+    """
+    Members:
+    
+      constant
+    
+      power
+    
+      loss
+    """
+    __members__: typing.ClassVar[dict[str, Schedule]]
+    constant: typing.ClassVar[Schedule]
+    loss: typing.ClassVar[Schedule]
+    power: typing.ClassVar[Schedule]
+    @typing.overload
+    def __eq__(self, other: Schedule) -> bool:
+        ...
+    @typing.overload
+    def __eq__(self, other: typing.Any) -> bool:
+        ...
+    def __getstate__(self) -> int:
+        ...
+    def __hash__(self) -> int:
+        ...
+    def __index__(self) -> int:
+        ...
+    def __init__(self, value: typing.SupportsInt | typing.SupportsIndex) -> None:
+        ...
+    def __int__(self) -> int:
+        ...
+    @typing.overload
+    def __ne__(self, other: Schedule) -> bool:
+        ...
+    @typing.overload
+    def __ne__(self, other: typing.Any) -> bool:
+        ...
+    def __repr__(self) -> str:
+        ...
+    def __setstate__(self, state: typing.SupportsInt | typing.SupportsIndex) -> None:
+        ...
+    def __str__(self) -> str:
+        ...
+    @property
+    def name(self) -> str:
+        ...
+    @property
+    def value(self) -> int:
+        ...
+class ClassificationProblem:
+    """
+    X (n x d) and labels y in {-1, +1}.
+    """
+    def __init__(self, X: typing.Annotated[numpy.typing.ArrayLike, numpy.float64, "[m, n]"], y: typing.Annotated[numpy.typing.ArrayLike, numpy.float64, "[m, 1]"]) -> None:
+        ...
+class HomogeneousSpec:
+    kind: ModelKind
+    def __init__(self) -> None:
+        ...
+    @property
+    def depth(self) -> int:
+        ...
+    @depth.setter
+    def depth(self, arg0: typing.SupportsInt | typing.SupportsIndex) -> None:
+        ...
+    @property
+    def width(self) -> int:
+        ...
+    @width.setter
+    def width(self, arg0: typing.SupportsInt | typing.SupportsIndex) -> None:
+        ...
+class NormSpec:
+    kind: NormKind
+    def __init__(self) -> None:
+        ...
+    @property
+    def p(self) -> float:
+        ...
+    @p.setter
+    def p(self, arg0: typing.SupportsFloat | typing.SupportsIndex) -> None:
+        ...
+class AlgorithmSpec:
+    norm: NormSpec
+    normalized: bool
+    optimizer: Optimizer
+    schedule: Schedule
+    def __init__(self) -> None:
+        ...
+    @property
+    def beta1(self) -> float:
+        ...
+    @beta1.setter
+    def beta1(self, arg0: typing.SupportsFloat | typing.SupportsIndex) -> None:
+        ...
+    @property
+    def beta2(self) -> float:
+        ...
+    @beta2.setter
+    def beta2(self, arg0: typing.SupportsFloat | typing.SupportsIndex) -> None:
+        ...
+    @property
+    def decay_k0(self) -> float:
+        ...
+    @decay_k0.setter
+    def decay_k0(self, arg0: typing.SupportsFloat | typing.SupportsIndex) -> None:
+        ...
+    @property
+    def decay_power(self) -> float:
+        ...
+    @decay_power.setter
+    def decay_power(self, arg0: typing.SupportsFloat | typing.SupportsIndex) -> None:
+        ...
+    @property
+    def eps(self) -> float:
+        ...
+    @eps.setter
+    def eps(self, arg0: typing.SupportsFloat | typing.SupportsIndex) -> None:
+        ...
+    @property
+    def lr(self) -> float:
+        ...
+    @lr.setter
+    def lr(self, arg0: typing.SupportsFloat | typing.SupportsIndex) -> None:
+        ...
+    @property
+    def lr_backoff(self) -> float:
+        ...
+    @lr_backoff.setter
+    def lr_backoff(self, arg0: typing.SupportsFloat | typing.SupportsIndex) -> None:
+        ...
+    @property
+    def lr_growth(self) -> float:
+        ...
+    @lr_growth.setter
+    def lr_growth(self, arg0: typing.SupportsFloat | typing.SupportsIndex) -> None:
+        ...
+class SteepestRun:
+    """
+    One run of a steepest-descent batch.
+    """
+    algorithm: AlgorithmSpec
+    flow: bool
+    loss: LossKind
+    model: HomogeneousSpec
+    def __init__(self) -> None:
+        ...
+    @property
+    def problem(self) -> int:
+        ...
+    @problem.setter
+    def problem(self, arg0: typing.SupportsInt | typing.SupportsIndex) -> None:
+        ...
+    @property
+    def theta0(self) -> typing.Annotated[numpy.typing.NDArray[numpy.float64], "[m, 1]"]:
+        ...
+    @theta0.setter
+    def theta0(self, arg0: typing.Annotated[numpy.typing.ArrayLike, numpy.float64, "[m, 1]"]) -> None:
+        ...
+class SteepestOptions:
+    """
+    Options shared by a steepest batch.
+    """
+    adaptive: AdaptiveOptions
+    def __init__(self) -> None:
+        ...
+    @property
+    def record_every(self) -> int:
+        ...
+    @record_every.setter
+    def record_every(self, arg0: typing.SupportsInt | typing.SupportsIndex) -> None:
+        ...
+    @property
+    def record_steps(self) -> list[int]:
+        ...
+    @record_steps.setter
+    def record_steps(self, arg0: collections.abc.Sequence[typing.SupportsInt | typing.SupportsIndex]) -> None:
+        ...
+    @property
+    def steps(self) -> int:
+        ...
+    @steps.setter
+    def steps(self, arg0: typing.SupportsInt | typing.SupportsIndex) -> None:
+        ...
+    @property
+    def target_log_loss(self) -> float:
+        ...
+    @target_log_loss.setter
+    def target_log_loss(self, arg0: typing.SupportsFloat | typing.SupportsIndex) -> None:
+        ...
+class FactorizationMethod:
+    """
+    Training method of a deep linear network.
+    
+    Members:
+    
+      descent
+    
+      flow
+    
+      trace_penalty
+    
+      label_noise_sgd
+    
+      sam
+    """
+    __members__: typing.ClassVar[dict[str, FactorizationMethod]]
+    descent: typing.ClassVar[FactorizationMethod]
+    flow: typing.ClassVar[FactorizationMethod]
+    label_noise_sgd: typing.ClassVar[FactorizationMethod]
+    sam: typing.ClassVar[FactorizationMethod]
+    trace_penalty: typing.ClassVar[FactorizationMethod]
+    @typing.overload
+    def __eq__(self, other: FactorizationMethod) -> bool:
+        ...
+    @typing.overload
+    def __eq__(self, other: typing.Any) -> bool:
+        ...
+    def __getstate__(self) -> int:
+        ...
+    def __hash__(self) -> int:
+        ...
+    def __index__(self) -> int:
+        ...
+    def __init__(self, value: typing.SupportsInt | typing.SupportsIndex) -> None:
+        ...
+    def __int__(self) -> int:
+        ...
+    @typing.overload
+    def __ne__(self, other: FactorizationMethod) -> bool:
+        ...
+    @typing.overload
+    def __ne__(self, other: typing.Any) -> bool:
+        ...
+    def __repr__(self) -> str:
+        ...
+    def __setstate__(self, state: typing.SupportsInt | typing.SupportsIndex) -> None:
+        ...
+    def __str__(self) -> str:
+        ...
+    @property
+    def name(self) -> str:
+        ...
+    @property
+    def value(self) -> int:
+        ...
+class Probe:
+    """
+    Random probe vectors of the trace estimators.
+    
+    Members:
+    
+      rademacher
+    
+      gaussian
+    """
+    __members__: typing.ClassVar[dict[str, Probe]]
+    gaussian: typing.ClassVar[Probe]
+    rademacher: typing.ClassVar[Probe]
+    @typing.overload
+    def __eq__(self, other: Probe) -> bool:
+        ...
+    @typing.overload
+    def __eq__(self, other: typing.Any) -> bool:
+        ...
+    def __getstate__(self) -> int:
+        ...
+    def __hash__(self) -> int:
+        ...
+    def __index__(self) -> int:
+        ...
+    def __init__(self, value: typing.SupportsInt | typing.SupportsIndex) -> None:
+        ...
+    def __int__(self) -> int:
+        ...
+    @typing.overload
+    def __ne__(self, other: Probe) -> bool:
+        ...
+    @typing.overload
+    def __ne__(self, other: typing.Any) -> bool:
+        ...
+    def __repr__(self) -> str:
+        ...
+    def __setstate__(self, state: typing.SupportsInt | typing.SupportsIndex) -> None:
+        ...
+    def __str__(self) -> str:
+        ...
+    @property
+    def name(self) -> str:
+        ...
+    @property
+    def value(self) -> int:
+        ...
+class TraceEstimator:
+    """
+    Members:
+    
+      hutchinson
+    
+      hutchpp
+    
+      xtrace
+    """
+    __members__: typing.ClassVar[dict[str, TraceEstimator]]
+    hutchinson: typing.ClassVar[TraceEstimator]
+    hutchpp: typing.ClassVar[TraceEstimator]
+    xtrace: typing.ClassVar[TraceEstimator]
+    @typing.overload
+    def __eq__(self, other: TraceEstimator) -> bool:
+        ...
+    @typing.overload
+    def __eq__(self, other: typing.Any) -> bool:
+        ...
+    def __getstate__(self) -> int:
+        ...
+    def __hash__(self) -> int:
+        ...
+    def __index__(self) -> int:
+        ...
+    def __init__(self, value: typing.SupportsInt | typing.SupportsIndex) -> None:
+        ...
+    def __int__(self) -> int:
+        ...
+    @typing.overload
+    def __ne__(self, other: TraceEstimator) -> bool:
+        ...
+    @typing.overload
+    def __ne__(self, other: typing.Any) -> bool:
+        ...
+    def __repr__(self) -> str:
+        ...
+    def __setstate__(self, state: typing.SupportsInt | typing.SupportsIndex) -> None:
+        ...
+    def __str__(self) -> str:
+        ...
+    @property
+    def name(self) -> str:
+        ...
+    @property
+    def value(self) -> int:
+        ...
 class FactorizationMeasurements:
-    """A measurement operator f_i = <A_i, E>: dense sensing matrices or entry sampling."""
-
+    """
+    A measurement operator f_i = <A_i, E>: dense sensing matrices or entry sampling.
+    """
     @staticmethod
-    def gaussian(
-        d_out: int, d_in: int, A_stack: npt.NDArray[np.float64], prepare: bool = True
-    ) -> FactorizationMeasurements: ...
+    def completion(d_out: typing.SupportsInt | typing.SupportsIndex, d_in: typing.SupportsInt | typing.SupportsIndex, rows: collections.abc.Sequence[typing.SupportsInt | typing.SupportsIndex], cols: collections.abc.Sequence[typing.SupportsInt | typing.SupportsIndex]) -> FactorizationMeasurements:
+        """
+        Entry sampling (matrix completion) A_i = e_{rows[i]} e_{cols[i]}^T.
+        """
     @staticmethod
-    def entries(d_out: int, d_in: int, rows: list[int], cols: list[int]) -> FactorizationMeasurements: ...
+    def gaussian(d_out: typing.SupportsInt | typing.SupportsIndex, d_in: typing.SupportsInt | typing.SupportsIndex, A_stack: typing.Annotated[numpy.typing.NDArray[numpy.float64], "[m, n]", "flags.c_contiguous"], prepare: bool = True) -> FactorizationMeasurements:
+        """
+        Dense sensing; A_stack is the C-ordered (n, d_out, d_in) array reshaped to (n*d_out, d_in).
+        prepare: form sum_i A_i (x) A_i when small (pays off over many trace evaluations).
+        """
     @property
-    def n(self) -> int: ...
+    def d_in(self) -> int:
+        ...
     @property
-    def d_out(self) -> int: ...
+    def d_out(self) -> int:
+        ...
     @property
-    def d_in(self) -> int: ...
+    def kind(self) -> str:
+        ...
     @property
-    def kind(self) -> str: ...
+    def n(self) -> int:
+        ...
     @property
-    def uses_kronecker(self) -> bool: ...
-
-def factorization_eval(
-    meas: FactorizationMeasurements, dims: list[int], z: npt.NDArray[np.float64], y: npt.NDArray[np.float64]
-) -> dict[str, Any]: ...
-def factorization_trace(meas: FactorizationMeasurements, dims: list[int], z: npt.NDArray[np.float64]) -> float: ...
-def factorization_trace_gradient(
-    meas: FactorizationMeasurements, dims: list[int], z: npt.NDArray[np.float64]
-) -> tuple[float, npt.NDArray[np.float64]]: ...
-def factorization_hvp(
-    meas: FactorizationMeasurements,
-    dims: list[int],
-    z: npt.NDArray[np.float64],
-    y: npt.NDArray[np.float64],
-    V: npt.NDArray[np.float64],
-) -> npt.NDArray[np.float64]: ...
-def factorization_jacobian(
-    meas: FactorizationMeasurements, dims: list[int], z: npt.NDArray[np.float64]
-) -> npt.NDArray[np.float64]: ...
-def factorization_estimate(
-    method: str,
-    meas: FactorizationMeasurements,
-    dims: list[int],
-    z: npt.NDArray[np.float64],
-    y: npt.NDArray[np.float64],
-    num_matvecs: int,
-    seed: int,
-    probe: str,
-) -> tuple[float, float, int]: ...
-def callable_estimate(
-    method: str,
-    matvec: Callable[[npt.NDArray[np.float64]], npt.NDArray[np.float64]],
-    dim: int,
-    num_matvecs: int,
-    seed: int,
-    probe: str,
-    block: bool,
-) -> tuple[float, float, int]: ...
-def factorization_batch(
-    meas: list[FactorizationMeasurements],
-    y: list[npt.NDArray[np.float64]],
-    M_star: list[npt.NDArray[np.float64]],
-    tol: list[float],
-    problem: list[int],
-    method: list[int],
-    dims: list[list[int]],
-    z0: list[npt.NDArray[np.float64]],
-    lr: list[float],
-    strength: list[float],
-    seed: list[int],
-    steps: int,
-    record_every: int,
-    anneal_steps: int,
-    final_ratio: float,
-    rtol: float,
-    atol: float,
-    t_max: float,
-    max_steps: int,
-    record_times: list[float],
-    stall_steps: int,
-    block_size: int,
-    num_threads: int,
-) -> list[dict[str, Any]]: ...
-def steepest_batch(
-    X: list[npt.NDArray[np.float64]],
-    y: list[npt.NDArray[np.float64]],
-    runs: list[dict[str, Any]],
-    steps: int,
-    target_log_loss: float,
-    record_steps: list[int],
-    record_every: int,
-    rtol: float,
-    atol: float,
-    t_max: float,
-    max_steps: int,
-    record_times: list[float],
-    num_threads: int,
-) -> list[dict[str, Any]]: ...
-def homogeneous_outputs(
-    model: str, depth: int, width: int, X: npt.NDArray[np.float64], theta: npt.NDArray[np.float64]
-) -> npt.NDArray[np.float64]: ...
-def homogeneous_grad_sum(
-    model: str,
-    depth: int,
-    width: int,
-    X: npt.NDArray[np.float64],
-    theta: npt.NDArray[np.float64],
-    c: npt.NDArray[np.float64],
-) -> npt.NDArray[np.float64]: ...
-def classification_loss(
-    model: str,
-    depth: int,
-    width: int,
-    X: npt.NDArray[np.float64],
-    y: npt.NDArray[np.float64],
-    theta: npt.NDArray[np.float64],
-    loss: str,
-) -> tuple[float, npt.NDArray[np.float64], npt.NDArray[np.float64]]: ...
-def steepest_direction(
-    g: npt.NDArray[np.float64], norm: str, p: float, shapes: list[tuple[int, int]]
-) -> tuple[npt.NDArray[np.float64], float]: ...
-def param_norm(theta: npt.NDArray[np.float64], norm: str, p: float, shapes: list[tuple[int, int]]) -> float: ...
+    def uses_kronecker(self) -> bool:
+        ...
+class FactorizationProblem:
+    """
+    Measurements, labels y, optional M_star and the loss at which runs stop.
+    """
+    def __init__(self, meas: FactorizationMeasurements) -> None:
+        ...
+    @property
+    def M_star(self) -> typing.Annotated[numpy.typing.NDArray[numpy.float64], "[m, n]"]:
+        ...
+    @M_star.setter
+    def M_star(self, arg0: typing.Annotated[numpy.typing.ArrayLike, numpy.float64, "[m, n]"]) -> None:
+        ...
+    @property
+    def tol(self) -> float:
+        ...
+    @tol.setter
+    def tol(self, arg0: typing.SupportsFloat | typing.SupportsIndex) -> None:
+        ...
+    @property
+    def y(self) -> typing.Annotated[numpy.typing.NDArray[numpy.float64], "[m, 1]"]:
+        ...
+    @y.setter
+    def y(self, arg0: typing.Annotated[numpy.typing.ArrayLike, numpy.float64, "[m, 1]"]) -> None:
+        ...
+class FactorizationRun:
+    """
+    One run of a factorization batch.
+    """
+    method: FactorizationMethod
+    def __init__(self) -> None:
+        ...
+    @property
+    def dims(self) -> list[int]:
+        ...
+    @dims.setter
+    def dims(self, arg0: collections.abc.Sequence[typing.SupportsInt | typing.SupportsIndex]) -> None:
+        ...
+    @property
+    def lr(self) -> float:
+        ...
+    @lr.setter
+    def lr(self, arg0: typing.SupportsFloat | typing.SupportsIndex) -> None:
+        ...
+    @property
+    def problem(self) -> int:
+        ...
+    @problem.setter
+    def problem(self, arg0: typing.SupportsInt | typing.SupportsIndex) -> None:
+        ...
+    @property
+    def seed(self) -> int:
+        ...
+    @seed.setter
+    def seed(self, arg0: typing.SupportsInt | typing.SupportsIndex) -> None:
+        ...
+    @property
+    def strength(self) -> float:
+        ...
+    @strength.setter
+    def strength(self, arg0: typing.SupportsFloat | typing.SupportsIndex) -> None:
+        ...
+    @property
+    def z0(self) -> typing.Annotated[numpy.typing.NDArray[numpy.float64], "[m, 1]"]:
+        ...
+    @z0.setter
+    def z0(self, arg0: typing.Annotated[numpy.typing.ArrayLike, numpy.float64, "[m, 1]"]) -> None:
+        ...
+class StrengthSchedule:
+    """
+    Annealing of the regularizer strength.
+    """
+    def __init__(self) -> None:
+        ...
+    @property
+    def anneal_steps(self) -> int:
+        ...
+    @anneal_steps.setter
+    def anneal_steps(self, arg0: typing.SupportsInt | typing.SupportsIndex) -> None:
+        ...
+    @property
+    def final_ratio(self) -> float:
+        ...
+    @final_ratio.setter
+    def final_ratio(self, arg0: typing.SupportsFloat | typing.SupportsIndex) -> None:
+        ...
+class FactorizationBatchOptions:
+    adaptive: AdaptiveOptions
+    fixed: FixedStepOptions
+    schedule: StrengthSchedule
+    def __init__(self) -> None:
+        ...
+    @property
+    def block_size(self) -> int:
+        ...
+    @block_size.setter
+    def block_size(self, arg0: typing.SupportsInt | typing.SupportsIndex) -> None:
+        ...
+    @property
+    def num_threads(self) -> int:
+        ...
+    @num_threads.setter
+    def num_threads(self, arg0: typing.SupportsInt | typing.SupportsIndex) -> None:
+        ...
+def callable_estimate(method: TraceEstimator, matvec: collections.abc.Callable, dim: typing.SupportsInt | typing.SupportsIndex, num_matvecs: typing.SupportsInt | typing.SupportsIndex, seed: typing.SupportsInt | typing.SupportsIndex, probe: Probe, block: bool) -> tuple:
+    """
+    Stochastic trace estimate over a Python matvec callable: (estimate, stderr, matvecs).
+    """
+def classification_loss(model: HomogeneousSpec, X: typing.Annotated[numpy.typing.ArrayLike, numpy.float64, "[m, n]"], y: typing.Annotated[numpy.typing.ArrayLike, numpy.float64, "[m, 1]"], theta: typing.Annotated[numpy.typing.ArrayLike, numpy.float64, "[m, 1]"], loss: LossKind) -> tuple[float, typing.Annotated[numpy.typing.NDArray[numpy.float64], "[m, 1]"], typing.Annotated[numpy.typing.NDArray[numpy.float64], "[m, 1]"]]:
+    """
+    (log Loss, grad Loss / Loss, q = y * f) in the log domain.
+    """
+def cpu_supports(feature: str) -> bool:
+    """
+    Whether this CPU supports 'avx2' (x86-64-v3) or 'avx512' (x86-64-v4).
+    """
+def diagonal_batch(problems: collections.abc.Sequence[SensingProblem], runs: collections.abc.Sequence[DiagonalRun], options: DiagonalBatchOptions) -> list:
+    """
+    Run a batch of diagonal-network runs (descent or flow) over OpenMP threads with the GIL
+    released; one RunRecord per run. Low level: use implicitbias.diagonal.fit / fit_many.
+    """
+def factorization_batch(problems: collections.abc.Sequence[FactorizationProblem], runs: collections.abc.Sequence[FactorizationRun], options: FactorizationBatchOptions) -> list:
+    """
+    Run a batch of deep-linear-network trainings over OpenMP threads with the GIL released;
+    one RunRecord per run. Low level: use implicitbias.factorization.fit / fit_many.
+    """
+def factorization_estimate(method: TraceEstimator, meas: FactorizationMeasurements, dims: collections.abc.Sequence[typing.SupportsInt | typing.SupportsIndex], z: typing.Annotated[numpy.typing.ArrayLike, numpy.float64, "[m, 1]"], y: typing.Annotated[numpy.typing.ArrayLike, numpy.float64, "[m, 1]"], num_matvecs: typing.SupportsInt | typing.SupportsIndex, seed: typing.SupportsInt | typing.SupportsIndex, probe: Probe) -> tuple:
+    """
+    Stochastic trace estimate (hutchinson, hutchpp, xtrace) over exact HVPs: (estimate, stderr, matvecs).
+    """
+def factorization_eval(meas: FactorizationMeasurements, dims: collections.abc.Sequence[typing.SupportsInt | typing.SupportsIndex], z: typing.Annotated[numpy.typing.ArrayLike, numpy.float64, "[m, 1]"], y: typing.Annotated[numpy.typing.ArrayLike, numpy.float64, "[m, 1]"]) -> dict:
+    """
+    Loss, gradient (stacked like z), exact Hessian trace and residual at z.
+    """
+def factorization_hvp(meas: FactorizationMeasurements, dims: collections.abc.Sequence[typing.SupportsInt | typing.SupportsIndex], z: typing.Annotated[numpy.typing.ArrayLike, numpy.float64, "[m, 1]"], y: typing.Annotated[numpy.typing.ArrayLike, numpy.float64, "[m, 1]"], V: typing.Annotated[numpy.typing.ArrayLike, numpy.float64, "[m, n]"]) -> typing.Annotated[numpy.typing.NDArray[numpy.float64], "[m, n]"]:
+    """
+    Exact Hessian-vector products H V (columns of V), residual term included.
+    """
+def factorization_jacobian(meas: FactorizationMeasurements, dims: collections.abc.Sequence[typing.SupportsInt | typing.SupportsIndex], z: typing.Annotated[numpy.typing.ArrayLike, numpy.float64, "[m, 1]"]) -> typing.Annotated[numpy.typing.NDArray[numpy.float64], "[m, n]"]:
+    """
+    Per-measurement gradients: row i is grad f_i (stacked like z).
+    """
+def factorization_trace(meas: FactorizationMeasurements, dims: collections.abc.Sequence[typing.SupportsInt | typing.SupportsIndex], z: typing.Annotated[numpy.typing.ArrayLike, numpy.float64, "[m, 1]"]) -> float:
+    """
+    Exact trace of the loss Hessian at z (closed form).
+    """
+def factorization_trace_gradient(meas: FactorizationMeasurements, dims: collections.abc.Sequence[typing.SupportsInt | typing.SupportsIndex], z: typing.Annotated[numpy.typing.ArrayLike, numpy.float64, "[m, 1]"]) -> tuple[float, typing.Annotated[numpy.typing.NDArray[numpy.float64], "[m, 1]"]]:
+    """
+    (trace, gradient of the trace with respect to z).
+    """
+def homogeneous_grad_sum(model: HomogeneousSpec, X: typing.Annotated[numpy.typing.ArrayLike, numpy.float64, "[m, n]"], theta: typing.Annotated[numpy.typing.ArrayLike, numpy.float64, "[m, 1]"], c: typing.Annotated[numpy.typing.ArrayLike, numpy.float64, "[m, 1]"]) -> typing.Annotated[numpy.typing.NDArray[numpy.float64], "[m, 1]"]:
+    """
+    sum_i c_i grad_theta f(x_i; theta).
+    """
+def homogeneous_outputs(model: HomogeneousSpec, X: typing.Annotated[numpy.typing.ArrayLike, numpy.float64, "[m, n]"], theta: typing.Annotated[numpy.typing.ArrayLike, numpy.float64, "[m, 1]"]) -> typing.Annotated[numpy.typing.NDArray[numpy.float64], "[m, 1]"]:
+    """
+    f(x_i; theta) for every row of X.
+    """
+def max_threads() -> int:
+    """
+    Threads a batch uses by default (OpenMP's default, 1 without OpenMP).
+    """
+def openmp_enabled() -> bool:
+    """
+    True when the core was built with OpenMP.
+    """
+def param_norm(theta: typing.Annotated[numpy.typing.ArrayLike, numpy.float64, "[m, 1]"], norm: NormSpec, shapes: collections.abc.Sequence[tuple[typing.SupportsInt | typing.SupportsIndex, typing.SupportsInt | typing.SupportsIndex]]) -> float:
+    """
+    ||theta|| in the norm.
+    """
+def simd_instruction_sets() -> str:
+    """
+    The SIMD instruction sets Eigen was compiled for (e.g. 'SSE, SSE2').
+    """
+def steepest_batch(problems: collections.abc.Sequence[ClassificationProblem], runs: collections.abc.Sequence[SteepestRun], options: SteepestOptions, num_threads: typing.SupportsInt | typing.SupportsIndex) -> list:
+    """
+    Train a batch of homogeneous classifiers (steepest descent, Signum, Adam or the flow) over
+    OpenMP threads with the GIL released; one RunRecord per run. Low level: use
+    implicitbias.steepest.fit / fit_many.
+    """
+def steepest_direction(g: typing.Annotated[numpy.typing.ArrayLike, numpy.float64, "[m, 1]"], norm: NormSpec, shapes: collections.abc.Sequence[tuple[typing.SupportsInt | typing.SupportsIndex, typing.SupportsInt | typing.SupportsIndex]]) -> tuple[typing.Annotated[numpy.typing.NDArray[numpy.float64], "[m, 1]"], float]:
+    """
+    (g#, ||g||_*) for the norm; shapes are the (rows, cols) weight blocks (spectral).
+    """
+isa: str = 'baseline'

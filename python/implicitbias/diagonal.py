@@ -1,4 +1,4 @@
-"""Diagonal linear networks, plain and weight-normalized (SCIENCE.md section 1).
+"""Diagonal linear networks, plain and weight-normalized (docs/science.md, section 1).
 
 Models (elementwise powers, depth ``L >= 2``)::
 
@@ -28,28 +28,20 @@ from typing import Any, Sequence
 
 import numpy as np
 
+from . import _batch
+from ._batch import PerRun, RunResult
 from ._native import core
-from ._validation import (
-    as_run_list,
-    broadcast_runs,
-    unique_problems,
-    check_choice,
-    check_matrix,
-    check_positive,
-    check_positive_int,
-    check_vector,
-)
+from ._validation import check_choice, check_matrix, check_positive, check_positive_int, check_vector, unique_problems
 
 __all__ = ["DiagonalResult", "fit", "fit_many"]
 
 _WEIGHT_NORMS = (None, "joint", "separate")
-_WN_CODE = {None: 0, "joint": 1, "separate": 2}
-_METHODS = ("flow", "gd")
+_METHODS = ("flow", "descent")
 
 
-@dataclass
-class DiagonalResult:
-    """Outcome of one run.
+@dataclass(repr=False)
+class DiagonalResult(RunResult):
+    """Outcome of one run (the fields of :class:`~implicitbias._batch.RunResult` and these).
 
     Attributes
     ----------
@@ -57,43 +49,29 @@ class DiagonalResult:
         Final predictor ``u**L - v**L`` (or ``u**L``).
     u, v : ndarray (N,) or None
         Final factors (``v`` is None for the nonnegative model).
-    rho : float, tuple of two floats, or None
+    radius : float, tuple of two floats, or None
         Final radius (joint / nonnegative WN), radii ``(rho_u, rho_v)``
         (separate WN), or None (plain).
-    w : ndarray or None
-        Final unit direction(s) of the polar form, concatenated as in z.
-    status : str
-        ``"converged"`` (loss <= tol), ``"max_steps"``, ``"max_time"`` or
-        ``"diverged"`` (non-finite values or step-size underflow; the last
-        finite state is kept).
+    direction : ndarray or None
+        Final unit direction(s) ``w`` of the polar form, concatenated as in z.
     loss : float
         Final loss ``0.5 ||A x - y||^2``.
-    t_final : float
-        Final time (flow) or ``steps * lr`` (descent).
-    n_steps, n_rejected, n_grad_evals : int
-        Accepted steps, rejected adaptive steps, gradient evaluations.
-    wall_time : float
-        Seconds spent by the C++ block that held this run (batched runs share
-        their block's time).
+    n_rejected : int
+        Rejected adaptive steps.
     history : dict of ndarrays
-        Equal-length arrays recorded at the requested points: ``t``, ``loss``,
-        ``n_grad_evals``, ``wall_time``, ``error`` (``||x - x_star||_2`` when
-        ``x_star`` was given), ``radius`` or ``radius_u``/``radius_v`` (WN).
+        ``t``, ``loss``, ``n_grad_evals``, ``wall_time``, ``error``
+        (``||x - x_star||_2`` when ``x_star`` was given), ``radius`` or
+        ``radius_u``/``radius_v`` (WN). Time is in units of the loss
+        (docs/science.md, section 1.1); descent after k steps is at ``k * lr``.
     """
 
+    loss: float
     x: np.ndarray
     u: np.ndarray
     v: np.ndarray | None
-    rho: Any
-    w: np.ndarray | None
-    status: str
-    loss: float
-    t_final: float
-    n_steps: int
+    radius: Any
+    direction: np.ndarray | None
     n_rejected: int
-    n_grad_evals: int
-    wall_time: float
-    history: dict[str, np.ndarray]
     depth: int
     init_scale: np.ndarray
     lr_ratio: float
@@ -108,7 +86,7 @@ class DiagonalResult:
     def invariants(self) -> tuple[np.ndarray, np.ndarray]:
         """Conserved quantities of the flow: (value at t = 0, value at the end).
 
-        Per coordinate i (SCIENCE.md section 1), for the signed model:
+        Per coordinate i (docs/science.md, section 1.7), for the signed model:
 
         - plain, L = 2: ``u_i v_i``;  L > 2: ``u_i^(2-L) + v_i^(2-L)``
         - joint WN, L = 2: ``w_{u,i} w_{v,i} exp(kappa rho^2)``;
@@ -137,8 +115,8 @@ class DiagonalResult:
         n = alpha.size
         rho0 = np.sqrt(2.0) * np.linalg.norm(alpha)
         w0 = alpha / rho0
-        wu, wv = self.w[:n], self.w[n:]
-        rho = float(self.rho)
+        wu, wv = self.direction[:n], self.direction[n:]
+        rho = float(self.radius)
         if L == 2:
             return w0 * w0 * np.exp(kappa * rho0**2), wu * wv * np.exp(kappa * rho**2)
         c = -(L - 2) * kappa / 2.0
@@ -154,7 +132,7 @@ class DiagonalResult:
         """Effective initialization of a weight-normalized run.
 
         ``alpha_eff = alpha * (rho_T / rho_0) * exp(-kappa (rho_T^2 - rho_0^2) / 2)``
-        (SCIENCE.md section 1): the WN flow's limit is the plain flow's limit at
+        (docs/science.md, section 1.7): the WN flow's limit is the plain flow's limit at
         ``alpha_eff``. Defined for joint WN and the nonnegative WN model; for a
         plain run it is ``init_scale`` itself.
         """
@@ -164,7 +142,7 @@ class DiagonalResult:
             raise ValueError("alpha_eff is defined for weight_norm='joint' (one radius) only")
         parts = 1 if self.nonnegative else 2
         rho0 = np.sqrt(parts) * np.linalg.norm(self.init_scale)
-        rho = float(self.rho)
+        rho = float(self.radius)
         return self.init_scale * (rho / rho0) * np.exp(-self.lr_ratio * (rho**2 - rho0**2) / 2.0)
 
 
@@ -184,92 +162,13 @@ def _null_projection(A: np.ndarray, q: np.ndarray) -> np.ndarray:
 
 
 # ---------------------------------------------------------------------------- API
-def fit(
-    A: Any,
-    y: Any,
-    *,
-    depth: int = 2,
-    init_scale: float | Sequence[float] | np.ndarray = 0.1,
-    method: str = "flow",
-    solver: str = "rosw",
-    weight_norm: str | None = None,
-    lr_ratio: float = 1.0,
-    nonnegative: bool = False,
-    x_star: Any = None,
-    lr: float | None = None,
-    steps: int = 10_000,
-    t_max: float = 1e8,
-    tol: float | None = None,
-    rtol: float = 1e-8,
-    atol: float = 0.0,
-    max_steps: int = 1_000_000,
-    stall_steps: int = 5000,
-    record_times: Any = None,
-    record_every: int | None = None,
-    n_record: int = 200,
-    num_threads: int | None = None,
-) -> DiagonalResult:
-    """Train one diagonal linear network by gradient flow or gradient descent.
-
-    Parameters
-    ----------
-    A : array (M, N), y : array (M,)
-        Sensing matrix and measurements; loss ``0.5 ||A x - y||^2``.
-    depth : int >= 2
-        L in ``x = u**L - v**L``.
-    init_scale : float > 0 or array (N,) of positive floats
-        alpha: the initialization ``u = v = alpha``.
-    method : "flow" or "gd"
-        ``"flow"``: gradient flow by adaptive Dormand-Prince 5(4) with error
-        control ``rtol``/``atol``, until ``loss <= tol`` (status converged), time
-        ``t_max`` (max_time), ``max_steps`` step attempts (max_steps), or when
-        over ``stall_steps`` accepted steps the loss has not fallen by 1% and
-        no coordinate moved by more than 1e-3 relative (stalled: a stationary
-        point that does not interpolate, or an explicit solver at its accuracy
-        floor; a plateau between saddles keeps moving and is not stopped;
-        0 disables this rule).
-        ``"gd"``: ``steps`` gradient-descent steps of size ``lr`` (stops early
-        if ``loss <= tol``).
-    weight_norm : None, "joint" or "separate"
-        Train in polar coordinates ``z = rho w`` (see the module docstring).
-    lr_ratio : float > 0
-        kappa, the angular / radial learning-rate ratio (weight norm only).
-    nonnegative : bool
-        Use ``x = u**L`` (for nonnegative targets).
-    x_star : array (N,), optional
-        Ground truth; records ``history["error"] = ||x - x_star||_2``.
-    tol : float >= 0, optional
-        Loss at which a run stops as converged. Default for the flow:
-        ``50 * (rtol * ||y||)^2``, i.e. a relative residual ``||Ax - y|| / ||y||``
-        of ``10 * rtol``: an explicit method cannot take a stiff problem's
-        loss much below ``(rtol |z|)^2``, because its step size then sits at
-        the stability boundary. Default for descent: never stop early.
-    record_times : increasing array of times, optional
-        Flow: the integrator lands on each of these times and records there.
-        Default: ``n_record`` log-spaced times from ``1e-3`` to ``t_max``.
-    record_every : int, optional
-        Record every k steps (descent; default ``max(1, steps // n_record)``)
-        or every k accepted steps (flow; default off).
-    num_threads : int, optional
-        OpenMP threads (results do not depend on it).
-
-    Returns
-    -------
-    DiagonalResult
-    """
-    return fit_many(
-        A, y, depth=[depth], init_scale=[_as_init(init_scale)], method=method, solver=solver,
-        weight_norm=[weight_norm], lr_ratio=[lr_ratio], nonnegative=nonnegative, x_star=x_star,
-        lr=None if lr is None else [lr], steps=steps, t_max=t_max, tol=tol, rtol=rtol, atol=atol,
-        max_steps=max_steps, stall_steps=stall_steps, record_times=record_times, record_every=record_every,
-        n_record=n_record, num_threads=num_threads,
-    )[0]
-
-
-def _as_init(init_scale: Any) -> Any:
-    if isinstance(init_scale, numbers.Real) and not isinstance(init_scale, bool):
-        return float(init_scale)
-    return np.asarray(init_scale, dtype=np.float64) if not isinstance(init_scale, bool) else init_scale
+_PER_RUN = {
+    "depth": PerRun((numbers.Integral,), _batch.integer(2)),
+    "init_scale": PerRun((numbers.Real,), vector=True),
+    "weight_norm": PerRun((str,), _batch.choice(*_WEIGHT_NORMS)),
+    "lr_ratio": PerRun((numbers.Real,), _batch.positive),
+    "lr": PerRun((numbers.Real,), _batch.optional_positive),
+}
 
 
 def fit_many(
@@ -287,7 +186,7 @@ def fit_many(
     lr: float | Sequence[float] | None = None,
     steps: int = 10_000,
     t_max: float = 1e8,
-    tol: float | None = None,
+    target_loss: float | None = None,
     rtol: float = 1e-8,
     atol: float = 0.0,
     max_steps: int = 1_000_000,
@@ -315,148 +214,88 @@ def fit_many(
     are bitwise the same for any ``num_threads``, and agree with separate
     :func:`fit` calls to rounding. ``jac_every``: the Rosenbrock-W flow
     rebuilds its Gauss-Newton Jacobian every this many step attempts (and
-    after a rejection). ``gd_kernel``: plain GD blocks of up to 8 runs use
-    a kernel that keeps the runs as SIMD lanes and A pre-padded
-    (``"lanes"``, default; about 1.5x faster at M = 40, N = 100) or the
-    generic per-column loop with Eigen products (``"generic"``); both give
-    the same numbers to rounding, and each is bitwise thread-independent.
-    Other parameters: see :func:`fit`.
+    after a rejection). ``gd_kernel``: plain descent blocks of up to 8 runs
+    keep the runs as SIMD lanes with A pre-padded (``"lanes"``, default) or
+    use the generic per-column loop with Eigen products (``"generic"``); both
+    give the same numbers to rounding. Other parameters: see :func:`fit`.
     """
     check_choice(method, "method", _METHODS)
     check_choice(gd_kernel, "gd_kernel", ("lanes", "generic"))
     check_choice(solver, "solver", ("rosw", "dopri5"))
-    if not isinstance(nonnegative, (bool, np.bool_)):
-        raise ValueError(f"nonnegative must be a bool, got {nonnegative!r}")
+    nonnegative = _batch.boolean(nonnegative, "nonnegative")
+    problems, data, run_problem = _problems(A, y, x_star)
+    K, runs = _batch.broadcast(dict(depth=depth, init_scale=init_scale, weight_norm=weight_norm,
+                                    lr_ratio=lr_ratio, lr=lr), _PER_RUN, run_problem)
+    descent = method == "descent"
+    if descent and runs["lr"][0] is None:
+        raise ValueError("lr is required for method='descent'")
+    steps = check_positive_int(steps, "steps", minimum=0) if descent else 0
+    n_record = check_positive_int(n_record, "n_record")
+    rec_times = [] if descent else _batch.record_times(record_times, check_positive(t_max, "t_max"), n_record)
+    options = _batch.make(
+        core.DiagonalBatchOptions, method=_batch.enum(core.Method, method), solver=_batch.enum(core.Solver, solver),
+        block_size=check_positive_int(block_size, "block_size"), num_threads=_batch.threads(num_threads),
+        gd_lanes=gd_kernel == "lanes",
+        fixed=_batch.make(core.FixedStepOptions, steps=steps,
+                          record_every=_batch.record_every_steps(record_every, steps, n_record) if descent else 0),
+        adaptive=_batch.adaptive_options(
+            rtol=rtol, atol=atol, t_max=t_max, max_steps=max_steps, stall_steps=stall_steps, record_times=rec_times,
+            record_every=0 if record_every is None or descent else check_positive_int(record_every, "record_every"),
+            jac_every=jac_every))
+    tol = _batch.target_loss(target_loss)
+    for prob, (_, yv) in zip(problems, data):  # default for the flow: a relative residual of 10 rtol
+        prob.tol = tol if tol >= 0 or descent else 50.0 * (options.adaptive.rtol * float(np.linalg.norm(yv))) ** 2
+    inits = [_init_vector(a, data[p][0].shape[1]) for a, p in zip(runs["init_scale"], runs["problem"])]
+    core_runs = [_batch.make(core.DiagonalRun, problem=runs["problem"][k], depth=runs["depth"][k],
+                             nonnegative=nonnegative, weight_norm=_batch.enum(core.WeightNorm, runs["weight_norm"][k] or "none"),
+                             init_scale=inits[k], lr_ratio=runs["lr_ratio"][k], lr=runs["lr"][k] or 0.0) for k in range(K)]
+    keys = [(r.problem, r.depth, int(r.weight_norm)) for r in core_runs]
+    records = _batch.grouped(keys, lambda order: core.diagonal_batch(problems, [core_runs[k] for k in order], options))
+    return [_decode(rec, data[runs["problem"][k]], runs, k, inits[k], nonnegative, method, tol >= 0)
+            for k, rec in enumerate(records)]
 
-    # Problems (the same (A, y) objects listed several times are one problem,
-    # so that their runs can share blocks: matrix-matrix products).
+
+def _problems(A: Any, y: Any, x_star: Any) -> tuple[list[Any], list[tuple[np.ndarray, np.ndarray]], list[int]]:
+    """The distinct problems as core structs and as checked (A, y) arrays, and
+    each listing's problem index."""
     uniq_A, uniq_y, run_problem = unique_problems(A, y, "A", "y")
-    A_arrs = [check_matrix(a, "A") for a in uniq_A]
-    y_arrs = [check_vector(v, "y", a.shape[0]) for v, a in zip(uniq_y, A_arrs)]
-    if x_star is None:
-        xs_arrs = [None] * len(A_arrs)
-    else:
+    problems, data = [], []
+    for a, v in zip(uniq_A, uniq_y):
+        a = check_matrix(a, "A")
+        v = check_vector(v, "y", a.shape[0])
+        data.append((a, v))
+        problems.append(_batch.make(core.SensingProblem, A=a, y=v, x_star=np.empty(0)))
+    if x_star is not None:
         xs_list = x_star if isinstance(x_star, (list, tuple)) else [x_star]
         if len(xs_list) != len(run_problem):
             raise ValueError(f"x_star must be one array per problem ({len(run_problem)}), got {len(xs_list)}")
-        xs_arrs = [None] * len(A_arrs)
-        for k, v in enumerate(xs_list):
-            p = run_problem[k]
-            xs = None if v is None else check_vector(v, "x_star", A_arrs[p].shape[1])
-            if xs_arrs[p] is not None and (xs is None or not np.array_equal(xs, xs_arrs[p])):
+        given: dict[int, Any] = {}
+        for v, p in zip(xs_list, run_problem):
+            xs = None if v is None else check_vector(v, "x_star", data[p][0].shape[1])
+            if p in given and (xs is None or given[p] is None or not np.array_equal(xs, given[p])):
                 raise ValueError("x_star must be the same for every listing of the same problem")
-            xs_arrs[p] = xs
-
-    # Per-run arguments, broadcast together.
-    if isinstance(init_scale, np.ndarray) and init_scale.ndim == 2:
-        inits = list(init_scale)
-    else:
-        inits = as_run_list(init_scale, "init_scale", (numbers.Real,))
-    per_run = {
-        "problem": run_problem,
-        "depth": as_run_list(depth, "depth", (numbers.Integral,)),
-        "init_scale": inits,
-        "weight_norm": as_run_list(weight_norm, "weight_norm", (str,)),
-        "lr_ratio": as_run_list(lr_ratio, "lr_ratio", (numbers.Real,)),
-        "lr": as_run_list(lr, "lr", (numbers.Real,)),
-    }
-    K = broadcast_runs(per_run)
-
-    depths = [check_positive_int(d, "depth", minimum=2) for d in per_run["depth"]]
-    wns = [check_choice(w, "weight_norm", _WEIGHT_NORMS) for w in per_run["weight_norm"]]
-    kappas = [check_positive(k, "lr_ratio") for k in per_run["lr_ratio"]]
-    if method == "gd":
-        if per_run["lr"][0] is None:
-            raise ValueError("lr is required for method='gd'")
-        lrs = [check_positive(v, "lr") for v in per_run["lr"]]
-        steps = check_positive_int(steps, "steps", minimum=0)
-    else:
-        lrs = [0.0] * K
-        steps = 0
-    alphas = []
-    for a, p in zip(per_run["init_scale"], per_run["problem"]):
-        n = A_arrs[p].shape[1]
-        if isinstance(a, numbers.Real) and not isinstance(a, bool):
-            alpha = np.full(n, check_positive(a, "init_scale"))
-        else:
-            alpha = check_vector(a, "init_scale", n)
-            if np.any(alpha <= 0):
-                raise ValueError("init_scale must be positive")
-        alphas.append(alpha)
-
-    t_max = check_positive(t_max, "t_max")
-    rtol = check_positive(rtol, "rtol")
-    atol = check_positive(atol, "atol", allow_zero=True)
-    max_steps = check_positive_int(max_steps, "max_steps")
-    n_record = check_positive_int(n_record, "n_record")
-    stall_steps = check_positive_int(stall_steps, "stall_steps", minimum=0)
-    if tol is None:
-        tol = -1.0  # per problem below (flow), never (descent)
-    else:
-        tol = check_positive(tol, "tol", allow_zero=True)
-    if record_every is None:
-        record_every = max(1, steps // n_record) if method == "gd" else 0
-    else:
-        record_every = check_positive_int(record_every, "record_every")
-    if method == "flow":
-        if record_times is None:
-            rec = np.logspace(-3, np.log10(t_max), n_record) if t_max > 1e-3 else np.array([t_max])
-        else:
-            rec = check_vector(record_times, "record_times")
-            if np.any(np.diff(rec) <= 0) or np.any(rec < 0):
-                raise ValueError("record_times must be non-negative and strictly increasing")
-    else:
-        rec = np.empty(0)
-    if num_threads is None:
-        num_threads = 0
-    else:
-        num_threads = check_positive_int(num_threads, "num_threads")
-    block_size = check_positive_int(block_size, "block_size")
-    jac_every = check_positive_int(jac_every, "jac_every")
-
-    if tol >= 0:
-        tols = [float(tol)] * len(A_arrs)
-    elif method == "flow":
-        tols = [50.0 * (rtol * float(np.linalg.norm(v))) ** 2 for v in y_arrs]
-    else:
-        tols = [-1.0] * len(A_arrs)
-
-    # Sort runs so that runs sharing (problem, model) are adjacent; run order
-    # within a group is kept, so the blocks depend only on the batch.
-    keys = [(p, d, _WN_CODE[w]) for p, d, w in zip(per_run["problem"], depths, wns)]
-    order = sorted(range(K), key=lambda k: keys[k])
-    raw = core.diagonal_batch(
-        A=A_arrs, y=y_arrs,
-        x_star=[np.empty(0) if v is None else v for v in xs_arrs],
-        problem=[per_run["problem"][k] for k in order],
-        depth=[depths[k] for k in order],
-        nonnegative=[bool(nonnegative)] * K,
-        weight_norm=[_WN_CODE[wns[k]] for k in order],
-        init_scale=[alphas[k] for k in order],
-        lr_ratio=[kappas[k] for k in order],
-        lr=[lrs[k] for k in order],
-        method=method, solver=solver, steps=int(steps), record_every=int(record_every), tol=tols,
-        rtol=rtol, atol=atol, t_max=t_max, max_steps=int(max_steps), record_times=list(rec),
-        h0=0.0, stall_steps=int(stall_steps), jac_every=int(jac_every), block_size=int(block_size), num_threads=int(num_threads),
-        gd_lanes=gd_kernel == "lanes",
-    )
-    results: list[DiagonalResult | None] = [None] * K
-    for pos, k in enumerate(order):
-        p = per_run["problem"][k]
-        results[k] = _decode(
-            raw[pos], A=A_arrs[p], y=y_arrs[p], depth=depths[k], alpha=alphas[k], kappa=kappas[k],
-            weight_norm=wns[k], nonnegative=bool(nonnegative), method=method,
-            lr=lrs[k] if method == "gd" else None,
-        )
-    return results  # type: ignore[return-value]
+            given[p] = xs
+            if xs is not None:
+                problems[p].x_star = xs
+    return problems, data, run_problem
 
 
-def _decode(raw: dict, *, A: np.ndarray, y: np.ndarray, depth: int, alpha: np.ndarray, kappa: float,
-            weight_norm: str | None, nonnegative: bool, method: str, lr: float | None) -> DiagonalResult:
-    z = raw["state"]
+def _init_vector(a: Any, n: int) -> np.ndarray:
+    if _batch.is_real(a):
+        return np.full(n, check_positive(a, "init_scale"))
+    alpha = check_vector(a, "init_scale", n)
+    if np.any(alpha <= 0):
+        raise ValueError("init_scale must be positive")
+    return alpha
+
+
+def _decode(record: Any, problem: tuple[np.ndarray, np.ndarray], runs: dict[str, list], k: int, alpha: np.ndarray, nonnegative: bool,
+            method: str, has_target: bool) -> DiagonalResult:
+    z = record.state
     n = alpha.size
-    n_radii = 0 if weight_norm is None else (2 if weight_norm == "separate" and not nonnegative else 1)
-    rho: Any = None
+    depth, wn = runs["depth"][k], runs["weight_norm"][k]
+    n_radii = 0 if wn is None else (2 if wn == "separate" and not nonnegative else 1)
+    radius: Any = None
     w = None
     if n_radii == 0:
         u = z[:n].copy()
@@ -465,21 +304,69 @@ def _decode(raw: dict, *, A: np.ndarray, y: np.ndarray, depth: int, alpha: np.nd
         w = z[n_radii:].copy()
         if n_radii == 1:
             w = _unit(w)
-            rho = float(z[0])
-            u = rho * w[:n]
-            v = None if nonnegative else rho * w[n:]
+            radius = float(z[0])
+            u = radius * w[:n]
+            v = None if nonnegative else radius * w[n:]
         else:
             w[:n] = _unit(w[:n])
             w[n:] = _unit(w[n:])
-            rho = (float(z[0]), float(z[1]))
-            u = rho[0] * w[:n]
-            v = rho[1] * w[n:]
+            radius = (float(z[0]), float(z[1]))
+            u = radius[0] * w[:n]
+            v = radius[1] * w[n:]
     with np.errstate(over="ignore", invalid="ignore"):  # a diverged run may hold huge values
         x = u**depth if v is None else u**depth - v**depth
     return DiagonalResult(
-        x=x, u=u, v=v, rho=rho, w=w, status=raw["status"], loss=float(raw["loss_final"]),
-        t_final=float(raw["t_final"]), n_steps=int(raw["n_steps"]), n_rejected=int(raw["n_rejected"]),
-        n_grad_evals=int(raw["n_grad_evals"]), wall_time=float(raw["wall_time"]),
-        history=dict(raw["history"]), depth=depth, init_scale=alpha, lr_ratio=kappa,
-        weight_norm=weight_norm, nonnegative=nonnegative, method=method, lr=lr, A=A, y=y,
-    )
+        **_batch.base_fields(record, has_target=has_target, fixed_step=method == "descent"),
+        loss=float(record.loss_final), x=x, u=u, v=v, radius=radius, direction=w, n_rejected=int(record.n_rejected),
+        depth=depth, init_scale=alpha, lr_ratio=runs["lr_ratio"][k], weight_norm=wn, nonnegative=nonnegative,
+        method=method, lr=runs["lr"][k] if method == "descent" else None, A=problem[0], y=problem[1])
+
+
+fit = _batch.single(fit_many, _PER_RUN, """Train one diagonal linear network by gradient flow or gradient descent.
+
+    Parameters
+    ----------
+    A : array (M, N), y : array (M,)
+        Sensing matrix and measurements; loss ``0.5 ||A x - y||^2``.
+    depth : int >= 2
+        L in ``x = u**L - v**L``.
+    init_scale : float > 0 or array (N,) of positive floats
+        alpha: the initialization ``u = v = alpha``.
+    method : "flow" or "descent"
+        ``"flow"``: gradient flow by an adaptive integrator (``solver``:
+        ``"rosw"``, the L-stable Rosenbrock-W method ROS34PW2 with a
+        Gauss-Newton Jacobian, default; or ``"dopri5"``, Dormand-Prince 5(4))
+        with error control ``rtol``/``atol``, until ``loss <= target_loss``
+        (converged), time ``t_max`` (max_time), ``max_steps`` step attempts
+        (max_steps), or when over ``stall_steps`` accepted steps the loss has
+        not fallen by 1% and no coordinate moved by more than 1e-3 relative
+        (stalled; 0 disables this rule). docs/science.md, sections 4.3-4.5.
+        ``"descent"``: ``steps`` gradient-descent steps of size ``lr`` (stops
+        early if ``loss <= target_loss``).
+    weight_norm : None, "joint" or "separate"
+        Train in polar coordinates ``z = rho w`` (docs/science.md, section 1.6).
+    lr_ratio : float > 0
+        kappa, the angular / radial learning-rate ratio (weight norm only).
+    nonnegative : bool
+        Use ``x = u**L`` (for nonnegative targets).
+    x_star : array (N,), optional
+        Ground truth; records ``history["error"] = ||x - x_star||_2``.
+    target_loss : float >= 0, optional
+        Loss at which a run stops as converged. Default for the flow:
+        ``50 * (rtol * ||y||)^2``, i.e. a relative residual of ``10 * rtol``;
+        for descent: never stop early.
+    record_times : increasing array of times, optional
+        Flow: the integrator lands on each of these times and records there.
+        Default: ``n_record`` log-spaced times from ``1e-3`` to ``t_max``.
+    record_every : int, optional
+        Record every k steps (descent; default ``max(1, steps // n_record)``)
+        or every k accepted steps (flow; default off).
+    num_threads : int, optional
+        OpenMP threads (results do not depend on it).
+    block_size, jac_every, gd_kernel
+        See :func:`fit_many`.
+
+    Returns
+    -------
+    DiagonalResult
+    """)

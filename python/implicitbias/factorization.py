@@ -1,4 +1,4 @@
-"""Deep matrix factorization: deep linear networks on matrix sensing (SCIENCE.md section 3).
+"""Deep matrix factorization: deep linear networks on matrix sensing (docs/science.md, section 3).
 
 Model: layers ``W_j`` of shape ``(d_j, d_{j-1})``, ``j = 1..L``, end-to-end
 ``E = W_L ... W_1`` of shape ``(d_L, d_0)``; measurements ``f_i = <A_i, E>``
@@ -11,15 +11,15 @@ completion, never densified); loss
 Training (:func:`fit`, :func:`fit_many`) runs in C++ through the package's
 generic integrator; ``method``:
 
-* ``"gd"``: ``W <- W - lr * grad Loss(W)``.
+* ``"descent"``: ``W <- W - lr * grad Loss(W)``.
 * ``"flow"``: gradient flow ``dW/dt = -grad Loss`` by adaptive Dormand-Prince 5(4).
-* ``"trace_penalty"``: gradient descent on ``Loss + lam_k * tr Hess Loss`` with the
+* ``"trace_penalty"``: gradient descent on ``Loss + lam_k * tr Hess Loss`` (``lam = trace_weight``) with the
   exact trace and its exact gradient (:mod:`implicitbias.hessian`).
 * ``"label_noise_sgd"``: full-batch descent on fresh noisy labels
-  ``y_i + sigma_k xi_i`` (``xi_i ~ N(0, 1)`` drawn anew every step from the
+  ``y_i + sigma_k xi_i`` (``sigma = label_noise_std``, ``xi_i ~ N(0, 1)`` drawn anew every step from the
   run's seed and the step number).
 * ``"sam"``: sharpness-aware minimization
-  ``W <- W - lr * grad Loss(W + rho_k g / ||g||)``, ``g = grad Loss(W)``
+  ``W <- W - lr * grad Loss(W + rho_k g / ||g||)``, ``g = grad Loss(W)``, ``rho = sam_radius``
   (two gradient evaluations per step; ``n_grad_evals`` counts steps).
 
 Annealing schedule of the strengths ``s_k`` in {lam, sigma, rho} (step k,
@@ -40,12 +40,13 @@ from typing import Any, Sequence
 
 import numpy as np
 
+from . import _batch
+from ._batch import PerRun, RunResult
 from ._native import core
 from ._sensing import parse_sensing
 from ._validation import (
-    as_run_list,
-    broadcast_runs,
     check_choice,
+    check_matrix,
     check_positive,
     check_positive_int,
     check_seed,
@@ -57,8 +58,7 @@ __all__ = [
     "initial_layers", "jacobian", "loss", "pack", "product", "sensing_operator", "unpack",
 ]
 
-_METHODS = ("gd", "flow", "trace_penalty", "label_noise_sgd", "sam")
-_METHOD_CODE = {m: k for k, m in enumerate(_METHODS)}
+_METHODS = ("descent", "flow", "trace_penalty", "label_noise_sgd", "sam")
 _INITS = ("gaussian", "balanced")
 
 
@@ -81,7 +81,7 @@ class SensingOperator:
         else:
             d_out, d_in = self.shape
             rows, cols = arr[:, 0].astype(np.int64), arr[:, 1].astype(np.int64)
-            self._core = core.FactorizationMeasurements.entries(d_out, d_in, rows.tolist(), cols.tolist())
+            self._core = core.FactorizationMeasurements.completion(d_out, d_in, rows.tolist(), cols.tolist())
         self.A = arr
         self.n = int(self._core.n)
 
@@ -185,8 +185,6 @@ def balanced_factorization(M: Any, depth: int, width: int | None = None) -> list
     ``W_1 = [diag(s^(1/L)) V^T; 0]``, ``W_j = diag(s^(1/L), 0)``,
     ``W_L = [U diag(s^(1/L)), 0]``.
     """
-    from ._validation import check_matrix
-
     M = check_matrix(M, "M")
     L = check_positive_int(depth, "depth")
     d_out, d_in = M.shape
@@ -237,46 +235,40 @@ def initial_layers(shape: Sequence[int], depth: int, width: int | None = None, i
 
 
 # --------------------------------------------------------------------------- training
-@dataclass
-class FactorizationResult:
-    """Outcome of one training run.
+@dataclass(repr=False)
+class FactorizationResult(RunResult):
+    """Outcome of one training run (the fields of :class:`~implicitbias._batch.RunResult` and these).
 
     Attributes
     ----------
+    loss : float
+        Final ``(1/n) sum_i (<A_i, E> - y_i)^2`` (clean labels).
     layers : list of ndarray
         Final ``W_1 .. W_L`` (the last finite state if the run diverged).
     product : ndarray (d_out, d_in)
         ``E = W_L ... W_1``.
-    status : str
-        ``"converged"`` (loss <= tol), ``"max_steps"``, ``"max_time"``,
-        ``"stalled"`` (flow) or ``"diverged"``.
-    loss : float
-        Final ``(1/n) sum_i (<A_i, E> - y_i)^2`` (clean labels).
     trace, nuclear_norm, effective_rank : float
-        At the end: exact ``tr Hess Loss``, ``||E||_*`` and
-        ``exp(entropy(sigma / sum sigma))`` of the singular values of E.
+        At the end: exact ``tr Hess Loss`` (docs/science.md, section 3.2),
+        ``||E||_*`` and ``exp(entropy(sigma / sum sigma))`` of the singular
+        values of E.
+    error : float or None
+        ``||E - M*||_F / ||M*||_F`` when ``M_star`` was given.
+    strength : float
+        The run's initial regularizer strength (``trace_weight``,
+        ``label_noise_std`` or ``sam_radius`` by method; 0 otherwise).
     history : dict of ndarrays
-        Equal-length arrays: ``t`` (steps * lr, or flow time), ``loss``,
-        ``n_grad_evals``, ``wall_time``, ``trace``, ``nuclear_norm``,
-        ``effective_rank`` and ``error`` = ``||E - M*||_F / ||M*||_F`` when
-        ``M_star`` was given.
-    n_steps, n_grad_evals : int
-    wall_time : float
-        Seconds of the C++ block that held the run.
+        ``t`` (steps * lr, or flow time), ``loss``, ``n_grad_evals``,
+        ``wall_time``, ``trace``, ``nuclear_norm``, ``effective_rank`` and
+        ``error`` when ``M_star`` was given.
     """
 
+    loss: float
     layers: list
     product: np.ndarray
-    status: str
-    loss: float
     trace: float
     nuclear_norm: float
     effective_rank: float
-    history: dict
-    n_steps: int
-    n_grad_evals: int
-    t_final: float
-    wall_time: float
+    error: float | None
     method: str
     depth: int
     width: int
@@ -285,38 +277,161 @@ class FactorizationResult:
     lr: float | None
     strength: float
     seed: int
-    error: float | None = None
 
 
-def fit(
+_PER_RUN = {
+    "depth": PerRun((numbers.Integral,)),
+    "width": PerRun((numbers.Integral,)),
+    "init_scale": PerRun((numbers.Real,)),
+    "init": PerRun((str,)),
+    "method": PerRun((str,), _batch.choice(*_METHODS)),
+    "lr": PerRun((numbers.Real,), _batch.optional_positive),
+    "trace_weight": PerRun((numbers.Real,), _batch.nonnegative),
+    "label_noise_std": PerRun((numbers.Real,), _batch.nonnegative),
+    "sam_radius": PerRun((numbers.Real,), _batch.nonnegative),
+    "seed": PerRun((numbers.Integral,)),
+    "init_layers": PerRun(vector=True),
+}
+_STRENGTH = {"trace_penalty": "trace_weight", "label_noise_sgd": "label_noise_std", "sam": "sam_radius"}
+
+
+def fit_many(
     A: Any,
     y: Any,
     *,
-    depth: int = 3,
-    width: int | None = None,
-    init_scale: float = 0.1,
-    init: str = "gaussian",
-    method: str = "gd",
-    lr: float | None = None,
+    depth: Any = 3,
+    width: Any = None,
+    init_scale: Any = 0.1,
+    init: Any = "gaussian",
+    method: Any = "descent",
+    lr: Any = None,
     steps: int = 10_000,
-    lam: float = 0.0,
-    sigma: float = 0.0,
-    rho: float = 0.0,
+    trace_weight: Any = 0.0,
+    label_noise_std: Any = 0.0,
+    sam_radius: Any = 0.0,
     anneal_frac: float = 0.8,
     final_ratio: float = 1e-3,
     shape: Any = None,
     M_star: Any = None,
     init_layers: Any = None,
-    seed: int = 0,
-    tol: float | None = None,
+    seed: Any = 0,
+    target_loss: float | None = None,
     t_max: float = 1e4,
     rtol: float = 1e-7,
     max_steps: int = 1_000_000,
     record_every: int | None = None,
     n_record: int = 100,
     num_threads: int | None = None,
-) -> FactorizationResult:
-    """Train one deep linear network ``E = W_L ... W_1`` on ``y_i ~ <A_i, E>``.
+    block_size: int = 1,
+) -> list[FactorizationResult]:
+    """Many runs on one problem in one C++ call, spread over OpenMP threads.
+
+    ``depth``, ``width``, ``init_scale``, ``init``, ``method``, ``lr``,
+    ``trace_weight``, ``label_noise_std``, ``sam_radius``, ``seed`` and
+    ``init_layers`` (a list of layer lists) may be scalars or lists; lists
+    broadcast (equal length K, or length 1) and run k takes the k-th entry of
+    each. Runs sharing a method and layer shapes advance ``block_size`` at a
+    time; the results are bitwise the same for any ``num_threads``. Other
+    parameters: :func:`fit`.
+    """
+    op = _operator(A, shape)
+    yv = check_vector(y, "y", op.n)
+    problem = core.FactorizationProblem(op._core)
+    problem.y = yv
+    if M_star is not None:
+        Ms = check_matrix(M_star, "M_star")
+        if Ms.shape != op.shape:
+            raise ValueError(f"M_star must have shape {op.shape}, got {Ms.shape}")
+        problem.M_star = Ms
+    if init_layers is not None and not (isinstance(init_layers, (list, tuple)) and init_layers
+                                        and isinstance(init_layers[0], (list, tuple))):
+        raise ValueError("init_layers must be a list of layer lists (one per run) in fit_many")
+    K, runs = _batch.broadcast(dict(
+        depth=depth, width=width, init_scale=init_scale, init=init, method=method, lr=lr, trace_weight=trace_weight,
+        label_noise_std=label_noise_std, sam_radius=sam_radius, seed=seed,
+        init_layers=None if init_layers is None else list(init_layers)), _PER_RUN, [0])
+    runs_k = [_run(k, runs, op.shape) for k in range(K)]
+    all_flow = all(r["method"] == "flow" for r in runs_k)
+    problem.tol = (1e-12 * float(np.mean(yv**2)) if all_flow else -1.0) if target_loss is None \
+        else _batch.target_loss(target_loss)
+    options = _options(steps, anneal_frac, final_ratio, t_max, rtol, max_steps, record_every, n_record, block_size,
+                       num_threads, any(r["method"] == "flow" for r in runs_k))
+    core_runs = [_batch.make(core.FactorizationRun, problem=0, method=_batch.enum(core.FactorizationMethod, r["method"]),
+                             dims=r["dims"], z0=r["z0"], lr=r["lr"] or 0.0, strength=r["strength"], seed=r["seed"])
+                 for r in runs_k]
+    keys = [(int(c.method), r["dims"]) for c, r in zip(core_runs, runs_k)]
+    records = _batch.grouped(keys, lambda order: core.factorization_batch([problem], [core_runs[k] for k in order],
+                                                                           options))
+    return [_decode(rec, r, problem.tol >= 0 and not all_flow or target_loss is not None)
+            for rec, r in zip(records, runs_k)]
+
+
+def _options(steps: Any, anneal_frac: Any, final_ratio: Any, t_max: Any, rtol: Any, max_steps: Any, record_every: Any,
+             n_record: Any, block_size: Any, num_threads: Any, any_flow: bool) -> Any:
+    """The options shared by a batch (checked)."""
+    steps = check_positive_int(steps, "steps", minimum=0)
+    af = float(anneal_frac) if isinstance(anneal_frac, numbers.Real) else float("nan")
+    if not 0.0 <= af <= 1.0:
+        raise ValueError(f"anneal_frac must be in [0, 1], got {anneal_frac!r}")
+    fr = check_positive(final_ratio, "final_ratio")
+    if fr > 1:
+        raise ValueError(f"final_ratio must be in (0, 1], got {final_ratio!r}")
+    n_record = check_positive_int(n_record, "n_record")
+    t_max = check_positive(t_max, "t_max")
+    return _batch.make(
+        core.FactorizationBatchOptions,
+        fixed=_batch.make(core.FixedStepOptions, steps=steps,
+                          record_every=_batch.record_every_steps(record_every, steps, n_record)),
+        adaptive=_batch.adaptive_options(rtol=rtol, atol=0.0, t_max=t_max, max_steps=max_steps,
+                                         record_times=_batch.record_times(None, t_max, n_record) if any_flow else []),
+        schedule=_batch.make(core.StrengthSchedule, anneal_steps=int(round(af * steps)), final_ratio=fr),
+        block_size=check_positive_int(block_size, "block_size"), num_threads=_batch.threads(num_threads))
+
+
+def _run(k: int, runs: dict[str, list], shape: tuple[int, int]) -> dict[str, Any]:
+    """Run k's checked settings and initial layers."""
+    meth = runs["method"][k]
+    sd = check_seed(runs["seed"][k])
+    sd = 0 if sd is None else sd
+    strength = runs[_STRENGTH[meth]][k] if meth in _STRENGTH else 0.0
+    if meth == "flow":
+        lr_k = None
+    elif runs["lr"][k] is None:
+        raise ValueError(f"lr is required for method={meth!r}")
+    else:
+        lr_k = runs["lr"][k]
+    il = runs["init_layers"][k]
+    if il is not None:
+        dims, z0 = pack(il, "init_layers")
+        if (dims[-1], dims[0]) != shape:
+            raise ValueError(f"init_layers: the product's shape must be {shape}")
+        L, w, a, ini = len(dims) - 1, (dims[1] if len(dims) > 2 else 0), float("nan"), "given"
+    else:
+        L = check_positive_int(runs["depth"][k], "depth")
+        w = runs["width"][k]
+        w = max(shape) if w is None else check_positive_int(w, "width")
+        a = check_positive(runs["init_scale"][k], "init_scale")
+        ini = check_choice(runs["init"][k], "init", _INITS)
+        dims, z0 = pack(initial_layers(shape, L, w, a, ini, sd))
+    return dict(method=meth, seed=sd, strength=strength, lr=lr_k, dims=dims, z0=z0, depth=L, width=w,
+                init_scale=a, init=ini)
+
+
+def _decode(record: Any, r: dict[str, Any], has_target: bool) -> FactorizationResult:
+    layers = unpack(r["dims"], record.state)
+    with np.errstate(over="ignore", invalid="ignore"):
+        E = product(layers)
+    h = record.history
+    return FactorizationResult(
+        **_batch.base_fields(record, has_target=has_target, fixed_step=r["method"] != "flow"),
+        loss=float(record.loss_final), layers=layers, product=E, trace=float(h["trace"][-1]),
+        nuclear_norm=float(h["nuclear_norm"][-1]), effective_rank=float(h["effective_rank"][-1]),
+        error=float(h["error"][-1]) if "error" in h else None, method=r["method"], depth=r["depth"],
+        width=r["width"], init_scale=r["init_scale"], init=r["init"], lr=r["lr"], strength=r["strength"],
+        seed=r["seed"])
+
+
+fit = _batch.single(fit_many, _PER_RUN, """Train one deep linear network ``E = W_L ... W_1`` on ``y_i ~ <A_i, E>``.
 
     Parameters
     ----------
@@ -329,13 +444,13 @@ def fit(
     init_scale, init : float > 0, "gaussian" or "balanced"
         See :func:`initial_layers`; ``seed`` draws the initialization (and the
         label noise). ``init_layers`` (list of arrays) overrides all three.
-    method : "gd", "flow", "trace_penalty", "label_noise_sgd", "sam"
-        See the module docstring.
+    method : "descent", "flow", "trace_penalty", "label_noise_sgd", "sam"
+        See the module docstring and docs/science.md, section 3.6.
     lr : float > 0
         Step size (every method but "flow"). Required.
     steps : int
         Number of steps (fixed-step methods).
-    lam, sigma, rho : float >= 0
+    trace_weight, label_noise_std, sam_radius : float >= 0
         Initial strengths of the trace penalty, of the label noise (standard
         deviation, in units of y) and of the SAM radius (in parameter norm);
         annealed as in the module docstring by ``anneal_frac`` in [0, 1] and
@@ -344,172 +459,17 @@ def fit(
         Required with index pairs (matrix completion).
     M_star : array (d_out, d_in), optional
         Ground truth; records ``history["error"]`` and ``result.error``.
-    tol : float >= 0, optional
-        Stop as converged when the loss is <= tol (default: never for the
-        fixed-step methods; ``1e-12 * mean(y^2)`` for the flow).
+    target_loss : float >= 0, optional
+        Stop as converged when the loss is <= target_loss (default: never for
+        the fixed-step methods; ``1e-12 * mean(y^2)`` for the flow).
     t_max, rtol, max_steps : flow only (time horizon, relative tolerance,
         step attempts).
     record_every : int, optional
         Record the history every k steps (default ``max(1, steps // n_record)``).
     num_threads : int, optional
         OpenMP threads (results do not depend on it).
-    """
-    return fit_many(
-        A, y, depth=depth, width=width, init_scale=init_scale, init=init, method=method, lr=lr, steps=steps,
-        lam=lam, sigma=sigma, rho=rho, anneal_frac=anneal_frac, final_ratio=final_ratio, shape=shape,
-        M_star=M_star, init_layers=None if init_layers is None else [init_layers], seed=seed, tol=tol,
-        t_max=t_max, rtol=rtol, max_steps=max_steps, record_every=record_every, n_record=n_record,
-        num_threads=num_threads,
-    )[0]
 
-
-def fit_many(
-    A: Any,
-    y: Any,
-    *,
-    depth: Any = 3,
-    width: Any = None,
-    init_scale: Any = 0.1,
-    init: Any = "gaussian",
-    method: Any = "gd",
-    lr: Any = None,
-    steps: int = 10_000,
-    lam: Any = 0.0,
-    sigma: Any = 0.0,
-    rho: Any = 0.0,
-    anneal_frac: float = 0.8,
-    final_ratio: float = 1e-3,
-    shape: Any = None,
-    M_star: Any = None,
-    init_layers: Any = None,
-    seed: Any = 0,
-    tol: float | None = None,
-    t_max: float = 1e4,
-    rtol: float = 1e-7,
-    max_steps: int = 1_000_000,
-    record_every: int | None = None,
-    n_record: int = 100,
-    num_threads: int | None = None,
-    block_size: int = 1,
-) -> list[FactorizationResult]:
-    """Many runs on one problem in one C++ call, spread over OpenMP threads.
-
-    ``depth``, ``width``, ``init_scale``, ``init``, ``method``, ``lr``, ``lam``,
-    ``sigma``, ``rho``, ``seed`` and ``init_layers`` (a list of layer lists)
-    may be scalars or lists; lists broadcast (equal length K, or length 1) and
-    run k takes the k-th entry of each. Runs are independent; the results are
-    bitwise the same for any ``num_threads``. Other parameters: :func:`fit`.
-    """
-    op = _operator(A, shape)
-    d_out, d_in = op.shape
-    yv = check_vector(y, "y", op.n)
-    Ms = None
-    if M_star is not None:
-        from ._validation import check_matrix
-
-        Ms = check_matrix(M_star, "M_star")
-        if Ms.shape != op.shape:
-            raise ValueError(f"M_star must have shape {op.shape}, got {Ms.shape}")
-    per_run = {
-        "depth": as_run_list(depth, "depth", (numbers.Integral,)),
-        "width": as_run_list(width, "width", (numbers.Integral,)),
-        "init_scale": as_run_list(init_scale, "init_scale", (numbers.Real,)),
-        "init": as_run_list(init, "init", (str,)),
-        "method": as_run_list(method, "method", (str,)),
-        "lr": as_run_list(lr, "lr", (numbers.Real,)),
-        "lam": as_run_list(lam, "lam", (numbers.Real,)),
-        "sigma": as_run_list(sigma, "sigma", (numbers.Real,)),
-        "rho": as_run_list(rho, "rho", (numbers.Real,)),
-        "seed": as_run_list(seed, "seed", (numbers.Integral,)),
-        "init_layers": [None] if init_layers is None else list(init_layers),
-    }
-    K = broadcast_runs(per_run)
-
-    steps = check_positive_int(steps, "steps", minimum=0)
-    af = float(anneal_frac) if isinstance(anneal_frac, numbers.Real) else float("nan")
-    if not 0.0 <= af <= 1.0:
-        raise ValueError(f"anneal_frac must be in [0, 1], got {anneal_frac!r}")
-    fr = check_positive(final_ratio, "final_ratio")
-    if fr > 1:
-        raise ValueError(f"final_ratio must be in (0, 1], got {final_ratio!r}")
-    n_record = check_positive_int(n_record, "n_record")
-    if record_every is None:
-        record_every = max(1, steps // n_record)
-    else:
-        record_every = check_positive_int(record_every, "record_every")
-    t_max = check_positive(t_max, "t_max")
-    rtol = check_positive(rtol, "rtol")
-    max_steps = check_positive_int(max_steps, "max_steps")
-    num_threads = 0 if num_threads is None else check_positive_int(num_threads, "num_threads")
-    block_size = check_positive_int(block_size, "block_size")
-
-    runs = []
-    for k in range(K):
-        meth = check_choice(per_run["method"][k], "method", _METHODS)
-        sd = check_seed(per_run["seed"][k])
-        sd = 0 if sd is None else sd
-        strengths = {nm: check_positive(per_run[nm][k], nm, allow_zero=True) for nm in ("lam", "sigma", "rho")}
-        strength = {"trace_penalty": strengths["lam"], "label_noise_sgd": strengths["sigma"],
-                    "sam": strengths["rho"]}.get(meth, 0.0)
-        if meth == "flow":
-            lr_k = None
-        else:
-            if per_run["lr"][k] is None:
-                raise ValueError(f"lr is required for method={meth!r}")
-            lr_k = check_positive(per_run["lr"][k], "lr")
-        il = per_run["init_layers"][k]
-        if il is not None:
-            dims, z0 = pack(il, "init_layers")
-            if (dims[-1], dims[0]) != op.shape:
-                raise ValueError(f"init_layers: the product's shape must be {op.shape}")
-            L, w = len(dims) - 1, (dims[1] if len(dims) > 2 else 0)
-            a, ini = float("nan"), "given"
-        else:
-            L = check_positive_int(per_run["depth"][k], "depth")
-            w = per_run["width"][k]
-            w = max(d_out, d_in) if w is None else check_positive_int(w, "width")
-            a = check_positive(per_run["init_scale"][k], "init_scale")
-            ini = check_choice(per_run["init"][k], "init", _INITS)
-            dims, z0 = pack(initial_layers(op.shape, L, w, a, ini, sd))
-        runs.append(dict(method=meth, seed=sd, strength=strength, lr=lr_k, dims=dims, z0=z0, depth=L, width=w,
-                         init_scale=a, init=ini))
-
-    if tol is None:  # never, unless every run is a flow
-        tol_v = 1e-12 * float(np.mean(yv**2)) if all(r["method"] == "flow" for r in runs) else -1.0
-    else:
-        tol_v = check_positive(tol, "tol", allow_zero=True)
-    if any(r["method"] == "flow" for r in runs):
-        rec = np.logspace(-3, np.log10(t_max), n_record) if t_max > 1e-3 else np.array([t_max])
-    else:
-        rec = np.empty(0)
-
-    # runs sharing (method, dims) adjacent; order within a group kept
-    order = sorted(range(K), key=lambda k: (_METHOD_CODE[runs[k]["method"]], runs[k]["dims"]))
-    raw = core.factorization_batch(
-        meas=[op._core], y=[yv], M_star=[np.zeros((0, 0)) if Ms is None else Ms], tol=[tol_v],
-        problem=[0] * K, method=[_METHOD_CODE[runs[k]["method"]] for k in order],
-        dims=[runs[k]["dims"] for k in order], z0=[runs[k]["z0"] for k in order],
-        lr=[0.0 if runs[k]["lr"] is None else runs[k]["lr"] for k in order],
-        strength=[runs[k]["strength"] for k in order], seed=[runs[k]["seed"] for k in order],
-        steps=int(steps), record_every=int(record_every), anneal_steps=int(round(af * steps)), final_ratio=fr,
-        rtol=rtol, atol=0.0, t_max=t_max, max_steps=int(max_steps), record_times=list(rec), stall_steps=5000,
-        block_size=int(block_size), num_threads=int(num_threads),
-    )
-    results: list[FactorizationResult | None] = [None] * K
-    for pos, k in enumerate(order):
-        r = runs[k]
-        d = raw[pos]
-        layers = unpack(r["dims"], d["state"])
-        with np.errstate(over="ignore", invalid="ignore"):
-            E = product(layers)
-        h = {key: np.asarray(v) for key, v in d["history"].items()}
-        results[k] = FactorizationResult(
-            layers=layers, product=E, status=d["status"], loss=float(d["loss_final"]),
-            trace=float(h["trace"][-1]), nuclear_norm=float(h["nuclear_norm"][-1]),
-            effective_rank=float(h["effective_rank"][-1]), history=h, n_steps=int(d["n_steps"]),
-            n_grad_evals=int(d["n_grad_evals"]), t_final=float(d["t_final"]), wall_time=float(d["wall_time"]),
-            method=r["method"], depth=r["depth"], width=r["width"], init_scale=r["init_scale"], init=r["init"],
-            lr=r["lr"], strength=r["strength"], seed=r["seed"],
-            error=float(h["error"][-1]) if "error" in h else None,
-        )
-    return results  # type: ignore[return-value]
+    Returns
+    -------
+    FactorizationResult
+    """)

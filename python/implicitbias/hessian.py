@@ -6,7 +6,7 @@ For layers ``W_1..W_L`` (see :mod:`implicitbias.factorization`), measurements
 layers (:func:`implicitbias.factorization.pack` order). Units: ``H`` has
 units of ``Loss`` per squared parameter; ``tr H`` is a sum of curvatures.
 
-Exact closed form at every point (SCIENCE.md section 3)::
+Exact closed form at every point (docs/science.md, section 3.2)::
 
     tr H = (2/n) sum_i sum_j ||W_{L:j+1}^T A_i W_{j-1:1}^T||_F^2
 
@@ -28,6 +28,7 @@ from typing import Any, Callable
 
 import numpy as np
 
+from . import _batch
 from ._native import core
 from ._validation import check_choice, check_positive_int, check_seed, check_vector
 from .factorization import _checked, pack, product, unpack
@@ -168,12 +169,14 @@ def _estimate(method: str, target: Any, A: Any, y: Any, num_matvecs: int, seed: 
                 raise ValueError("matvec returned NaN or inf")
             return out
 
-        est, se, used = core.callable_estimate(method, checked, D, m, sd, probe, bool(block))
+        est, se, used = core.callable_estimate(_batch.enum(core.TraceEstimator, method), checked, D, m, sd,
+                                               _batch.enum(core.Probe, probe), bool(block))
     else:
         if y is None:
             raise ValueError("y is required for the model's Hessian")
         dims, z, op, yv = _checked(target, A, y, prepare=False)
-        est, se, used = core.factorization_estimate(method, op._core, dims, z, yv, m, sd, probe)
+        est, se, used = core.factorization_estimate(_batch.enum(core.TraceEstimator, method), op._core, dims, z, yv,
+                                                     m, sd, _batch.enum(core.Probe, probe))
     return TraceEstimate(float(est), float(se), int(used))
 
 

@@ -1,4 +1,4 @@
-"""Steepest descent in several geometries on homogeneous classifiers (SCIENCE.md section 2).
+"""Steepest descent in several geometries on homogeneous classifiers (docs/science.md, section 2).
 
 Tsilivis, Vardi & Kempe, "Flavors of Margin" (arXiv 2410.22069): once a
 homogeneous network of degree ``L`` separates the data, steepest descent for a
@@ -50,10 +50,10 @@ from typing import Any, Sequence
 
 import numpy as np
 
+from . import _batch
+from ._batch import PerRun, RunResult
 from ._native import core
 from ._validation import (
-    as_run_list,
-    broadcast_runs,
     check_choice,
     check_labels,
     check_matrix,
@@ -90,6 +90,17 @@ def _parse_norm(norm: Any, name: str = "norm") -> tuple[str, float]:
     if p == 2.0:
         return "l2", 2.0
     return "lp", p
+
+
+def _core_norm(norm: Any) -> Any:
+    """A norm as the core's NormSpec."""
+    code, p = _parse_norm(norm)
+    return _batch.make(core.NormSpec, kind=_batch.enum(core.NormKind, code), p=p)
+
+
+def _core_model(kind: str, depth: int, width: int) -> Any:
+    """A model as the core's HomogeneousSpec (kind 'linear', 'diagonal' or 'mlp')."""
+    return _batch.make(core.HomogeneousSpec, kind=_batch.enum(core.ModelKind, kind), depth=depth, width=width)
 
 
 def _model_spec(model: str, dim: int, width: Any, depth: Any) -> tuple[str, int, int, int, list[tuple[int, int]]]:
@@ -148,39 +159,29 @@ def direction(g: Any, norm: Any = "l2", shapes: Sequence[tuple[int, int]] | None
     needed by ``"spectral"`` only. See the module docstring for the maps.
     """
     g = check_vector(g, "g")
-    code, p = _parse_norm(norm)
-    out, dual = core.steepest_direction(g, code, p, [tuple(map(int, s)) for s in (shapes or [])])
+    out, dual = core.steepest_direction(g, _core_norm(norm), [tuple(map(int, s)) for s in (shapes or [])])
     return np.asarray(out), float(dual)
 
 
 def param_norm(theta: Any, norm: Any = "l2", shapes: Sequence[tuple[int, int]] | None = None) -> float:
     """``||theta||`` in the given norm (``"spectral"``: largest spectral norm over the blocks)."""
     theta = check_vector(theta, "theta")
-    code, p = _parse_norm(norm)
-    return float(core.param_norm(theta, code, p, [tuple(map(int, s)) for s in (shapes or [])]))
+    return float(core.param_norm(theta, _core_norm(norm), [tuple(map(int, s)) for s in (shapes or [])]))
 
 
-@dataclass
-class SteepestResult:
-    """Outcome of one run.
+@dataclass(repr=False)
+class SteepestResult(RunResult):
+    """Outcome of one run (the fields of :class:`~implicitbias._batch.RunResult` and these).
 
     Attributes
     ----------
     theta : ndarray
         Final parameters, flattened (see :func:`init_params` for the layout).
-    status : str
-        ``"max_steps"`` (ran its steps), ``"converged"`` (reached
-        ``target_log_loss``), ``"max_time"`` (flow reached ``t_max``) or
-        ``"diverged"`` (non-finite values; the last finite state is kept).
     log_loss : float
-        Natural log of the final loss (finite far below 1e-300).
-    n_steps, n_grad_evals : int
-        Steps taken (accepted steps of the flow) and gradient evaluations
-        (the loss-based schedule counts its retries).
+        Natural log of the final loss (finite far below 1e-300). ``status``
+        is ``"converged"`` once ``log_loss <= target_log_loss``.
     t_final : float
         Sum of the step sizes (flow: the flow time).
-    wall_time : float
-        Seconds in C++ for this run.
     history : dict of ndarrays
         Recorded points: ``step`` (descent), ``t``, ``log_loss``,
         ``n_grad_evals``, ``wall_time``, ``accuracy``, ``margin_l2``,
@@ -190,19 +191,12 @@ class SteepestResult:
         norm p is ``min_i q_i / ||theta||_p^L``; the smoothed margin
         ``log(1/Loss) / ||theta||^L`` (exp) or ``log(1/(exp(Loss)-1)) /
         ||theta||^L`` (logistic); the alignment
-        ``1 - <theta, -g> / (||theta|| ||g||_*)`` (0 when theta points along
-        the steepest direction; for l2 it is ``1 - cos``). Margins are
-        NaN at ``theta = 0`` (0/0).
+        ``1 - <theta, -g> / (||theta|| ||g||_*)`` (docs/science.md, section 2.7).
+        Margins are NaN at ``theta = 0`` (0/0).
     """
 
-    theta: np.ndarray
-    status: str
     log_loss: float
-    n_steps: int
-    n_grad_evals: int
-    t_final: float
-    wall_time: float
-    history: dict[str, np.ndarray]
+    theta: np.ndarray
     model: str
     norm: Any
     optimizer: str
@@ -210,15 +204,20 @@ class SteepestResult:
     shapes: list[tuple[int, int]]
     X: np.ndarray = field(repr=False)
     y: np.ndarray = field(repr=False)
-    _core_model: tuple = field(repr=False, default=("linear", 2, 0))
+    _model_spec: Any = field(repr=False, default=None)
+
+    def _history_from(self, raw: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        hist = dict(raw)
+        if "loss" in hist:  # the flow's loss channel carries the log-loss
+            hist["log_loss"] = hist.pop("loss")
+        return hist
 
     def decision_function(self, X: Any | None = None) -> np.ndarray:
         """``f(x_i; theta)`` for the rows of X (default: the training data)."""
         X = self.X if X is None else check_matrix(X, "X")
         if X.shape[1] != self.X.shape[1]:
             raise ValueError(f"X must have {self.X.shape[1]} columns, got {X.shape[1]}")
-        kind, depth, width = self._core_model
-        return np.asarray(core.homogeneous_outputs(kind, depth, width, X, self.theta))
+        return np.asarray(core.homogeneous_outputs(self._model_spec, X, self.theta))
 
     def margin(self, norm: Any = "l2") -> float:
         """``min_i y_i f(x_i) / ||theta||^L`` in the given norm."""
@@ -292,50 +291,38 @@ def _record_steps(steps: int, n_record: int) -> list[int]:
     return [int(p) for p in pts]
 
 
-def fit(
-    X: Any,
-    y: Any,
-    model: str = "linear",
-    norm: Any = "l2",
-    normalized: bool = True,
-    lr: float = 0.1,
-    schedule: str = "constant",
-    loss: str = "exp",
-    steps: int = 1000,
-    **kwargs: Any,
-) -> SteepestResult:
-    """Train one homogeneous classifier by steepest descent (or Adam, Signum, the flow).
+_PER_RUN = {
+    "model": PerRun((str,), _batch.choice(*MODELS)),
+    "norm": PerRun((str, numbers.Real)),
+    "normalized": PerRun((bool, np.bool_), _batch.boolean),
+    "lr": PerRun((numbers.Real,), _batch.positive),
+    "schedule": PerRun((str,), _batch.choice(*_SCHEDULES)),
+    "loss": PerRun((str,), _batch.choice(*_LOSSES)),
+    "optimizer": PerRun((str,), _batch.choice(*_OPTIMIZERS)),
+    "beta1": PerRun((numbers.Real,), lambda v, name: _beta(v, name)),
+    "beta2": PerRun((numbers.Real,), lambda v, name: _beta(v, name)),
+    "eps": PerRun((numbers.Real,), _batch.nonnegative),
+    "width": PerRun((numbers.Integral,)),
+    "depth": PerRun((numbers.Integral,)),
+    "init_scale": PerRun((numbers.Real,)),
+    "seed": PerRun((numbers.Integral,)),
+    "init": PerRun(vector=True),
+    "method": PerRun((str,), _batch.choice(*_METHODS)),
+}
 
-    Parameters
-    ----------
-    X : array (n, d); y : array (n,) of labels in {-1, +1}
-    model : ``"linear"``, ``"diagonal"``, ``"relu2"`` (needs ``width``) or ``"mlp"`` (``width``, ``depth``)
-    norm : ``"l2"``, ``"linf"``, ``"l1"``, a float ``p`` > 1, or ``"spectral"``
-    normalized : take unit steps ``lr g# / ||g||_*`` (True) or ``lr g#`` (False)
-    lr : step size (``lr0`` of the schedule), > 0
-    schedule : ``"constant"``, ``"power"`` (``decay_k0``, ``decay_power``) or ``"loss"``
-    loss : ``"exp"`` or ``"logistic"``
-    steps : number of steps (descent)
 
-    Keyword arguments (see :func:`fit_many`): ``optimizer`` (``"steepest"``,
-    ``"signum"``, ``"adam"``), ``beta1``, ``beta2``, ``eps``, ``width``,
-    ``depth``, ``init_scale``, ``seed``, ``init``, ``method`` (``"descent"`` or
-    ``"flow"``), ``t_max``, ``rtol``, ``target_log_loss``, ``record_every``,
-    ``n_record``, ``num_threads``, ``decay_k0``, ``decay_power``,
-    ``lr_growth``, ``lr_backoff``.
-    """
-    for k, v in kwargs.items():
-        if isinstance(v, list):
-            raise ValueError(f"{k} must be a single value in fit (use fit_many for lists)")
-    return fit_many(X, y, model=model, norm=[norm], normalized=normalized, lr=lr, schedule=schedule, loss=loss,
-                    steps=steps, **kwargs)[0]
+def _beta(value: Any, name: str) -> float:
+    b = check_positive(value, name, allow_zero=True)
+    if b >= 1.0:
+        raise ValueError(f"{name} must be in [0, 1), got {b}")
+    return b
 
 
 def fit_many(
     X: Any,
     y: Any,
-    *,
     model: str | Sequence[str] = "linear",
+    *,
     norm: Any = "l2",
     normalized: bool | Sequence[bool] = True,
     lr: float | Sequence[float] = 0.1,
@@ -367,140 +354,140 @@ def fit_many(
 ) -> list[SteepestResult]:
     """Many runs (algorithms x seeds x problems) in one C++ call over OpenMP threads.
 
-    ``X``/``y`` may be one data set or lists of them. Every argument in the
-    first group may be a scalar or a list; lists broadcast like 1-D numpy
-    arrays (all of one length K, or length 1) and run k takes the k-th entry
-    of each (build grids with ``itertools.product``). ``norm`` as a list is
-    per run; note that a float ``p`` is a norm, so pass ``[p]`` in ``fit``.
-    Each run is computed on its own, so the numbers are bitwise the same for
-    any ``num_threads`` and identical to separate :func:`fit` calls.
+    ``X``/``y`` may be one data set or lists of them. The per-run arguments
+    (``model`` to ``method`` in the signature) may be scalars or lists; lists
+    broadcast like 1-D numpy arrays (all of one length K, or length 1) and run
+    k takes the k-th entry of each (build grids with ``itertools.product``).
+    A float ``p`` is a norm, so ``norm=[2.5, 3.0]`` is two runs. Each run is
+    computed on its own, so the numbers are bitwise the same for any
+    ``num_threads`` and identical to separate :func:`fit` calls.
 
     ``init`` (an explicit initial parameter vector, or a list of them)
-    overrides ``init_scale``/``seed``, see :func:`init_params`. ``beta1``,
-    ``beta2``, ``eps`` apply to Adam (``beta1`` to Signum); ``eps = 0`` is
-    exact. ``method="flow"`` integrates ``d theta/dt = -Loss g~#`` (or the
-    normalized direction) with the Dormand-Prince integrator up to ``t_max``
-    (l2 and lp geometries, steepest descent only), with ``rtol``/``atol``.
+    overrides ``init_scale``/``seed``, see :func:`init_params`.
+    ``method="flow"`` integrates ``d theta/dt = -Loss g~#`` (or the
+    normalized direction) with Dormand-Prince 5(4) up to ``t_max`` (l2 and
+    lp geometries, steepest descent only), with ``rtol``/``atol``.
     ``target_log_loss`` stops a run once ``log(Loss)`` falls to it; asking for
     it on data that no model of the kind can fit (zero rows, conflicting
     duplicates, or for linear/diagonal models no separating hyperplane)
     raises ValueError. History points: every ``record_every`` steps, or
-    ``n_record`` log-spaced steps (descent) / times (flow).
+    ``n_record`` log-spaced steps (descent) / times (flow). Other
+    parameters: see :func:`fit`.
     """
-    # Data sets (the same (X, y) objects listed several times are one data set).
     X_list, y_list, run_problem = unique_problems(X, y, "X", "y")
     X_arrs = [check_matrix(x, "X") for x in X_list]
-    y_arrs = []
-    for xa, ya in zip(X_arrs, y_list):
-        y_arrs.append(check_labels(ya, xa.shape[0]))
+    y_arrs = [check_labels(ya, xa.shape[0]) for xa, ya in zip(X_arrs, y_list)]
+    K, runs = _batch.broadcast(dict(
+        model=model, norm=norm, normalized=normalized, lr=lr, schedule=schedule, loss=loss, optimizer=optimizer,
+        beta1=beta1, beta2=beta2, eps=eps, width=width, depth=depth, init_scale=init_scale, seed=seed, init=init,
+        method=method), _PER_RUN, run_problem)
+    options = _options(steps, t_max, rtol, atol, max_steps, target_log_loss, record_every, n_record,
+                       any(m == "flow" for m in runs["method"]))
+    schedule_constants = _schedule_constants(decay_k0, decay_power, lr_growth, lr_backoff)
+    reachable: set | None = set() if options.target_log_loss > -np.inf else None
+    specs = [_run_spec(k, runs, X_arrs, y_arrs, schedule_constants, reachable) for k in range(K)]
+    records = core.steepest_batch([core.ClassificationProblem(Xa, ya) for Xa, ya in zip(X_arrs, y_arrs)],
+                                  [sp[0] for sp in specs], options, _batch.threads(num_threads))
+    has_target = options.target_log_loss > -np.inf
+    return [SteepestResult(
+        **_batch.base_fields(rec, has_target=has_target, fixed_step=not core_run.flow),
+        log_loss=float(rec.loss_final), theta=rec.state, model=runs["model"][k], norm=runs["norm"][k],
+        optimizer=runs["optimizer"][k], degree=degree, shapes=shapes, X=X_arrs[runs["problem"][k]],
+        y=y_arrs[runs["problem"][k]], _model_spec=core_run.model)
+        for k, (rec, (core_run, degree, shapes)) in enumerate(zip(records, specs))]
 
-    per_run: dict[str, list] = {
-        "problem": run_problem,
-        "model": as_run_list(model, "model"),
-        "norm": as_run_list(norm, "norm"),
-        "normalized": as_run_list(normalized, "normalized"),
-        "lr": as_run_list(lr, "lr"),
-        "schedule": as_run_list(schedule, "schedule"),
-        "loss": as_run_list(loss, "loss"),
-        "optimizer": as_run_list(optimizer, "optimizer"),
-        "beta1": as_run_list(beta1, "beta1"),
-        "beta2": as_run_list(beta2, "beta2"),
-        "eps": as_run_list(eps, "eps"),
-        "width": as_run_list(width, "width"),
-        "depth": as_run_list(depth, "depth"),
-        "init_scale": as_run_list(init_scale, "init_scale"),
-        "seed": as_run_list(seed, "seed"),
-        "init": init if isinstance(init, list) else [init],
-        "method": as_run_list(method, "method"),
-    }
-    K = broadcast_runs(per_run)
 
+def _options(steps: Any, t_max: Any, rtol: Any, atol: Any, max_steps: Any, target_log_loss: Any, record_every: Any,
+             n_record: Any, any_flow: bool) -> Any:
+    """The options shared by a batch (checked)."""
     steps = check_positive_int(steps, "steps", minimum=0)
-    decay_k0 = check_positive(decay_k0, "decay_k0")
-    decay_power = check_positive(decay_power, "decay_power", allow_zero=True)
-    lr_growth = check_positive(lr_growth, "lr_growth")
-    lr_backoff = check_positive(lr_backoff, "lr_backoff")
-    if lr_growth < 1.0:
-        raise ValueError(f"lr_growth must be >= 1, got {lr_growth}")
-    if lr_backoff >= 1.0:
-        raise ValueError(f"lr_backoff must be < 1, got {lr_backoff}")
-    t_max = check_positive(t_max, "t_max")
-    rtol = check_positive(rtol, "rtol")
-    atol = check_positive(atol, "atol", allow_zero=True)
-    max_steps = check_positive_int(max_steps, "max_steps")
     n_record = check_positive_int(n_record, "n_record", minimum=2)
     if target_log_loss is None:
         target = -np.inf
+    elif isinstance(target_log_loss, bool) or not isinstance(target_log_loss, numbers.Real) or np.isnan(target_log_loss):
+        raise ValueError(f"target_log_loss must be a real number, got {target_log_loss!r}")
     else:
-        if isinstance(target_log_loss, bool) or not isinstance(target_log_loss, numbers.Real) or np.isnan(target_log_loss):
-            raise ValueError(f"target_log_loss must be a real number, got {target_log_loss!r}")
         target = float(target_log_loss)
-    rec_every = 0 if record_every is None else check_positive_int(record_every, "record_every")
-    threads = 0 if num_threads is None else check_positive_int(num_threads, "num_threads")
+    every = 0 if record_every is None else check_positive_int(record_every, "record_every")
+    t_max = check_positive(t_max, "t_max")
+    times = list(np.geomspace(t_max * 1e-4, t_max, n_record)) if (any_flow and every == 0) else []
+    # the log-loss is negative: the relative stall rule does not apply to the flow
+    adaptive = _batch.adaptive_options(rtol=rtol, atol=atol, t_max=t_max, max_steps=max_steps, stall_steps=0,
+                                       record_times=times, record_every=every)
+    return _batch.make(core.SteepestOptions, steps=steps, target_log_loss=target, record_every=every,
+                       record_steps=_record_steps(steps, n_record) if every == 0 else [], adaptive=adaptive)
 
-    runs, meta = [], []
-    checked: set[tuple[int, str]] = set()
-    for k in range(K):
-        p = per_run["problem"][k]
-        Xp = X_arrs[p]
-        d = Xp.shape[1]
-        mdl = per_run["model"][k]
-        kind, dep, wid, degree, shapes = _model_spec(mdl, d, per_run["width"][k], per_run["depth"][k])
-        code, pval = _parse_norm(per_run["norm"][k])
-        opt = check_choice(per_run["optimizer"][k], "optimizer", _OPTIMIZERS)
-        sched = check_choice(per_run["schedule"][k], "schedule", _SCHEDULES)
-        lossk = check_choice(per_run["loss"][k], "loss", _LOSSES)
-        meth = check_choice(per_run["method"][k], "method", _METHODS)
-        nrm = per_run["normalized"][k]
-        if not isinstance(nrm, (bool, np.bool_)):
-            raise ValueError(f"normalized must be a bool, got {nrm!r}")
-        lr_k = check_positive(per_run["lr"][k], "lr")
-        b1 = check_positive(per_run["beta1"][k], "beta1", allow_zero=True)
-        b2 = check_positive(per_run["beta2"][k], "beta2", allow_zero=True)
-        if b1 >= 1.0:
-            raise ValueError(f"beta1 must be in [0, 1), got {b1}")
-        if b2 >= 1.0:
-            raise ValueError(f"beta2 must be in [0, 1), got {b2}")
-        e = check_positive(per_run["eps"][k], "eps", allow_zero=True)
-        if sched == "loss" and (opt != "steepest" or nrm):
-            raise ValueError("schedule='loss' is for unnormalized steepest descent: set normalized=False "
-                             "and optimizer='steepest'")
-        if meth == "flow":
-            if opt != "steepest":
-                raise ValueError(f"method='flow' is defined for optimizer='steepest' only, got {opt!r}")
-            if code not in ("l2", "lp"):
-                raise ValueError(f"method='flow' needs a smooth direction map (norm 'l2' or a float p), got norm {per_run['norm'][k]!r}")
-        if mdl == "diagonal" and code == "spectral":
-            pass  # vectors: the spectral norm is the l2 norm of each block
-        if per_run["init"][k] is not None:
-            theta0 = check_vector(per_run["init"][k], "init", sum(r * c for r, c in shapes))
-        else:
-            theta0 = init_params(mdl, d, width=wid or None, depth=dep if kind == "mlp" else None,
-                                 init_scale=per_run["init_scale"][k], seed=per_run["seed"][k])
-        if target > -np.inf and (p, kind) not in checked:
-            _check_reachable(Xp, y_arrs[p], mdl)
-            checked.add((p, kind))
-        runs.append({
-            "problem": p, "model": kind, "depth": dep, "width": wid, "loss": lossk, "optimizer": opt,
-            "norm": code, "p": pval, "normalized": bool(nrm), "lr": lr_k, "schedule": sched,
-            "decay_k0": decay_k0, "decay_power": decay_power, "lr_growth": lr_growth, "lr_backoff": lr_backoff,
-            "beta1": b1, "beta2": b2, "eps": e, "theta0": theta0, "flow": meth == "flow",
-        })
-        meta.append((mdl, per_run["norm"][k], opt, degree, shapes, (kind, dep, wid), p))
 
-    any_flow = any(r["flow"] for r in runs)
-    record_times = list(np.geomspace(t_max * 1e-4, t_max, n_record)) if (any_flow and rec_every == 0) else []
-    raw = core.steepest_batch(X_arrs, y_arrs, runs, steps, target, _record_steps(steps, n_record) if rec_every == 0 else [],
-                              rec_every, rtol, atol, t_max, max_steps, record_times, threads)
-    out = []
-    for r, (mdl, nm, opt, degree, shapes, cm, p) in zip(raw, meta):
-        hist = {k: np.asarray(v) for k, v in r["history"].items()}
-        if "loss" in hist:  # the flow's loss channel carries the log-loss
-            hist["log_loss"] = hist.pop("loss")
-        out.append(SteepestResult(
-            theta=np.asarray(r["state"]), status=r["status"], log_loss=float(r["loss_final"]),
-            n_steps=int(r["n_steps"]), n_grad_evals=int(r["n_grad_evals"]), t_final=float(r["t_final"]),
-            wall_time=float(r["wall_time"]), history=hist, model=mdl, norm=nm, optimizer=opt, degree=degree,
-            shapes=shapes, X=X_arrs[p], y=y_arrs[p], _core_model=cm,
-        ))
+def _schedule_constants(decay_k0: Any, decay_power: Any, lr_growth: Any, lr_backoff: Any) -> dict[str, float]:
+    out = {"decay_k0": check_positive(decay_k0, "decay_k0"),
+           "decay_power": check_positive(decay_power, "decay_power", allow_zero=True),
+           "lr_growth": check_positive(lr_growth, "lr_growth"), "lr_backoff": check_positive(lr_backoff, "lr_backoff")}
+    if out["lr_growth"] < 1.0:
+        raise ValueError(f"lr_growth must be >= 1, got {out['lr_growth']}")
+    if out["lr_backoff"] >= 1.0:
+        raise ValueError(f"lr_backoff must be < 1, got {out['lr_backoff']}")
     return out
+
+
+def _run_spec(k: int, runs: dict[str, list], X_arrs: list[np.ndarray], y_arrs: list[np.ndarray],
+              schedule_constants: dict[str, float], reachable: set | None) -> tuple[Any, int, list[tuple[int, int]]]:
+    """Run k as the core's SteepestRun, with its degree and weight shapes.
+
+    ``reachable``: the (problem, model kind) pairs already checked for a
+    reachable ``target_log_loss`` (None: no target, no check)."""
+    p = runs["problem"][k]
+    Xp = X_arrs[p]
+    mdl, opt, sched, meth = runs["model"][k], runs["optimizer"][k], runs["schedule"][k], runs["method"][k]
+    kind, dep, wid, degree, shapes = _model_spec(mdl, Xp.shape[1], runs["width"][k], runs["depth"][k])
+    code, pval = _parse_norm(runs["norm"][k])
+    if sched == "loss" and (opt != "steepest" or runs["normalized"][k]):
+        raise ValueError("schedule='loss' is for unnormalized steepest descent: set normalized=False "
+                         "and optimizer='steepest'")
+    if meth == "flow" and opt != "steepest":
+        raise ValueError(f"method='flow' is defined for optimizer='steepest' only, got {opt!r}")
+    if meth == "flow" and code not in ("l2", "lp"):
+        raise ValueError("method='flow' needs a smooth direction map (norm 'l2' or a float p), "
+                         f"got norm {runs['norm'][k]!r}")
+    if runs["init"][k] is not None:
+        theta0 = check_vector(runs["init"][k], "init", sum(r * c for r, c in shapes))
+    else:
+        theta0 = init_params(mdl, Xp.shape[1], width=wid or None, depth=dep if kind == "mlp" else None,
+                             init_scale=runs["init_scale"][k], seed=runs["seed"][k])
+    if reachable is not None and (p, kind) not in reachable:
+        _check_reachable(Xp, y_arrs[p], mdl)
+        reachable.add((p, kind))
+    algorithm = _batch.make(
+        core.AlgorithmSpec, optimizer=_batch.enum(core.Optimizer, opt),
+        norm=_batch.make(core.NormSpec, kind=_batch.enum(core.NormKind, code), p=pval),
+        normalized=runs["normalized"][k], lr=runs["lr"][k], schedule=_batch.enum(core.Schedule, sched),
+        beta1=runs["beta1"][k], beta2=runs["beta2"][k], eps=runs["eps"][k], **schedule_constants)
+    run = _batch.make(core.SteepestRun, problem=p, model=_core_model(kind, dep, wid),
+                      loss=_batch.enum(core.LossKind, runs["loss"][k]), algorithm=algorithm, theta0=theta0,
+                      flow=meth == "flow")
+    return run, degree, shapes
+
+
+fit = _batch.single(fit_many, _PER_RUN, """Train one homogeneous classifier by steepest descent (or Adam, Signum, the flow).
+
+    Parameters
+    ----------
+    X : array (n, d); y : array (n,) of labels in {-1, +1}
+    model : ``"linear"``, ``"diagonal"``, ``"relu2"`` (needs ``width``) or ``"mlp"`` (``width``, ``depth``)
+    norm : ``"l2"``, ``"linf"``, ``"l1"``, a float ``p`` > 1, or ``"spectral"``
+        The geometry (docs/science.md, section 2.3).
+    normalized : take unit steps ``lr g# / ||g||_*`` (True) or ``lr g#`` (False)
+    lr : step size (``lr0`` of the schedule), > 0
+    schedule : ``"constant"``, ``"power"`` (``decay_k0``, ``decay_power``) or ``"loss"``
+        (``lr_growth``, ``lr_backoff``); docs/science.md, section 2.5.
+    loss : ``"exp"`` or ``"logistic"``
+    optimizer : ``"steepest"``, ``"signum"`` or ``"adam"`` (``beta1``, ``beta2``, ``eps``)
+    width, depth, init_scale, seed, init : the model's size and initialization (:func:`init_params`)
+    method : ``"descent"`` (``steps`` steps) or ``"flow"`` (``t_max``, ``rtol``, ``atol``, ``max_steps``)
+    target_log_loss : stop as converged once ``log(Loss) <= target_log_loss``
+    record_every, n_record : history points (see :func:`fit_many`)
+    num_threads : OpenMP threads (results do not depend on it)
+
+    Returns
+    -------
+    SteepestResult
+    """)

@@ -41,7 +41,7 @@ def _flatten(prefix: str, value: Any, out: dict[str, np.ndarray]) -> None:
 
 
 def _diag_fields(r: Any) -> dict[str, Any]:
-    return {"x": r.x, "u": r.u, "v": r.v, "w": r.w, "rho": r.rho, "status": r.status, "loss": r.loss,
+    return {"x": r.x, "u": r.u, "v": r.v, "w": r.direction, "rho": r.radius, "status": r.status, "loss": r.loss,
             "t_final": r.t_final, "n_steps": r.n_steps, "n_rejected": r.n_rejected,
             "n_grad_evals": r.n_grad_evals, "history": r.history}
 
@@ -70,20 +70,20 @@ def diagonal_cases() -> dict[str, Callable[[], list[Any]]]:
             for kernel in ("lanes", "generic"):
                 cases[f"diag.gd.{kernel}.{wn}.L{depth}"] = lambda wn=wn, depth=depth, kernel=kernel: diagonal.fit_many(
                     p.A, p.y, depth=depth, init_scale=[0.1, 0.2, 0.05], weight_norm=wn, lr_ratio=2.0,
-                    method="gd", lr=[0.05, 0.02, 0.1], steps=300, x_star=p.x_star, n_record=15, gd_kernel=kernel)
+                    method="descent", lr=[0.05, 0.02, 0.1], steps=300, x_star=p.x_star, n_record=15, gd_kernel=kernel)
     for wn in (None, "joint"):
         cases[f"diag.flow.nonneg.{wn}"] = lambda wn=wn: diagonal.fit_many(
             pn.A, pn.y, depth=[2, 3], init_scale=0.1, weight_norm=wn, nonnegative=True, method="flow",
             t_max=1e3, n_record=20)
         cases[f"diag.gd.nonneg.{wn}"] = lambda wn=wn: diagonal.fit_many(
-            pn.A, pn.y, depth=[2, 3], init_scale=0.1, weight_norm=wn, nonnegative=True, method="gd", lr=0.05,
+            pn.A, pn.y, depth=[2, 3], init_scale=0.1, weight_norm=wn, nonnegative=True, method="descent", lr=0.05,
             steps=200, n_record=10)
     vec_init = np.linspace(0.02, 0.2, 24)
     cases["diag.flow.vector_init"] = lambda: diagonal.fit_many(p.A, p.y, init_scale=[vec_init], t_max=1e3,
                                                                n_record=10)
-    cases["diag.gd.diverge"] = lambda: diagonal.fit_many(p.A, p.y, method="gd", lr=[50.0, 0.05], steps=100,
+    cases["diag.gd.diverge"] = lambda: diagonal.fit_many(p.A, p.y, method="descent", lr=[50.0, 0.05], steps=100,
                                                          init_scale=1.0)
-    cases["diag.two_problems"] = lambda: diagonal.fit_many([p.A, pn.A], [p.y, pn.y], method="gd", lr=0.05,
+    cases["diag.two_problems"] = lambda: diagonal.fit_many([p.A, pn.A], [p.y, pn.y], method="descent", lr=0.05,
                                                            steps=100)
     return cases
 
@@ -117,12 +117,12 @@ def factorization_cases() -> dict[str, Callable[[], list[Any]]]:
     ms = data.matrix_sensing((4, 5), rank=1, n_measurements=14, seed=1)
     mc = data.matrix_sensing((5, 5), rank=1, n_measurements=15, kind="completion", seed=1)
     cases: dict[str, Callable[[], list[Any]]] = {}
-    methods = ["gd", "trace_penalty", "label_noise_sgd", "sam"]
+    methods = ["descent", "trace_penalty", "label_noise_sgd", "sam"]
     for name, prob in (("sensing", ms), ("completion", mc)):
         for depth in (1, 2, 3):
             cases[f"fact.{name}.L{depth}"] = lambda prob=prob, depth=depth: factorization.fit_many(
-                prob.A, prob.y, shape=prob.shape, depth=depth, method=methods, lr=0.02, lam=0.01, sigma=0.1,
-                rho=0.05, steps=150, M_star=prob.M_star, n_record=10, seed=[0, 1, 2, 3])
+                prob.A, prob.y, shape=prob.shape, depth=depth, method=methods, lr=0.02, trace_weight=0.01, label_noise_std=0.1,
+                sam_radius=0.05, steps=150, M_star=prob.M_star, n_record=10, seed=[0, 1, 2, 3])
         cases[f"fact.{name}.flow"] = lambda prob=prob: factorization.fit_many(
             prob.A, prob.y, shape=prob.shape, depth=[2, 3], method="flow", t_max=50.0, n_record=10,
             init="balanced")

@@ -94,7 +94,7 @@ struct MeasScratch {
 
 class Measurements {
  public:
-  enum class Kind : int { gaussian = 0, entries = 1 };
+  enum class Kind : int { gaussian = 0, completion = 1 };
 
   // Dense sensing from the stack of the A_i, row-major (n * d_out) x d_in:
   // rows i * d_out .. i * d_out + d_out - 1 hold A_i (a C-ordered (n, d_out,
@@ -135,7 +135,7 @@ class Measurements {
   }
 
   // Entry sampling: A_i = e_{rows[i]} e_{cols[i]}^T.
-  static Measurements entries(Index d_out, Index d_in, std::vector<Index> rows, std::vector<Index> cols) {
+  static Measurements completion(Index d_out, Index d_in, std::vector<Index> rows, std::vector<Index> cols) {
     if (d_out < 1 || d_in < 1) throw InvalidArgument("measurement shape must be positive");
     if (rows.size() != cols.size()) throw InvalidArgument("rows and cols must have equal length");
     if (rows.empty()) throw InvalidArgument("need at least one measurement");
@@ -143,7 +143,7 @@ class Measurements {
       if (rows[i] < 0 || rows[i] >= d_out || cols[i] < 0 || cols[i] >= d_in)
         throw InvalidArgument("entry index out of range");
     Measurements m;
-    m.kind_ = Kind::entries;
+    m.kind_ = Kind::completion;
     m.d_out_ = d_out;
     m.d_in_ = d_in;
     m.n_ = static_cast<Index>(rows.size());
@@ -195,7 +195,7 @@ class Measurements {
   // out = M(Q) = sum_i A_i Q A_i^T  (Q: d_in x d_in, out: d_out x d_out)
   void sandwich(const Mat& Q, Mat& out, MeasScratch& s) const {
     out.resize(d_out_, d_out_);
-    if (kind_ == Kind::entries) {
+    if (kind_ == Kind::completion) {
       out.setZero();
       for (Index i = 0; i < n_; ++i) out(rows_[i], rows_[i]) += Q(cols_[i], cols_[i]);
     } else if (use_kron_) {
@@ -212,7 +212,7 @@ class Measurements {
   // out = M^T(R) = sum_i A_i^T R A_i  (R: d_out x d_out, out: d_in x d_in)
   void sandwich_t(const Mat& R, Mat& out, MeasScratch& s) const {
     out.resize(d_in_, d_in_);
-    if (kind_ == Kind::entries) {
+    if (kind_ == Kind::completion) {
       out.setZero();
       for (Index i = 0; i < n_; ++i) out(cols_[i], cols_[i]) += R(rows_[i], rows_[i]);
     } else if (use_kron_) {
@@ -232,7 +232,7 @@ class Measurements {
 
   // sum_i <A_i Q A_i^T, R>; for entry sampling sum_i R(r_i, r_i) Q(c_i, c_i).
   double pair(const Mat& Q, const Mat& R, MeasScratch& sc) const {
-    if (kind_ == Kind::entries) {
+    if (kind_ == Kind::completion) {
       double s = 0.0;
       for (Index i = 0; i < n_; ++i) s += R(rows_[i], rows_[i]) * Q(cols_[i], cols_[i]);
       return s;
@@ -372,7 +372,7 @@ inline double factorization_trace(const DeepLinear& net, const Measurements& m, 
   double s = 0.0;
   const int L = net.depth();
   for (int j = 1; j <= L; ++j) {
-    if (m.kind() == Measurements::Kind::entries) {
+    if (m.kind() == Measurements::Kind::completion) {
       // ||S_j(r,:)||^2 ||P_{j-1}(:,c)||^2 per measurement: O(n) after the norms.
       const Vec rn = net.S(j).rowwise().squaredNorm();
       const Vec cn = net.P(j - 1).colwise().squaredNorm().transpose();
@@ -474,7 +474,7 @@ inline Mat factorization_jacobian(const DeepLinear& net, const Measurements& m, 
   Mat J(m.n(), net.n_params());
   Vec row(net.n_params());
   for (Index i = 0; i < m.n(); ++i) {
-    if (m.kind() == Measurements::Kind::entries) {
+    if (m.kind() == Measurements::Kind::completion) {
       // S_k^T e_r e_c^T P_{k-1}^T = (row r of S_k)^T (column c of P_{k-1})^T
       for (int k = 1; k <= net.depth(); ++k) {
         Eigen::Map<Mat> gk(row.data() + net.offset(k), net.d(k), net.d(k - 1));
@@ -510,7 +510,7 @@ inline void singular_diagnostics(const Mat& E, double& nuclear, double& eff_rank
 // ---------------------------------------------------------------------------
 // Training: a block model for the generic integrator (flow.hpp).
 // ---------------------------------------------------------------------------
-enum class FactMethod : int { gd = 0, flow = 1, trace_penalty = 2, label_noise_sgd = 3, sam = 4 };
+enum class FactMethod : int { descent = 0, flow = 1, trace_penalty = 2, label_noise_sgd = 3, sam = 4 };
 
 // Strength schedule of the flat-solution finders (lam, sigma, rho): constant
 // factor 1 at step 0, decaying geometrically to final_ratio at step
@@ -575,7 +575,7 @@ class FactorizationBlockModel {
       net_.set(Z.col(c).data());
       loss(c) = factorization_loss(net_, meas_, prob_.y, w_);
       switch (method_) {
-        case FactMethod::gd:
+        case FactMethod::descent:
         case FactMethod::flow:
           factorization_gradient_from_residual(net_, meas_, w_.r, w_, f, -1.0);
           break;
@@ -637,7 +637,7 @@ class FactorizationBlockModel {
 // One run of a batch.
 struct FactorizationRun {
   int problem = 0;
-  FactMethod method = FactMethod::gd;
+  FactMethod method = FactMethod::descent;
   std::vector<Index> dims;  // d_0 .. d_L
   Vec z0;                   // initial layers, stacked
   double lr = 0.0;          // fixed-step methods

@@ -86,7 +86,7 @@ void parallel_blocks(std::size_t n_blocks, int num_threads, Body body) {
   if (error) std::rethrow_exception(error);
 }
 
-enum class Method : int { gd = 0, flow = 1 };
+enum class Method : int { descent = 0, flow = 1 };
 enum class Solver : int { dopri5 = 0, rosw = 1 };
 
 struct DiagonalRun {
@@ -141,7 +141,7 @@ inline std::vector<RunRecord> run_diagonal_batch(const std::vector<SensingProble
     DiagonalBlockModel model(prob, first.spec, kappa);
     std::vector<RunRecord> out;
     const double tol = prob.tol;
-    if (opt.method == Method::gd) {
+    if (opt.method == Method::descent) {
       FixedStepOptions fixed = opt.fixed;
       fixed.tol = tol;
       if (opt.gd_lanes && lanes_applicable(first.spec, K)) run_diagonal_gd_lanes(model, prob, first.spec, Z0, lr, fixed, out);

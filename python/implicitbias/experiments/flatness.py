@@ -10,8 +10,8 @@ measurements ``y_i = <A_i, M*>`` (A_i with i.i.d. N(0, 1) entries), n from
 hidden width 20, trained for a fixed number of steps with step size
 ``0.05 / L`` by
 
-* the flat-solution finders: trace penalty (``lam = 0.03``), label-noise SGD
-  (full batch, ``sigma = 10``), SAM (``rho = 0.5``), each from the standard
+* the flat-solution finders: trace penalty (``trace_weight = 0.03``), label-noise SGD
+  (full batch, ``label_noise_std = 10``), SAM (``sam_radius = 0.5``), each from the standard
   (large) Gaussian initialization (``init_scale = 1``: ``W_j ~ N(0, 1/d_{j-1})``)
   with the strength annealed geometrically to 1e-3 of its value over the
   first 70% of the steps and 0 afterwards (see implicitbias.factorization);
@@ -43,11 +43,11 @@ from ._io import write_outputs
 NAME = "flatness"
 # (label, method, init_scale, strength keyword, strength)
 CONFIGS = (
-    ("trace penalty", "trace_penalty", 1.0, "lam", 0.03),
-    ("label-noise SGD", "label_noise_sgd", 1.0, "sigma", 10.0),
-    ("SAM", "sam", 1.0, "rho", 0.5),
-    ("GD small init", "gd", 0.1, None, 0.0),
-    ("GD large init", "gd", 1.0, None, 0.0),
+    ("trace penalty", "trace_penalty", 1.0, "trace_weight", 0.03),
+    ("label-noise SGD", "label_noise_sgd", 1.0, "label_noise_std", 10.0),
+    ("SAM", "sam", 1.0, "sam_radius", 0.5),
+    ("GD small init", "descent", 0.1, None, 0.0),
+    ("GD large init", "descent", 1.0, None, 0.0),
 )
 DEPTH1 = "depth 1"
 
@@ -90,17 +90,17 @@ def run(quick: bool = False, progress: bool = True, num_threads: int | None = No
                 err_cvx = float(np.linalg.norm(X - prob.M_star) / np.linalg.norm(prob.M_star))
                 op = factorization.sensing_operator(prob.A)
                 runs = [(L, c) for L in cfg["depths"] for c in CONFIGS]
-                kw = {"lam": [], "sigma": [], "rho": []}
+                kw = {"trace_weight": [], "label_noise_std": [], "sam_radius": []}
                 for _, c in runs:
                     for key in kw:
                         kw[key].append(c[4] if c[3] == key else 0.0)
                 depths = [L for L, _ in runs] + [1]
                 results = factorization.fit_many(
                     op, prob.y, depth=depths, width=d,
-                    method=[c[1] for _, c in runs] + ["gd"],
+                    method=[c[1] for _, c in runs] + ["descent"],
                     init_scale=[c[2] for _, c in runs] + [1e-3],
                     lr=[cfg["lr_times_depth"] / L for L in depths],
-                    lam=kw["lam"] + [0.0], sigma=kw["sigma"] + [0.0], rho=kw["rho"] + [0.0],
+                    **{key: values + [0.0] for key, values in kw.items()},
                     seed=seed, steps=cfg["steps"], anneal_frac=cfg["anneal_frac"], final_ratio=cfg["final_ratio"],
                     M_star=prob.M_star, n_record=20, num_threads=num_threads,
                 )

@@ -1,0 +1,328 @@
+"""The batch engine shared by the three model families.
+
+A family's ``fit_many`` declares its per-run parameters once (:class:`PerRun`),
+and this module does the rest of the bookkeeping:
+
+* :func:`broadcast` turns scalars and lists into one value per run (lists
+  broadcast like 1-D numpy arrays: equal length K, or length 1);
+* :func:`adaptive_options` / :func:`record_times` build the flow's options
+  (one definition of the flow tolerances and recording for every family);
+* :func:`make` fills a typed struct of the compiled core by attribute, so
+  unknown or mistyped fields fail loudly;
+* :func:`grouped` runs the core on the runs sorted by a key (so that runs
+  sharing a problem and model sit in the same blocks) and returns the records
+  in the caller's order;
+* :func:`single` makes ``fit`` out of ``fit_many``: ``fit(...)`` is
+  ``fit_many(...)[0]`` with each per-run argument wrapped as a one-run list;
+* :class:`RunResult` is the base of every family's result.
+
+The names mean the same thing in every family; ``docs/vocabulary.md`` has the
+table.
+"""
+
+from __future__ import annotations
+
+import functools
+import inspect
+import numbers
+from dataclasses import dataclass, field, fields
+from typing import Any, Callable, Sequence
+
+import numpy as np
+
+from ._native import core
+from ._validation import check_positive, check_positive_int, check_vector
+
+# --------------------------------------------------------------------------- results
+_MESSAGES = {
+    "converged": "the loss reached its target",
+    "max_steps": "used up its step budget",
+    "max_time": "reached the end of the time horizon t_max",
+    "diverged": "diverged (non-finite values or step-size underflow); the last finite state is kept",
+    "stalled": "stopped early: the loss stopped falling before reaching its target",
+}
+
+
+@dataclass(repr=False)
+class RunResult:
+    """What every run reports, whatever the family.
+
+    Attributes
+    ----------
+    status : str
+        ``"converged"`` (loss reached its target), ``"max_steps"`` (step
+        budget used up), ``"max_time"`` (flow reached ``t_max``),
+        ``"diverged"`` (non-finite values or step-size underflow; the last
+        finite state is kept) or ``"stalled"`` (flow: the loss stopped
+        falling). See docs/science.md, section 4.5.
+    success : bool
+        The run ended as asked: it converged, or it is a fixed-step run
+        without a target that took all its steps, or a flow without a
+        target that reached ``t_max``.
+    message : str
+        The status in words.
+    n_steps, n_grad_evals : int
+        Accepted steps and gradient evaluations.
+    t_final : float
+        Flow time reached, or the sum of the step sizes (descent).
+    wall_time : float
+        Seconds in the compiled core for the block that held this run.
+    history : dict of ndarrays
+        Equal-length arrays recorded along the run (``t``, the loss,
+        ``n_grad_evals``, ``wall_time`` and the family's diagnostics).
+    """
+
+    status: str
+    success: bool
+    n_steps: int
+    n_grad_evals: int
+    t_final: float
+    wall_time: float
+    _record: Any = field(repr=False, compare=False)
+
+    @property
+    def message(self) -> str:
+        """The status in words."""
+        return _MESSAGES.get(self.status, self.status)
+
+    @functools.cached_property
+    def history(self) -> dict[str, np.ndarray]:
+        """The recorded channels (converted from the core's record on first use)."""
+        return self._history_from(self._record.history)
+
+    def _history_from(self, raw: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        return dict(raw)
+
+    def __repr__(self) -> str:
+        items = [("status", self.status), ("success", self.success), ("message", self.message)]
+        items += [(f.name, getattr(self, f.name)) for f in fields(self)
+                  if f.repr and f.name not in ("status", "success") and not f.name.startswith("_")]
+        h = self.history
+        n = len(next(iter(h.values()))) if h else 0
+        width = max(len(k) for k, _ in items + [("history", None)])
+        lines = [f"{type(self).__name__}("]
+        for k, v in items:
+            lines.append(f"{k:>{width}}: {_short(v)}")
+        lines.append(f"{'history':>{width}}: {n} points of {', '.join(h)}")
+        return "\n".join(lines) + ")"
+
+
+def _short(v: Any) -> str:
+    if isinstance(v, np.ndarray) and v.ndim > 1:
+        return f"array of shape {v.shape}"
+    if isinstance(v, np.ndarray):
+        return np.array2string(v, threshold=6, edgeitems=2, precision=4).replace("\n", "")
+    if isinstance(v, float):
+        return f"{v:.6g}"
+    if isinstance(v, list) and v and isinstance(v[0], np.ndarray):
+        return f"[{len(v)} arrays of shapes {', '.join(str(a.shape) for a in v)}]"
+    return repr(v)
+
+
+def base_fields(record: Any, *, has_target: bool, fixed_step: bool) -> dict[str, Any]:
+    """The :class:`RunResult` fields of one core record."""
+    status = record.status.name
+    success = status == "converged" or (not has_target and status == ("max_steps" if fixed_step else "max_time"))
+    return {"status": status, "success": success, "n_steps": int(record.n_steps),
+            "n_grad_evals": int(record.n_grad_evals), "t_final": float(record.t_final),
+            "wall_time": float(record.wall_time), "_record": record}
+
+
+# --------------------------------------------------------------------------- per-run arguments
+@dataclass(frozen=True)
+class PerRun:
+    """A per-run parameter: its scalar types (anything else that is a list,
+    tuple or 1-D array is one value per run) and its check."""
+
+    scalar_types: tuple = ()
+    check: Callable[[Any, str], Any] | None = None
+    vector: bool = False  # a value may itself be a 1-D array (e.g. a vector init_scale)
+
+
+def as_run_list(value: Any, name: str, param: PerRun) -> list:
+    """A per-run argument as a list: a scalar (or None) becomes ``[value]``;
+    a list, tuple or 1-D array becomes a list (never empty); for vector
+    parameters a 2-D array (K, n) gives one row per run."""
+    if value is None or (param.scalar_types and isinstance(value, param.scalar_types)):
+        return [value]
+    if isinstance(value, np.ndarray):
+        if value.ndim == 0:
+            return [value.item()]
+        if value.ndim == 1:
+            return list(value.tolist())
+        if value.ndim == 2 and param.vector:
+            return list(value)
+        raise ValueError(f"{name} must be a scalar or a 1-D list of values, got shape {value.shape}")
+    if isinstance(value, (list, tuple)):
+        if len(value) == 0:
+            raise ValueError(f"{name} must not be an empty list")
+        return list(value)
+    return [value]
+
+
+def broadcast(values: dict[str, Any], params: dict[str, PerRun], run_problem: list[int]) -> tuple[int, dict[str, list]]:
+    """One checked value per run for every per-run parameter: returns (K, lists).
+
+    Lists broadcast like 1-D numpy arrays (all of one length K, or length 1);
+    each distinct value is checked once.
+    """
+    lists = {"problem": run_problem}
+    for name, param in params.items():
+        lists[name] = as_run_list(values[name], name, param)
+    lengths = {k: len(v) for k, v in lists.items() if len(v) != 1}
+    K = max(lengths.values(), default=1)
+    if any(n != K for n in lengths.values()):
+        raise ValueError(f"list-valued arguments must have equal lengths (or length 1); got {lengths}")
+    for name, v in lists.items():
+        param = params.get(name)
+        if param is not None and param.check is not None:
+            v = _checked_list(v, name, param.check)
+        lists[name] = v * K if len(v) == 1 else v
+    return K, lists
+
+
+def _checked_list(values: list, name: str, check: Callable[[Any, str], Any]) -> list:
+    seen: dict[Any, Any] = {}
+    out = []
+    for v in values:
+        try:
+            key: Any = (type(v), v)
+            hash(key)
+        except TypeError:
+            key = None
+        if key is not None and key in seen:
+            out.append(seen[key])
+            continue
+        c = check(v, name)
+        if key is not None:
+            seen[key] = c
+        out.append(c)
+    return out
+
+
+# --------------------------------------------------------------------------- checks used as PerRun.check
+def positive(value: Any, name: str) -> float:
+    return check_positive(value, name)
+
+
+def nonnegative(value: Any, name: str) -> float:
+    return check_positive(value, name, allow_zero=True)
+
+
+def optional_positive(value: Any, name: str) -> float | None:
+    return None if value is None else check_positive(value, name)
+
+
+def choice(*options: Any) -> Callable[[Any, str], Any]:
+    """A check that accepts one of ``options``."""
+    def check(value: Any, name: str) -> Any:
+        if isinstance(value, np.str_):
+            value = str(value)
+        if value not in options:
+            raise ValueError(f"{name} must be one of {options}, got {value!r}")
+        return value
+    return check
+
+
+def boolean(value: Any, name: str) -> bool:
+    if not isinstance(value, (bool, np.bool_)):
+        raise ValueError(f"{name} must be a bool, got {value!r}")
+    return bool(value)
+
+
+def integer(minimum: int) -> Callable[[Any, str], int]:
+    """A check that accepts an integer >= minimum."""
+    return lambda value, name: check_positive_int(value, name, minimum=minimum)
+
+
+def enum(core_enum: Any, name: str) -> Any:
+    """The member of a bound core enum named ``name`` (the Python vocabulary)."""
+    return core_enum.__members__[name]
+
+
+# --------------------------------------------------------------------------- the core boundary
+def make(cls: Any, **values: Any) -> Any:
+    """A core struct with the given fields set (an unknown field raises AttributeError)."""
+    obj = cls()
+    for k, v in values.items():
+        setattr(obj, k, v)
+    return obj
+
+
+def grouped(keys: Sequence[Any], call: Callable[[list[int]], list]) -> list:
+    """Run ``call(order)`` with the runs sorted by key (the order within a
+    key kept, so the blocks depend only on the batch) and return its outputs
+    in the original order."""
+    order = sorted(range(len(keys)), key=keys.__getitem__)
+    outputs = call(order)
+    result: list = [None] * len(keys)
+    for pos, k in enumerate(order):
+        result[k] = outputs[pos]
+    return result
+
+
+def threads(num_threads: Any) -> int:
+    """``num_threads`` for the core (0: its default)."""
+    return 0 if num_threads is None else check_positive_int(num_threads, "num_threads")
+
+
+# --------------------------------------------------------------------------- flow options and recording
+def record_times(record_times_: Any, t_max: float, n_record: int) -> list[float]:
+    """Times at which a flow records: given (increasing, >= 0), or ``n_record``
+    log-spaced times from 1e-3 to ``t_max``."""
+    if record_times_ is None:
+        return list(np.logspace(-3, np.log10(t_max), n_record)) if t_max > 1e-3 else [t_max]
+    rec = check_vector(record_times_, "record_times")
+    if np.any(np.diff(rec) <= 0) or np.any(rec < 0):
+        raise ValueError("record_times must be non-negative and strictly increasing")
+    return list(rec)
+
+
+def adaptive_options(*, rtol: Any, atol: Any, t_max: Any, max_steps: Any, stall_steps: Any = 5000,
+                     record_times: Sequence[float] = (), record_every: int = 0, jac_every: int = 4) -> Any:
+    """The flow integrator's options (docs/science.md, sections 4.3-4.5), checked."""
+    return make(
+        core.AdaptiveOptions, rtol=check_positive(rtol, "rtol"), atol=check_positive(atol, "atol", allow_zero=True),
+        t_max=check_positive(t_max, "t_max"), max_steps=check_positive_int(max_steps, "max_steps"),
+        stall_steps=check_positive_int(stall_steps, "stall_steps", minimum=0), record_times=list(record_times),
+        record_every=int(record_every), jac_every=check_positive_int(jac_every, "jac_every"))
+
+
+def record_every_steps(record_every: Any, steps: int, n_record: int) -> int:
+    """Descent: record every k steps (given, or ``max(1, steps // n_record)``)."""
+    if record_every is None:
+        return max(1, steps // n_record)
+    return check_positive_int(record_every, "record_every")
+
+
+def target_loss(value: Any) -> float:
+    """``target_loss`` for the core: a loss >= 0, or -1 (never stop early)."""
+    return -1.0 if value is None else check_positive(value, "target_loss", allow_zero=True)
+
+
+# --------------------------------------------------------------------------- fit from fit_many
+def single(fit_many: Callable[..., list], per_run: dict[str, PerRun], doc: str) -> Callable[..., Any]:
+    """``fit``: one run, ``fit_many(...)[0]`` with each per-run argument given
+    as a one-element list (so a vector ``init_scale`` or a float norm ``p``
+    stays one value). A list is refused for a scalar per-run argument."""
+    signature = inspect.signature(fit_many)
+
+    def fit(*args: Any, **kwargs: Any) -> Any:
+        bound = signature.bind(*args, **kwargs)
+        for name, value in bound.arguments.items():
+            if name in per_run:
+                if isinstance(value, list) and not per_run[name].vector:
+                    raise ValueError(f"{name} must be a single value in fit (use fit_many for lists)")
+                bound.arguments[name] = [value]
+        return fit_many(*bound.args, **bound.kwargs)[0]
+
+    fit.__signature__ = signature.replace(return_annotation=fit_many.__annotations__.get("return", "").replace(
+        "list[", "").rstrip("]") if isinstance(fit_many.__annotations__.get("return"), str) else inspect.Signature.empty)
+    fit.__doc__ = doc
+    fit.__name__ = fit.__qualname__ = "fit"
+    fit.__module__ = fit_many.__module__
+    return fit
+
+
+def is_real(value: Any) -> bool:
+    return isinstance(value, numbers.Real) and not isinstance(value, bool)
