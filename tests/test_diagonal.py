@@ -1,4 +1,4 @@
-"""Tests for implicitbias.diagonal (SCIENCE.md section 1).
+"""Tests for implicitbias.diagonal (docs/science.md, section 1).
 
 Every numerical check goes through an independent route: a NumPy
 reimplementation of the (weight-normalized) gradient-descent step, the

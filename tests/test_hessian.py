@@ -1,4 +1,4 @@
-"""Tests for implicitbias.hessian: exact trace, its gradient, HVPs, estimators (SCIENCE.md section 3).
+"""Tests for implicitbias.hessian: exact trace, its gradient, HVPs, estimators (docs/science.md, section 3).
 
 The ground truth is an independent NumPy implementation of the loss and its
 gradient (checked against finite differences of the loss), and a dense

@@ -1,6 +1,6 @@
 """Tests for the max-margin references and the classification data sets.
 
-Independent routes to every optimum (SCIENCE.md, section 2). With
+Independent routes to every optimum (docs/science.md, section 2.8). With
 ``z_i = y_i x_i`` and the minimax theorem,
 ``max_{||w|| <= 1} min_i <z_i, w> = min_{lam in simplex} ||Z^T lam||_*``:
 the l2 margin is the distance from the origin to ``conv{z_i}`` (solved with

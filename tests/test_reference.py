@@ -291,7 +291,7 @@ def test_flow_limit_matches_simulated_gradient_flow(depth):
     assert np.linalg.norm(A @ x_sim - y) <= 1e-9
     x_lim = diagonal_flow_limit(A, y, alpha, depth)
     np.testing.assert_allclose(x_lim, x_sim, atol=1e-8)
-    # the invariant of SCIENCE.md fixes the sign convention of s
+    # the invariant of docs/science.md, section 1.2, fixes the sign convention of s
     if depth == 2:
         np.testing.assert_allclose(u * v, alpha**2, rtol=1e-8)
     else:

@@ -21,7 +21,7 @@ def _loss(name):
 
 
 def np_direction(g, norm, shapes=None):
-    """g# and ||g||_* written out directly from SCIENCE.md section 2."""
+    """g# and ||g||_* written out directly from docs/science.md, section 2.3."""
     if norm == "l2":
         return g.copy(), np.linalg.norm(g)
     if norm == "linf":

@@ -41,6 +41,13 @@ void register_diagonal(py::module_& m) {
       .def_readwrite("tol", &SensingProblem::tol);
   py::class_<DiagonalRun>(m, "DiagonalRun", py::module_local(), "One run of a diagonal-network batch.")
       .def(py::init<>())
+      .def(py::init([](int problem, int depth, bool nonnegative, WeightNorm weight_norm, Vec init_scale,
+                       double lr_ratio, double lr) {
+             return DiagonalRun{problem, DiagonalSpec{depth, nonnegative, weight_norm}, std::move(init_scale),
+                                lr_ratio, lr};
+           }),
+           py::kw_only(), py::arg("problem"), py::arg("depth"), py::arg("nonnegative"), py::arg("weight_norm"),
+           py::arg("init_scale"), py::arg("lr_ratio"), py::arg("lr"))
       .def_readwrite("problem", &DiagonalRun::problem)
       .def_property(
           "depth", [](const DiagonalRun& r) { return r.spec.depth; }, [](DiagonalRun& r, int d) { r.spec.depth = d; })

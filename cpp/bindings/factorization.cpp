@@ -212,6 +212,12 @@ void register_factorization(py::module_& m) {
       .def_readwrite("tol", &FactorizationProblem::tol);
   py::class_<FactorizationRun>(m, "FactorizationRun", py::module_local(), "One run of a factorization batch.")
       .def(py::init<>())
+      .def(py::init([](int problem, FactMethod method, std::vector<Index> dims, Vec z0, double lr, double strength,
+                       std::uint64_t seed) {
+             return FactorizationRun{problem, method, std::move(dims), std::move(z0), lr, strength, seed};
+           }),
+           py::kw_only(), py::arg("problem"), py::arg("method"), py::arg("dims"), py::arg("z0"), py::arg("lr"),
+           py::arg("strength"), py::arg("seed"))
       .def_readwrite("problem", &FactorizationRun::problem)
       .def_readwrite("method", &FactorizationRun::method)
       .def_readwrite("dims", &FactorizationRun::dims)

@@ -100,6 +100,12 @@ void register_steepest(py::module_& m) {
       .def_readwrite("eps", &AlgorithmSpec::eps);
   py::class_<SteepestRunSpec>(m, "SteepestRun", py::module_local(), "One run of a steepest-descent batch.")
       .def(py::init<>())
+      .def(py::init([](int problem, const HomogeneousSpec& model, LossKind loss, const AlgorithmSpec& algorithm,
+                       Vec theta0, bool flow) {
+             return SteepestRunSpec{problem, model, loss, algorithm, std::move(theta0), flow};
+           }),
+           py::kw_only(), py::arg("problem"), py::arg("model"), py::arg("loss"), py::arg("algorithm"),
+           py::arg("theta0"), py::arg("flow"))
       .def_readwrite("problem", &SteepestRunSpec::problem)
       .def_readwrite("model", &SteepestRunSpec::spec)
       .def_readwrite("loss", &SteepestRunSpec::loss)

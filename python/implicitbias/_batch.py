@@ -237,7 +237,10 @@ def integer(minimum: int) -> Callable[[Any, str], int]:
 
 def enum(core_enum: Any, name: str) -> Any:
     """The member of a bound core enum named ``name`` (the Python vocabulary)."""
-    return core_enum.__members__[name]
+    member = getattr(core_enum, name, None)
+    if not isinstance(member, core_enum):
+        raise ValueError(f"{name!r} is not one of {list(core_enum.__members__)}")
+    return member
 
 
 # --------------------------------------------------------------------------- the core boundary
@@ -306,15 +309,20 @@ def single(fit_many: Callable[..., list], per_run: dict[str, PerRun], doc: str) 
     as a one-element list (so a vector ``init_scale`` or a float norm ``p``
     stays one value). A list is refused for a scalar per-run argument."""
     signature = inspect.signature(fit_many)
+    positional = [p.name for p in signature.parameters.values()
+                  if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
+
+    def one(name: str, value: Any) -> Any:
+        if isinstance(value, list) and not per_run[name].vector:
+            raise ValueError(f"{name} must be a single value in fit (use fit_many for lists)")
+        return [value]
 
     def fit(*args: Any, **kwargs: Any) -> Any:
-        bound = signature.bind(*args, **kwargs)
-        for name, value in bound.arguments.items():
-            if name in per_run:
-                if isinstance(value, list) and not per_run[name].vector:
-                    raise ValueError(f"{name} must be a single value in fit (use fit_many for lists)")
-                bound.arguments[name] = [value]
-        return fit_many(*bound.args, **bound.kwargs)[0]
+        if len(args) > len(positional):
+            raise TypeError(f"fit takes at most {len(positional)} positional arguments ({len(args)} given)")
+        args = tuple(one(n, v) if n in per_run else v for n, v in zip(positional, args))
+        kwargs = {k: one(k, v) if k in per_run else v for k, v in kwargs.items()}
+        return fit_many(*args, **kwargs)[0]
 
     fit.__signature__ = signature.replace(return_annotation=fit_many.__annotations__.get("return", "").replace(
         "list[", "").rstrip("]") if isinstance(fit_many.__annotations__.get("return"), str) else inspect.Signature.empty)

@@ -245,14 +245,15 @@ def fit_many(
     tol = _batch.target_loss(target_loss)
     for prob, (_, yv) in zip(problems, data):  # default for the flow: a relative residual of 10 rtol
         prob.tol = tol if tol >= 0 or descent else 50.0 * (options.adaptive.rtol * float(np.linalg.norm(yv))) ** 2
-    inits = [_init_vector(a, data[p][0].shape[1]) for a, p in zip(runs["init_scale"], runs["problem"])]
-    core_runs = [_batch.make(core.DiagonalRun, problem=runs["problem"][k], depth=runs["depth"][k],
+    inits = _init_vectors(runs["init_scale"], [data[p][0].shape[1] for p in runs["problem"]])
+    core_runs = [core.DiagonalRun(problem=runs["problem"][k], depth=runs["depth"][k],
                              nonnegative=nonnegative, weight_norm=_batch.enum(core.WeightNorm, runs["weight_norm"][k] or "none"),
                              init_scale=inits[k], lr_ratio=runs["lr_ratio"][k], lr=runs["lr"][k] or 0.0) for k in range(K)]
     keys = [(r.problem, r.depth, int(r.weight_norm)) for r in core_runs]
     records = _batch.grouped(keys, lambda order: core.diagonal_batch(problems, [core_runs[k] for k in order], options))
-    return [_decode(rec, data[runs["problem"][k]], runs, k, inits[k], nonnegative, method, tol >= 0)
-            for k, rec in enumerate(records)]
+    with np.errstate(over="ignore", invalid="ignore"):  # a diverged run may hold huge values
+        return [_decode(rec, data[runs["problem"][k]], runs, k, inits[k], nonnegative, method, tol >= 0)
+                for k, rec in enumerate(records)]
 
 
 def _problems(A: Any, y: Any, x_star: Any) -> tuple[list[Any], list[tuple[np.ndarray, np.ndarray]], list[int]]:
@@ -278,6 +279,21 @@ def _problems(A: Any, y: Any, x_star: Any) -> tuple[list[Any], list[tuple[np.nda
             if xs is not None:
                 problems[p].x_star = xs
     return problems, data, run_problem
+
+
+def _init_vectors(values: list, sizes: list[int]) -> list[np.ndarray]:
+    """The per-coordinate initialization of each run (one array per distinct scalar and size)."""
+    memo: dict[tuple[float, int], np.ndarray] = {}
+    out = []
+    for a, n in zip(values, sizes):
+        if _batch.is_real(a):
+            if (a, n) not in memo:  # shared by the runs: read-only
+                memo[(a, n)] = _init_vector(a, n)
+                memo[(a, n)].flags.writeable = False
+            out.append(memo[(a, n)])
+        else:
+            out.append(_init_vector(a, n))
+    return out
 
 
 def _init_vector(a: Any, n: int) -> np.ndarray:
@@ -313,8 +329,7 @@ def _decode(record: Any, problem: tuple[np.ndarray, np.ndarray], runs: dict[str,
             radius = (float(z[0]), float(z[1]))
             u = radius[0] * w[:n]
             v = radius[1] * w[n:]
-    with np.errstate(over="ignore", invalid="ignore"):  # a diverged run may hold huge values
-        x = u**depth if v is None else u**depth - v**depth
+    x = u**depth if v is None else u**depth - v**depth
     return DiagonalResult(
         **_batch.base_fields(record, has_target=has_target, fixed_step=method == "descent"),
         loss=float(record.loss_final), x=x, u=u, v=v, radius=radius, direction=w, n_rejected=int(record.n_rejected),

@@ -356,7 +356,7 @@ def fit_many(
         else _batch.target_loss(target_loss)
     options = _options(steps, anneal_frac, final_ratio, t_max, rtol, max_steps, record_every, n_record, block_size,
                        num_threads, any(r["method"] == "flow" for r in runs_k))
-    core_runs = [_batch.make(core.FactorizationRun, problem=0, method=_batch.enum(core.FactorizationMethod, r["method"]),
+    core_runs = [core.FactorizationRun(problem=0, method=_batch.enum(core.FactorizationMethod, r["method"]),
                              dims=r["dims"], z0=r["z0"], lr=r["lr"] or 0.0, strength=r["strength"], seed=r["seed"])
                  for r in runs_k]
     keys = [(int(c.method), r["dims"]) for c, r in zip(core_runs, runs_k)]

@@ -44,6 +44,7 @@ Models (no biases): ``"linear"`` ``<w, x>`` (degree 1); ``"diagonal"``
 
 from __future__ import annotations
 
+import functools
 import numbers
 from dataclasses import dataclass, field
 from typing import Any, Sequence
@@ -284,11 +285,13 @@ def _check_reachable(X: np.ndarray, y: np.ndarray, model: str) -> None:
                              f"{model} model cannot reach zero loss (target_log_loss)") from None
 
 
-def _record_steps(steps: int, n_record: int) -> list[int]:
+@functools.lru_cache(maxsize=64)
+def _record_steps(steps: int, n_record: int) -> tuple[int, ...]:
+    """About ``n_record`` log-spaced steps in [1, steps] (distinct)."""
     if steps <= 0:
-        return []
+        return ()
     pts = np.unique(np.round(np.geomspace(1, steps, num=max(n_record, 2))).astype(np.int64))
-    return [int(p) for p in pts]
+    return tuple(int(p) for p in pts)
 
 
 _PER_RUN = {
@@ -385,7 +388,8 @@ def fit_many(
                        any(m == "flow" for m in runs["method"]))
     schedule_constants = _schedule_constants(decay_k0, decay_power, lr_growth, lr_backoff)
     reachable: set | None = set() if options.target_log_loss > -np.inf else None
-    specs = [_run_spec(k, runs, X_arrs, y_arrs, schedule_constants, reachable) for k in range(K)]
+    memo: dict = {}
+    specs = [_run_spec(k, runs, X_arrs, y_arrs, schedule_constants, reachable, memo) for k in range(K)]
     records = core.steepest_batch([core.ClassificationProblem(Xa, ya) for Xa, ya in zip(X_arrs, y_arrs)],
                                   [sp[0] for sp in specs], options, _batch.threads(num_threads))
     has_target = options.target_log_loss > -np.inf
@@ -415,7 +419,7 @@ def _options(steps: Any, t_max: Any, rtol: Any, atol: Any, max_steps: Any, targe
     adaptive = _batch.adaptive_options(rtol=rtol, atol=atol, t_max=t_max, max_steps=max_steps, stall_steps=0,
                                        record_times=times, record_every=every)
     return _batch.make(core.SteepestOptions, steps=steps, target_log_loss=target, record_every=every,
-                       record_steps=_record_steps(steps, n_record) if every == 0 else [], adaptive=adaptive)
+                       record_steps=list(_record_steps(steps, n_record)) if every == 0 else [], adaptive=adaptive)
 
 
 def _schedule_constants(decay_k0: Any, decay_power: Any, lr_growth: Any, lr_backoff: Any) -> dict[str, float]:
@@ -430,11 +434,13 @@ def _schedule_constants(decay_k0: Any, decay_power: Any, lr_growth: Any, lr_back
 
 
 def _run_spec(k: int, runs: dict[str, list], X_arrs: list[np.ndarray], y_arrs: list[np.ndarray],
-              schedule_constants: dict[str, float], reachable: set | None) -> tuple[Any, int, list[tuple[int, int]]]:
+              schedule_constants: dict[str, float], reachable: set | None,
+              memo: dict) -> tuple[Any, int, list[tuple[int, int]]]:
     """Run k as the core's SteepestRun, with its degree and weight shapes.
 
     ``reachable``: the (problem, model kind) pairs already checked for a
-    reachable ``target_log_loss`` (None: no target, no check)."""
+    reachable ``target_log_loss`` (None: no target, no check); ``memo``:
+    initial draws and core structs shared by the runs of one call."""
     p = runs["problem"][k]
     Xp = X_arrs[p]
     mdl, opt, sched, meth = runs["model"][k], runs["optimizer"][k], runs["schedule"][k], runs["method"][k]
@@ -450,20 +456,28 @@ def _run_spec(k: int, runs: dict[str, list], X_arrs: list[np.ndarray], y_arrs: l
                          f"got norm {runs['norm'][k]!r}")
     if runs["init"][k] is not None:
         theta0 = check_vector(runs["init"][k], "init", sum(r * c for r, c in shapes))
-    else:
-        theta0 = init_params(mdl, Xp.shape[1], width=wid or None, depth=dep if kind == "mlp" else None,
-                             init_scale=runs["init_scale"][k], seed=runs["seed"][k])
+    else:  # runs that share a model and seed share the draw
+        key = ("init", mdl, Xp.shape[1], wid, dep, runs["init_scale"][k], runs["seed"][k])
+        if key not in memo:
+            memo[key] = init_params(mdl, Xp.shape[1], width=wid or None, depth=dep if kind == "mlp" else None,
+                                    init_scale=runs["init_scale"][k], seed=runs["seed"][k])
+        theta0 = memo[key]
     if reachable is not None and (p, kind) not in reachable:
         _check_reachable(Xp, y_arrs[p], mdl)
         reachable.add((p, kind))
-    algorithm = _batch.make(
-        core.AlgorithmSpec, optimizer=_batch.enum(core.Optimizer, opt),
-        norm=_batch.make(core.NormSpec, kind=_batch.enum(core.NormKind, code), p=pval),
-        normalized=runs["normalized"][k], lr=runs["lr"][k], schedule=_batch.enum(core.Schedule, sched),
-        beta1=runs["beta1"][k], beta2=runs["beta2"][k], eps=runs["eps"][k], **schedule_constants)
-    run = _batch.make(core.SteepestRun, problem=p, model=_core_model(kind, dep, wid),
-                      loss=_batch.enum(core.LossKind, runs["loss"][k]), algorithm=algorithm, theta0=theta0,
-                      flow=meth == "flow")
+    key = ("algorithm", opt, code, pval, runs["normalized"][k], runs["lr"][k], sched, runs["beta1"][k],
+           runs["beta2"][k], runs["eps"][k])
+    if key not in memo:
+        memo[key] = _batch.make(
+            core.AlgorithmSpec, optimizer=_batch.enum(core.Optimizer, opt),
+            norm=_batch.make(core.NormSpec, kind=_batch.enum(core.NormKind, code), p=pval),
+            normalized=runs["normalized"][k], lr=runs["lr"][k], schedule=_batch.enum(core.Schedule, sched),
+            beta1=runs["beta1"][k], beta2=runs["beta2"][k], eps=runs["eps"][k], **schedule_constants)
+    if ("model", kind, dep, wid) not in memo:
+        memo[("model", kind, dep, wid)] = _core_model(kind, dep, wid)
+    run = core.SteepestRun(problem=p, model=memo[("model", kind, dep, wid)],
+                           loss=_batch.enum(core.LossKind, runs["loss"][k]), algorithm=memo[key], theta0=theta0,
+                           flow=meth == "flow")
     return run, degree, shapes
 
 
