@@ -17,8 +17,9 @@ __all__ = ["__version__", "data", "diagonal", "factorization", "hessian", "refer
 
 
 def build_info() -> dict:
-    """How the compiled core was built: ISA variant in use, SIMD, OpenMP, threads."""
+    """How the compiled core was built: version, ISA variant in use, SIMD, OpenMP, threads."""
     return {
+        "version": _core_in_use.__version__,
         "isa": _core_in_use.isa,
         "simd": _core_in_use.simd_instruction_sets(),
         "openmp": _core_in_use.openmp_enabled(),
