@@ -39,6 +39,7 @@ from .. import data, factorization, hessian, reference
 from .._native import core
 from .._progress import Progress
 from ._io import write_outputs
+from ._plotting import pyplot
 
 NAME = "flatness"
 # (label, method, init_scale, strength keyword, strength)
@@ -187,11 +188,7 @@ COLORS = {"trace penalty": "tab:red", "label-noise SGD": "tab:orange", "SAM": "t
 
 def plot(table: dict[str, Any], out: str) -> list[str]:
     """Draw the two figures (PNG) under ``out``; returns the paths."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
+    plt = pyplot()
     os.makedirs(out, exist_ok=True)
     cfg = table["settings"]
     summary = table["summary"]

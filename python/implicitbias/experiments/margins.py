@@ -36,6 +36,7 @@ from .. import data, reference, steepest
 from .._native import core
 from .._progress import Progress
 from ._io import write_outputs
+from ._plotting import pyplot
 
 NAME = "margins"
 NORMS = ("l2", "linf", "l1")
@@ -218,11 +219,7 @@ def format_table(table: dict[str, Any], model: str) -> str:
 
 def plot(table: dict[str, Any], out: str) -> list[str]:
     """Draw the table heatmaps, the trajectories and the drop figure (PNG); returns the paths."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
+    plt = pyplot()
     os.makedirs(out, exist_ok=True)
     cfg = table["settings"]
 

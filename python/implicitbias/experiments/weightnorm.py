@@ -26,6 +26,7 @@ from .. import data, diagonal, reference
 from .._native import core
 from .._progress import Progress
 from ._io import write_outputs
+from ._plotting import pyplot
 
 NAME = "weightnorm"
 CONFIGS = (("plain", None, 1.0), ("WN k=1", "joint", 1.0), ("WN k=10", "joint", 10.0), ("WN k=100", "joint", 100.0))
@@ -135,11 +136,7 @@ def write(table: dict[str, Any], out: str) -> list[str]:
 
 def plot(table: dict[str, Any], out: str) -> list[str]:
     """Draw the two figures (PNG) under ``out``; returns the paths."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
+    plt = pyplot()
     os.makedirs(out, exist_ok=True)
     cfg = table["settings"]
     colors = {"plain": "black", "WN k=1": "tab:blue", "WN k=10": "tab:orange", "WN k=100": "tab:red"}
