@@ -1,7 +1,9 @@
-"""matplotlib is optional (the ``plot`` extra)."""
+"""matplotlib is optional (the ``plot`` extra); progress bars are tqdm's and stay silent when asked."""
 
 from __future__ import annotations
 
+import io
+import re
 import subprocess
 import sys
 import textwrap
@@ -10,6 +12,7 @@ from types import SimpleNamespace
 import pytest
 
 from implicitbias import cli
+from implicitbias._progress import progress_bar
 from implicitbias.experiments import _plotting, weightnorm
 
 
@@ -45,3 +48,30 @@ def test_cli_without_matplotlib_writes_the_data_only(monkeypatch, tmp_path, caps
     captured = capsys.readouterr()
     assert "no figures" in captured.err and "implicitbias[plot]" in captured.err
     assert "data.csv" in captured.out
+
+
+def test_progress_bar_counts_and_can_be_silenced(capsys):
+    with progress_bar(5, "work", enabled=False) as bar:
+        bar.update(2)
+        bar.update(3)
+    assert bar.disable
+    # enabled, but stderr is not a terminal here (captured): tqdm stays silent too
+    with progress_bar(3, "work") as bar:
+        bar.update(3)
+    assert bar.disable
+    assert capsys.readouterr().err == ""
+
+
+def test_progress_bar_on_a_terminal_shows_done_total_rate_and_time_left(monkeypatch):
+    class Terminal(io.StringIO):
+        def isatty(self) -> bool:
+            return True
+
+    term = Terminal()
+    monkeypatch.setattr(sys, "stderr", term)
+    with progress_bar(4, "sweep") as bar:
+        bar.update(2)
+    text = term.getvalue()
+    assert "sweep" in text and "2/4" in text
+    assert "run/s" in text or "s/run" in text
+    assert re.search(r"\[\d\d:\d\d<\d\d:\d\d", text)  # [elapsed<remaining

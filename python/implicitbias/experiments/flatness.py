@@ -37,7 +37,7 @@ import numpy as np
 
 from .. import data, factorization, hessian, reference
 from .._native import core
-from .._progress import Progress
+from .._progress import progress_bar
 from ._io import write_outputs
 from ._plotting import pyplot
 
@@ -81,8 +81,9 @@ def run(quick: bool = False, progress: bool = True, num_threads: int | None = No
     start = time.perf_counter()
     rows: list[dict[str, Any]] = []
     keep: dict[tuple, Any] = {}
-    total = len(cfg["n_measurements"]) * len(cfg["seeds"]) + 1
-    with Progress(total, f"{NAME}: sweep", enabled=progress) as bar:
+    per_problem = len(cfg["depths"]) * len(CONFIGS) + 1
+    total = len(cfg["n_measurements"]) * len(cfg["seeds"]) * per_problem
+    with progress_bar(total, f"{NAME}: sweep", enabled=progress) as bar:
         for n in cfg["n_measurements"]:
             for seed in cfg["seeds"]:
                 prob = data.matrix_sensing((d, d), rank, n, kind=cfg["kind"], seed=seed)
@@ -119,25 +120,27 @@ def run(quick: bool = False, progress: bool = True, num_threads: int | None = No
                     })
                     if n == cfg["estimator_n"] and seed == cfg["seeds"][0] and L == cfg["estimator_depth"]:
                         keep[label] = (r, prob, op)
-                bar.update()
+                bar.update(len(results))
 
-        # Estimators at a trained point (trace penalty, near zero loss) and at the random init.
-        r_tp, prob, op = keep["trace penalty"]
-        L = cfg["estimator_depth"]
-        init = factorization.initial_layers((d, d), L, d, 1.0, "gaussian", cfg["seeds"][0])
-        est_rows = []
+    # Estimators at a trained point (trace penalty, near zero loss) and at the random init.
+    r_tp, prob, op = keep["trace penalty"]
+    L = cfg["estimator_depth"]
+    init = factorization.initial_layers((d, d), L, d, 1.0, "gaussian", cfg["seeds"][0])
+    est_rows = []
+    estimators = (("Hutchinson", hessian.hutchinson), ("Hutch++", hessian.hutchpp), ("XTrace", hessian.xtrace))
+    total = 2 * len(estimators) * len(cfg["estimator_budgets"]) * cfg["estimator_seeds"]
+    with progress_bar(total, f"{NAME}: estimators", enabled=progress, unit="estimate") as bar:
         for point, layers in (("trained (trace penalty)", r_tp.layers), ("initialization", init)):
             exact = hessian.trace(layers, op)
             loss = factorization.loss(layers, op, prob.y)
-            for name, fn in (("Hutchinson", hessian.hutchinson), ("Hutch++", hessian.hutchpp),
-                             ("XTrace", hessian.xtrace)):
+            for name, fn in estimators:
                 for budget in cfg["estimator_budgets"]:
                     for s in range(cfg["estimator_seeds"]):
                         e = fn(layers, op, prob.y, num_matvecs=budget, seed=s)
                         est_rows.append({"point": point, "loss": loss, "estimator": name, "budget": budget,
                                          "seed": s, "estimate": e.estimate, "stderr": e.stderr, "exact": exact,
                                          "rel_error": abs(e.estimate - exact) / exact})
-        bar.update()
+                        bar.update(1)
     return {
         "settings": cfg,
         "rows": rows,

@@ -31,10 +31,11 @@ import time
 from typing import Any
 
 import numpy as np
+from tqdm import tqdm
 
 from .. import data, reference, steepest
 from .._native import core
-from .._progress import Progress
+from .._progress import progress_bar
 from ._io import write_outputs
 from ._plotting import pyplot
 
@@ -98,7 +99,7 @@ def _batch(algs: list[dict[str, Any]]) -> dict[str, list]:
     return {k: [a.get(k, _DEFAULTS[k]) for a in algs] for k in keys}
 
 
-def _table(cfg: dict[str, Any], num_threads: int | None, bar: Progress) -> list[dict[str, Any]]:
+def _table(cfg: dict[str, Any], num_threads: int | None, bar: tqdm) -> list[dict[str, Any]]:
     rows = []
     for seed in cfg["seeds"]:
         prob = data.separable(n_samples=cfg["n_samples"], dim=cfg["dim"], seed=seed)
@@ -122,7 +123,7 @@ def _table(cfg: dict[str, Any], num_threads: int | None, bar: Progress) -> list[
                         "margin": m, "reference": ref, "ratio": m / ref if np.isfinite(ref) else float("nan"),
                         "accuracy": r.accuracy, "log_loss": r.log_loss, "status": r.status,
                     })
-            bar.update(1)
+            bar.update(len(runs))
     # the parameter-l1 column of the diagonal net: relative to the best algorithm of that seed
     for seed in cfg["seeds"]:
         col = [r for r in rows if r["model"] == "diagonal" and r["seed"] == seed and r["margin_norm"] == "l1"]
@@ -156,17 +157,18 @@ def _trajectories(cfg: dict[str, Any], num_threads: int | None) -> tuple[list[di
     return curves, final
 
 
-def _drops(cfg: dict[str, Any], num_threads: int | None) -> list[dict[str, Any]]:
+def _drops(cfg: dict[str, Any], num_threads: int | None, bar: tqdm) -> list[dict[str, Any]]:
     prob = data.separable(n_samples=cfg["n_samples"], dim=cfg["dim"], seed=cfg["seeds"][0])
     rows = []
     for norm in cfg["drop_norms"]:
         lrs = cfg["drop_lrs"]
         # the same time horizon for every step size: steps = drop_time / lr
-        runs = [
-            steepest.fit(prob.X, prob.y, "linear", norm=norm, lr=lr, init=np.full(cfg["dim"], 0.01),
-                         steps=int(round(cfg["drop_time"] / lr)), record_every=1, num_threads=num_threads)
-            for lr in lrs
-        ]
+        runs = []
+        for lr in lrs:
+            runs.append(steepest.fit(prob.X, prob.y, "linear", norm=norm, lr=lr, init=np.full(cfg["dim"], 0.01),
+                                     steps=int(round(cfg["drop_time"] / lr)), record_every=1,
+                                     num_threads=num_threads))
+            bar.update(1)
         for lr, r in zip(lrs, runs):
             h = r.history
             after = np.flatnonzero(h["accuracy"] == 1.0)
@@ -182,12 +184,13 @@ def run(quick: bool = False, progress: bool = True, num_threads: int | None = No
     """Run the three parts; returns the table (rows, curves, summaries, settings)."""
     cfg = settings(quick)
     start = time.perf_counter()
-    with Progress(len(cfg["seeds"]) + 2, f"{NAME}", enabled=progress) as bar:
+    total = (len(cfg["seeds"]) * 2 * len(NORMS) + len(cfg["trajectory_algs"])
+             + len(cfg["drop_norms"]) * len(cfg["drop_lrs"]))
+    with progress_bar(total, NAME, enabled=progress) as bar:
         table_rows = _table(cfg, num_threads, bar)
         curves, final = _trajectories(cfg, num_threads)
-        bar.update(1)
-        drops = _drops(cfg, num_threads)
-        bar.update(1)
+        bar.update(len(cfg["trajectory_algs"]))
+        drops = _drops(cfg, num_threads, bar)
     summary = []
     for model in ("linear", "diagonal"):
         for a in NORMS:

@@ -24,7 +24,7 @@ import numpy as np
 
 from .. import data, diagonal, reference
 from .._native import core
-from .._progress import Progress
+from .._progress import progress_bar
 from ._io import write_outputs
 from ._plotting import pyplot
 
@@ -64,8 +64,8 @@ def run(quick: bool = False, progress: bool = True, num_threads: int | None = No
         bp_error[seed] = float(np.linalg.norm(x_bp - prob.x_star))
 
     alphas = cfg["init_scales"]
-    total = len(cfg["depths"]) * len(cfg["seeds"])
-    with Progress(total, f"{NAME}: sweep", enabled=progress) as bar:
+    total = len(cfg["depths"]) * len(cfg["seeds"]) * len(CONFIGS) * len(alphas) + len(CONFIGS)
+    with progress_bar(total, NAME, enabled=progress) as bar:
         for depth in cfg["depths"]:
             for seed in cfg["seeds"]:
                 prob = problems[seed]
@@ -88,18 +88,19 @@ def run(quick: bool = False, progress: bool = True, num_threads: int | None = No
                         "n_grad_evals": r.n_grad_evals, "wall_time": r.wall_time,
                         "alpha_eff": float(r.alpha_eff()[0]),
                     })
-                bar.update()
+                bar.update(len(runs))
 
-    # Trajectories at one init scale.
-    seed0 = cfg["seeds"][0]
-    prob = problems[seed0]
-    rec = np.logspace(-2, 6, 400)
-    traj = diagonal.fit_many(
-        prob.A, prob.y, x_star=prob.x_star, depth=cfg["trajectory_depth"],
-        init_scale=cfg["trajectory_init_scale"], weight_norm=[c[1] for c in CONFIGS],
-        lr_ratio=[c[2] for c in CONFIGS], method="flow", rtol=cfg["rtol"], t_max=cfg["t_max"],
-        record_times=rec, num_threads=num_threads,
-    )
+        # Trajectories at one init scale.
+        seed0 = cfg["seeds"][0]
+        prob = problems[seed0]
+        rec = np.logspace(-2, 6, 400)
+        traj = diagonal.fit_many(
+            prob.A, prob.y, x_star=prob.x_star, depth=cfg["trajectory_depth"],
+            init_scale=cfg["trajectory_init_scale"], weight_norm=[c[1] for c in CONFIGS],
+            lr_ratio=[c[2] for c in CONFIGS], method="flow", rtol=cfg["rtol"], t_max=cfg["t_max"],
+            record_times=rec, num_threads=num_threads,
+        )
+        bar.update(len(CONFIGS))
     curves = []
     for c, r in zip(CONFIGS, traj):
         for t, loss, err in zip(r.history["t"], r.history["loss"], r.history["error"]):
