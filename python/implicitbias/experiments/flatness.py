@@ -80,7 +80,7 @@ def run(quick: bool = False, progress: bool = True, num_threads: int | None = No
     d, rank = cfg["dim"], cfg["rank"]
     start = time.perf_counter()
     rows: list[dict[str, Any]] = []
-    keep: dict[tuple, Any] = {}
+    keep: dict[str, Any] = {}
     per_problem = len(cfg["depths"]) * len(CONFIGS) + 1
     total = len(cfg["n_measurements"]) * len(cfg["seeds"]) * per_problem
     with progress_bar(total, f"{NAME}: sweep", enabled=progress) as bar:
@@ -92,7 +92,7 @@ def run(quick: bool = False, progress: bool = True, num_threads: int | None = No
                 err_cvx = float(np.linalg.norm(X - prob.M_star) / np.linalg.norm(prob.M_star))
                 op = factorization.sensing_operator(prob.A)
                 runs = [(L, c) for L in cfg["depths"] for c in CONFIGS]
-                kw = {"lam": [], "sigma": [], "rho": []}
+                kw: dict[str, list[float]] = {"lam": [], "sigma": [], "rho": []}
                 for _, c in runs:
                     for key in kw:
                         kw[key].append(c[4] if c[3] == key else 0.0)
@@ -112,7 +112,8 @@ def run(quick: bool = False, progress: bool = True, num_threads: int | None = No
                     rows.append({
                         "n": n, "seed": seed, "depth": L, "config": label, "method": r.method,
                         "init_scale": r.init_scale, "strength": r.strength,
-                        "error": float(r.error), "nuclear_norm": r.nuclear_norm, "nuclear_cvx": nuc_cvx,
+                        "error": float("nan") if r.error is None else r.error,
+                        "nuclear_norm": r.nuclear_norm, "nuclear_cvx": nuc_cvx,
                         "nuclear_ratio": r.nuclear_norm / nuc_cvx, "cvx_error": err_cvx,
                         "loss": r.loss, "trace": r.trace, "bound": hessian.proxy_bound(E, L) if L > 0 else float("nan"),
                         "proxy": hessian.proxy(r.layers), "effective_rank": r.effective_rank, "status": r.status,

@@ -93,7 +93,7 @@ def settings(quick: bool = False) -> dict[str, Any]:
 _DEFAULTS = {"optimizer": "steepest", "norm": "l2", "lr": 0.1, "schedule": "constant", "beta1": 0.9, "eps": 1e-8}
 
 
-def _batch(algs: list[dict[str, Any]]) -> dict[str, list]:
+def _batch(algs: list[dict[str, Any]]) -> dict[str, Any]:
     """Per-run lists for fit_many from a list of algorithm dicts."""
     keys = sorted({k for a in algs for k in a} | {"optimizer", "norm", "lr", "schedule"})
     return {k: [a.get(k, _DEFAULTS[k]) for a in algs] for k in keys}
@@ -126,10 +126,10 @@ def _table(cfg: dict[str, Any], num_threads: int | None, bar: tqdm) -> list[dict
             bar.update(len(runs))
     # the parameter-l1 column of the diagonal net: relative to the best algorithm of that seed
     for seed in cfg["seeds"]:
-        col = [r for r in rows if r["model"] == "diagonal" and r["seed"] == seed and r["margin_norm"] == "l1"]
-        best = max(r["margin"] for r in col)
-        for r in col:
-            r["ratio_to_best"] = r["margin"] / best
+        col = [row for row in rows if row["model"] == "diagonal" and row["seed"] == seed and row["margin_norm"] == "l1"]
+        best = max(row["margin"] for row in col)
+        for row in col:
+            row["ratio_to_best"] = row["margin"] / best
     return rows
 
 
@@ -150,7 +150,8 @@ def _trajectories(cfg: dict[str, Any], num_threads: int | None) -> tuple[list[di
                 "smoothed_margin", "alignment")}})
         perfect = np.flatnonzero(h["accuracy"] == 1.0)
         final[label] = {
-            "accuracy": r.accuracy, "log_loss": r.log_loss, "first_perfect_step": float(h["step"][perfect[0]]) if perfect.size else None,
+            "accuracy": r.accuracy, "log_loss": r.log_loss,
+            "first_perfect_step": float(h["step"][perfect[0]]) if perfect.size else None,
             **{f"margin_{n}": r.margin(n) for n in ("l2", "linf", "l1", "spectral")},
             "wall_time": r.wall_time,
         }
@@ -166,7 +167,7 @@ def _drops(cfg: dict[str, Any], num_threads: int | None, bar: tqdm) -> list[dict
         runs = []
         for lr in lrs:
             runs.append(steepest.fit(prob.X, prob.y, "linear", norm=norm, lr=lr, init=np.full(cfg["dim"], 0.01),
-                                     steps=int(round(cfg["drop_time"] / lr)), record_every=1,
+                                     steps=round(cfg["drop_time"] / lr), record_every=1,
                                      num_threads=num_threads))
             bar.update(1)
         for lr, r in zip(lrs, runs):
@@ -249,7 +250,7 @@ def plot(table: dict[str, Any], out: str) -> list[str]:
     plt.close(fig)
 
     # 2. trajectories after perfect accuracy
-    labels = [l for l, _ in cfg["trajectory_algs"]]
+    labels = [label for label, _ in cfg["trajectory_algs"]]
     colors = dict(zip(labels, ["black", "tab:red", "tab:green", "tab:blue", "tab:purple", "tab:cyan", "tab:pink"]))
     styles = dict(zip(labels, ["-", "-", "-", "--", "--", ":", ":"]))
     panels = [("margin_l2", "l2 margin"), ("margin_linf", "l_inf margin"), ("margin_l1", "l1 margin"),

@@ -84,7 +84,8 @@ def run(quick: bool = False, progress: bool = True, num_threads: int | None = No
                         "init_scale": float(a), "seed": seed,
                         "error": float(np.linalg.norm(r.x - prob.x_star)),
                         "bp_error": bp_error[seed], "loss": r.loss, "status": r.status,
-                        "t_final": r.t_final, "t_loss_1e-8": float(h["t"][reached[0]]) if reached.size else float("nan"),
+                        "t_final": r.t_final,
+                        "t_loss_1e-8": float(h["t"][reached[0]]) if reached.size else float("nan"),
                         "n_grad_evals": r.n_grad_evals, "wall_time": r.wall_time,
                         "alpha_eff": float(r.alpha_eff()[0]),
                     })
@@ -102,9 +103,9 @@ def run(quick: bool = False, progress: bool = True, num_threads: int | None = No
         )
         bar.update(len(CONFIGS))
     curves = []
-    for c, r in zip(CONFIGS, traj):
+    for (label, _, _), r in zip(CONFIGS, traj):
         for t, loss, err in zip(r.history["t"], r.history["loss"], r.history["error"]):
-            curves.append({"config": c[0], "t": float(t), "loss": float(loss), "error": float(err)})
+            curves.append({"config": label, "t": float(t), "loss": float(loss), "error": float(err)})
     return {
         "settings": cfg,
         "rows": rows,
@@ -120,8 +121,9 @@ def summarize(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     out = []
     keys = sorted({(r["depth"], r["config"], r["init_scale"]) for r in rows})
     for depth, config, a in keys:
-        errs = np.array([r["error"] for r in rows if (r["depth"], r["config"], r["init_scale"]) == (depth, config, a)])
-        evals = np.array([r["n_grad_evals"] for r in rows if (r["depth"], r["config"], r["init_scale"]) == (depth, config, a)])
+        sel = [r for r in rows if (r["depth"], r["config"], r["init_scale"]) == (depth, config, a)]
+        errs = np.array([r["error"] for r in sel])
+        evals = np.array([r["n_grad_evals"] for r in sel])
         q1, med, q3 = np.quantile(errs, [0.25, 0.5, 0.75])
         out.append({"depth": depth, "config": config, "init_scale": a, "error_median": float(med),
                     "error_q1": float(q1), "error_q3": float(q3), "n_runs": int(errs.size),
