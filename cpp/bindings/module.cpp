@@ -27,6 +27,7 @@ PYBIND11_MODULE(IMPLICITBIAS_MODULE_NAME, m) {
   m.def("simd_instruction_sets", &Eigen::SimdInstructionSetsInUse,
         "The SIMD instruction sets Eigen was compiled for (e.g. 'SSE, SSE2').");
   m.attr("isa") = IMPLICITBIAS_ISA;
+  m.attr("__version__") = IMPLICITBIAS_VERSION;  // checked against implicitbias._version by _native.py
   m.def(
       "cpu_supports",
       [](const std::string& feature) {

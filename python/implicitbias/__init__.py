@@ -9,16 +9,19 @@ trace, HVPs and trace estimators), :mod:`~implicitbias.reference` (convex solver
 theory predicts), :mod:`~implicitbias.experiments` (paper reproductions).
 """
 
-from ._version import __version__
+from typing import Any
+
 from . import data, diagonal, factorization, hessian, reference, steepest
 from ._native import core as _core_in_use
+from ._version import __version__
 
-__all__ = ["__version__", "data", "diagonal", "factorization", "hessian", "reference", "steepest", "build_info"]
+__all__ = ["__version__", "build_info", "data", "diagonal", "factorization", "hessian", "reference", "steepest"]
 
 
-def build_info() -> dict:
-    """How the compiled core was built: ISA variant in use, SIMD, OpenMP, threads."""
+def build_info() -> dict[str, Any]:
+    """How the compiled core was built: version, ISA variant in use, SIMD, OpenMP, threads."""
     return {
+        "version": _core_in_use.__version__,
         "isa": _core_in_use.isa,
         "simd": _core_in_use.simd_instruction_sets(),
         "openmp": _core_in_use.openmp_enabled(),

@@ -7,18 +7,20 @@ import sys
 import time
 
 from . import build_info
-from .experiments import REGISTRY
+from .experiments import REGISTRY, _plotting
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="implicitbias", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
-    rep = sub.add_parser("reproduce", help="run one paper's experiment; write data (CSV/JSON) and figures (PNG)")
+    rep = sub.add_parser("reproduce", help="run one paper's experiment; write data (CSV/JSON) and figures (PNG, "
+                         "with the plot extra: matplotlib)")
     rep.add_argument("experiment", choices=sorted(REGISTRY), help="which experiment")
     rep.add_argument("--out", default="results", help="output directory (default: results)")
     rep.add_argument("--quick", action="store_true", help="a seconds-long smoke version")
     rep.add_argument("--threads", type=int, default=None, help="OpenMP threads (default: all)")
-    rep.add_argument("--no-progress", action="store_true", help="no progress bar")
+    rep.add_argument("--no-progress", action="store_true",
+                     help="no progress bar (it is drawn on stderr only when that is a terminal)")
     sub.add_parser("info", help="how the compiled core was built")
     args = parser.parse_args(argv)
 
@@ -29,9 +31,12 @@ def main(argv: list[str] | None = None) -> int:
     if args.threads is not None and args.threads < 1:
         parser.error("--threads must be >= 1")
     module = REGISTRY[args.experiment]
+    figures = _plotting.available()
+    if not figures:  # say so before the (long) run, then write the data alone
+        print(f"implicitbias: writing data only, no figures: {_plotting.MISSING}", file=sys.stderr)
     start = time.perf_counter()
     table = module.run(quick=args.quick, progress=not args.no_progress, num_threads=args.threads)
-    paths = module.write(table, args.out) + module.plot(table, args.out)
+    paths = module.write(table, args.out) + (module.plot(table, args.out) if figures else [])
     print(f"{args.experiment}: {time.perf_counter() - start:.1f} s; wrote")
     for p in paths:
         print(f"  {p}")

@@ -39,7 +39,7 @@ __all__ = [
 ]
 
 
-class TraceEstimate(tuple):
+class TraceEstimate(tuple[float, float]):
     """``(estimate, stderr)`` (unpacks as a pair), with ``.num_matvecs`` the products used.
 
     ``stderr`` is the estimator's standard error where the method defines one
@@ -48,7 +48,9 @@ class TraceEstimate(tuple):
     undefined (e.g. a single probe).
     """
 
-    def __new__(cls, estimate: float, stderr: float, num_matvecs: int) -> "TraceEstimate":
+    num_matvecs: int
+
+    def __new__(cls, estimate: float, stderr: float, num_matvecs: int) -> TraceEstimate:
         self = super().__new__(cls, (float(estimate), float(stderr)))
         self.num_matvecs = int(num_matvecs)
         return self

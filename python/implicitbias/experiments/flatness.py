@@ -37,8 +37,9 @@ import numpy as np
 
 from .. import data, factorization, hessian, reference
 from .._native import core
-from .._progress import Progress
+from .._progress import progress_bar
 from ._io import write_outputs
+from ._plotting import pyplot
 
 NAME = "flatness"
 # (label, method, init_scale, strength keyword, strength)
@@ -79,9 +80,10 @@ def run(quick: bool = False, progress: bool = True, num_threads: int | None = No
     d, rank = cfg["dim"], cfg["rank"]
     start = time.perf_counter()
     rows: list[dict[str, Any]] = []
-    keep: dict[tuple, Any] = {}
-    total = len(cfg["n_measurements"]) * len(cfg["seeds"]) + 1
-    with Progress(total, f"{NAME}: sweep", enabled=progress) as bar:
+    keep: dict[str, Any] = {}
+    per_problem = len(cfg["depths"]) * len(CONFIGS) + 1
+    total = len(cfg["n_measurements"]) * len(cfg["seeds"]) * per_problem
+    with progress_bar(total, f"{NAME}: sweep", enabled=progress) as bar:
         for n in cfg["n_measurements"]:
             for seed in cfg["seeds"]:
                 prob = data.matrix_sensing((d, d), rank, n, kind=cfg["kind"], seed=seed)
@@ -90,7 +92,7 @@ def run(quick: bool = False, progress: bool = True, num_threads: int | None = No
                 err_cvx = float(np.linalg.norm(X - prob.M_star) / np.linalg.norm(prob.M_star))
                 op = factorization.sensing_operator(prob.A)
                 runs = [(L, c) for L in cfg["depths"] for c in CONFIGS]
-                kw = {"trace_weight": [], "label_noise_std": [], "sam_radius": []}
+                kw: dict[str, list[float]] = {"trace_weight": [], "label_noise_std": [], "sam_radius": []}
                 for _, c in runs:
                     for key in kw:
                         kw[key].append(c[4] if c[3] == key else 0.0)
@@ -110,7 +112,8 @@ def run(quick: bool = False, progress: bool = True, num_threads: int | None = No
                     rows.append({
                         "n": n, "seed": seed, "depth": L, "config": label, "method": r.method,
                         "init_scale": r.init_scale, "strength": r.strength,
-                        "error": float(r.error), "nuclear_norm": r.nuclear_norm, "nuclear_cvx": nuc_cvx,
+                        "error": float("nan") if r.error is None else r.error,
+                        "nuclear_norm": r.nuclear_norm, "nuclear_cvx": nuc_cvx,
                         "nuclear_ratio": r.nuclear_norm / nuc_cvx, "cvx_error": err_cvx,
                         "loss": r.loss, "trace": r.trace, "bound": hessian.proxy_bound(E, L) if L > 0 else float("nan"),
                         "proxy": hessian.proxy(r.layers), "effective_rank": r.effective_rank, "status": r.status,
@@ -118,25 +121,27 @@ def run(quick: bool = False, progress: bool = True, num_threads: int | None = No
                     })
                     if n == cfg["estimator_n"] and seed == cfg["seeds"][0] and L == cfg["estimator_depth"]:
                         keep[label] = (r, prob, op)
-                bar.update()
+                bar.update(len(results))
 
-        # Estimators at a trained point (trace penalty, near zero loss) and at the random init.
-        r_tp, prob, op = keep["trace penalty"]
-        L = cfg["estimator_depth"]
-        init = factorization.initial_layers((d, d), L, d, 1.0, "gaussian", cfg["seeds"][0])
-        est_rows = []
+    # Estimators at a trained point (trace penalty, near zero loss) and at the random init.
+    r_tp, prob, op = keep["trace penalty"]
+    L = cfg["estimator_depth"]
+    init = factorization.initial_layers((d, d), L, d, 1.0, "gaussian", cfg["seeds"][0])
+    est_rows = []
+    estimators = (("Hutchinson", hessian.hutchinson), ("Hutch++", hessian.hutchpp), ("XTrace", hessian.xtrace))
+    total = 2 * len(estimators) * len(cfg["estimator_budgets"]) * cfg["estimator_seeds"]
+    with progress_bar(total, f"{NAME}: estimators", enabled=progress, unit="estimate") as bar:
         for point, layers in (("trained (trace penalty)", r_tp.layers), ("initialization", init)):
             exact = hessian.trace(layers, op)
             loss = factorization.loss(layers, op, prob.y)
-            for name, fn in (("Hutchinson", hessian.hutchinson), ("Hutch++", hessian.hutchpp),
-                             ("XTrace", hessian.xtrace)):
+            for name, fn in estimators:
                 for budget in cfg["estimator_budgets"]:
                     for s in range(cfg["estimator_seeds"]):
                         e = fn(layers, op, prob.y, num_matvecs=budget, seed=s)
                         est_rows.append({"point": point, "loss": loss, "estimator": name, "budget": budget,
                                          "seed": s, "estimate": e.estimate, "stderr": e.stderr, "exact": exact,
                                          "rel_error": abs(e.estimate - exact) / exact})
-        bar.update()
+                        bar.update(1)
     return {
         "settings": cfg,
         "rows": rows,
@@ -187,11 +192,7 @@ COLORS = {"trace penalty": "tab:red", "label-noise SGD": "tab:orange", "SAM": "t
 
 def plot(table: dict[str, Any], out: str) -> list[str]:
     """Draw the two figures (PNG) under ``out``; returns the paths."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
+    plt = pyplot()
     os.makedirs(out, exist_ok=True)
     cfg = table["settings"]
     summary = table["summary"]

@@ -31,11 +31,13 @@ import time
 from typing import Any
 
 import numpy as np
+from tqdm import tqdm
 
 from .. import data, reference, steepest
 from .._native import core
-from .._progress import Progress
+from .._progress import progress_bar
 from ._io import write_outputs
+from ._plotting import pyplot
 
 NAME = "margins"
 NORMS = ("l2", "linf", "l1")
@@ -91,13 +93,13 @@ def settings(quick: bool = False) -> dict[str, Any]:
 _DEFAULTS = {"optimizer": "steepest", "norm": "l2", "lr": 0.1, "schedule": "constant", "beta1": 0.9, "eps": 1e-8}
 
 
-def _batch(algs: list[dict[str, Any]]) -> dict[str, list]:
+def _batch(algs: list[dict[str, Any]]) -> dict[str, Any]:
     """Per-run lists for fit_many from a list of algorithm dicts."""
     keys = sorted({k for a in algs for k in a} | {"optimizer", "norm", "lr", "schedule"})
     return {k: [a.get(k, _DEFAULTS[k]) for a in algs] for k in keys}
 
 
-def _table(cfg: dict[str, Any], num_threads: int | None, bar: Progress) -> list[dict[str, Any]]:
+def _table(cfg: dict[str, Any], num_threads: int | None, bar: tqdm) -> list[dict[str, Any]]:
     rows = []
     for seed in cfg["seeds"]:
         prob = data.separable(n_samples=cfg["n_samples"], dim=cfg["dim"], seed=seed)
@@ -121,13 +123,13 @@ def _table(cfg: dict[str, Any], num_threads: int | None, bar: Progress) -> list[
                         "margin": m, "reference": ref, "ratio": m / ref if np.isfinite(ref) else float("nan"),
                         "accuracy": r.accuracy, "log_loss": r.log_loss, "status": r.status,
                     })
-            bar.update(1)
+            bar.update(len(runs))
     # the parameter-l1 column of the diagonal net: relative to the best algorithm of that seed
     for seed in cfg["seeds"]:
-        col = [r for r in rows if r["model"] == "diagonal" and r["seed"] == seed and r["margin_norm"] == "l1"]
-        best = max(r["margin"] for r in col)
-        for r in col:
-            r["ratio_to_best"] = r["margin"] / best
+        col = [row for row in rows if row["model"] == "diagonal" and row["seed"] == seed and row["margin_norm"] == "l1"]
+        best = max(row["margin"] for row in col)
+        for row in col:
+            row["ratio_to_best"] = row["margin"] / best
     return rows
 
 
@@ -148,24 +150,26 @@ def _trajectories(cfg: dict[str, Any], num_threads: int | None) -> tuple[list[di
                 "smoothed_margin", "alignment")}})
         perfect = np.flatnonzero(h["accuracy"] == 1.0)
         final[label] = {
-            "accuracy": r.accuracy, "log_loss": r.log_loss, "first_perfect_step": float(h["step"][perfect[0]]) if perfect.size else None,
+            "accuracy": r.accuracy, "log_loss": r.log_loss,
+            "first_perfect_step": float(h["step"][perfect[0]]) if perfect.size else None,
             **{f"margin_{n}": r.margin(n) for n in ("l2", "linf", "l1", "spectral")},
             "wall_time": r.wall_time,
         }
     return curves, final
 
 
-def _drops(cfg: dict[str, Any], num_threads: int | None) -> list[dict[str, Any]]:
+def _drops(cfg: dict[str, Any], num_threads: int | None, bar: tqdm) -> list[dict[str, Any]]:
     prob = data.separable(n_samples=cfg["n_samples"], dim=cfg["dim"], seed=cfg["seeds"][0])
     rows = []
     for norm in cfg["drop_norms"]:
         lrs = cfg["drop_lrs"]
         # the same time horizon for every step size: steps = drop_time / lr
-        runs = [
-            steepest.fit(prob.X, prob.y, "linear", norm=norm, lr=lr, init=np.full(cfg["dim"], 0.01),
-                         steps=int(round(cfg["drop_time"] / lr)), record_every=1, num_threads=num_threads)
-            for lr in lrs
-        ]
+        runs = []
+        for lr in lrs:
+            runs.append(steepest.fit(prob.X, prob.y, "linear", norm=norm, lr=lr, init=np.full(cfg["dim"], 0.01),
+                                     steps=round(cfg["drop_time"] / lr), record_every=1,
+                                     num_threads=num_threads))
+            bar.update(1)
         for lr, r in zip(lrs, runs):
             h = r.history
             after = np.flatnonzero(h["accuracy"] == 1.0)
@@ -181,12 +185,13 @@ def run(quick: bool = False, progress: bool = True, num_threads: int | None = No
     """Run the three parts; returns the table (rows, curves, summaries, settings)."""
     cfg = settings(quick)
     start = time.perf_counter()
-    with Progress(len(cfg["seeds"]) + 2, f"{NAME}", enabled=progress) as bar:
+    total = (len(cfg["seeds"]) * 2 * len(NORMS) + len(cfg["trajectory_algs"])
+             + len(cfg["drop_norms"]) * len(cfg["drop_lrs"]))
+    with progress_bar(total, NAME, enabled=progress) as bar:
         table_rows = _table(cfg, num_threads, bar)
         curves, final = _trajectories(cfg, num_threads)
-        bar.update(1)
-        drops = _drops(cfg, num_threads)
-        bar.update(1)
+        bar.update(len(cfg["trajectory_algs"]))
+        drops = _drops(cfg, num_threads, bar)
     summary = []
     for model in ("linear", "diagonal"):
         for a in NORMS:
@@ -218,11 +223,7 @@ def format_table(table: dict[str, Any], model: str) -> str:
 
 def plot(table: dict[str, Any], out: str) -> list[str]:
     """Draw the table heatmaps, the trajectories and the drop figure (PNG); returns the paths."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
+    plt = pyplot()
     os.makedirs(out, exist_ok=True)
     cfg = table["settings"]
 
@@ -249,7 +250,7 @@ def plot(table: dict[str, Any], out: str) -> list[str]:
     plt.close(fig)
 
     # 2. trajectories after perfect accuracy
-    labels = [l for l, _ in cfg["trajectory_algs"]]
+    labels = [label for label, _ in cfg["trajectory_algs"]]
     colors = dict(zip(labels, ["black", "tab:red", "tab:green", "tab:blue", "tab:purple", "tab:cyan", "tab:pink"]))
     styles = dict(zip(labels, ["-", "-", "-", "--", "--", ":", ":"]))
     panels = [("margin_l2", "l2 margin"), ("margin_linf", "l_inf margin"), ("margin_l1", "l1 margin"),

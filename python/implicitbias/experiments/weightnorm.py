@@ -24,8 +24,9 @@ import numpy as np
 
 from .. import data, diagonal, reference
 from .._native import core
-from .._progress import Progress
+from .._progress import progress_bar
 from ._io import write_outputs
+from ._plotting import pyplot
 
 NAME = "weightnorm"
 CONFIGS = (("plain", None, 1.0), ("WN k=1", "joint", 1.0), ("WN k=10", "joint", 10.0), ("WN k=100", "joint", 100.0))
@@ -63,8 +64,8 @@ def run(quick: bool = False, progress: bool = True, num_threads: int | None = No
         bp_error[seed] = float(np.linalg.norm(x_bp - prob.x_star))
 
     alphas = cfg["init_scales"]
-    total = len(cfg["depths"]) * len(cfg["seeds"])
-    with Progress(total, f"{NAME}: sweep", enabled=progress) as bar:
+    total = len(cfg["depths"]) * len(cfg["seeds"]) * len(CONFIGS) * len(alphas) + len(CONFIGS)
+    with progress_bar(total, NAME, enabled=progress) as bar:
         for depth in cfg["depths"]:
             for seed in cfg["seeds"]:
                 prob = problems[seed]
@@ -83,26 +84,28 @@ def run(quick: bool = False, progress: bool = True, num_threads: int | None = No
                         "init_scale": float(a), "seed": seed,
                         "error": float(np.linalg.norm(r.x - prob.x_star)),
                         "bp_error": bp_error[seed], "loss": r.loss, "status": r.status,
-                        "t_final": r.t_final, "t_loss_1e-8": float(h["t"][reached[0]]) if reached.size else float("nan"),
+                        "t_final": r.t_final,
+                        "t_loss_1e-8": float(h["t"][reached[0]]) if reached.size else float("nan"),
                         "n_grad_evals": r.n_grad_evals, "wall_time": r.wall_time,
                         "alpha_eff": float(r.alpha_eff()[0]),
                     })
-                bar.update()
+                bar.update(len(runs))
 
-    # Trajectories at one init scale.
-    seed0 = cfg["seeds"][0]
-    prob = problems[seed0]
-    rec = np.logspace(-2, 6, 400)
-    traj = diagonal.fit_many(
-        prob.A, prob.y, x_star=prob.x_star, depth=cfg["trajectory_depth"],
-        init_scale=cfg["trajectory_init_scale"], weight_norm=[c[1] for c in CONFIGS],
-        lr_ratio=[c[2] for c in CONFIGS], method="flow", rtol=cfg["rtol"], t_max=cfg["t_max"],
-        record_times=rec, num_threads=num_threads,
-    )
+        # Trajectories at one init scale.
+        seed0 = cfg["seeds"][0]
+        prob = problems[seed0]
+        rec = np.logspace(-2, 6, 400)
+        traj = diagonal.fit_many(
+            prob.A, prob.y, x_star=prob.x_star, depth=cfg["trajectory_depth"],
+            init_scale=cfg["trajectory_init_scale"], weight_norm=[c[1] for c in CONFIGS],
+            lr_ratio=[c[2] for c in CONFIGS], method="flow", rtol=cfg["rtol"], t_max=cfg["t_max"],
+            record_times=rec, num_threads=num_threads,
+        )
+        bar.update(len(CONFIGS))
     curves = []
-    for c, r in zip(CONFIGS, traj):
+    for (label, _, _), r in zip(CONFIGS, traj):
         for t, loss, err in zip(r.history["t"], r.history["loss"], r.history["error"]):
-            curves.append({"config": c[0], "t": float(t), "loss": float(loss), "error": float(err)})
+            curves.append({"config": label, "t": float(t), "loss": float(loss), "error": float(err)})
     return {
         "settings": cfg,
         "rows": rows,
@@ -118,8 +121,9 @@ def summarize(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     out = []
     keys = sorted({(r["depth"], r["config"], r["init_scale"]) for r in rows})
     for depth, config, a in keys:
-        errs = np.array([r["error"] for r in rows if (r["depth"], r["config"], r["init_scale"]) == (depth, config, a)])
-        evals = np.array([r["n_grad_evals"] for r in rows if (r["depth"], r["config"], r["init_scale"]) == (depth, config, a)])
+        sel = [r for r in rows if (r["depth"], r["config"], r["init_scale"]) == (depth, config, a)]
+        errs = np.array([r["error"] for r in sel])
+        evals = np.array([r["n_grad_evals"] for r in sel])
         q1, med, q3 = np.quantile(errs, [0.25, 0.5, 0.75])
         out.append({"depth": depth, "config": config, "init_scale": a, "error_median": float(med),
                     "error_q1": float(q1), "error_q3": float(q3), "n_runs": int(errs.size),
@@ -135,11 +139,7 @@ def write(table: dict[str, Any], out: str) -> list[str]:
 
 def plot(table: dict[str, Any], out: str) -> list[str]:
     """Draw the two figures (PNG) under ``out``; returns the paths."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
+    plt = pyplot()
     os.makedirs(out, exist_ok=True)
     cfg = table["settings"]
     colors = {"plain": "black", "WN k=1": "tab:blue", "WN k=10": "tab:orange", "WN k=100": "tab:red"}
