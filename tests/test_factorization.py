@@ -89,14 +89,16 @@ def test_noise_is_annealed_away(small):
     # anneal_frac = 0: the schedule is 0 from the start, every finder is plain GD
     kw = dict(depth=2, width=3, init_scale=0.5, lr=0.02, steps=40, anneal_frac=0.0, seed=1)
     gd = factorization.fit(small.A, small.y, method="descent", **kw)
-    for method, s in (("label_noise_sgd", {"label_noise_std": 3.0}), ("trace_penalty", {"trace_weight": 3.0}), ("sam", {"sam_radius": 3.0})):
+    for method, s in (("label_noise_sgd", {"label_noise_std": 3.0}), ("trace_penalty", {"trace_weight": 3.0}),
+                      ("sam", {"sam_radius": 3.0})):
         r = factorization.fit(small.A, small.y, method=method, **s, **kw)
         np.testing.assert_array_equal(flat(r.layers), flat(gd.layers))
 
 
 def test_fit_many_is_bitwise_independent_of_threads_and_matches_fit(small):
     kw = dict(depth=[2, 3, 2, 3, 2], method=["descent", "trace_penalty", "label_noise_sgd", "sam", "descent"],
-              init_scale=[0.3, 0.5, 0.5, 0.5, 1.0], lr=0.02, trace_weight=0.1, label_noise_std=0.3, sam_radius=0.2, seed=[0, 1, 2, 3, 4],
+              init_scale=[0.3, 0.5, 0.5, 0.5, 1.0], lr=0.02, trace_weight=0.1, label_noise_std=0.3, sam_radius=0.2,
+              seed=[0, 1, 2, 3, 4],
               steps=60, width=3, M_star=small.M_star)
     one = factorization.fit_many(small.A, small.y, num_threads=1, **kw)
     two = factorization.fit_many(small.A, small.y, num_threads=2, **kw)

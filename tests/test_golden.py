@@ -42,9 +42,9 @@ def _variants() -> list[str]:
 def test_outputs_match_recording(isa: str, tmp_path) -> None:
     out_file = tmp_path / "replay.npz"
     script = (
-        "import sys, numpy as np; sys.path.insert(0, {here!r}); import record; "
+        f"import sys, numpy as np; sys.path.insert(0, {HERE!r}); import record; "
         "np.savez(sys.argv[1], **record.run_all())"
-    ).format(here=HERE)
+    )
     env = dict(os.environ, IMPLICITBIAS_ISA=isa)
     subprocess.run([sys.executable, "-c", script, str(out_file)], check=True, env=env, cwd=str(tmp_path))
     expected = np.load(os.path.join(HERE, f"outputs_{isa}.npz"))

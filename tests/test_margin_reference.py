@@ -378,7 +378,7 @@ def test_digits_binary_subsample_separable():
     assert ds.X.shape == (200, 64)
     assert set(np.unique(ds.y)) == {-1.0, 1.0}
     np.testing.assert_allclose(ds.X.mean(axis=0), 0.0, atol=1e-12)
-    w, m = max_margin(ds.X, ds.y, "l2")
+    _w, m = max_margin(ds.X, ds.y, "l2")
     assert m > 0
     lower, upper = hull_l2(ds.y[:, None] * ds.X)
     assert lower * (1 - 1e-12) <= m <= upper * (1 + 1e-12)

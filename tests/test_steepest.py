@@ -119,7 +119,7 @@ def test_direction_matches_numpy_and_dual_identities(norm):
     for _ in range(5):
         g = rng.standard_normal(13) * 10 ** rng.uniform(-3, 3)
         gs, dual = ib.steepest.direction(g, norm)
-        ref, ref_dual = np_direction(g, norm if isinstance(norm, str) else norm)
+        ref, ref_dual = np_direction(g, norm)
         np.testing.assert_allclose(gs, ref, rtol=1e-12, atol=1e-300)
         assert dual == pytest.approx(ref_dual, rel=1e-12)
         # ||g#|| = ||g||_*  and  <g#, g> = ||g||_*^2
@@ -187,7 +187,8 @@ def test_outputs_gradient_and_euler_identity(model, width, depth, small_data):
     # Euler: <theta, grad f> = L f for a degree-L homogeneous model
     assert theta @ G == pytest.approx(degree * (c @ f), rel=1e-12, abs=1e-12)
     # homogeneity itself
-    np.testing.assert_allclose(core.homogeneous_outputs(_core_model(kind, dep, wid), X, 1.7 * theta), 1.7 ** degree * f, rtol=1e-12)
+    spec = _core_model(kind, dep, wid)
+    np.testing.assert_allclose(core.homogeneous_outputs(spec, X, 1.7 * theta), 1.7**degree * f, rtol=1e-12)
 
 
 @pytest.mark.parametrize("loss", ["exp", "logistic"])
@@ -200,7 +201,7 @@ def test_log_domain_loss_and_scaled_gradient(loss, small_data):
         q = y * (X @ th)
         return np.sum(np.exp(-q)) if loss == "exp" else np.sum(np.log1p(np.exp(-q)))
 
-    ll, gt, q = core.classification_loss(_core_model("linear", 2, 0), X, y, theta, _loss(loss))
+    ll, gt, _q = core.classification_loss(_core_model("linear", 2, 0), X, y, theta, _loss(loss))
     assert ll == pytest.approx(np.log(np_loss(theta)), rel=1e-13)
     h = 1e-6
     fd = np.array([(np_loss(theta + h * e) - np_loss(theta - h * e)) / (2 * h) for e in np.eye(theta.size)])

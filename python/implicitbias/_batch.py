@@ -25,8 +25,9 @@ from __future__ import annotations
 import functools
 import inspect
 import numbers
+from collections.abc import Sequence
 from dataclasses import dataclass, field, fields
-from typing import Any, Callable, Sequence
+from typing import Any, Callable
 
 import numpy as np
 
@@ -92,6 +93,16 @@ class RunResult:
 
     def _history_from(self, raw: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         return dict(raw)
+
+    def __getstate__(self) -> dict[str, Any]:
+        """Pickle the history as arrays, without the core's record (which does not pickle)."""
+        state = dict(self.__dict__)
+        state["history"] = self.history
+        state["_record"] = None
+        return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
 
     def __repr__(self) -> str:
         items = [("status", self.status), ("success", self.success), ("message", self.message)]
@@ -174,9 +185,9 @@ def broadcast(values: dict[str, Any], params: dict[str, PerRun], run_problem: li
     if any(n != K for n in lengths.values()):
         raise ValueError(f"list-valued arguments must have equal lengths (or length 1); got {lengths}")
     for name, v in lists.items():
-        param = params.get(name)
-        if param is not None and param.check is not None:
-            v = _checked_list(v, name, param.check)
+        declared = params.get(name)
+        if declared is not None and declared.check is not None:
+            v = _checked_list(v, name, declared.check)
         lists[name] = v * K if len(v) == 1 else v
     return K, lists
 
@@ -324,8 +335,10 @@ def single(fit_many: Callable[..., list], per_run: dict[str, PerRun], doc: str) 
         kwargs = {k: one(k, v) if k in per_run else v for k, v in kwargs.items()}
         return fit_many(*args, **kwargs)[0]
 
-    fit.__signature__ = signature.replace(return_annotation=fit_many.__annotations__.get("return", "").replace(
-        "list[", "").rstrip("]") if isinstance(fit_many.__annotations__.get("return"), str) else inspect.Signature.empty)
+    returns = fit_many.__annotations__.get("return")
+    single_return = returns.removeprefix("list[").removesuffix("]") if isinstance(returns, str) else None
+    fit.__signature__ = signature.replace(  # type: ignore[attr-defined]
+        return_annotation=single_return or inspect.Signature.empty)
     fit.__doc__ = doc
     fit.__name__ = fit.__qualname__ = "fit"
     fit.__module__ = fit_many.__module__

@@ -7,38 +7,39 @@ bad call fails before any work is done and never reaches the compiled core.
 from __future__ import annotations
 
 import numbers
+from typing import Any
 
 import numpy as np
 
 
-def check_matrix(a: object, name: str) -> np.ndarray:
-    """A finite 2-D float64 array (C-contiguous copy if needed)."""
+def _finite_array(a: object, name: str, ndim: int) -> np.ndarray:
+    """A finite float64 array with ``ndim`` dimensions (C-contiguous copy if needed)."""
+    what = "2-D array" if ndim == 2 else "1-D array"
     try:
         arr = np.asarray(a, dtype=np.float64)
     except (TypeError, ValueError) as exc:
-        raise ValueError(f"{name} must be a real 2-D array: {exc}") from None
-    if arr.ndim != 2:
-        raise ValueError(f"{name} must be 2-D, got shape {arr.shape}")
-    if arr.size == 0:
-        raise ValueError(f"{name} must not be empty, got shape {arr.shape}")
+        raise ValueError(f"{name} must be a real {what}: {exc}") from None
+    if arr.ndim != ndim:
+        raise ValueError(f"{name} must be {ndim}-D, got shape {arr.shape}")
     if not np.all(np.isfinite(arr)):
         raise ValueError(f"{name} contains NaN or inf")
     return np.ascontiguousarray(arr)
+
+
+def check_matrix(a: object, name: str) -> np.ndarray:
+    """A finite, non-empty 2-D float64 array (C-contiguous copy if needed)."""
+    arr = _finite_array(a, name, 2)
+    if arr.size == 0:
+        raise ValueError(f"{name} must not be empty, got shape {arr.shape}")
+    return arr
 
 
 def check_vector(v: object, name: str, size: int | None = None) -> np.ndarray:
     """A finite 1-D float64 array, optionally of a given length."""
-    try:
-        arr = np.asarray(v, dtype=np.float64)
-    except (TypeError, ValueError) as exc:
-        raise ValueError(f"{name} must be a real 1-D array: {exc}") from None
-    if arr.ndim != 1:
-        raise ValueError(f"{name} must be 1-D, got shape {arr.shape}")
+    arr = _finite_array(v, name, 1)
     if size is not None and arr.shape[0] != size:
         raise ValueError(f"{name} must have length {size}, got {arr.shape[0]}")
-    if not np.all(np.isfinite(arr)):
-        raise ValueError(f"{name} contains NaN or inf")
-    return np.ascontiguousarray(arr)
+    return arr
 
 
 def check_positive(x: object, name: str, *, allow_zero: bool = False) -> float:
@@ -78,7 +79,7 @@ def check_choice(value: object, name: str, choices: tuple) -> object:
     return value
 
 
-def unique_problems(first: object, second: object, first_name: str, second_name: str) -> tuple[list, list, list[int]]:
+def unique_problems(first: Any, second: Any, first_name: str, second_name: str) -> tuple[list, list, list[int]]:
     """One data set or lists of them -> (unique firsts, unique seconds, problem index per listing).
 
     The same pair of objects listed several times is one problem, so that its
@@ -87,7 +88,7 @@ def unique_problems(first: object, second: object, first_name: str, second_name:
     # one data set unless the first argument is a list of matrices (so that a
     # matrix given as nested lists, or labels given as a list, stay one data set)
     many = isinstance(first, (list, tuple)) and len(first) > 0 and all(
-        isinstance(f, np.ndarray) and f.ndim == 2 or (isinstance(f, (list, tuple)) and len(f) > 0
+        (isinstance(f, np.ndarray) and f.ndim == 2) or (isinstance(f, (list, tuple)) and len(f) > 0
                                                      and isinstance(f[0], (list, tuple, np.ndarray)))
         for f in first)
     if isinstance(first, (list, tuple)) and len(first) == 0:
@@ -112,37 +113,6 @@ def unique_problems(first: object, second: object, first_name: str, second_name:
             uniq_s.append(v)
         run_problem.append(index[key])
     return uniq_f, uniq_s, run_problem
-
-
-def broadcast_runs(per_run: dict[str, list]) -> int:
-    """Broadcast per-run lists in place like 1-D numpy arrays (all of one
-    length K, or length 1); returns K."""
-    lengths = {k: len(v) for k, v in per_run.items() if len(v) != 1}
-    K = max(lengths.values(), default=1)
-    if any(n != K for n in lengths.values()):
-        raise ValueError(f"list-valued arguments must have equal lengths (or length 1); got {lengths}")
-    for k, v in per_run.items():
-        if len(v) == 1:
-            per_run[k] = v * K
-    return K
-
-
-def as_run_list(value: object, name: str, scalar_types: tuple = ()) -> list:
-    """A per-run argument as a list: a scalar (or None) becomes [value]; a
-    list, tuple or 1-D array becomes a list (never empty)."""
-    if value is None or (scalar_types and isinstance(value, scalar_types)):
-        return [value]
-    if isinstance(value, np.ndarray):
-        if value.ndim == 0:
-            return [value.item()]
-        if value.ndim == 1:
-            return list(value.tolist())
-        raise ValueError(f"{name} must be a scalar or a 1-D list of values, got shape {value.shape}")
-    if isinstance(value, (list, tuple)):
-        if len(value) == 0:
-            raise ValueError(f"{name} must not be an empty list")
-        return list(value)
-    return [value]
 
 
 def check_labels(y: object, size: int | None = None, name: str = "y") -> np.ndarray:

@@ -23,8 +23,9 @@ with step ``lr`` after ``k`` steps is reported at time ``k * lr``.
 from __future__ import annotations
 
 import numbers
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -108,10 +109,12 @@ class DiagonalResult(RunResult):
             q0 = np.log(alpha) if L == 2 else alpha ** (2.0 - L)
             q1 = np.log(self.u) if L == 2 else self.u ** (2.0 - L)
             return _null_projection(self.A, q0), _null_projection(self.A, q1)
+        assert self.v is not None  # the signed model
         if self.weight_norm is None:
             if L == 2:
                 return alpha * alpha, self.u * self.v
             return 2.0 * alpha ** (2.0 - L), self.u ** (2.0 - L) + self.v ** (2.0 - L)
+        assert self.direction is not None  # weight-normalized
         n = alpha.size
         rho0 = np.sqrt(2.0) * np.linalg.norm(alpha)
         w0 = alpha / rho0
@@ -179,7 +182,7 @@ def fit_many(
     init_scale: Any = 0.1,
     method: str = "flow",
     solver: str = "rosw",
-    weight_norm: str | None | Sequence[str | None] = None,
+    weight_norm: str | Sequence[str | None] | None = None,
     lr_ratio: float | Sequence[float] = 1.0,
     nonnegative: bool = False,
     x_star: Any = None,
@@ -229,10 +232,32 @@ def fit_many(
     descent = method == "descent"
     if descent and runs["lr"][0] is None:
         raise ValueError("lr is required for method='descent'")
+    options = _options(method, solver, steps, n_record, record_times, record_every, t_max, rtol, atol, max_steps,
+                       stall_steps, jac_every, block_size, num_threads, gd_kernel)
+    tol = _batch.target_loss(target_loss)
+    for prob, (_, yv) in zip(problems, data):  # default for the flow: a relative residual of 10 rtol
+        prob.tol = tol if tol >= 0 or descent else 50.0 * (options.adaptive.rtol * float(np.linalg.norm(yv))) ** 2
+    inits = _init_vectors(runs["init_scale"], [data[p][0].shape[1] for p in runs["problem"]])
+    core_runs = [core.DiagonalRun(problem=runs["problem"][k], depth=runs["depth"][k], nonnegative=nonnegative,
+                                  weight_norm=_batch.enum(core.WeightNorm, runs["weight_norm"][k] or "none"),
+                                  init_scale=inits[k], lr_ratio=runs["lr_ratio"][k], lr=runs["lr"][k] or 0.0)
+                 for k in range(K)]
+    keys = [(r.problem, r.depth, int(r.weight_norm)) for r in core_runs]
+    records = _batch.grouped(keys, lambda order: core.diagonal_batch(problems, [core_runs[k] for k in order], options))
+    with np.errstate(over="ignore", invalid="ignore"):  # a diverged run may hold huge values
+        return [_decode(rec, data[runs["problem"][k]], runs, k, inits[k], nonnegative, method,
+                        problems[runs["problem"][k]].tol >= 0) for k, rec in enumerate(records)]
+
+
+def _options(method: str, solver: str, steps: Any, n_record: Any, record_times: Any, record_every: Any, t_max: Any,
+             rtol: Any, atol: Any, max_steps: Any, stall_steps: Any, jac_every: Any, block_size: Any,
+             num_threads: Any, gd_kernel: str) -> Any:
+    """The options shared by a batch (checked)."""
+    descent = method == "descent"
     steps = check_positive_int(steps, "steps", minimum=0) if descent else 0
     n_record = check_positive_int(n_record, "n_record")
     rec_times = [] if descent else _batch.record_times(record_times, check_positive(t_max, "t_max"), n_record)
-    options = _batch.make(
+    return _batch.make(
         core.DiagonalBatchOptions, method=_batch.enum(core.Method, method), solver=_batch.enum(core.Solver, solver),
         block_size=check_positive_int(block_size, "block_size"), num_threads=_batch.threads(num_threads),
         gd_lanes=gd_kernel == "lanes",
@@ -242,18 +267,6 @@ def fit_many(
             rtol=rtol, atol=atol, t_max=t_max, max_steps=max_steps, stall_steps=stall_steps, record_times=rec_times,
             record_every=0 if record_every is None or descent else check_positive_int(record_every, "record_every"),
             jac_every=jac_every))
-    tol = _batch.target_loss(target_loss)
-    for prob, (_, yv) in zip(problems, data):  # default for the flow: a relative residual of 10 rtol
-        prob.tol = tol if tol >= 0 or descent else 50.0 * (options.adaptive.rtol * float(np.linalg.norm(yv))) ** 2
-    inits = _init_vectors(runs["init_scale"], [data[p][0].shape[1] for p in runs["problem"]])
-    core_runs = [core.DiagonalRun(problem=runs["problem"][k], depth=runs["depth"][k],
-                             nonnegative=nonnegative, weight_norm=_batch.enum(core.WeightNorm, runs["weight_norm"][k] or "none"),
-                             init_scale=inits[k], lr_ratio=runs["lr_ratio"][k], lr=runs["lr"][k] or 0.0) for k in range(K)]
-    keys = [(r.problem, r.depth, int(r.weight_norm)) for r in core_runs]
-    records = _batch.grouped(keys, lambda order: core.diagonal_batch(problems, [core_runs[k] for k in order], options))
-    with np.errstate(over="ignore", invalid="ignore"):  # a diverged run may hold huge values
-        return [_decode(rec, data[runs["problem"][k]], runs, k, inits[k], nonnegative, method, tol >= 0)
-                for k, rec in enumerate(records)]
 
 
 def _problems(A: Any, y: Any, x_star: Any) -> tuple[list[Any], list[tuple[np.ndarray, np.ndarray]], list[int]]:
@@ -305,7 +318,8 @@ def _init_vector(a: Any, n: int) -> np.ndarray:
     return alpha
 
 
-def _decode(record: Any, problem: tuple[np.ndarray, np.ndarray], runs: dict[str, list], k: int, alpha: np.ndarray, nonnegative: bool,
+def _decode(record: Any, problem: tuple[np.ndarray, np.ndarray], runs: dict[str, list], k: int, alpha: np.ndarray,
+            nonnegative: bool,
             method: str, has_target: bool) -> DiagonalResult:
     z = record.state
     n = alpha.size

@@ -35,8 +35,9 @@ and Hessian-vector products use the same stacking.
 from __future__ import annotations
 
 import numbers
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -114,7 +115,7 @@ def pack(layers: Any, name: str = "layers") -> tuple[list[int], np.ndarray]:
         layers = [layers]
     if not isinstance(layers, (list, tuple)) or len(layers) == 0:
         raise ValueError(f"{name} must be a non-empty list of 2-D arrays (depth >= 1)")
-    mats = []
+    mats: list[np.ndarray] = []
     for j, W in enumerate(layers):
         try:
             arr = np.asarray(W, dtype=np.float64)
@@ -155,7 +156,8 @@ def _checked(layers: Any, A: Any, y: Any = None, *, prepare: bool = True):
     is_pairs = not isinstance(A, SensingOperator) and np.ndim(A) == 2
     op = _operator(A, (dims[-1], dims[0]) if is_pairs else None, prepare=prepare)
     if (dims[-1], dims[0]) != op.shape:
-        raise ValueError(f"layers: the product's shape {(dims[-1], dims[0])} must equal the measurement shape {op.shape}")
+        raise ValueError(f"layers: the product's shape {(dims[-1], dims[0])} must equal the measurement shape "
+                         f"{op.shape}")
     yv = None if y is None else check_vector(y, "y", op.n)
     return dims, z, op, yv
 
@@ -362,7 +364,7 @@ def fit_many(
     keys = [(int(c.method), r["dims"]) for c, r in zip(core_runs, runs_k)]
     records = _batch.grouped(keys, lambda order: core.factorization_batch([problem], [core_runs[k] for k in order],
                                                                            options))
-    return [_decode(rec, r, problem.tol >= 0 and not all_flow or target_loss is not None)
+    return [_decode(rec, r, problem.tol >= 0)
             for rec, r in zip(records, runs_k)]
 
 
@@ -384,7 +386,7 @@ def _options(steps: Any, anneal_frac: Any, final_ratio: Any, t_max: Any, rtol: A
                           record_every=_batch.record_every_steps(record_every, steps, n_record)),
         adaptive=_batch.adaptive_options(rtol=rtol, atol=0.0, t_max=t_max, max_steps=max_steps,
                                          record_times=_batch.record_times(None, t_max, n_record) if any_flow else []),
-        schedule=_batch.make(core.StrengthSchedule, anneal_steps=int(round(af * steps)), final_ratio=fr),
+        schedule=_batch.make(core.StrengthSchedule, anneal_steps=round(af * steps), final_ratio=fr),
         block_size=check_positive_int(block_size, "block_size"), num_threads=_batch.threads(num_threads))
 
 
@@ -411,7 +413,7 @@ def _run(k: int, runs: dict[str, list], shape: tuple[int, int]) -> dict[str, Any
         w = runs["width"][k]
         w = max(shape) if w is None else check_positive_int(w, "width")
         a = check_positive(runs["init_scale"][k], "init_scale")
-        ini = check_choice(runs["init"][k], "init", _INITS)
+        ini = str(check_choice(runs["init"][k], "init", _INITS))
         dims, z0 = pack(initial_layers(shape, L, w, a, ini, sd))
     return dict(method=meth, seed=sd, strength=strength, lr=lr_k, dims=dims, z0=z0, depth=L, width=w,
                 init_scale=a, init=ini)

@@ -46,8 +46,9 @@ from __future__ import annotations
 
 import functools
 import numbers
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -65,7 +66,7 @@ from ._validation import (
     unique_problems,
 )
 
-__all__ = ["SteepestResult", "fit", "fit_many", "direction", "param_norm", "init_params", "MODELS", "NORMS"]
+__all__ = ["MODELS", "NORMS", "SteepestResult", "direction", "fit", "fit_many", "init_params", "param_norm"]
 
 MODELS = ("linear", "diagonal", "relu2", "mlp")
 NORMS = ("l2", "linf", "l1", "spectral")
@@ -137,7 +138,7 @@ def init_params(model: str, dim: int, *, width: int | None = None, depth: int | 
     stored column-major ``(W_1, ..., W_{L-1}, a)``. Draws use
     ``numpy.random.default_rng(seed)``.
     """
-    kind, depth_, width_, _, shapes = _model_spec(model, dim, width, depth)
+    shapes = _model_spec(model, dim, width, depth)[4]
     seed = check_seed(seed)
     default = {"linear": 0.0, "diagonal": 0.1}.get(model, 1.0)
     scale = default if init_scale is None else check_positive(init_scale, "init_scale", allow_zero=(model == "linear"))
@@ -408,7 +409,7 @@ def _options(steps: Any, t_max: Any, rtol: Any, atol: Any, max_steps: Any, targe
     n_record = check_positive_int(n_record, "n_record", minimum=2)
     if target_log_loss is None:
         target = -np.inf
-    elif isinstance(target_log_loss, bool) or not isinstance(target_log_loss, numbers.Real) or np.isnan(target_log_loss):
+    elif not _batch.is_real(target_log_loss) or np.isnan(target_log_loss):
         raise ValueError(f"target_log_loss must be a real number, got {target_log_loss!r}")
     else:
         target = float(target_log_loss)
@@ -457,11 +458,11 @@ def _run_spec(k: int, runs: dict[str, list], X_arrs: list[np.ndarray], y_arrs: l
     if runs["init"][k] is not None:
         theta0 = check_vector(runs["init"][k], "init", sum(r * c for r, c in shapes))
     else:  # runs that share a model and seed share the draw
-        key = ("init", mdl, Xp.shape[1], wid, dep, runs["init_scale"][k], runs["seed"][k])
-        if key not in memo:
-            memo[key] = init_params(mdl, Xp.shape[1], width=wid or None, depth=dep if kind == "mlp" else None,
+        init_key = ("init", mdl, Xp.shape[1], wid, dep, runs["init_scale"][k], runs["seed"][k])
+        if init_key not in memo:
+            memo[init_key] = init_params(mdl, Xp.shape[1], width=wid or None, depth=dep if kind == "mlp" else None,
                                     init_scale=runs["init_scale"][k], seed=runs["seed"][k])
-        theta0 = memo[key]
+        theta0 = memo[init_key]
     if reachable is not None and (p, kind) not in reachable:
         _check_reachable(Xp, y_arrs[p], mdl)
         reachable.add((p, kind))
@@ -481,7 +482,7 @@ def _run_spec(k: int, runs: dict[str, list], X_arrs: list[np.ndarray], y_arrs: l
     return run, degree, shapes
 
 
-fit = _batch.single(fit_many, _PER_RUN, """Train one homogeneous classifier by steepest descent (or Adam, Signum, the flow).
+fit = _batch.single(fit_many, _PER_RUN, """Train one homogeneous classifier (steepest descent, Adam, Signum, flow).
 
     Parameters
     ----------

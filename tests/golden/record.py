@@ -64,9 +64,10 @@ def diagonal_cases() -> dict[str, Callable[[], list[Any]]]:
     for wn in (None, "joint", "separate"):
         for depth in (2, 3):
             for solver in ("rosw", "dopri5"):
-                cases[f"diag.flow.{solver}.{wn}.L{depth}"] = lambda wn=wn, depth=depth, solver=solver: diagonal.fit_many(
+                cases[f"diag.flow.{solver}.{wn}.L{depth}"] = lambda wn=wn, depth=depth, solver=solver: (
+                    diagonal.fit_many(
                     p.A, p.y, depth=depth, init_scale=[0.1, 0.05], weight_norm=wn, lr_ratio=[1.0, 10.0],
-                    method="flow", solver=solver, x_star=p.x_star, t_max=1e3, n_record=10, rtol=1e-7)
+                    method="flow", solver=solver, x_star=p.x_star, t_max=1e3, n_record=10, rtol=1e-7))
             for kernel in ("lanes", "generic"):
                 cases[f"diag.gd.{kernel}.{wn}.L{depth}"] = lambda wn=wn, depth=depth, kernel=kernel: diagonal.fit_many(
                     p.A, p.y, depth=depth, init_scale=[0.1, 0.2, 0.05], weight_norm=wn, lr_ratio=2.0,
@@ -121,8 +122,9 @@ def factorization_cases() -> dict[str, Callable[[], list[Any]]]:
     for name, prob in (("sensing", ms), ("completion", mc)):
         for depth in (1, 2, 3):
             cases[f"fact.{name}.L{depth}"] = lambda prob=prob, depth=depth: factorization.fit_many(
-                prob.A, prob.y, shape=prob.shape, depth=depth, method=methods, lr=0.02, trace_weight=0.01, label_noise_std=0.1,
-                sam_radius=0.05, steps=150, M_star=prob.M_star, n_record=10, seed=[0, 1, 2, 3])
+                prob.A, prob.y, shape=prob.shape, depth=depth, method=methods, lr=0.02, trace_weight=0.01,
+                label_noise_std=0.1, sam_radius=0.05, steps=150, M_star=prob.M_star, n_record=10,
+                seed=[0, 1, 2, 3])
         cases[f"fact.{name}.flow"] = lambda prob=prob: factorization.fit_many(
             prob.A, prob.y, shape=prob.shape, depth=[2, 3], method="flow", t_max=50.0, n_record=10,
             init="balanced")

@@ -102,7 +102,8 @@ def run(quick: bool = False, progress: bool = True, num_threads: int | None = No
                     method=[c[1] for _, c in runs] + ["descent"],
                     init_scale=[c[2] for _, c in runs] + [1e-3],
                     lr=[cfg["lr_times_depth"] / L for L in depths],
-                    **{key: values + [0.0] for key, values in kw.items()},
+                    trace_weight=kw["trace_weight"] + [0.0], label_noise_std=kw["label_noise_std"] + [0.0],
+                    sam_radius=kw["sam_radius"] + [0.0],
                     seed=seed, steps=cfg["steps"], anneal_frac=cfg["anneal_frac"], final_ratio=cfg["final_ratio"],
                     M_star=prob.M_star, n_record=20, num_threads=num_threads,
                 )

@@ -34,7 +34,6 @@ from __future__ import annotations
 import numpy as np
 import scipy.linalg
 
-
 # --------------------------------------------------------------------------
 # error-free transformations (double-double arithmetic for A^T lam)
 # --------------------------------------------------------------------------

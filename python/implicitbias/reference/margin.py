@@ -80,7 +80,7 @@ def _max_margin_lp(Z: np.ndarray, norm: str) -> np.ndarray:
         c = np.zeros(d + 1)
         c[-1] = -1.0
         a_ub = np.hstack([-Z, np.ones((n, 1))])
-        bounds = [(-1.0, 1.0)] * d + [(None, None)]
+        bounds: list[tuple[float | None, float | None]] = [(-1.0, 1.0)] * d + [(None, None)]
         res = scipy.optimize.linprog(
             c, A_ub=a_ub, b_ub=np.zeros(n), bounds=bounds, method="highs", options=opts
         )
@@ -144,7 +144,7 @@ def _l2_certificate(Z: np.ndarray, w: np.ndarray, a: np.ndarray) -> tuple[float,
 
 def _max_margin_l2(Z: np.ndarray, scale: float) -> np.ndarray:
     """Hard-margin SVM without bias, certified by duality (see max_margin)."""
-    n, d = Z.shape
+    n, _d = Z.shape
     sol = _ldp(Z)
     if sol is None:
         raise _not_separable("l2", 0.0)
@@ -164,11 +164,12 @@ def _max_margin_l2(Z: np.ndarray, scale: float) -> np.ndarray:
             a1 = np.zeros(n)
             a1[active] = a_s
             candidates.append((w1, a1))
-    best = None
+    best: tuple[np.ndarray, float, float] | None = None
     for w, a in candidates:
         lower, upper = _l2_certificate(Z, w, a)
         if best is None or lower > best[1]:
             best = (w, lower, upper)
+    assert best is not None  # candidates is never empty
     w, lower, upper = best
     if not lower > _SEP_TOL * scale:
         raise _not_separable("l2", lower)

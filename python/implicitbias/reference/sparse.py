@@ -28,6 +28,8 @@ Conventions (docs/science.md): loss ``0.5 * ||A x - y||^2``, residual
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 import scipy.optimize
 
@@ -45,7 +47,7 @@ def _check_bool(value: object, name: str) -> bool:
     return bool(value)
 
 
-def _check_init_scale(init_scale: object, n: int, name: str = "init_scale") -> np.ndarray:
+def _check_init_scale(init_scale: Any, n: int, name: str = "init_scale") -> np.ndarray:
     """A positive finite scalar (broadcast to length n) or length-n vector."""
     if isinstance(init_scale, np.ndarray) and init_scale.ndim == 0:
         init_scale = init_scale.item()

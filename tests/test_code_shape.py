@@ -1,0 +1,30 @@
+"""Code-shape rules of the package: no function in python/implicitbias longer than 80 lines."""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import pytest
+
+PACKAGE = Path(__file__).resolve().parents[1] / "python" / "implicitbias"
+MAX_LINES = 80
+
+
+def _functions() -> list[tuple[str, int]]:
+    out = []
+    for path in sorted(PACKAGE.rglob("*.py")):
+        tree = ast.parse(path.read_text(), filename=str(path))
+        for node in ast.walk(tree):
+            if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+                first = min([node.lineno] + [d.lineno for d in node.decorator_list])
+                out.append((f"{path.relative_to(PACKAGE)}:{node.lineno} {node.name}", node.end_lineno - first + 1))
+    return out
+
+
+@pytest.mark.skipif(not PACKAGE.is_dir(), reason="the source tree is not beside the tests")
+def test_no_function_is_longer_than_80_lines():
+    functions = _functions()
+    assert len(functions) > 100  # the walk found the package
+    long = [(name, n) for name, n in functions if n > MAX_LINES]
+    assert not long, f"functions over {MAX_LINES} lines: {long}"
