@@ -77,7 +77,7 @@ def test_broadcast_checks_each_value_and_lengths():
     assert K == 3 and runs["lr"] == [0.1, 0.2, 0.1] and runs["depth"] == [3, 3, 3] and runs["problem"] == [0, 0, 0]
     with pytest.raises(ValueError, match="equal lengths"):
         _batch.broadcast({"lr": [0.1, 0.2], "depth": [2, 3, 4]}, params, [0])
-    with pytest.raises(ValueError, match="^lr"):
+    with pytest.raises(ValueError, match=r"^lr"):
         _batch.broadcast({"lr": [0.1, -1.0], "depth": 2}, params, [0])
     with pytest.raises(ValueError, match="must not be an empty list"):
         _batch.broadcast({"lr": [], "depth": 2}, params, [0])
