@@ -346,4 +346,5 @@ def single(fit_many: Callable[..., list], per_run: dict[str, PerRun], doc: str) 
 
 
 def is_real(value: Any) -> bool:
-    return isinstance(value, numbers.Real) and not isinstance(value, bool)
+    """A real scalar (bool excluded)."""
+    return type(value) is float or (isinstance(value, numbers.Real) and not isinstance(value, bool))

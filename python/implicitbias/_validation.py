@@ -6,6 +6,7 @@ bad call fails before any work is done and never reaches the compiled core.
 
 from __future__ import annotations
 
+import math
 import numbers
 from typing import Any
 
@@ -44,10 +45,10 @@ def check_vector(v: object, name: str, size: int | None = None) -> np.ndarray:
 
 def check_positive(x: object, name: str, *, allow_zero: bool = False) -> float:
     """A finite real scalar > 0 (or >= 0)."""
-    if isinstance(x, bool) or not isinstance(x, numbers.Real):
+    if type(x) is not float and (isinstance(x, bool) or not isinstance(x, numbers.Real)):  # float: fast path
         raise ValueError(f"{name} must be a real number, got {x!r}")
     val = float(x)
-    if not np.isfinite(val) or val < 0 or (val == 0 and not allow_zero):
+    if not math.isfinite(val) or val < 0 or (val == 0 and not allow_zero):
         bound = ">= 0" if allow_zero else "> 0"
         raise ValueError(f"{name} must be finite and {bound}, got {x!r}")
     return val
@@ -55,7 +56,7 @@ def check_positive(x: object, name: str, *, allow_zero: bool = False) -> float:
 
 def check_positive_int(x: object, name: str, *, minimum: int = 1) -> int:
     """An integer >= minimum."""
-    if isinstance(x, bool) or not isinstance(x, numbers.Integral):
+    if type(x) is not int and (isinstance(x, bool) or not isinstance(x, numbers.Integral)):  # int: fast path
         raise ValueError(f"{name} must be an integer, got {x!r}")
     val = int(x)
     if val < minimum:
