@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 import peers
-from harness import need, rounds, timed
+from harness import need, timed
 
 S1_CHECK_STEPS, S1_RTOL = 50, 1e-10   # peers must match implicitbias after 50 steps (observed ~1e-16)
 SEEDS = (0, 1)
