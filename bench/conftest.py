@@ -31,6 +31,7 @@ def pytest_addoption(parser):
 
 
 def pytest_configure(config):
+    config._ib_bench_load_start = list(os.getloadavg())  # machine_info is assembled at the session's end
     # peers (jax, torch) may warn at import or on use; the repo's filterwarnings=error is for tests/
     config.addinivalue_line("filterwarnings", "default")
 
@@ -79,7 +80,7 @@ def load(request):
 
 def pytest_benchmark_update_machine_info(config, machine_info):
     info = {"bench_size": config.getoption("--bench-size"), "note": config.getoption("--bench-note"),
-            "loadavg_at_start": list(os.getloadavg()), "cpu_count": os.cpu_count(),
+            "loadavg_at_start": getattr(config, "_ib_bench_load_start", None), "cpu_count": os.cpu_count(),
             "python": platform.python_version()}
     try:
         with open("/proc/cpuinfo") as fh:

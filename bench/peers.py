@@ -139,7 +139,9 @@ def flow_solve_ivp(A, y, alpha, *, method="LSODA", rtol=1e-8, atol=1e-14, target
 def flow_limit_newton(A, y, alpha, tol=1e-14):
     """Depth-2 flow limit x = 2 a^2 sinh(A^T lam), A x = y, by damped Newton on the dual."""
     c, lam = 2.0 * alpha**2, np.zeros(A.shape[0])
-    phi = lambda l: c * np.cosh(A.T @ l).sum() - l @ y  # noqa: E731
+    def phi(l):
+        with np.errstate(over="ignore"):  # a trial step may overflow: inf is rejected by the line search
+            return c * np.cosh(A.T @ l).sum() - l @ y
     for _ in range(200):
         s = A.T @ lam
         r = A @ (c * np.sinh(s)) - y

@@ -25,6 +25,11 @@ def gflops(b, t):
     return flops / t / 1e9 if flops else None
 
 
+def load(info, when):
+    v = info.get(f"loadavg_at_{when}")
+    return f"{v[0]:.2f}" if v else "?"
+
+
 def header(doc):
     m = doc.get("machine_info", {})
     i = m.get("implicitbias_bench", {})
@@ -33,8 +38,8 @@ def header(doc):
              f"SIMD {', '.join(i.get('simd', [])) or '?'}; implicitbias {i.get('implicitbias')} "
              f"(core `{build.get('isa', '?') if isinstance(build, dict) else build}`), NumPy {i.get('numpy')}, "
              f"SciPy {i.get('scipy')}, torch {i.get('torch') or 'not installed'}, jax {i.get('jax') or 'not installed'}; "
-             f"size `{i.get('bench_size')}`; load average at start {i.get('loadavg_at_start', ['?'])[0]}, "
-             f"at end {i.get('loadavg_at_end', ['?'])[0]}; {doc.get('datetime', '')}."]
+             f"size `{i.get('bench_size')}`; load average (1 min) at start {load(i, 'start')}, "
+             f"at end {load(i, 'end')}; {doc.get('datetime', '')}."]
     if i.get("note"):
         lines.append(f"\nNote: {i['note']}")
     peaks = [b["extra_info"]["dgemm_gflops"] for b in doc["benchmarks"] if "dgemm_gflops" in b["extra_info"]]
