@@ -115,6 +115,5 @@ if __name__ == "__main__":
     with open(a.json) as fh:
         md = render(json.load(fh))
     if a.out:
-        with open(a.out, "w") as fh:
-            fh.write(md)
+        open(a.out, "w").write(md)
     print(md, end="")
