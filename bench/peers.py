@@ -1,477 +1,347 @@
-"""Peer implementations for the implicitbias benchmarks.
+"""What a user would otherwise write: the benchmark workloads by hand in NumPy,
+PyTorch, JAX and scipy.integrate.  No timing here (pytest-benchmark does it).
 
-These are the programs a researcher would otherwise write by hand: the same
-model and update rule as ``implicitbias.diagonal`` (SCIENCE.md section 1),
-coded directly in NumPy, PyTorch, JAX and scipy.integrate.
-
-Model (signed diagonal linear network of depth L):
-    x = u^L - v^L,  loss = 0.5 * ||A x - y||^2,  r = A x - y,  g = A^T r,
-    dL/du = L u^(L-1) * g,   dL/dv = -L v^(L-1) * g,   u = v = alpha at t = 0.
-Gradient descent: u <- u - lr dL/du, v <- v - lr dL/dv.
-
-All batched peers keep the K runs that share A as the K columns of (N, K)
-matrices, so every step is two matrix products (A @ X and A^T @ R).
-
-Optional dependencies (torch, jax) are imported lazily: ``torch_available()``
-and ``jax_available()`` tell whether a peer can run, and the peer functions
-raise ``PeerUnavailable`` with the reason otherwise.
+Diagonal network (SCIENCE.md section 1): x = u^L - v^L, loss 0.5 ||A x - y||^2,
+u = v = alpha at t = 0; the K runs sharing A are the columns of (N, K) matrices.
+torch and jax are imported lazily, only by the functions that use them.
 """
 
 from __future__ import annotations
 
+import contextlib
 import time
-from dataclasses import dataclass, field
 
 import numpy as np
 
-__all__ = [
-    "PeerUnavailable",
-    "torch_available",
-    "jax_available",
-    "gd_numpy",
-    "gd_torch",
-    "gd_torch_autograd",
-    "make_gd_jax",
-    "flow_solve_ivp",
-    "IVPResult",
-    "flow_limit_newton",
-    "gd_lr_search",
-    "LRSearchResult",
-    "dgemm_gflops",
-]
+
+def rel_diff(X, ref):
+    """Largest over columns of ||x - ref|| / ||ref|| (inf if anything is non-finite)."""
+    X, ref = np.asarray(X, dtype=np.float64), np.asarray(ref, dtype=np.float64)
+    if X.ndim == 1:
+        X, ref = X[:, None], ref[:, None]
+    r = np.linalg.norm(X - ref, axis=0) / np.maximum(np.linalg.norm(ref, axis=0), 1e-300)
+    return float(r.max()) if np.isfinite(r).all() else float("inf")
 
 
-class PeerUnavailable(RuntimeError):
-    """A peer's library is not installed (or cannot be imported)."""
+# ------------------------------------------------------------ W1: GD on diagonal networks
 
-
-def _import_error_reason(name: str) -> str | None:
-    try:
-        __import__(name)
-    except Exception as exc:  # ImportError, or a broken install raising anything
-        return f"{type(exc).__name__}: {exc}"
-    return None
-
-
-def torch_available() -> str | None:
-    """None if torch imports, else the reason it does not."""
-    return _import_error_reason("torch")
-
-
-def jax_available() -> str | None:
-    """None if jax (with jaxlib) imports, else the reason it does not."""
-    return _import_error_reason("jax")
-
-
-def _as_columns(A, y, init_scales):
-    A = np.ascontiguousarray(A, dtype=np.float64)
-    y = np.asarray(y, dtype=np.float64)
-    alphas = np.atleast_1d(np.asarray(init_scales, dtype=np.float64))
-    return A, y, alphas
-
-
-# ---------------------------------------------------------------------------
-# gradient descent, K runs sharing A, as (N, K) matrices
-# ---------------------------------------------------------------------------
-
-def gd_numpy(A, y, init_scales, *, depth=2, lr=0.05, steps=1000):
-    """Vectorized NumPy GD: all runs are one (N, K) matrix; returns X (N, K)."""
-    A, y, alphas = _as_columns(A, y, init_scales)
-    L = int(depth)
-    N = A.shape[1]
-    U = np.tile(alphas, (N, 1))
-    V = U.copy()
-    Y = y[:, None]
-    At = A.T
-    c = lr * L
-    if L == 2:
-        for _ in range(steps):
-            G = At @ (A @ (U * U - V * V) - Y)
-            U -= c * U * G
-            V += c * V * G
-        return U * U - V * V
+def gd_numpy(A, y, alphas, *, depth=2, lr=0.05, steps=1000):
+    L, N = depth, A.shape[1]
+    U = np.tile(np.asarray(alphas, dtype=np.float64), (N, 1))
+    V, Y, c = U.copy(), y[:, None], lr * depth
     for _ in range(steps):
-        G = At @ (A @ (U**L - V**L) - Y)
+        G = A.T @ (A @ (U**L - V**L) - Y)
         U -= c * U ** (L - 1) * G
         V += c * V ** (L - 1) * G
     return U**L - V**L
 
 
-def _torch(num_threads):
+@contextlib.contextmanager
+def torch_threads(n):
+    import torch
+    old = torch.get_num_threads()
+    torch.set_num_threads(n)
     try:
-        import torch
-    except Exception as exc:
-        raise PeerUnavailable(f"torch not installed ({exc})") from exc
-    if num_threads is not None:
-        torch.set_num_threads(int(num_threads))
-    return torch
+        yield torch
+    finally:
+        torch.set_num_threads(old)
 
 
-def gd_torch(A, y, init_scales, *, depth=2, lr=0.05, steps=1000, num_threads=2):
-    """PyTorch eager GD on CPU, float64, explicit gradient formula (no autograd)."""
-    torch = _torch(num_threads)
-    A, y, alphas = _as_columns(A, y, init_scales)
-    L = int(depth)
-    N = A.shape[1]
-    with torch.no_grad():
-        At = torch.from_numpy(A)
-        AtT = At.T
-        Y = torch.from_numpy(y)[:, None]
-        U = torch.from_numpy(np.tile(alphas, (N, 1)))
-        V = U.clone()
-        c = lr * L
-        if L == 2:
+def gd_torch(A, y, alphas, *, depth=2, lr=0.05, steps=1000, autograd=False):
+    """PyTorch eager, float64: the explicit gradient formula, or loss.backward()."""
+    import torch
+    L, N = depth, A.shape[1]
+    At, Y = torch.from_numpy(A), torch.from_numpy(y)[:, None]
+    U = torch.from_numpy(np.tile(np.asarray(alphas, dtype=np.float64), (N, 1)))
+    V = U.clone()
+    if not autograd:
+        with torch.no_grad():
             for _ in range(steps):
-                G = AtT @ (At @ (U * U - V * V) - Y)
-                U -= c * U * G
-                V += c * V * G
-            X = U * U - V * V
-        else:
-            for _ in range(steps):
-                G = AtT @ (At @ (U**L - V**L) - Y)
-                U -= c * U ** (L - 1) * G
-                V += c * V ** (L - 1) * G
-            X = U**L - V**L
-    return X.numpy().copy()
-
-
-def gd_torch_autograd(A, y, init_scales, *, depth=2, lr=0.05, steps=1000, num_threads=2):
-    """PyTorch eager GD with autograd (loss.backward()), as most users write it.
-
-    The K runs are independent, so the gradient of the summed loss with
-    respect to column k of (U, V) is the gradient of run k's own loss.
-    """
-    torch = _torch(num_threads)
-    A, y, alphas = _as_columns(A, y, init_scales)
-    L = int(depth)
-    N = A.shape[1]
-    At = torch.from_numpy(A)
-    Y = torch.from_numpy(y)[:, None]
-    U = torch.from_numpy(np.tile(alphas, (N, 1))).requires_grad_(True)
-    V = torch.from_numpy(np.tile(alphas, (N, 1))).requires_grad_(True)
-    for _ in range(steps):
+                G = At.T @ (At @ (U**L - V**L) - Y)
+                U -= lr * L * U ** (L - 1) * G
+                V += lr * L * V ** (L - 1) * G
+        return (U**L - V**L).numpy()
+    U.requires_grad_(True)
+    V.requires_grad_(True)
+    for _ in range(steps):  # the runs are independent: grad of the summed loss is per run
         R = At @ (U**L - V**L) - Y
-        loss = 0.5 * (R * R).sum()
-        loss.backward()
+        (0.5 * (R * R).sum()).backward()
         with torch.no_grad():
             U -= lr * U.grad
             V -= lr * V.grad
-        U.grad = None
-        V.grad = None
+        U.grad = V.grad = None
     with torch.no_grad():
-        X = U**L - V**L
-    return X.numpy().copy()
+        return (U**L - V**L).numpy()
 
 
-_JAX_CONFIGURED = False
-
-
-def _jax():
-    global _JAX_CONFIGURED
-    try:
-        import jax
-        import jax.numpy as jnp
-    except Exception as exc:
-        raise PeerUnavailable(f"jax not installed ({exc})") from exc
-    if not _JAX_CONFIGURED:
-        jax.config.update("jax_enable_x64", True)
-        # start the backend now so that no peer's "compile time" includes it
-        jnp.zeros(1).block_until_ready()
-        _JAX_CONFIGURED = True
-    return jax, jnp
+def jax():
+    import jax as jx
+    jx.config.update("jax_enable_x64", True)
+    return jx
 
 
 def make_gd_jax(*, depth=2, lr=0.05, steps=1000, form="vmap"):
-    """A jitted JAX GD function ``f(A, y, alphas) -> X (N, K)`` (a jax array).
+    """jit of a lax.fori_loop; "vmap": one run on (N,) vectors vmapped over the
+    init scales, "matrix": the loop on (N, K) matrices.  f(A, y, alphas) -> X."""
+    jx = jax()
+    jnp, L, c = jx.numpy, depth, lr * depth
 
-    ``form="vmap"``: one run is a ``lax.fori_loop`` over steps on vectors
-    (N,); ``jax.vmap`` maps it over the K init scales (XLA batches the
-    matrix-vector products into matrix-matrix products).
-    ``form="matrix"``: the same loop written on (N, K) matrices directly.
-    float64 is enabled (``jax_enable_x64``).  The first call compiles; time a
-    second call for the run time.  Call ``.block_until_ready()`` on the result.
-    """
-    jax, jnp = _jax()
-    L = int(depth)
-    c = lr * L
-    steps = int(steps)
-
-    def pw(z, p):
-        return z if p == 1 else (z * z if p == 2 else z**p)
+    def loop(A, Y, U0):
+        def body(_, s):
+            U, V = s
+            G = A.T @ (A @ (U**L - V**L) - Y)
+            return U - c * U ** (L - 1) * G, V + c * V ** (L - 1) * G
+        U, V = jx.lax.fori_loop(0, steps, body, (U0, U0))
+        return U**L - V**L
 
     if form == "vmap":
-        def one(A, y, alpha):
-            N = A.shape[1]
-            u0 = jnp.full((N,), alpha, dtype=jnp.float64)
-
-            def body(_, state):
-                u, v = state
-                g = A.T @ (A @ (pw(u, L) - pw(v, L)) - y)
-                return (u - c * pw(u, L - 1) * g, v + c * pw(v, L - 1) * g)
-
-            u, v = jax.lax.fori_loop(0, steps, body, (u0, u0))
-            return pw(u, L) - pw(v, L)
-
-        batched = jax.vmap(one, in_axes=(None, None, 0), out_axes=1)
-        return jax.jit(batched)
-    if form == "matrix":
-        def run(A, y, alphas):
-            N = A.shape[1]
-            U0 = jnp.broadcast_to(alphas[None, :], (N, alphas.shape[0])).astype(jnp.float64)
-            Y = y[:, None]
-
-            def body(_, state):
-                U, V = state
-                G = A.T @ (A @ (pw(U, L) - pw(V, L)) - Y)
-                return (U - c * pw(U, L - 1) * G, V + c * pw(V, L - 1) * G)
-
-            U, V = jax.lax.fori_loop(0, steps, body, (U0, U0))
-            return pw(U, L) - pw(V, L)
-
-        return jax.jit(run)
-    raise ValueError(f"form must be 'vmap' or 'matrix', got {form!r}")
+        one = lambda A, y, a: loop(A, y, jnp.full((A.shape[1],), a))  # noqa: E731
+        return jx.jit(jx.vmap(one, in_axes=(None, None, 0), out_axes=1))
+    return jx.jit(lambda A, y, a: loop(A, y[:, None], jnp.broadcast_to(a, (A.shape[1], a.shape[0]))))
 
 
-# ---------------------------------------------------------------------------
-# gradient flow with scipy.integrate.solve_ivp
-# ---------------------------------------------------------------------------
+# ------------------------------------------------------------ W2: gradient flow
 
 class _Budget(Exception):
     pass
 
 
-@dataclass
-class IVPResult:
-    x: np.ndarray
-    status: str            # "converged" (loss <= tol), "max_time", "budget", "failed"
-    t_end: float
-    nfev: int              # right-hand-side (= gradient) evaluations, incl. finite-difference Jacobians
-    njev: int
-    loss: float
-    wall_time: float
-    message: str = ""
-
-
-def flow_solve_ivp(A, y, init_scale, *, depth=2, method="LSODA", rtol=1e-8, atol=1e-14,
-                   tol=1e-20, t_max=1e6, max_wall=None, max_nfev=None):
-    """Plain gradient flow dz/dt = -grad L(z), z = (u, v), with solve_ivp.
-
-    Stops at the terminal event loss(z) = tol or at t_max.  ``max_wall``
-    (seconds) and ``max_nfev`` cap the cost; a capped run returns the last
-    evaluated state with status "budget".  No Jacobian is supplied: LSODA
-    builds it by finite differences and those evaluations are in ``nfev``.
-    """
+def flow_solve_ivp(A, y, alpha, *, method="LSODA", rtol=1e-8, atol=1e-14, target=1e-20,
+                   t_max=1e6, max_wall=None):
+    """Plain gradient flow of (u, v) with solve_ivp, depth 2, terminal event
+    loss = target; no Jacobian (LSODA's finite differences count in nfev).
+    Returns (x, status, nfev, t_end); status "budget" if max_wall (s) stopped it."""
     from scipy.integrate import solve_ivp
-
-    A, y, _ = _as_columns(A, y, [init_scale])
-    L = int(depth)
-    N = A.shape[1]
-    z0 = np.full(2 * N, float(init_scale))
-    count = [0]
-    last = [0.0, z0]
-    t_start = time.perf_counter()
+    N, t0, last, n = A.shape[1], time.perf_counter(), [0.0, None], [0]
 
     def fun(t, z):
-        count[0] += 1
-        if max_nfev is not None and count[0] > max_nfev:
-            raise _Budget("max_nfev")
-        if max_wall is not None and (count[0] & 255) == 0 and time.perf_counter() - t_start > max_wall:
-            raise _Budget("max_wall")
-        u = z[:N]
-        v = z[N:]
-        if L == 2:
-            g = A.T @ (A @ (u * u - v * v) - y)
-            out = np.concatenate([-2.0 * u * g, 2.0 * v * g])
-        else:
-            g = A.T @ (A @ (u**L - v**L) - y)
-            out = np.concatenate([-L * u ** (L - 1) * g, L * v ** (L - 1) * g])
-        last[0] = t
-        last[1] = z
-        return out
-
-    def loss_of(z):
-        u = z[:N]
-        v = z[N:]
-        r = A @ (u**L - v**L) - y
-        return 0.5 * float(r @ r)
+        n[0] += 1
+        if max_wall and n[0] % 256 == 0 and time.perf_counter() - t0 > max_wall:
+            raise _Budget
+        u, v = z[:N], z[N:]
+        g = A.T @ (A @ (u * u - v * v) - y)
+        last[:] = t, z
+        return np.concatenate([-2 * u * g, 2 * v * g])
 
     def event(t, z):
-        return loss_of(z) - tol
-
-    event.terminal = True
-    event.direction = -1
-
+        r = A @ (z[:N] ** 2 - z[N:] ** 2) - y
+        return 0.5 * r @ r - target
+    event.terminal, event.direction = True, -1
     try:
-        sol = solve_ivp(fun, (0.0, float(t_max)), z0, method=method, rtol=rtol, atol=atol,
-                        events=event)
-    except _Budget as exc:
-        wall = time.perf_counter() - t_start
-        z = np.array(last[1], dtype=np.float64)
-        return IVPResult(x=z[:N] ** L - z[N:] ** L, status="budget", t_end=float(last[0]),
-                         nfev=count[0] - 1, njev=-1, loss=loss_of(z), wall_time=wall,
-                         message=f"stopped by {exc}")
-    wall = time.perf_counter() - t_start
-    z = sol.y[:, -1]
-    if sol.status == 1:
-        status = "converged"
-    elif sol.status == 0:
-        status = "max_time"
-    else:
-        status = "failed"
-    return IVPResult(x=z[:N] ** L - z[N:] ** L, status=status, t_end=float(sol.t[-1]),
-                     nfev=int(sol.nfev), njev=int(getattr(sol, "njev", 0)), loss=loss_of(z),
-                     wall_time=wall, message=str(sol.message))
+        sol = solve_ivp(fun, (0, t_max), np.full(2 * N, alpha), method=method, rtol=rtol,
+                        atol=atol, events=event)
+        z, status, t_end = sol.y[:, -1], {1: "converged", 0: "max_time"}.get(sol.status, "failed"), sol.t[-1]
+    except _Budget:
+        (t_end, z), status = last, "budget"
+    return z[:N] ** 2 - z[N:] ** 2, status, n[0], float(t_end)
 
 
-def flow_limit_newton(A, y, init_scale, *, tol=1e-14, max_iter=200):
-    """Bench-local cross-check of the depth-2 signed plain-flow limit.
-
-    x = 2 alpha^2 sinh(A^T lam) with A x = y; lam minimizes the strictly
-    convex dual phi(lam) = 2 alpha^2 sum cosh(A^T lam) - <lam, y>, solved by
-    damped Newton.  Returns (x, n_iterations).
-    """
-    A, y, _ = _as_columns(A, y, [init_scale])
-    c = 2.0 * float(init_scale) ** 2
-    lam = np.zeros(A.shape[0])
-
+def flow_limit_newton(A, y, alpha, tol=1e-14):
+    """Depth-2 flow limit x = 2 a^2 sinh(A^T lam), A x = y, by damped Newton on the dual."""
+    c, lam = 2.0 * alpha**2, np.zeros(A.shape[0])
     def phi(l):
-        with np.errstate(over="ignore"):
+        with np.errstate(over="ignore"):  # a trial step may overflow: inf is rejected by the line search
             return c * np.cosh(A.T @ l).sum() - l @ y
-
-    ynorm = max(np.linalg.norm(y), 1e-300)
-    it = 0
-    for it in range(1, max_iter + 1):
+    for _ in range(200):
         s = A.T @ lam
         r = A @ (c * np.sinh(s)) - y
-        if np.linalg.norm(r) <= tol * ynorm:
+        if np.linalg.norm(r) <= tol * np.linalg.norm(y):
             break
-        H = (A * (c * np.cosh(s))) @ A.T
-        step = np.linalg.solve(H, r)
-        f0 = phi(lam)
-        t = 1.0
-        while not (phi(lam - t * step) <= f0) and t > 1e-14:
+        step, t = np.linalg.solve((A * (c * np.cosh(s))) @ A.T, r), 1.0
+        while not phi(lam - t * step) <= phi(lam) and t > 1e-14:
             t *= 0.5
         lam = lam - t * step
-    return c * np.sinh(A.T @ lam), it
+    return c * np.sinh(A.T @ lam)
 
 
-# ---------------------------------------------------------------------------
-# fixed-step GD as a gradient-flow approximation: cheapest lr for a target error
-# ---------------------------------------------------------------------------
+# ------------------------------------------------------------ S1: two-layer ReLU, steepest descent
 
-@dataclass
-class LRSearchResult:
-    target: float
-    found: bool
-    steps: int | None             # cheapest step count that reached target (None if not)
-    lr: float | None              # the lr achieving it
-    max_steps: int
-    steps_run: int
-    check_every: int
-    wall_time: float
-    lrs: list = field(default_factory=list)
-    final_err: list = field(default_factory=list)       # error to x_limit at the end, per lr
-    min_err: list = field(default_factory=list)         # smallest error seen, per lr
-    diverged: list = field(default_factory=list)
-    extra_targets: dict = field(default_factory=dict)   # target -> {"steps", "lr"} (cheapest)
+S1_ALGS = [  # (label, implicitbias optimizer, norm, lr0)
+    ("GD (l2)", "steepest", "l2", 0.1), ("sign (linf)", "steepest", "linf", 0.003),
+    ("coordinate (l1)", "steepest", "l1", 1.0), ("Adam", "adam", "l2", 0.003)]
+K0, POWER, BETA1, BETA2, EPS = 100.0, 0.5, 0.9, 0.999, 1e-8
 
 
-def gd_lr_search(A, y, init_scale, x_limit, target, *, depth=2,
-                 lrs=(0.5, 0.2, 0.1, 0.05, 0.02, 0.01, 0.005, 0.002, 0.001),
-                 max_steps=1_000_000, check_every=10, extra_targets=(), max_wall=None):
-    """Cheapest number of GD steps (= gradient evaluations) to get within
-    ``target`` of ``x_limit`` (Euclidean), searching over ``lrs``.
+def split(theta, width, dim):
+    return theta[:width * dim].reshape((width, dim), order="F"), theta[width * dim:]
 
-    All step sizes run together as the columns of one vectorized NumPy loop.
-    The error is checked every ``check_every`` steps, so counts are exact to
-    that resolution (a hit is reported at the check where it is seen).  The
-    first column to hit the target is the cheapest (every other column would
-    need more steps), so the loop stops there, or at ``max_steps``.
-    ``extra_targets`` (looser errors) record their own cheapest first hits on
-    the way.  Diverging columns (non-finite or exploding) are dropped.
-    """
-    A, y, _ = _as_columns(A, y, [init_scale])
-    L = int(depth)
-    N = A.shape[1]
-    lrs_all = np.asarray(lrs, dtype=np.float64)
-    K = lrs_all.size
-    active = np.arange(K)
-    U = np.full((N, K), float(init_scale))
-    V = U.copy()
-    Y = y[:, None]
-    At = A.T
-    xl = np.asarray(x_limit, dtype=np.float64)[:, None]
-    final_err = np.full(K, np.nan)
-    min_err = np.full(K, np.inf)
-    diverged = np.zeros(K, dtype=bool)
-    extras = {float(t): None for t in sorted(extra_targets, reverse=True) if t > target}
-    c = (lrs_all * L)[None, :]
-    t0 = time.perf_counter()
-    found_steps = None
-    found_lr = None
-    step = 0
-    blow = 1e6 * (1.0 + np.linalg.norm(xl))
-    while step < max_steps and active.size:
-        n = min(check_every, max_steps - step)
-        for _ in range(n):
-            if L == 2:
-                G = At @ (A @ (U * U - V * V) - Y)
-                U -= c * U * G
-                V += c * V * G
+
+def s1_torch(X, y, inits, width, steps):
+    """Eager autograd, float64, log-sum-exp of the exponential loss; power-decay steps."""
+    import torch
+    Xt, yt, out = torch.tensor(X), torch.tensor(y), []
+    for _, opt, norm, lr0 in S1_ALGS:
+        for th in inits:
+            W, a = (torch.tensor(p).requires_grad_() for p in split(th, width, X.shape[1]))
+            m = [torch.zeros_like(W), torch.zeros_like(a)]
+            v = [torch.zeros_like(W), torch.zeros_like(a)]
+            for k in range(steps):
+                loss = torch.logsumexp(-yt * (torch.relu(Xt @ W.T) @ a), 0)
+                g = list(torch.autograd.grad(loss, (W, a)))
+                lr = lr0 * (1 + k / K0) ** -POWER
+                with torch.no_grad():
+                    if opt == "adam":  # on the true gradient Loss * grad(log Loss)
+                        for p, gi, mi, vi in zip((W, a), g, m, v):
+                            gi *= torch.exp(loss)
+                            mi.mul_(BETA1).add_(gi, alpha=1 - BETA1)
+                            vi.mul_(BETA2).addcmul_(gi, gi, value=1 - BETA2)
+                            p -= lr * (mi / (1 - BETA1 ** (k + 1))) / (torch.sqrt(vi / (1 - BETA2 ** (k + 1))) + EPS)
+                    elif norm == "l2":
+                        nrm = torch.sqrt((g[0] ** 2).sum() + (g[1] ** 2).sum())
+                        W -= lr * g[0] / nrm
+                        a -= lr * g[1] / nrm
+                    elif norm == "linf":
+                        W -= lr * torch.sign(g[0])
+                        a -= lr * torch.sign(g[1])
+                    else:  # l1: the first largest |g_j| in theta's (column-major) order
+                        flat = torch.cat([g[0].T.reshape(-1), g[1]])
+                        j = int(torch.argmax(flat.abs()))
+                        if j < W.numel():
+                            W[j % width, j // width] -= lr * torch.sign(flat[j])
+                        else:
+                            a[j - W.numel()] -= lr * torch.sign(flat[j])
+            out.append(np.concatenate([W.detach().numpy().reshape(-1, order="F"), a.detach().numpy()]))
+    return out
+
+
+def s1_jax(X, y, width, steps):
+    """One jit(vmap over seeds(fori_loop)) per algorithm; returns f(inits) -> thetas."""
+    jx = jax()
+    jnp = jx.numpy
+    Xj, yj = jnp.asarray(X), jnp.asarray(y)
+    vg = jx.value_and_grad(lambda p: jx.scipy.special.logsumexp(-yj * (jx.nn.relu(Xj @ p[0].T) @ p[1])))
+    fns = []
+    for _, opt, norm, lr0 in S1_ALGS:
+        def body(k, s, opt=opt, norm=norm, lr0=lr0):
+            (W, a), m, v = s
+            loss, g = vg((W, a))
+            lr = lr0 * (1 + k / K0) ** -POWER
+            if opt == "adam":
+                g = [gi * jnp.exp(loss) for gi in g]
+                m = [BETA1 * mi + (1 - BETA1) * gi for mi, gi in zip(m, g)]
+                v = [BETA2 * vi + (1 - BETA2) * gi * gi for vi, gi in zip(v, g)]
+                step = [lr * (mi / (1 - BETA1 ** (k + 1.0))) / (jnp.sqrt(vi / (1 - BETA2 ** (k + 1.0))) + EPS)
+                        for mi, vi in zip(m, v)]
+            elif norm == "l2":
+                nrm = jnp.sqrt(jnp.sum(g[0] ** 2) + jnp.sum(g[1] ** 2))
+                step = [lr * gi / nrm for gi in g]
+            elif norm == "linf":
+                step = [lr * jnp.sign(gi) for gi in g]
             else:
-                G = At @ (A @ (U**L - V**L) - Y)
-                U -= c * U ** (L - 1) * G
-                V += c * V ** (L - 1) * G
-        step += n
-        X = U**L - V**L
-        err = np.sqrt(((X - xl) ** 2).sum(axis=0))
-        bad = ~np.isfinite(err) | (err > blow)
-        good_err = np.where(bad, np.inf, err)
-        final_err[active] = good_err
-        min_err[active] = np.minimum(min_err[active], good_err)
-        for tgt, hit in extras.items():
-            if hit is None and (good_err <= tgt).any():
-                j = int(np.argmax(good_err <= tgt))
-                extras[tgt] = {"steps": step, "lr": float(lrs_all[active[j]])}
-        if (good_err <= target).any():
-            j = int(np.argmax(good_err <= target))
-            found_steps = step
-            found_lr = float(lrs_all[active[j]])
-            break
-        if bad.any():
-            diverged[active[bad]] = True
-            keep = ~bad
-            active = active[keep]
-            U = np.ascontiguousarray(U[:, keep])
-            V = np.ascontiguousarray(V[:, keep])
-            c = (lrs_all[active] * L)[None, :]
-        if max_wall is not None and time.perf_counter() - t0 > max_wall:
-            break
-    wall = time.perf_counter() - t0
-    return LRSearchResult(
-        target=float(target), found=found_steps is not None, steps=found_steps, lr=found_lr,
-        max_steps=int(max_steps), steps_run=int(step), check_every=int(check_every),
-        wall_time=wall, lrs=lrs_all.tolist(),
-        final_err=[None if not np.isfinite(e) else float(e) for e in final_err],
-        min_err=[None if not np.isfinite(e) else float(e) for e in min_err],
-        diverged=diverged.tolist(),
-        extra_targets={str(k): v for k, v in extras.items()},
-    )
+                flat = jnp.concatenate([g[0].T.reshape(-1), g[1]])
+                j = jnp.argmax(jnp.abs(flat))
+                e = jnp.zeros_like(flat).at[j].set(lr * jnp.sign(flat[j]))
+                step = [e[:g[0].size].reshape(g[0].shape[1], g[0].shape[0]).T, e[g[0].size:]]
+            return (W - step[0], a - step[1]), m, v
+
+        def run(W, a, body=body):
+            z = [jnp.zeros_like(W), jnp.zeros_like(a)]
+            return jx.lax.fori_loop(0, steps, body, ((W, a), z, z))[0]
+        fns.append(jx.jit(jx.vmap(run)))
+
+    def f(inits):
+        Ws, As = (jnp.asarray(np.stack([split(th, width, X.shape[1])[i] for th in inits])) for i in (0, 1))
+        out = []
+        for fn in fns:
+            W, a = jx.block_until_ready(fn(Ws, As))
+            out += [np.concatenate([np.asarray(W[s]).reshape(-1, order="F"), np.asarray(a[s])])
+                    for s in range(len(inits))]
+        return out
+    return f
 
 
-# ---------------------------------------------------------------------------
-# machine reference
-# ---------------------------------------------------------------------------
+def normalized_gd_numpy(X, y, lr, steps):
+    """S2: linear model, exponential loss, normalized GD from w = 0."""
+    w = np.zeros(X.shape[1])
+    for _ in range(steps):
+        q = y * (X @ w)
+        e = np.exp(-(q - q.min()))
+        g = X.T @ (-y * e)
+        w -= lr * g / np.linalg.norm(g)
+    return w
 
-def dgemm_gflops(n=2000, repeat=3, seed=0):
-    """Best-of-``repeat`` NumPy (n x n) @ (n x n) float64 rate in GFLOP/s."""
-    rng = np.random.default_rng(seed)
-    a = rng.standard_normal((n, n))
-    b = rng.standard_normal((n, n))
-    a @ b  # warm-up (thread pool start)
-    best = np.inf
-    for _ in range(repeat):
-        t0 = time.perf_counter()
-        a @ b
-        best = min(best, time.perf_counter() - t0)
-    return 2.0 * n**3 / best / 1e9, best
+
+# ------------------------------------------------------------ T1/T2: deep matrix factorization
+
+def product(ws):
+    E = ws[0]
+    for W in ws[1:]:
+        E = W @ E
+    return E
+
+
+def factorization_step_numpy(layers, A, y, lr):
+    """One GD step on mean((<A_i, W_L..W_1> - y_i)^2)."""
+    r = np.einsum("nij,ij->n", A, product(layers)) - y
+    G = 2.0 / len(y) * np.einsum("n,nij->ij", r, A)
+    out = []
+    for j, W in enumerate(layers):
+        P = product(layers[:j]) if j else np.eye(layers[0].shape[1])
+        S = product(layers[j + 1:]) if j + 1 < len(layers) else np.eye(W.shape[0])
+        out.append(W - lr * S.T @ G @ P.T)
+    return out
+
+
+def torch_factorization(A, y):
+    """(loss, closed-form Hessian trace) as torch functions of the layer list."""
+    import torch
+    At, yt, n, d = torch.tensor(A), torch.tensor(y), len(y), A.shape[2]
+
+    def loss(ws):
+        return torch.mean((torch.einsum("nij,ij->n", At, product(ws)) - yt) ** 2)
+
+    def trace(ws):  # (2/n) sum_j sum_i ||S_j^T A_i P_{j-1}^T||_F^2, batched matmuls
+        total = 0.0
+        for j in range(len(ws)):
+            P = product(ws[:j]) if j else torch.eye(d, dtype=torch.float64)
+            S = product(ws[j + 1:]) if j + 1 < len(ws) else torch.eye(ws[-1].shape[0], dtype=torch.float64)
+            B = S.T @ At @ P.T
+            total = total + torch.sum(B * B)
+        return 2.0 / n * total
+    return loss, trace
+
+
+def torch_hutchinson(loss, layers, probes=100):
+    """Hutchinson estimate, Rademacher probes through autograd double backward."""
+    import torch
+    ws = [torch.tensor(W, requires_grad=True) for W in layers]
+    gen = torch.Generator().manual_seed(0)
+    grads = torch.autograd.grad(loss(ws), ws, create_graph=True)
+    acc = 0.0
+    for _ in range(probes):
+        vs = [torch.randint(0, 2, W.shape, generator=gen).to(torch.float64) * 2 - 1 for W in ws]
+        hv = torch.autograd.grad(grads, ws, grad_outputs=vs, retain_graph=True)
+        acc += sum(float(torch.sum(a * b)) for a, b in zip(vs, hv))
+    return acc / probes
+
+
+def torch_func_basis_trace(loss, layers, chunk=200):
+    """Exact trace: sum of HVPs (vmap of jvp-of-grad) over the unit basis, in chunks."""
+    import torch
+    from torch.func import grad, jvp, vmap
+    shapes = [W.shape for W in layers]
+    z0 = torch.cat([torch.tensor(W).reshape(-1) for W in layers])
+
+    def loss_flat(z):
+        ws, off = [], 0
+        for sh in shapes:
+            ws.append(z[off:off + sh[0] * sh[1]].reshape(sh))
+            off += sh[0] * sh[1]
+        return loss(ws)
+    eye, total = torch.eye(z0.numel(), dtype=torch.float64), 0.0
+    for s in range(0, z0.numel(), chunk):
+        hv = vmap(lambda v: jvp(grad(loss_flat), (z0,), (v,))[1])(eye[s:s + chunk])
+        total += float(torch.sum(hv * eye[s:s + chunk]))
+    return total
+
+
+def torch_trace_penalty_train(loss, trace, layers, *, lr, weight, steps, anneal_frac, final_ratio):
+    """SGD on loss + s_k * trace, s_k = weight * final_ratio^(k/K_a) for k < K_a, then 0."""
+    import torch
+    ws, K_a = [torch.tensor(W, requires_grad=True) for W in layers], round(anneal_frac * steps)
+    for k in range(steps):
+        obj = loss(ws) + (weight * final_ratio ** (k / K_a) * trace(ws) if k < K_a else 0.0)
+        with torch.no_grad():
+            for W, g in zip(ws, torch.autograd.grad(obj, ws)):
+                W -= lr * g
+    return [W.detach().numpy() for W in ws]
