@@ -14,9 +14,8 @@ import pytest
 import peers
 from harness import timed
 
-# The API names the redesign renames live here only: method="gd" -> "descent" (diagonal, factorization).
-DIAG_STEP = dict(method="gd", lr=0.01, steps=1)
-FACT_STEP = dict(method="gd", lr=0.01, steps=1)
+DIAG_STEP = dict(method="descent", lr=0.01, steps=1)
+FACT_STEP = dict(method="descent", lr=0.01, steps=1)
 STEEP_STEP = dict(lr=0.1, steps=1)
 RUNS, RTOL = 64, 1e-12
 LRS = np.linspace(0.05, 0.2, RUNS)

@@ -8,9 +8,8 @@ import pytest
 import peers
 from harness import need, rounds, timed
 
-# The API names the redesign renames live here only: method="gd" -> "descent", tol -> target_loss.
-GD = dict(method="gd")
-FLOW = dict(method="flow", tol=1e-20)
+GD = dict(method="descent")
+FLOW = dict(method="flow", target_loss=1e-20)
 
 # ------------------------------------------------------------------ W1
 
