@@ -20,7 +20,8 @@ import pytest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))  # `import peers, harness` in any import mode
 
-from harness import need  # noqa: E402
+from harness import need
+
 
 def pytest_addoption(parser):
     g = parser.getgroup("implicitbias benchmarks")

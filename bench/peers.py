@@ -1,7 +1,7 @@
 """What a user would otherwise write: the benchmark workloads by hand in NumPy,
 PyTorch, JAX and scipy.integrate.  No timing here (pytest-benchmark does it).
 
-Diagonal network (SCIENCE.md section 1): x = u^L - v^L, loss 0.5 ||A x - y||^2,
+Diagonal network (docs/science.md, section 1): x = u^L - v^L, loss 0.5 ||A x - y||^2,
 u = v = alpha at t = 0; the K runs sharing A are the columns of (N, K) matrices.
 torch and jax are imported lazily, only by the functions that use them.
 """

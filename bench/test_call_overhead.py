@@ -9,9 +9,8 @@ mean, not the min: a user pays the mean.  Only the results are asserted, never t
 from __future__ import annotations
 
 import numpy as np
-import pytest
-
 import peers
+import pytest
 from harness import timed
 
 DIAG_STEP = dict(method="descent", lr=0.01, steps=1)

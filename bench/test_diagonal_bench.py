@@ -3,9 +3,8 @@
 from __future__ import annotations
 
 import numpy as np
-import pytest
-
 import peers
+import pytest
 from harness import need, rounds, timed
 
 GD = dict(method="descent")

@@ -1,16 +1,15 @@
 """T1 (trace of the loss Hessian) and T2 (trace-penalty training) of deep matrix factorization.
 
 Same model and data for every program: E = W_3 W_2 W_1 (d = 20, widths 20), n = 300 Gaussian
-measurements (SCIENCE.md section 3), loss mean((<A_i, E> - y_i)^2), float64.
+measurements (docs/science.md, section 3), loss mean((<A_i, E> - y_i)^2), float64.
 """
 
 from __future__ import annotations
 
-import numpy as np
-import pytest
-
 import harness
+import numpy as np
 import peers
+import pytest
 from harness import need, rounds, timed
 
 TRACE_PENALTY = dict(method="trace_penalty", trace_weight=0.03)

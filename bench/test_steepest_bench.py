@@ -5,9 +5,8 @@ from __future__ import annotations
 import time
 
 import numpy as np
-import pytest
-
 import peers
+import pytest
 from harness import need, timed
 
 S1_CHECK_STEPS, S1_RTOL = 50, 1e-10   # peers must match implicitbias after 50 steps (observed ~1e-16)

@@ -1,8 +1,8 @@
 """Problem generators: numpy in, numpy out, every draw governed by ``seed``.
 
-Conventions (SCIENCE.md): Gaussian sensing matrices have i.i.d. N(0, 1/M)
+Conventions (docs/science.md, sections 1.1, 2.1 and 3.1): Gaussian sensing matrices have i.i.d. N(0, 1/M)
 entries, so that the columns have unit expected squared norm. Binary
-classification data have labels in {-1, +1} (SCIENCE.md, section 2).
+classification data have labels in {-1, +1} (docs/science.md, section 2.1).
 Matrix-sensing matrices A_i have i.i.d. N(0, 1) entries (section 3), so that
 E <A_i, X>^2 = ||X||_F^2.
 """

@@ -1,7 +1,7 @@
 """Reproduction: flat interpolators of deep matrix factorization track the minimum nuclear norm.
 
 Gatmiry, Li, Chuang, Reddi, Ma & Jegelka, "The Inductive Bias of Flatness
-Regularization for Deep Matrix Factorization" (arXiv 2306.13239); SCIENCE.md
+Regularization for Deep Matrix Factorization" (arXiv 2306.13239); docs/science.md,
 section 3.
 
 Setup: ``M* = U V^T`` of size 20 x 20, rank 2 (``||M*||_F = sqrt(2)``), Gaussian

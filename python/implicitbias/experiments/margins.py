@@ -1,7 +1,7 @@
 """Reproduction: each steepest descent maximizes the margin of its own norm.
 
 Tsilivis, Vardi & Kempe, "Flavors of Margin: Implicit Bias of Steepest Descent
-in Homogeneous Neural Networks" (arXiv 2410.22069); SCIENCE.md section 2.
+in Homogeneous Neural Networks" (arXiv 2410.22069); docs/science.md, section 2.
 
 Three parts:
 
@@ -47,7 +47,7 @@ ALG_LABEL = {"l2": "GD (l2)", "linf": "sign descent (linf)", "l1": "coordinate d
 def settings(quick: bool = False) -> dict[str, Any]:
     """The experiment's parameters (``quick``: a seconds-long smoke version)."""
     # per algorithm: step size and schedule (sign and coordinate descent need
-    # decaying steps on the diagonal net: constant steps chatter, SCIENCE.md)
+    # decaying steps on the diagonal net: constant steps chatter, docs/science.md, section 2.5)
     table_algs = {
         "linear": {
             "l2": dict(lr=0.1, schedule="constant"),

@@ -1,7 +1,7 @@
 """Reproduction: weight normalization keeps the sparse bias of diagonal networks.
 
 Chou, Rauhut & Ward, "Robust Implicit Regularization via Weight Normalization"
-(arXiv 2305.05448); SCIENCE.md section 1.
+(arXiv 2305.05448); docs/science.md, section 1.
 
 Setup: signed diagonal network ``x = u^L - v^L``, depth L in {2, 3}, Gaussian
 sensing ``A`` (M = 40, N = 100, N(0, 1/M) entries), planted ``s = 4``-sparse
