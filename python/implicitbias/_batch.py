@@ -193,6 +193,8 @@ def broadcast(values: dict[str, Any], params: dict[str, PerRun], run_problem: li
 
 
 def _checked_list(values: list, name: str, check: Callable[[Any, str], Any]) -> list:
+    if len(values) == 1:
+        return [check(values[0], name)]
     seen: dict[Any, Any] = {}
     out = []
     for v in values:
@@ -281,6 +283,26 @@ def threads(num_threads: Any) -> int:
 
 
 # --------------------------------------------------------------------------- flow options and recording
+def memoized(build: Callable[..., Any]) -> Callable[..., Any]:
+    """Memoize a builder of (read-only) core options on its arguments when they
+    are hashable: users call ``fit`` in loops with the same options."""
+    cached = functools.lru_cache(maxsize=64, typed=True)(build)
+
+    @functools.wraps(build)
+    def wrapper(*args: Any) -> Any:
+        try:
+            return cached(*args)
+        except TypeError:  # an unhashable argument (e.g. an array)
+            return build(*args)
+    return wrapper
+
+
+def hashable_times(record_times: Any) -> Any:
+    """``record_times`` as a tuple when given as a list or 1-D array (hashable for :func:`memoized`)."""
+    if isinstance(record_times, (list, np.ndarray)) and np.ndim(record_times) == 1:
+        return tuple(float(t) for t in record_times)
+    return record_times
+
 def record_times(record_times_: Any, t_max: float, n_record: int) -> list[float]:
     """Times at which a flow records: given (increasing, >= 0), or ``n_record``
     log-spaced times from 1e-3 to ``t_max``."""

@@ -22,7 +22,8 @@ def _finite_array(a: object, name: str, ndim: int) -> np.ndarray:
         raise ValueError(f"{name} must be a real {what}: {exc}") from None
     if arr.ndim != ndim:
         raise ValueError(f"{name} must be {ndim}-D, got shape {arr.shape}")
-    if not np.all(np.isfinite(arr)):
+    # a finite sum proves every entry finite; an infinite one may be overflow, so look entry by entry
+    if not math.isfinite(arr.sum()) and not np.isfinite(arr).all():
         raise ValueError(f"{name} contains NaN or inf")
     return np.ascontiguousarray(arr)
 

@@ -232,8 +232,8 @@ def fit_many(
     descent = method == "descent"
     if descent and runs["lr"][0] is None:
         raise ValueError("lr is required for method='descent'")
-    options = _options(method, solver, steps, n_record, record_times, record_every, t_max, rtol, atol, max_steps,
-                       stall_steps, jac_every, block_size, num_threads, gd_kernel)
+    options = _options(method, solver, steps, n_record, _batch.hashable_times(record_times), record_every, t_max,
+                       rtol, atol, max_steps, stall_steps, jac_every, block_size, num_threads, gd_kernel)
     tol = _batch.target_loss(target_loss)
     for prob, (_, yv) in zip(problems, data):  # default for the flow: a relative residual of 10 rtol
         prob.tol = tol if tol >= 0 or descent else 50.0 * (options.adaptive.rtol * float(np.linalg.norm(yv))) ** 2
@@ -249,10 +249,11 @@ def fit_many(
                         problems[runs["problem"][k]].tol >= 0) for k, rec in enumerate(records)]
 
 
+@_batch.memoized
 def _options(method: str, solver: str, steps: Any, n_record: Any, record_times: Any, record_every: Any, t_max: Any,
              rtol: Any, atol: Any, max_steps: Any, stall_steps: Any, jac_every: Any, block_size: Any,
              num_threads: Any, gd_kernel: str) -> Any:
-    """The options shared by a batch (checked)."""
+    """The options shared by a batch (checked; read-only, memoized on the arguments)."""
     descent = method == "descent"
     steps = check_positive_int(steps, "steps", minimum=0) if descent else 0
     n_record = check_positive_int(n_record, "n_record")

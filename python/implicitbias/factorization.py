@@ -368,6 +368,7 @@ def fit_many(
             for rec, r in zip(records, runs_k)]
 
 
+@_batch.memoized
 def _options(steps: Any, anneal_frac: Any, final_ratio: Any, t_max: Any, rtol: Any, max_steps: Any, record_every: Any,
              n_record: Any, block_size: Any, num_threads: Any, any_flow: bool) -> Any:
     """The options shared by a batch (checked)."""

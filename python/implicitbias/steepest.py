@@ -402,6 +402,7 @@ def fit_many(
         for k, (rec, (core_run, degree, shapes)) in enumerate(zip(records, specs))]
 
 
+@_batch.memoized
 def _options(steps: Any, t_max: Any, rtol: Any, atol: Any, max_steps: Any, target_log_loss: Any, record_every: Any,
              n_record: Any, any_flow: bool) -> Any:
     """The options shared by a batch (checked)."""
