@@ -3,7 +3,7 @@
 
 #include <pybind11/eigen.h>
 
-#include <implicitbias/parallel.hpp>
+#include <implicitbias/diagonal_batch.hpp>
 
 namespace implicitbias::bindings {
 

@@ -626,12 +626,11 @@ inline std::vector<RunRecord> run_factorization_batch(const std::vector<Factoriz
       throw InvalidArgument("layer widths do not match the measurement shape");
     if (r.z0.size() != net.n_params()) throw InvalidArgument("initial state has the wrong length");
   }
-  std::vector<RunRecord> results(runs.size());
-  const auto blocks = make_blocks(runs.size(), opt.block_size, [&](std::size_t a, std::size_t b) {
+  auto same = [&](std::size_t a, std::size_t b) {
     return runs[a].problem == runs[b].problem && runs[a].method == runs[b].method && runs[a].dims == runs[b].dims;
-  });
-  parallel_blocks(blocks.size(), opt.num_threads, [&](std::size_t b) {
-    const auto [lo, hi] = blocks[b];
+  };
+  return run_batch(runs.size(), opt.block_size, opt.num_threads, same,
+                   [&](std::size_t lo, std::size_t hi, std::vector<RunRecord>& out) {
     const Index K = static_cast<Index>(hi - lo);
     const FactorizationRun& first = runs[lo];
     const FactorizationProblem& prob = problems[static_cast<std::size_t>(first.problem)];
@@ -646,7 +645,6 @@ inline std::vector<RunRecord> run_factorization_batch(const std::vector<Factoriz
       seeds[static_cast<std::size_t>(c)] = r.seed;
     }
     FactorizationBlockModel model(prob, first.dims, first.method, strength, seeds, opt.schedule);
-    std::vector<RunRecord> out;
     if (first.method == FactMethod::flow) {
       AdaptiveOptions adaptive = opt.adaptive;
       adaptive.tol = prob.tol;
@@ -656,9 +654,7 @@ inline std::vector<RunRecord> run_factorization_batch(const std::vector<Factoriz
       fixed.tol = prob.tol;
       run_fixed_step(model, Z0, lr, fixed, out);
     }
-    for (Index c = 0; c < K; ++c) results[lo + static_cast<std::size_t>(c)] = std::move(out[static_cast<std::size_t>(c)]);
   });
-  return results;
 }
 
 }  // namespace implicitbias

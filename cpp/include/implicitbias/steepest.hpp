@@ -476,24 +476,22 @@ inline std::vector<RunRecord> run_steepest_batch(const std::vector<Classificatio
     if (r.alg.schedule == Schedule::loss && (r.alg.optimizer != Optimizer::steepest || r.alg.normalized))
       throw InvalidArgument("the loss-based schedule is for unnormalized steepest descent");
   }
-  std::vector<RunRecord> results(runs.size());
-  parallel_blocks(runs.size(), num_threads, [&](std::size_t k) {
+  // Each run is its own block.
+  auto same = [](std::size_t, std::size_t) { return false; };
+  return run_batch(runs.size(), 1, num_threads, same, [&](std::size_t k, std::size_t, std::vector<RunRecord>& out) {
     const SteepestRunSpec& r = runs[k];
     const auto& prob = problems[static_cast<std::size_t>(r.problem)];
     if (!r.flow) {
-      results[k] = run_steepest_discrete(prob, r.spec, r.loss, r.alg, r.theta0, opt);
+      out.push_back(run_steepest_discrete(prob, r.spec, r.loss, r.alg, r.theta0, opt));
       return;
     }
     SteepestFlowModel model(prob, r.spec, r.loss, r.alg);
     AdaptiveOptions a = opt.adaptive;
     a.tol = opt.target_log_loss;
     a.stall_steps = 0;  // the log-loss is negative: the relative stall rule does not apply
-    std::vector<RunRecord> out;
     Mat Z0 = r.theta0;
     run_dopri5(model, Z0, a, out);
-    results[k] = std::move(out[0]);
   });
-  return results;
 }
 
 }  // namespace implicitbias
