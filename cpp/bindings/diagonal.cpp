@@ -2,7 +2,7 @@
 // one batched entry point.
 #include "common.hpp"
 
-#include <implicitbias/parallel.hpp>
+#include <implicitbias/diagonal_batch.hpp>
 
 namespace implicitbias::bindings {
 

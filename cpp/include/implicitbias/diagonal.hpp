@@ -1,4 +1,4 @@
-// Diagonal linear networks, plain and weight-normalized (SCIENCE.md section 1).
+// Diagonal linear networks, plain and weight-normalized (docs/science.md, section 1).
 //
 // Signed model x = u^L - v^L, nonnegative model x = u^L (elementwise powers),
 // loss 0.5 ||A x - y||^2.  With r = A x - y and g = A^T r:
@@ -15,7 +15,7 @@
 // w / ||w||, which makes it tangent to the sphere everywhere: ||w|| is then a
 // first integral of the flow instead of an (unstable, when rho shrinks)
 // equilibrium, and a fixed step followed by renormalization is exactly the
-// weight-normalized descent step of SCIENCE.md.
+// weight-normalized descent step of docs/science.md, section 1.6.
 #pragma once
 
 #include "types.hpp"

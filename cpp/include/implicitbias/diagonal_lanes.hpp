@@ -14,11 +14,14 @@
 // Each lane's arithmetic never involves another lane and sums in a fixed
 // order, so a run gives bitwise the same numbers in any block and for any
 // thread count.  Semantics (statuses, divergence keeping the last finite
-// state, recording, counters) are those of run_fixed_step.
+// state, recording, counters) are those of run_fixed_step, and kept by the
+// same RunBook (run_book.hpp): lane j is run j, the book's active ids are the
+// lanes still going.
 #pragma once
 
 #include "diagonal.hpp"
 #include "flow.hpp"
+#include "run_book.hpp"
 #include "types.hpp"
 
 #include <array>
@@ -93,8 +96,7 @@ inline void run_diagonal_gd_lanes(DiagonalBlockModel& model, const SensingProble
   const Index Mp = lanes::pad8(M), Np = lanes::pad8(N);
   const int L = spec.depth;
   const bool signed_model = !spec.nonnegative;
-  detail::init_records(model, out, K);
-  detail::Clock clock;
+  auto book = model_run_book(model, K);
 
   // A padded to Mp rows (col-major: column n is A(:, n)), A^T padded to Np rows.
   Mat Ap = Mat::Zero(Mp, N), ATp = Mat::Zero(Np, M);
@@ -113,37 +115,20 @@ inline void run_diagonal_gd_lanes(DiagonalBlockModel& model, const SensingProble
   U[prev] = U[cur];
   V[prev] = V[cur];
   LaneMat X = LaneMat::Zero(Np, W), R = LaneMat::Zero(Mp, W), G = LaneMat::Zero(Np, W);
-  std::array<double, W> lrl{}, loss{}, prev_loss{};
+  std::array<double, W> lrl{}, loss{};
   for (Index c = 0; c < K; ++c) lrl[static_cast<std::size_t>(c)] = lr(c);
-  prev_loss.fill(std::numeric_limits<double>::quiet_NaN());
-  std::array<char, W> active{};
-  for (Index c = 0; c < K; ++c) active[static_cast<std::size_t>(c)] = 1;
-  Index n_active = K;
-  std::vector<double> scratch;
   Vec z(Z0.rows());
 
-  auto column = [&](int buf, Index c) {
-    z.head(N) = U[static_cast<std::size_t>(buf)].col(c).head(N);
-    if (signed_model) z.segment(N, N) = V[static_cast<std::size_t>(buf)].col(c).head(N);
+  // the state of lane j in buffer buf, as the model lays it out
+  auto column = [&](int buf, Index j) -> const Vec& {
+    z.head(N) = U[static_cast<std::size_t>(buf)].col(j).head(N);
+    if (signed_model) z.segment(N, N) = V[static_cast<std::size_t>(buf)].col(j).head(N);
     return z;
-  };
-  auto finish = [&](Index c, Status s, double l, std::int64_t step, int buf) {
-    RunRecord& rec = out[static_cast<std::size_t>(c)];
-    rec.status = s;
-    rec.n_steps = step;
-    rec.t_final = static_cast<double>(step) * lr(c);
-    rec.loss_final = l;
-    rec.state = column(buf, c);
-    rec.wall_time = clock.seconds();
-    if (rec.history[0].empty() || rec.history[0].back() != rec.t_final)
-      detail::record_point(model, rec, rec.state, static_cast<int>(c), rec.t_final, l, rec.wall_time, scratch);
-    active[static_cast<std::size_t>(c)] = 0;
-    --n_active;
   };
 
   const double Ld = static_cast<double>(L);
   bool x_ready = false;
-  for (std::int64_t step = 0; n_active > 0; ++step) {
+  for (std::int64_t step = 0; !book.empty(); ++step) {
     const bool last = step >= opt.steps;
     const LaneMat& Uc = U[static_cast<std::size_t>(cur)];
     const LaneMat& Vc = V[static_cast<std::size_t>(cur)];
@@ -164,28 +149,15 @@ inline void run_diagonal_gd_lanes(DiagonalBlockModel& model, const SensingProble
     }
     for (int l = 0; l < W; ++l) loss[static_cast<std::size_t>(l)] = 0.5 * sq(l);
 
-    const bool record = step == 0 || (opt.record_every > 0 && step % opt.record_every == 0);
-    for (Index c = 0; c < K; ++c) {
-      const auto cs = static_cast<std::size_t>(c);
-      if (!active[cs]) continue;
-      const double l = loss[cs];
-      Status s = Status::running;
-      if (!std::isfinite(l)) s = Status::diverged;
-      else if (l <= opt.tol) s = Status::converged;
-      else if (last) s = Status::max_steps;
-      if (s != Status::running) {
-        // a run whose loss turned non-finite keeps the state one step back
-        if (s == Status::diverged && step > 0) finish(c, s, prev_loss[cs], step - 1, prev);
-        else finish(c, s, l, step, cur);
-        continue;
-      }
-      RunRecord& rec = out[cs];
-      if (record)
-        detail::record_point(model, rec, column(cur, c), static_cast<int>(c), static_cast<double>(step) * lr(c), l,
-                             clock.seconds(), scratch);
-      rec.n_grad_evals += 1;
+    const bool due = fixed_step_due(opt, step);
+    for (Index c = 0; c < book.n_active(); ++c) {
+      const int j = book.id(c);
+      // a run whose loss turned non-finite keeps the state one step back
+      auto state = [&](bool back) -> const Vec& { return column(back ? prev : cur, j); };
+      book.fixed_step_check(c, loss[static_cast<std::size_t>(j)], step, lr(j), last, due, opt.tol, state);
     }
-    if (n_active == 0 || last) continue;
+    book.compact({});
+    if (book.empty() || last) continue;
 
     // G = A^T R; the step for every lane (finished lanes are not read again)
     lanes::tiled_product(ATp, M, R, G);
@@ -214,20 +186,19 @@ inline void run_diagonal_gd_lanes(DiagonalBlockModel& model, const SensingProble
       X.row(n) = x.matrix();
     }
     x_ready = true;
-    for (Index c = 0; c < K; ++c) {
-      const auto cs = static_cast<std::size_t>(c);
-      if (!active[cs]) continue;
-      if (std::isnan(nonfinite(c))) {
-        finish(c, Status::diverged, loss[cs], step, cur);
-        continue;
-      }
-      prev_loss[cs] = loss[cs];
+    for (Index c = 0; c < book.n_active(); ++c) {
+      const int j = book.id(c);
+      const double l = loss[static_cast<std::size_t>(j)];
+      if (std::isnan(nonfinite(j))) book.fixed_step_diverged(c, column(cur, j), step, lr(j), l);
+      else book.fixed_step_taken(c, l);
     }
+    book.compact({});
     const int old_prev = prev;
     prev = cur;
     cur = nxt;
     nxt = old_prev;
   }
+  out = book.take();
 }
 
 }  // namespace implicitbias

@@ -1,5 +1,5 @@
 // Deep linear networks (deep matrix factorization) and the exact trace of the
-// Hessian of their squared loss (SCIENCE.md section 3).
+// Hessian of their squared loss (docs/science.md, section 3).
 //
 // Layers W_j of shape (d_j, d_{j-1}), j = 1..L; end-to-end E = W_L ... W_1
 // (d_L x d_0).  Prefix products P_j = W_j ... W_1 (P_0 = I_{d_0}) and suffix
@@ -27,6 +27,7 @@
 
 #include "flow.hpp"
 #include "parallel.hpp"
+#include "rng.hpp"
 #include "types.hpp"
 
 #include <Eigen/SVD>
@@ -38,49 +39,6 @@
 #include <vector>
 
 namespace implicitbias {
-
-// ---------------------------------------------------------------------------
-// Random numbers: splitmix64 streams keyed by (seed, stream, counter), so a
-// run's draws depend only on its own seed and step, never on scheduling.
-// ---------------------------------------------------------------------------
-class Rng {
- public:
-  explicit Rng(std::uint64_t seed, std::uint64_t stream = 0, std::uint64_t counter = 0) {
-    state_ = mix(seed ^ 0x9E3779B97F4A7C15ULL);
-    state_ = mix(state_ ^ (stream + 0xD1B54A32D192ED03ULL));
-    state_ = mix(state_ ^ (counter + 0x8CB92BA72F3D8DD7ULL));
-  }
-  std::uint64_t next() {
-    state_ += 0x9E3779B97F4A7C15ULL;
-    return mix(state_);
-  }
-  // uniform in (0, 1)
-  double uniform() { return (static_cast<double>(next() >> 11) + 0.5) * 0x1.0p-53; }
-  double rademacher() { return (next() >> 63) ? 1.0 : -1.0; }
-  // standard normal by Box-Muller (portable: no std::normal_distribution)
-  double normal() {
-    if (has_spare_) {
-      has_spare_ = false;
-      return spare_;
-    }
-    const double u1 = uniform(), u2 = uniform();
-    const double rad = std::sqrt(-2.0 * std::log(u1));
-    const double ang = 6.283185307179586476925286766559 * u2;
-    spare_ = rad * std::sin(ang);
-    has_spare_ = true;
-    return rad * std::cos(ang);
-  }
-
- private:
-  static std::uint64_t mix(std::uint64_t z) {
-    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ULL;
-    z = (z ^ (z >> 27)) * 0x94D049BB133111EBULL;
-    return z ^ (z >> 31);
-  }
-  std::uint64_t state_ = 0;
-  double spare_ = 0.0;
-  bool has_spare_ = false;
-};
 
 // ---------------------------------------------------------------------------
 // Measurement operators
@@ -668,12 +626,11 @@ inline std::vector<RunRecord> run_factorization_batch(const std::vector<Factoriz
       throw InvalidArgument("layer widths do not match the measurement shape");
     if (r.z0.size() != net.n_params()) throw InvalidArgument("initial state has the wrong length");
   }
-  std::vector<RunRecord> results(runs.size());
-  const auto blocks = make_blocks(runs.size(), opt.block_size, [&](std::size_t a, std::size_t b) {
+  auto same = [&](std::size_t a, std::size_t b) {
     return runs[a].problem == runs[b].problem && runs[a].method == runs[b].method && runs[a].dims == runs[b].dims;
-  });
-  parallel_blocks(blocks.size(), opt.num_threads, [&](std::size_t b) {
-    const auto [lo, hi] = blocks[b];
+  };
+  return run_batch(runs.size(), opt.block_size, opt.num_threads, same,
+                   [&](std::size_t lo, std::size_t hi, std::vector<RunRecord>& out) {
     const Index K = static_cast<Index>(hi - lo);
     const FactorizationRun& first = runs[lo];
     const FactorizationProblem& prob = problems[static_cast<std::size_t>(first.problem)];
@@ -688,7 +645,6 @@ inline std::vector<RunRecord> run_factorization_batch(const std::vector<Factoriz
       seeds[static_cast<std::size_t>(c)] = r.seed;
     }
     FactorizationBlockModel model(prob, first.dims, first.method, strength, seeds, opt.schedule);
-    std::vector<RunRecord> out;
     if (first.method == FactMethod::flow) {
       AdaptiveOptions adaptive = opt.adaptive;
       adaptive.tol = prob.tol;
@@ -698,9 +654,7 @@ inline std::vector<RunRecord> run_factorization_batch(const std::vector<Factoriz
       fixed.tol = prob.tol;
       run_fixed_step(model, Z0, lr, fixed, out);
     }
-    for (Index c = 0; c < K; ++c) results[lo + static_cast<std::size_t>(c)] = std::move(out[static_cast<std::size_t>(c)]);
   });
-  return results;
 }
 
 }  // namespace implicitbias

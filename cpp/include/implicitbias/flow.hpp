@@ -3,9 +3,11 @@
 //
 // Both advance a *block* of independent runs whose states are the columns of
 // one matrix, so that a model can evaluate all vector fields with
-// matrix-matrix products.  Each run keeps its own step size, clock, counters
-// and stop state; a run that stops leaves the working set, and the others go
-// on.  Nothing here depends on the number of threads.
+// matrix-matrix products.  Each run keeps its own step size and stop state.
+// The loops hold the algorithms only: the records, counters, clock, the set
+// of active runs and the end of a run are a RunBook's (run_book.hpp); a run
+// that stops leaves the working set, and the others go on.  Nothing here
+// depends on the number of threads.
 //
 // A model is any type with
 //   Index state_dim() const;
@@ -28,13 +30,12 @@
 // which run_fixed_step calls before the field evaluations of each step.
 #pragma once
 
+#include "run_book.hpp"
 #include "types.hpp"
 
 #include <algorithm>
-#include <chrono>
 #include <cmath>
 #include <limits>
-#include <numeric>
 #include <type_traits>
 #include <utility>
 
@@ -78,61 +79,13 @@ struct has_begin_step : std::false_type {};
 template <class M>
 struct has_begin_step<M, std::void_t<decltype(std::declval<M&>().begin_step(std::int64_t{}))>> : std::true_type {};
 
-class Clock {
- public:
-  Clock() : start_(std::chrono::steady_clock::now()) {}
-  double seconds() const {
-    return std::chrono::duration<double>(std::chrono::steady_clock::now() - start_).count();
-  }
-
- private:
-  std::chrono::steady_clock::time_point start_;
-};
-
-// Writes one history row: t, loss, n_grad_evals, wall_time, then the model's
-// diagnostics.
-template <class Model>
-void record_point(Model& model, RunRecord& rec, const Eigen::Ref<const Vec>& z, int id, double t,
-                  double loss, double wall, std::vector<double>& scratch) {
-  rec.history[0].push_back(t);
-  rec.history[1].push_back(loss);
-  rec.history[2].push_back(static_cast<double>(rec.n_grad_evals));
-  rec.history[3].push_back(wall);
-  const std::size_t nd = rec.channels.size() - 4;
-  if (nd > 0) {
-    scratch.assign(nd, 0.0);
-    model.diagnostics(z, id, scratch.data());
-    for (std::size_t k = 0; k < nd; ++k) rec.history[4 + k].push_back(scratch[k]);
-  }
-}
-
-template <class Model>
-void init_records(Model& model, std::vector<RunRecord>& out, Index n_runs) {
-  out.assign(static_cast<std::size_t>(n_runs), RunRecord{});
-  const auto names = model.diagnostic_names();
-  for (auto& rec : out) {
-    for (const char* base : {"t", "loss", "n_grad_evals", "wall_time"}) rec.add_channel(base);
-    for (const auto& n : names) rec.add_channel(n);
-  }
-}
-
-// Keeps the columns c of each matrix with keep[c] true, in order.
-inline void compact_columns(std::vector<Mat*> mats, std::vector<int>& ids, const std::vector<char>& keep) {
-  Index dst = 0;
-  const Index n = static_cast<Index>(ids.size());
-  for (Index c = 0; c < n; ++c) {
-    if (!keep[static_cast<std::size_t>(c)]) continue;
-    if (dst != c) {
-      for (Mat* m : mats) m->col(dst) = m->col(c);
-      ids[static_cast<std::size_t>(dst)] = ids[static_cast<std::size_t>(c)];
-    }
-    ++dst;
-  }
-  for (Mat* m : mats) m->conservativeResize(Eigen::NoChange, dst);
-  ids.resize(static_cast<std::size_t>(dst));
-}
-
 }  // namespace detail
+
+// Whether a fixed-step loop records the point at the start of step `step`:
+// the first, and every record_every-th.
+inline bool fixed_step_due(const FixedStepOptions& opt, std::int64_t step) {
+  return step == 0 || (opt.record_every > 0 && step % opt.record_every == 0);
+}
 
 // Fixed-step descent: z <- project(z + lr * F(z)) for `steps` steps, per run
 // step size lr(j).  The recorded time is steps * lr, so that GD and the flow
@@ -143,103 +96,52 @@ void run_fixed_step(Model& model, const Mat& Z0, const Vec& lr, const FixedStepO
                     std::vector<RunRecord>& out) {
   const Index K = Z0.cols();
   const Index dim = Z0.rows();
-  detail::init_records(model, out, K);
-  detail::Clock clock;
+  auto book = model_run_book(model, K);
   Mat Z = Z0;
   Mat Zprev = Z0;  // the state one step back, for a run whose loss turns non-finite
   Mat Znext(dim, K);
-  Vec prev_loss = Vec::Constant(K, std::numeric_limits<double>::quiet_NaN());
   Mat F(dim, K);
   Vec loss(K), lr_active(K);
-  std::vector<int> ids(static_cast<std::size_t>(K));
-  std::iota(ids.begin(), ids.end(), 0);
-  std::vector<char> keep;
-  std::vector<double> scratch;
 
-  auto finish = [&](Index c, Status s, double l, std::int64_t step, bool back) {
-    const int j = ids[static_cast<std::size_t>(c)];
-    RunRecord& rec = out[static_cast<std::size_t>(j)];
-    // A diverged run keeps its last state with a finite loss.
-    if (back) {
-      step -= 1;
-      l = prev_loss(c);
-    }
-    rec.status = s;
-    rec.n_steps = step;
-    rec.t_final = static_cast<double>(step) * lr(j);
-    rec.loss_final = l;
-    rec.state = back ? Zprev.col(c) : Z.col(c);
-    rec.wall_time = clock.seconds();
-    if (rec.history[0].empty() || rec.history[0].back() != rec.t_final)
-      detail::record_point(model, rec, rec.state, j, rec.t_final, l, rec.wall_time, scratch);
-  };
-  auto drop_finished = [&]() {
-    if (std::find(keep.begin(), keep.end(), 0) == keep.end()) return;
-    std::vector<int> ids_copy = ids;
-    Mat pl = prev_loss.transpose();
-    detail::compact_columns({&Z, &Zprev}, ids, keep);
-    detail::compact_columns({&pl}, ids_copy, keep);
-    prev_loss = pl.row(0).transpose();
-    const Index m = static_cast<Index>(ids.size());
-    Znext.resize(dim, m);
-    F.resize(dim, m);
-  };
-
-  for (std::int64_t step = 0; !ids.empty(); ++step) {
-    const Index n_active = static_cast<Index>(ids.size());
+  for (std::int64_t step = 0; !book.empty(); ++step) {
+    const Index n_active = book.n_active();
     const bool last = step >= opt.steps;
     if constexpr (detail::has_begin_step<Model>::value) model.begin_step(step);
-    if (last) model.loss(Z, ids, loss);
-    else model.field(Z, ids, F, loss);
-    keep.assign(static_cast<std::size_t>(n_active), 1);
-    const bool record = step == 0 || (opt.record_every > 0 && step % opt.record_every == 0);
+    if (last) model.loss(Z, book.ids(), loss);
+    else model.field(Z, book.ids(), F, loss);
+    const bool due = fixed_step_due(opt, step);
     for (Index c = 0; c < n_active; ++c) {
-      const int j = ids[static_cast<std::size_t>(c)];
-      const double l = loss(c);
-      Status s = Status::running;
-      if (!std::isfinite(l)) s = Status::diverged;
-      else if (l <= opt.tol) s = Status::converged;
-      else if (last) s = Status::max_steps;
-      if (s != Status::running) {
-        finish(c, s, l, step, s == Status::diverged && step > 0);
-        keep[static_cast<std::size_t>(c)] = 0;
-        continue;
-      }
-      RunRecord& rec = out[static_cast<std::size_t>(j)];
-      if (record)
-        detail::record_point(model, rec, Z.col(c), j, static_cast<double>(step) * lr(j), l, clock.seconds(),
-                             scratch);
-      rec.n_grad_evals += 1;
-      lr_active(c) = lr(j);
+      const int j = book.id(c);
+      auto state = [&](bool back) -> Eigen::Ref<const Vec> { return back ? Zprev.col(c) : Z.col(c); };
+      if (book.fixed_step_check(c, loss(c), step, lr(j), last, due, opt.tol, state)) lr_active(c) = lr(j);
     }
-    drop_finished();
-    if (ids.empty() || last) continue;
+    book.compact({&Z, &Zprev}, {&Znext, &F});
+    if (book.empty() || last) continue;
     // The step for the whole block at once; a run whose new state is not
     // finite stops as diverged and keeps its current state.
-    const Index n = static_cast<Index>(ids.size());
+    const Index n = book.n_active();
     // (columns of F and loss were compacted in step with Z only if no run
     // stopped above; recompute the field in that case to stay aligned)
     if (F.cols() != Z.cols() || n != n_active) {
-      model.field(Z, ids, F, loss);
-      for (Index c = 0; c < n; ++c) lr_active(c) = lr(ids[static_cast<std::size_t>(c)]);
+      model.field(Z, book.ids(), F, loss);
+      for (Index c = 0; c < n; ++c) lr_active(c) = lr(book.id(c));
     }
     Znext.noalias() = Z + F * lr_active.head(n).asDiagonal();
-    keep.assign(static_cast<std::size_t>(n), 1);
     for (Index c = 0; c < n; ++c) {
-      const int j = ids[static_cast<std::size_t>(c)];
+      const int j = book.id(c);
       if (model.projects()) model.project(Znext.col(c), j);
       if (!Znext.col(c).allFinite()) {
-        finish(c, Status::diverged, loss(c), step, false);
-        keep[static_cast<std::size_t>(c)] = 0;
+        book.fixed_step_diverged(c, Z.col(c), step, lr(j), loss(c));
         Znext.col(c) = Z.col(c);
       } else {
-        prev_loss(c) = loss(c);
+        book.fixed_step_taken(c, loss(c));
       }
     }
     Zprev.swap(Z);
     Z.swap(Znext);
-    drop_finished();
+    book.compact({&Z, &Zprev}, {&Znext, &F});
   }
+  out = book.take();
 }
 
 // The adaptive driver shared by every embedded method.  A stepper advances
@@ -259,67 +161,46 @@ void run_adaptive(Model& model, const Mat& Z0, const AdaptiveOptions& opt, std::
   const double expo = -1.0 / (error_order + 1.0);
   const Index K = Z0.cols();
   const Index dim = Z0.rows();
-  detail::init_records(model, out, K);
-  detail::Clock clock;
-  std::vector<double> scratch;
+  auto book = model_run_book(model, K);
   const auto& rt = opt.record_times;
 
   Mat Z = Z0, FZ(dim, K), Znew(dim, K), Fnew(dim, K), Zs(dim, K), F1(dim, K);
   Vec loss(K), loss_new(K), err(K), hv(K);
-  std::vector<int> ids(static_cast<std::size_t>(K));
-  std::iota(ids.begin(), ids.end(), 0);
 
   std::vector<double> t(K, 0.0), h(K, opt.h0), cur_loss(K, 0.0);
   std::vector<std::size_t> next_rec(K, 0);
-  std::vector<char> last_rejected(K, 0), keep, clipped;
+  std::vector<char> last_rejected(K, 0), clipped;
   std::vector<std::int64_t> attempts(K, 0), best_step(K, 0);
   std::vector<double> best_loss(K, 0.0);
   Mat Zref = Z0;  // per run id: the state when its best loss was last improved
 
   auto finish = [&](Index c, Status s) {
-    const int j = ids[static_cast<std::size_t>(c)];
-    RunRecord& rec = out[static_cast<std::size_t>(j)];
-    rec.status = s;
-    rec.t_final = t[j];
-    rec.loss_final = cur_loss[j];
-    rec.state = Z.col(c);
-    rec.wall_time = clock.seconds();
-    if (rec.history[0].empty() || rec.history[0].back() != t[j])
-      detail::record_point(model, rec, Z.col(c), j, t[j], cur_loss[j], rec.wall_time, scratch);
+    const int j = book.id(c);
+    book.finish(c, s, Z.col(c), t[j], cur_loss[j]);
   };
   auto scale = [&](Index c, const Mat& Za, const Mat& Zb) {
     return (opt.atol + opt.rtol * Za.col(c).array().abs().max(Zb.col(c).array().abs())).max(1e-300).matrix().eval();
   };
-  auto drop_finished = [&]() {
-    if (std::find(keep.begin(), keep.end(), 0) == keep.end()) return;
-    detail::compact_columns({&Z, &FZ}, ids, keep);
-    const Index m = static_cast<Index>(ids.size());
-    for (Mat* w : {&Znew, &Fnew, &Zs, &F1}) w->resize(dim, m);
-  };
+  auto compact = [&]() { book.compact({&Z, &FZ}, {&Znew, &Fnew, &Zs, &F1}); };
 
   // First evaluation and the initial record.
-  model.field(Z, ids, FZ, loss);
-  keep.assign(static_cast<std::size_t>(K), 1);
+  model.field(Z, book.ids(), FZ, loss);
   for (Index c = 0; c < K; ++c) {
     const int j = static_cast<int>(c);
-    RunRecord& rec = out[static_cast<std::size_t>(j)];
-    rec.n_grad_evals = 1;
+    book.count_evals(j);
     cur_loss[j] = best_loss[j] = loss(c);
     while (next_rec[j] < rt.size() && rt[next_rec[j]] <= 0.0) ++next_rec[j];
-    detail::record_point(model, rec, Z.col(c), j, 0.0, loss(c), clock.seconds(), scratch);
+    book.record(j, Z.col(c), 0.0, loss(c));
     Status s = Status::running;
     if (!std::isfinite(loss(c)) || !FZ.col(c).allFinite()) s = Status::diverged;
     else if (loss(c) <= opt.tol) s = Status::converged;
-    if (s != Status::running) {
-      finish(c, s);
-      keep[static_cast<std::size_t>(c)] = 0;
-    }
+    if (s != Status::running) finish(c, s);
   }
-  drop_finished();
+  compact();
 
   // Automatic first step (Hairer, Norsett & Wanner, Sec. II.4), all runs at once.
-  if (opt.h0 <= 0.0 && !ids.empty()) {
-    const Index n = static_cast<Index>(ids.size());
+  if (opt.h0 <= 0.0 && !book.empty()) {
+    const Index n = book.n_active();
     Vec d1(n);
     for (Index c = 0; c < n; ++c) {
       const Vec sc = scale(c, Z, Z);
@@ -328,10 +209,10 @@ void run_adaptive(Model& model, const Mat& Z0, const AdaptiveOptions& opt, std::
       hv(c) = std::min((d0 < 1e-5 || d1(c) < 1e-5) ? 1e-6 : 0.01 * d0 / d1(c), opt.t_max);
     }
     Zs.noalias() = Z + FZ * hv.head(n).asDiagonal();
-    model.field(Zs, ids, F1, loss_new);
+    model.field(Zs, book.ids(), F1, loss_new);
     for (Index c = 0; c < n; ++c) {
-      const int j = ids[static_cast<std::size_t>(c)];
-      out[static_cast<std::size_t>(j)].n_grad_evals += 1;
+      const int j = book.id(c);
+      book.count_evals(j);
       const Vec sc = scale(c, Z, Z);
       double d2 = std::sqrt(((F1.col(c) - FZ.col(c)).array() / sc.array()).square().mean()) / hv(c);
       if (!std::isfinite(d2)) d2 = 1e300;
@@ -341,12 +222,12 @@ void run_adaptive(Model& model, const Mat& Z0, const AdaptiveOptions& opt, std::
     }
   }
 
-  while (!ids.empty()) {
-    const Index n = static_cast<Index>(ids.size());
+  while (!book.empty()) {
+    const Index n = book.n_active();
     // Step sizes, clipped to land on the next record time and on t_max.
     clipped.assign(static_cast<std::size_t>(n), 0);
     for (Index c = 0; c < n; ++c) {
-      const int j = ids[static_cast<std::size_t>(c)];
+      const int j = book.id(c);
       double target = opt.t_max;
       if (next_rec[j] < rt.size()) target = std::min(target, rt[next_rec[j]]);
       double hc = h[j];
@@ -356,13 +237,12 @@ void run_adaptive(Model& model, const Mat& Z0, const AdaptiveOptions& opt, std::
       }
       hv(c) = hc;
     }
-    const int evals = stepper(Z, FZ, ids, hv.head(n), Znew, Fnew, loss_new, err);
+    const int evals = stepper(Z, FZ, book.ids(), hv.head(n), Znew, Fnew, loss_new, err);
 
-    keep.assign(static_cast<std::size_t>(n), 1);
     for (Index c = 0; c < n; ++c) {
-      const int j = ids[static_cast<std::size_t>(c)];
-      RunRecord& rec = out[static_cast<std::size_t>(j)];
-      rec.n_grad_evals += evals;
+      const int j = book.id(c);
+      RunRecord& rec = book.rec(j);
+      book.count_evals(j, evals);
       attempts[j] += 1;
       const double hc = hv(c);
       const double e = err(c);
@@ -385,12 +265,12 @@ void run_adaptive(Model& model, const Mat& Z0, const AdaptiveOptions& opt, std::
         while (next_rec[j] < rt.size() && rt[next_rec[j]] <= t[j]) {
           ++next_rec[j];
           if (!recorded) {
-            detail::record_point(model, rec, Z.col(c), j, t[j], cur_loss[j], clock.seconds(), scratch);
+            book.record(j, Z.col(c), t[j], cur_loss[j]);
             recorded = true;
           }
         }
         if (!recorded && opt.record_every > 0 && rec.n_steps % opt.record_every == 0)
-          detail::record_point(model, rec, Z.col(c), j, t[j], cur_loss[j], clock.seconds(), scratch);
+          book.record(j, Z.col(c), t[j], cur_loss[j]);
         if (cur_loss[j] < opt.stall_factor * best_loss[j]) {
           best_loss[j] = cur_loss[j];
           best_step[j] = rec.n_steps;
@@ -418,13 +298,11 @@ void run_adaptive(Model& model, const Mat& Z0, const AdaptiveOptions& opt, std::
         if (!(h[j] > 1e-14 * std::max(1.0, std::abs(t[j])))) s = Status::diverged;
         else if (attempts[j] >= opt.max_steps) s = Status::max_steps;
       }
-      if (s != Status::running) {
-        finish(c, s);
-        keep[static_cast<std::size_t>(c)] = 0;
-      }
+      if (s != Status::running) finish(c, s);
     }
-    drop_finished();
+    compact();
   }
+  out = book.take();
 }
 
 namespace detail {

@@ -1,5 +1,5 @@
 // Homogeneous classifiers without biases and log-domain classification losses
-// (SCIENCE.md section 2).
+// (docs/science.md, section 2).
 //
 // Models, parameters theta flattened into one vector:
 //   linear    f(x) = <w, x>                               degree 1, theta = w

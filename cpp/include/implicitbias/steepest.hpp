@@ -1,5 +1,5 @@
 // Steepest descent in several geometries, Adam and Signum, on homogeneous
-// classifiers (SCIENCE.md section 2).
+// classifiers (docs/science.md, section 2).
 //
 // For a norm ||.|| with dual ||.||_*, the steepest direction of a gradient g is
 //   g# = argmax_u <u, g> - ||u||^2 / 2,   so ||g#|| = ||g||_*, <g#, g> = ||g||_*^2:
@@ -16,6 +16,7 @@
 #include "flow.hpp"
 #include "homogeneous.hpp"
 #include "parallel.hpp"
+#include "run_book.hpp"
 #include "types.hpp"
 
 #include <Eigen/SVD>
@@ -337,47 +338,37 @@ class SteepestRun {
 // Runs one discrete algorithm for opt.steps steps (or to the target
 // log-loss); a step whose loss or state is non-finite ends the run as
 // diverged with the last finite state.  History channels: step, t, log_loss,
-// n_grad_evals, wall_time, then the diagnostics.
+// n_grad_evals, wall_time, then the diagnostics (a RunBook with a step
+// channel; the step count is the record's n_steps).
 inline RunRecord run_steepest_discrete(const ClassificationProblem& prob, const HomogeneousSpec& spec, LossKind loss,
                                        const AlgorithmSpec& alg, const Vec& theta0, const SteepestOptions& opt) {
   SteepestRun run(prob, spec, loss, alg);
-  RunRecord rec;
-  for (const char* c : {"step", "t", "log_loss", "n_grad_evals", "wall_time"}) rec.add_channel(c);
-  const auto names = steepest_diagnostic_names(spec);
-  for (const auto& n : names) rec.add_channel(n);
   const NormSpec alg_norm = alg.optimizer == Optimizer::steepest ? alg.norm : NormSpec{NormKind::linf, 2.0};
-  detail::Clock clock;
   Vec theta = theta0, prev = theta0, gbuf, q;
-  std::vector<double> diag(names.size());
+  auto diag = [&](const Eigen::Ref<const Vec>& z, int /*id*/, double* out) {
+    steepest_diagnostics(run.model(), loss, alg_norm, z, gbuf, q, out);
+  };
+  RunBook<decltype(diag)> book(1, steepest_diagnostic_names(spec), diag, BookChannels{"log_loss", true});
+  RunRecord& rec = book.rec(0);
   double t = 0.0;
   std::size_t next_rec = 0;
-  auto record = [&](std::int64_t k, double ll) {
-    rec.history[0].push_back(static_cast<double>(k));
-    rec.history[1].push_back(t);
-    rec.history[2].push_back(ll);
-    rec.history[3].push_back(static_cast<double>(rec.n_grad_evals));
-    rec.history[4].push_back(clock.seconds());
-    steepest_diagnostics(run.model(), loss, alg_norm, theta, gbuf, q, diag.data());
-    for (std::size_t i = 0; i < diag.size(); ++i) rec.history[5 + i].push_back(diag[i]);
-  };
   double ll = run.start(theta, rec.n_grad_evals);
-  std::int64_t k = 0;
   Status status = Status::running;
   if (!std::isfinite(ll)) status = Status::diverged;
-  record(0, ll);
+  book.record(0, theta, t, ll);
   while (status == Status::running) {
     if (ll <= opt.target_log_loss) {
       status = Status::converged;
       break;
     }
-    if (k >= opt.steps) {
+    if (rec.n_steps >= opt.steps) {
       status = Status::max_steps;
       break;
     }
     prev = theta;
     const double prev_ll = ll;
     const double prev_t = t;
-    ll = run.step(theta, k, rec.n_grad_evals, t);
+    ll = run.step(theta, rec.n_steps, rec.n_grad_evals, t);
     if (!std::isfinite(ll) || !theta.allFinite()) {
       theta = prev;
       ll = prev_ll;
@@ -385,23 +376,16 @@ inline RunRecord run_steepest_discrete(const ClassificationProblem& prob, const 
       status = Status::diverged;
       break;
     }
-    ++k;
+    const std::int64_t k = ++rec.n_steps;
     bool due = opt.record_every > 0 && k % opt.record_every == 0;
     while (next_rec < opt.record_steps.size() && opt.record_steps[next_rec] <= k) {
       if (opt.record_steps[next_rec] == k) due = true;
       ++next_rec;
     }
-    if (due) record(k, ll);
+    if (due) book.record(0, theta, t, ll);
   }
-  rec.status = status;
-  rec.n_steps = k;
-  rec.t_final = t;
-  rec.loss_final = ll;
-  rec.state = theta;
-  rec.wall_time = clock.seconds();
-  if (rec.history[0].back() != static_cast<double>(k)) record(k, ll);
-  rec.wall_time = clock.seconds();
-  return rec;
+  book.finish(0, status, theta, t, ll);
+  return std::move(book.take()[0]);
 }
 
 // The flow d theta/dt = -Loss g~# (unnormalized) or -g~#/||g~||_* (normalized)
@@ -476,24 +460,22 @@ inline std::vector<RunRecord> run_steepest_batch(const std::vector<Classificatio
     if (r.alg.schedule == Schedule::loss && (r.alg.optimizer != Optimizer::steepest || r.alg.normalized))
       throw InvalidArgument("the loss-based schedule is for unnormalized steepest descent");
   }
-  std::vector<RunRecord> results(runs.size());
-  parallel_blocks(runs.size(), num_threads, [&](std::size_t k) {
+  // Each run is its own block.
+  auto same = [](std::size_t, std::size_t) { return false; };
+  return run_batch(runs.size(), 1, num_threads, same, [&](std::size_t k, std::size_t, std::vector<RunRecord>& out) {
     const SteepestRunSpec& r = runs[k];
     const auto& prob = problems[static_cast<std::size_t>(r.problem)];
     if (!r.flow) {
-      results[k] = run_steepest_discrete(prob, r.spec, r.loss, r.alg, r.theta0, opt);
+      out.push_back(run_steepest_discrete(prob, r.spec, r.loss, r.alg, r.theta0, opt));
       return;
     }
     SteepestFlowModel model(prob, r.spec, r.loss, r.alg);
     AdaptiveOptions a = opt.adaptive;
     a.tol = opt.target_log_loss;
     a.stall_steps = 0;  // the log-loss is negative: the relative stall rule does not apply
-    std::vector<RunRecord> out;
     Mat Z0 = r.theta0;
     run_dopri5(model, Z0, a, out);
-    results[k] = std::move(out[0]);
   });
-  return results;
 }
 
 }  // namespace implicitbias

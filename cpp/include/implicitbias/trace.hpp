@@ -20,7 +20,7 @@
 // Probes come from Rng(seed, stream), so results depend only on the seed.
 #pragma once
 
-#include "factorization.hpp"
+#include "rng.hpp"
 #include "types.hpp"
 
 #include <Eigen/QR>

@@ -1,0 +1,86 @@
+// The batch entry of diagonal networks: many runs (problems, specs, starts,
+// step sizes) through GD, the lanes GD kernel or the flow, in blocks over
+// threads (parallel.hpp).
+#pragma once
+
+#include "diagonal.hpp"
+#include "diagonal_lanes.hpp"
+#include "flow.hpp"
+#include "parallel.hpp"
+#include "types.hpp"
+
+#include <vector>
+
+namespace implicitbias {
+
+enum class Method : int { descent = 0, flow = 1 };
+enum class Solver : int { dopri5 = 0, rosw = 1 };
+
+struct DiagonalRun {
+  int problem = 0;
+  DiagonalSpec spec;
+  Vec init_scale;   // length N, positive
+  double lr_ratio = 1.0;
+  double lr = 0.0;  // descent only
+};
+
+struct BatchOptions {
+  Method method = Method::flow;
+  Solver solver = Solver::rosw;
+  FixedStepOptions fixed;
+  AdaptiveOptions adaptive;
+  std::size_t block_size = 8;
+  int num_threads = 0;
+  // plain GD blocks of <= 8 runs take the SIMD-lanes kernel (diagonal_lanes.hpp)
+  bool gd_lanes = true;
+};
+
+// Consecutive runs with the same problem and model spec form blocks; a block
+// is one DiagonalBlockModel advanced by run_fixed_step (or the lanes kernel),
+// run_rosw or run_dopri5.
+inline std::vector<RunRecord> run_diagonal_batch(const std::vector<SensingProblem>& problems,
+                                                 const std::vector<DiagonalRun>& runs,
+                                                 const BatchOptions& opt) {
+  for (const auto& r : runs) {
+    if (r.problem < 0 || static_cast<std::size_t>(r.problem) >= problems.size())
+      throw InvalidArgument("run refers to a problem index out of range");
+    if (r.spec.depth < 2) throw InvalidArgument("depth must be >= 2");
+    if (r.init_scale.size() != problems[static_cast<std::size_t>(r.problem)].A.cols())
+      throw InvalidArgument("init_scale length must equal the number of columns of A");
+  }
+  auto same = [&](std::size_t a, std::size_t b) {
+    const DiagonalRun& x = runs[a];
+    const DiagonalRun& y = runs[b];
+    return x.problem == y.problem && x.spec.depth == y.spec.depth &&
+           x.spec.nonnegative == y.spec.nonnegative && x.spec.weight_norm == y.spec.weight_norm;
+  };
+  return run_batch(runs.size(), opt.block_size, opt.num_threads, same,
+                   [&](std::size_t lo, std::size_t hi, std::vector<RunRecord>& out) {
+    const Index K = static_cast<Index>(hi - lo);
+    const DiagonalRun& first = runs[lo];
+    const SensingProblem& prob = problems[static_cast<std::size_t>(first.problem)];
+    Vec kappa(K), lr(K);
+    Mat Z0(DiagonalLayout::make(first.spec, prob.A.cols()).dim(), K);
+    for (Index c = 0; c < K; ++c) {
+      const DiagonalRun& r = runs[lo + static_cast<std::size_t>(c)];
+      kappa(c) = r.lr_ratio;
+      lr(c) = r.lr;
+      Z0.col(c) = diagonal_initial_state(r.spec, r.init_scale);
+    }
+    DiagonalBlockModel model(prob, first.spec, kappa);
+    const double tol = prob.tol;
+    if (opt.method == Method::descent) {
+      FixedStepOptions fixed = opt.fixed;
+      fixed.tol = tol;
+      if (opt.gd_lanes && lanes_applicable(first.spec, K)) run_diagonal_gd_lanes(model, prob, first.spec, Z0, lr, fixed, out);
+      else run_fixed_step(model, Z0, lr, fixed, out);
+    } else {
+      AdaptiveOptions adaptive = opt.adaptive;
+      adaptive.tol = tol;
+      if (opt.solver == Solver::rosw) run_rosw(model, Z0, adaptive, out);
+      else run_dopri5(model, Z0, adaptive, out);
+    }
+  });
+}
+
+}  // namespace implicitbias
