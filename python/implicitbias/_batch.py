@@ -142,32 +142,32 @@ def base_fields(record: Any, *, has_target: bool, fixed_step: bool) -> dict[str,
 # --------------------------------------------------------------------------- per-run arguments
 @dataclass(frozen=True)
 class PerRun:
-    """A per-run parameter: its scalar types (anything else that is a list,
-    tuple or 1-D array is one value per run) and its check."""
+    """A per-run parameter: its check, and how an array is read.
 
-    scalar_types: tuple = ()
+    A list or tuple is one value per run; so is a 1-D array, unless
+    ``one_array`` (a 1-D array is then one value, e.g. an initial parameter
+    vector); with ``vector`` a 2-D array (K, n) gives one row per run.
+    Anything else is one value for every run."""
+
     check: Callable[[Any, str], Any] | None = None
-    vector: bool = False  # a value may itself be a 1-D array (e.g. a vector init_scale)
+    vector: bool = False
+    one_array: bool = False
 
 
 def as_run_list(value: Any, name: str, param: PerRun) -> list:
-    """A per-run argument as a list: a scalar (or None) becomes ``[value]``;
-    a list, tuple or 1-D array becomes a list (never empty); for vector
-    parameters a 2-D array (K, n) gives one row per run."""
-    if value is None or (param.scalar_types and isinstance(value, param.scalar_types)):
-        return [value]
-    if isinstance(value, np.ndarray):
-        if value.ndim == 0:
-            return [value.item()]
-        if value.ndim == 1:
-            return list(value.tolist())
-        if value.ndim == 2 and param.vector:
-            return list(value)
-        raise ValueError(f"{name} must be a scalar or a 1-D list of values, got shape {value.shape}")
+    """A per-run argument as a list of values (never empty), see :class:`PerRun`."""
     if isinstance(value, (list, tuple)):
         if len(value) == 0:
             raise ValueError(f"{name} must not be an empty list")
         return list(value)
+    if isinstance(value, np.ndarray):
+        if value.ndim == 0:
+            return [value.item()]
+        if value.ndim == 1:
+            return [value] if param.one_array else value.tolist()
+        if value.ndim == 2 and param.vector:
+            return list(value)
+        raise ValueError(f"{name} must be a scalar or a 1-D list of values, got shape {value.shape}")
     return [value]
 
 

@@ -22,7 +22,6 @@ with step ``lr`` after ``k`` steps is reported at time ``k * lr``.
 
 from __future__ import annotations
 
-import numbers
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -166,11 +165,11 @@ def _null_projection(A: np.ndarray, q: np.ndarray) -> np.ndarray:
 
 # ---------------------------------------------------------------------------- API
 _PER_RUN = {
-    "depth": PerRun((numbers.Integral,), _batch.integer(2)),
-    "init_scale": PerRun((numbers.Real,), vector=True),
-    "weight_norm": PerRun((str,), _batch.choice(*_WEIGHT_NORMS)),
-    "lr_ratio": PerRun((numbers.Real,), _batch.positive),
-    "lr": PerRun((numbers.Real,), _batch.optional_positive),
+    "depth": PerRun(_batch.integer(2)),
+    "init_scale": PerRun(vector=True),
+    "weight_norm": PerRun(_batch.choice(*_WEIGHT_NORMS)),
+    "lr_ratio": PerRun(_batch.positive),
+    "lr": PerRun(_batch.optional_positive),
 }
 
 

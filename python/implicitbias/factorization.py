@@ -282,16 +282,16 @@ class FactorizationResult(RunResult):
 
 
 _PER_RUN = {
-    "depth": PerRun((numbers.Integral,)),
-    "width": PerRun((numbers.Integral,)),
-    "init_scale": PerRun((numbers.Real,)),
-    "init": PerRun((str,)),
-    "method": PerRun((str,), _batch.choice(*_METHODS)),
-    "lr": PerRun((numbers.Real,), _batch.optional_positive),
-    "trace_weight": PerRun((numbers.Real,), _batch.nonnegative),
-    "label_noise_std": PerRun((numbers.Real,), _batch.nonnegative),
-    "sam_radius": PerRun((numbers.Real,), _batch.nonnegative),
-    "seed": PerRun((numbers.Integral,)),
+    "depth": PerRun(),
+    "width": PerRun(),
+    "init_scale": PerRun(),
+    "init": PerRun(),
+    "method": PerRun(_batch.choice(*_METHODS)),
+    "lr": PerRun(_batch.optional_positive),
+    "trace_weight": PerRun(_batch.nonnegative),
+    "label_noise_std": PerRun(_batch.nonnegative),
+    "sam_radius": PerRun(_batch.nonnegative),
+    "seed": PerRun(),
     "init_layers": PerRun(vector=True),
 }
 _STRENGTH = {"trace_penalty": "trace_weight", "label_noise_sgd": "label_noise_std", "sam": "sam_radius"}

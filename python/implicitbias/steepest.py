@@ -154,6 +154,24 @@ def init_params(model: str, dim: int, *, width: int | None = None, depth: int | 
     return np.concatenate(parts)
 
 
+def _initial_draw(model: str, dim: int, width: Any, depth: Any, init_scale: Any, seed: Any) -> np.ndarray:
+    """:func:`init_params`, memoized (read-only) for a given seed: runs and calls that share a model and
+    seed share the draw."""
+    if seed is None:
+        return init_params(model, dim, width=width, depth=depth, init_scale=init_scale, seed=seed)
+    try:
+        return _initial_draw_cached(model, dim, width, depth, init_scale, seed)
+    except TypeError:  # an unhashable argument: checked (and refused) by init_params
+        return init_params(model, dim, width=width, depth=depth, init_scale=init_scale, seed=seed)
+
+
+@functools.lru_cache(maxsize=256, typed=True)
+def _initial_draw_cached(model: str, dim: int, width: Any, depth: Any, init_scale: Any, seed: Any) -> np.ndarray:
+    theta = init_params(model, dim, width=width, depth=depth, init_scale=init_scale, seed=seed)
+    theta.flags.writeable = False
+    return theta
+
+
 def direction(g: Any, norm: Any = "l2", shapes: Sequence[tuple[int, int]] | None = None) -> tuple[np.ndarray, float]:
     """The steepest direction ``g#`` of a gradient and its dual norm ``||g||_*``.
 
@@ -296,22 +314,22 @@ def _record_steps(steps: int, n_record: int) -> tuple[int, ...]:
 
 
 _PER_RUN = {
-    "model": PerRun((str,), _batch.choice(*MODELS)),
-    "norm": PerRun((str, numbers.Real)),
-    "normalized": PerRun((bool, np.bool_), _batch.boolean),
-    "lr": PerRun((numbers.Real,), _batch.positive),
-    "schedule": PerRun((str,), _batch.choice(*_SCHEDULES)),
-    "loss": PerRun((str,), _batch.choice(*_LOSSES)),
-    "optimizer": PerRun((str,), _batch.choice(*_OPTIMIZERS)),
-    "beta1": PerRun((numbers.Real,), lambda v, name: _beta(v, name)),
-    "beta2": PerRun((numbers.Real,), lambda v, name: _beta(v, name)),
-    "eps": PerRun((numbers.Real,), _batch.nonnegative),
-    "width": PerRun((numbers.Integral,)),
-    "depth": PerRun((numbers.Integral,)),
-    "init_scale": PerRun((numbers.Real,)),
-    "seed": PerRun((numbers.Integral,)),
-    "init": PerRun(vector=True),
-    "method": PerRun((str,), _batch.choice(*_METHODS)),
+    "model": PerRun(_batch.choice(*MODELS)),
+    "norm": PerRun(),
+    "normalized": PerRun(_batch.boolean),
+    "lr": PerRun(_batch.positive),
+    "schedule": PerRun(_batch.choice(*_SCHEDULES)),
+    "loss": PerRun(_batch.choice(*_LOSSES)),
+    "optimizer": PerRun(_batch.choice(*_OPTIMIZERS)),
+    "beta1": PerRun(lambda v, name: _beta(v, name)),
+    "beta2": PerRun(lambda v, name: _beta(v, name)),
+    "eps": PerRun(_batch.nonnegative),
+    "width": PerRun(),
+    "depth": PerRun(),
+    "init_scale": PerRun(),
+    "seed": PerRun(),
+    "init": PerRun(vector=True, one_array=True),
+    "method": PerRun(_batch.choice(*_METHODS)),
 }
 
 
@@ -458,12 +476,9 @@ def _run_spec(k: int, runs: dict[str, list], X_arrs: list[np.ndarray], y_arrs: l
                          f"got norm {runs['norm'][k]!r}")
     if runs["init"][k] is not None:
         theta0 = check_vector(runs["init"][k], "init", sum(r * c for r, c in shapes))
-    else:  # runs that share a model and seed share the draw
-        init_key = ("init", mdl, Xp.shape[1], wid, dep, runs["init_scale"][k], runs["seed"][k])
-        if init_key not in memo:
-            memo[init_key] = init_params(mdl, Xp.shape[1], width=wid or None, depth=dep if kind == "mlp" else None,
-                                    init_scale=runs["init_scale"][k], seed=runs["seed"][k])
-        theta0 = memo[init_key]
+    else:
+        theta0 = _initial_draw(mdl, Xp.shape[1], wid or None, dep if kind == "mlp" else None,
+                               runs["init_scale"][k], runs["seed"][k])
     if reachable is not None and (p, kind) not in reachable:
         _check_reachable(Xp, y_arrs[p], mdl)
         reachable.add((p, kind))
