@@ -105,3 +105,16 @@ def test_the_boundary_is_typed():
                          lr_ratio=1.0, lr=0.1)  # an integer is not a WeightNorm
     assert {m for m in core.FactorizationMethod.__members__} == {
         "descent", "flow", "trace_penalty", "label_noise_sgd", "sam"}
+
+
+def test_an_initial_vector_is_one_run(classes):
+    theta0 = np.linspace(-0.1, 0.1, classes.X.shape[1])
+    runs = ib.steepest.fit_many(classes.X, classes.y, init=theta0, steps=10)
+    assert len(runs) == 1
+    two = ib.steepest.fit_many(classes.X, classes.y, init=[theta0, -theta0], steps=10)
+    assert len(two) == 2 and not np.array_equal(two[0].theta, two[1].theta)
+    assert np.array_equal(runs[0].theta, two[0].theta)
+    # for the diagonal family a 1-D init_scale lists one scale per run; a 2-D array one vector per run
+    A, y = np.eye(3)[:2], np.array([1.0, -1.0])
+    assert len(ib.diagonal.fit_many(A, y, init_scale=np.array([0.1, 0.2]), method="descent", lr=0.1, steps=2)) == 2
+    assert len(ib.diagonal.fit_many(A, y, init_scale=np.full((1, 3), 0.1), method="descent", lr=0.1, steps=2)) == 1

@@ -42,10 +42,9 @@ inline std::vector<RunRecord> run_diagonal_batch(const std::vector<SensingProble
                                                  const std::vector<DiagonalRun>& runs,
                                                  const BatchOptions& opt) {
   for (const auto& r : runs) {
-    if (r.problem < 0 || static_cast<std::size_t>(r.problem) >= problems.size())
-      throw InvalidArgument("run refers to a problem index out of range");
+    const SensingProblem& prob = problem_of(problems, r.problem);
     if (r.spec.depth < 2) throw InvalidArgument("depth must be >= 2");
-    if (r.init_scale.size() != problems[static_cast<std::size_t>(r.problem)].A.cols())
+    if (r.init_scale.size() != prob.A.cols())
       throw InvalidArgument("init_scale length must equal the number of columns of A");
   }
   auto same = [&](std::size_t a, std::size_t b) {

@@ -618,9 +618,7 @@ inline std::vector<RunRecord> run_factorization_batch(const std::vector<Factoriz
                                                       const std::vector<FactorizationRun>& runs,
                                                       const FactorizationBatchOptions& opt) {
   for (const auto& r : runs) {
-    if (r.problem < 0 || static_cast<std::size_t>(r.problem) >= problems.size())
-      throw InvalidArgument("run refers to a problem index out of range");
-    const auto& m = problems[static_cast<std::size_t>(r.problem)].meas;
+    const auto& m = problem_of(problems, r.problem).meas;
     DeepLinear net(r.dims);
     if (net.d(0) != m.d_in() || net.d(net.depth()) != m.d_out())
       throw InvalidArgument("layer widths do not match the measurement shape");

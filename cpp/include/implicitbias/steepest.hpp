@@ -448,9 +448,7 @@ inline std::vector<RunRecord> run_steepest_batch(const std::vector<Classificatio
                                                  const std::vector<SteepestRunSpec>& runs, const SteepestOptions& opt,
                                                  int num_threads) {
   for (const auto& r : runs) {
-    if (r.problem < 0 || static_cast<std::size_t>(r.problem) >= problems.size())
-      throw InvalidArgument("run refers to a problem index out of range");
-    const auto& prob = problems[static_cast<std::size_t>(r.problem)];
+    const auto& prob = problem_of(problems, r.problem);
     if (r.theta0.size() != r.spec.n_params(prob.X.cols()))
       throw InvalidArgument("theta0 has the wrong number of parameters for its model");
     if (r.flow && r.alg.optimizer != Optimizer::steepest)

@@ -44,6 +44,14 @@ struct InvalidArgument : std::invalid_argument {
   using std::invalid_argument::invalid_argument;
 };
 
+// The problem a run refers to, checked against the batch's problem list.
+template <class Problem>
+const Problem& problem_of(const std::vector<Problem>& problems, int index) {
+  if (index < 0 || static_cast<std::size_t>(index) >= problems.size())
+    throw InvalidArgument("run refers to a problem index out of range");
+  return problems[static_cast<std::size_t>(index)];
+}
+
 // Everything one run produces.  `history` holds one vector per channel, all of
 // equal length, channel names in `channels`.
 struct RunRecord {
