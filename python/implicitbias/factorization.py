@@ -364,8 +364,8 @@ def fit_many(
     keys = [(int(c.method), r["dims"]) for c, r in zip(core_runs, runs_k)]
     records = _batch.grouped(keys, lambda order: core.factorization_batch([problem], [core_runs[k] for k in order],
                                                                            options))
-    return [_decode(rec, r, problem.tol >= 0)
-            for rec, r in zip(records, runs_k)]
+    with np.errstate(over="ignore", invalid="ignore"):  # a diverged run may hold huge values
+        return [_decode(rec, r, problem.tol >= 0) for rec, r in zip(records, runs_k)]
 
 
 @_batch.memoized
@@ -422,16 +422,17 @@ def _run(k: int, runs: dict[str, list], shape: tuple[int, int]) -> dict[str, Any
 
 def _decode(record: Any, r: dict[str, Any], has_target: bool) -> FactorizationResult:
     layers = unpack(r["dims"], record.state)
-    with np.errstate(over="ignore", invalid="ignore"):
-        E = product(layers)
+    E = product(layers)
     h = record.history
-    return FactorizationResult(
+    result = FactorizationResult(
         **_batch.base_fields(record, has_target=has_target, fixed_step=r["method"] != "flow"),
         loss=float(record.loss_final), layers=layers, product=E, trace=float(h["trace"][-1]),
         nuclear_norm=float(h["nuclear_norm"][-1]), effective_rank=float(h["effective_rank"][-1]),
         error=float(h["error"][-1]) if "error" in h else None, method=r["method"], depth=r["depth"],
         width=r["width"], init_scale=r["init_scale"], init=r["init"], lr=r["lr"], strength=r["strength"],
         seed=r["seed"])
+    result.__dict__["history"] = h  # converted once above: fill the cached history instead of converting again
+    return result
 
 
 fit = _batch.single(fit_many, _PER_RUN, """Train one deep linear network ``E = W_L ... W_1`` on ``y_i ~ <A_i, E>``.
