@@ -170,6 +170,25 @@ def run_all() -> dict[str, np.ndarray]:
     return out
 
 
+def numpy_simd_level() -> str:
+    """The SIMD level of NumPy's float64 transcendental loops (exp, log, power) on this CPU.
+
+    NumPy dispatches these ufuncs at run time (AVX-512 with SVML, AVX2 + FMA3,
+    or the C library), and the levels differ in the last bits of some results.
+    The recorded cases build their inputs with them (``init_scale ** (1 / depth)``,
+    the reference solvers), so bitwise agreement is only expected between
+    machines of the same level; the level is stored with the outputs.
+    """
+    try:
+        from numpy._core._multiarray_umath import __cpu_features__ as features
+    except ImportError:  # NumPy < 2
+        from numpy.core._multiarray_umath import __cpu_features__ as features
+    for level in ("AVX512_SKX", "AVX512F"):
+        if features.get(level):
+            return level
+    return "AVX2" if features.get("AVX2") and features.get("FMA3") else "baseline"
+
+
 def path_for(isa: str) -> str:
     return os.path.join(os.path.dirname(os.path.abspath(__file__)), f"outputs_{isa}.npz")
 
@@ -177,5 +196,6 @@ def path_for(isa: str) -> str:
 if __name__ == "__main__":
     isa = ib.build_info()["isa"]
     outputs = run_all()
+    outputs["_env.numpy_simd"] = np.array(numpy_simd_level())
     np.savez_compressed(path_for(isa), **outputs)
     print(f"{len(outputs)} arrays for core {isa} -> {path_for(isa)}", file=sys.stderr)
