@@ -45,6 +45,7 @@ Models (no biases): ``"linear"`` ``<w, x>`` (degree 1); ``"diagonal"``
 from __future__ import annotations
 
 import functools
+import math
 import numbers
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -428,7 +429,7 @@ def _options(steps: Any, t_max: Any, rtol: Any, atol: Any, max_steps: Any, targe
     n_record = check_positive_int(n_record, "n_record", minimum=2)
     if target_log_loss is None:
         target = -np.inf
-    elif not _batch.is_real(target_log_loss) or np.isnan(target_log_loss):
+    elif not _batch.is_real(target_log_loss) or math.isnan(float(target_log_loss)):
         raise ValueError(f"target_log_loss must be a real number, got {target_log_loss!r}")
     else:
         target = float(target_log_loss)
