@@ -32,6 +32,14 @@ def _finite_array(a: object, name: str, ndim: int) -> np.ndarray:
     return np.ascontiguousarray(arr)
 
 
+def finite_result(value: Any, name: str, what: str) -> Any:
+    """``value`` (a float or array computed from finite inputs), or a ValueError naming ``name`` when it
+    overflowed: a NaN or inf result of finite inputs is never returned silently."""
+    if not np.all(np.isfinite(value)):
+        raise ValueError(f"{name}: the {what} overflows float64 (non-finite result); scale the {name} down")
+    return value
+
+
 def check_matrix(a: object, name: str) -> np.ndarray:
     """A finite, non-empty 2-D float64 array (C-contiguous copy if needed)."""
     arr = _finite_array(a, name, 2)

@@ -64,6 +64,7 @@ from ._validation import (
     check_positive_int,
     check_seed,
     check_vector,
+    finite_result,
     unique_problems,
 )
 
@@ -139,20 +140,21 @@ def init_params(model: str, dim: int, *, width: int | None = None, depth: int | 
     stored column-major ``(W_1, ..., W_{L-1}, a)``. Draws use
     ``numpy.random.default_rng(seed)``.
     """
+    dim = check_positive_int(dim, "dim")
     shapes = _model_spec(model, dim, width, depth)[4]
     seed = check_seed(seed)
     default = {"linear": 0.0, "diagonal": 0.1}.get(model, 1.0)
     scale = default if init_scale is None else check_positive(init_scale, "init_scale", allow_zero=(model == "linear"))
     rng = np.random.default_rng(seed)
-    if model == "linear":
-        return scale * rng.standard_normal(dim) / np.sqrt(dim)
     if model == "diagonal":
         return np.full(2 * dim, scale)
-    parts = []
-    for rows, cols in shapes:
-        W = scale * rng.standard_normal((rows, cols)) / np.sqrt(cols)
-        parts.append(W.reshape(-1, order="F"))
-    return np.concatenate(parts)
+    with np.errstate(over="ignore"):
+        if model == "linear":
+            theta = scale * rng.standard_normal(dim) / np.sqrt(dim)
+        else:
+            theta = np.concatenate([(scale * rng.standard_normal((rows, cols)) / np.sqrt(cols)).reshape(-1, order="F")
+                                    for rows, cols in shapes])
+    return finite_result(theta, "init_scale", "initial parameter vector")
 
 
 def _initial_draw(model: str, dim: int, width: Any, depth: Any, init_scale: Any, seed: Any) -> np.ndarray:
