@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 
+import pytest
 from hypothesis import HealthCheck, settings
 
 from _fuzz import COUNTS
@@ -27,3 +28,28 @@ def pytest_terminal_summary(terminalreporter, exitstatus, config):  # pytest hoo
             f"fuzzed calls ({PROFILE} profile): {COUNTS['calls']}, of which {COUNTS['rejected']} were rejected with "
             f"ValueError/TypeError naming the argument and {COUNTS['calls'] - COUNTS['rejected']} returned a "
             "checked result")
+
+
+def expected_isa_variants() -> set[str]:
+    """The ISA variants this build should have installed: those listed in ``IMPLICITBIAS_EXPECT_ISA``
+    (comma-separated; CI sets it), else all of them once any one is installed (a variants build
+    makes both; a missing one means a build step failed silently), else none (a portable-only build)."""
+    import implicitbias as ib
+
+    listed = os.environ.get("IMPLICITBIAS_EXPECT_ISA", "").strip()
+    if listed:
+        return {v.strip() for v in listed.split(",") if v.strip()}
+    return {"x86-64-v3", "x86-64-v4"} if ib.build_info()["isa_variants"] else set()
+
+
+@pytest.fixture
+def openmp():
+    """For tests that compare thread counts: with OpenMP absent they would pass trivially, so they
+    skip, naming the reason; with ``IMPLICITBIAS_EXPECT_OPENMP=1`` (CI) a missing OpenMP fails."""
+    import implicitbias as ib
+
+    if ib.build_info()["openmp"]:
+        return
+    if os.environ.get("IMPLICITBIAS_EXPECT_OPENMP") == "1":
+        pytest.fail("IMPLICITBIAS_EXPECT_OPENMP=1 but the core was built without OpenMP")
+    pytest.skip("the core was built without OpenMP: one thread only, thread counts cannot differ")
