@@ -132,3 +132,29 @@ def test_extreme_magnitudes_end_with_an_honest_status(scale, family):
         check_run(r, *attrs)
         loss = r.log_loss if hasattr(r, "log_loss") else r.loss
         assert r.status == "diverged" or np.isfinite(loss), (r.status, loss)
+
+
+_magnitudes = st.sampled_from([1e-310, 1e-150, 1e-8, 1.0, 1e8, 1e150])
+
+
+@given(n=st.integers(1, 4), d=st.integers(1, 5), seed=st.integers(0, 2**32 - 1), scale=_magnitudes,
+       family=st.sampled_from(["diagonal_descent", "diagonal_flow", "steepest", "steepest_relu", "factorization"]),
+       data=st.data())
+def test_random_problems_of_any_shape_and_magnitude_run_honestly(n, d, seed, scale, family, data):
+    """Random shapes (down to one sample or one feature) and magnitudes: a run with an honest status,
+    or a ValueError naming the data (e.g. labels of one class for the margin-based stopping rule)."""
+    rng = np.random.default_rng(seed)
+    fn, _, base, attrs = FAMILIES[family]
+    if family.startswith("diagonal"):
+        A = rng.standard_normal((n, d)) * scale
+        kwargs = {"A": A, "y": A @ rng.standard_normal(d)}
+    elif family.startswith("steepest"):
+        kwargs = {"X": rng.standard_normal((n, d)) * scale, "y": np.where(rng.random(n) < 0.5, -1.0, 1.0)}
+    else:
+        shape = (data.draw(st.integers(1, 3), label="d_out"), data.draw(st.integers(1, 3), label="d_in"))
+        A = rng.standard_normal((n + 1, *shape)) * scale
+        kwargs = {"A": A, "y": np.einsum("nij,ij->n", A, rng.standard_normal(shape))}
+    with np.errstate(over="ignore", under="ignore", invalid="ignore"):
+        r = rejects_or_returns(lambda: fn(**{**base, **kwargs}), ("A", "X", "y"))
+    if r is not None:
+        check_run(r, *attrs)
