@@ -43,7 +43,8 @@ def check_run(r: Any, *state_attrs: str) -> None:
 
 
 # a value where an array is expected that is not a real finite array: every one must be rejected
-BAD_ARRAY_KINDS = ("nan", "inf", "complex", "object", "string", "empty", "ndim", "none", "scalar", "ragged")
+BAD_ARRAY_KINDS = ("nan", "inf", "complex", "object", "string", "empty", "ndim", "none", "scalar", "ragged", "short",
+                   "long")
 
 
 def bad_array(kind: str, good: np.ndarray) -> Any:
@@ -69,6 +70,10 @@ def bad_array(kind: str, good: np.ndarray) -> Any:
         return a[..., None]
     if kind == "none":
         return None
+    if kind == "short":  # one entry (or row) too few: a size mismatch must not reach the core
+        return a[:-1]
+    if kind == "long":
+        return np.concatenate([a, a[:1]])
     if kind == "scalar":
         return 1.5
     return [list(a.ravel()[:2]), [1.0]]  # ragged

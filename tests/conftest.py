@@ -17,7 +17,7 @@ from _fuzz import COUNTS
 
 PROFILE = os.environ.get("IMPLICITBIAS_HYPOTHESIS_PROFILE", "ci")
 _COMMON = dict(deadline=None, print_blob=True, suppress_health_check=[HealthCheck.too_slow])
-settings.register_profile("ci", max_examples=50, derandomize=True, **_COMMON)
+settings.register_profile("ci", max_examples=50, derandomize=True, database=None, **_COMMON)
 settings.register_profile("large", max_examples=500, derandomize=False, **_COMMON)
 settings.load_profile(PROFILE)
 
