@@ -482,7 +482,7 @@ def test_fit_many_two_problems(batch_setup, method, kw):
 
 @pytest.mark.parametrize("method,kw", BATCH_MODES)
 @pytest.mark.parametrize("block_size", [2, 3, 8])
-def test_fit_many_bitwise_independent_of_threads(batch_setup, method, kw, block_size):
+def test_fit_many_bitwise_independent_of_threads(batch_setup, method, kw, block_size, openmp):
     p1, _, runs = batch_setup
     one = fit_many(p1.A, p1.y, method=method, num_threads=1, block_size=block_size, **runs, **kw)
     two = fit_many(p1.A, p1.y, method=method, num_threads=2, block_size=block_size, **runs, **kw)
@@ -680,10 +680,12 @@ def test_non_interpolable_flow_stops(solver, depth, wn):
     x_ls = np.linalg.lstsq(A, y, rcond=None)[0]
     loss_ls = 0.5 * np.sum((A @ x_ls - y) ** 2)
     r = fit(A, y, depth=depth, weight_norm=wn, solver=solver, stall_steps=200, max_steps=20000)
-    # the L-stable solver may instead stride to t_max at the stationary point
-    assert r.status in ("stalled", "converged", "max_time")
-    assert np.isfinite(r.loss) and r.loss >= loss_ls * (1 - 1e-9)
-    assert np.all(np.isfinite(r.x))
+    # the target (a relative residual of 10 rtol) is out of reach, so never "converged"; the
+    # L-stable solver strides to t_max at the least-squares point, dopri5 stalls near it (measured
+    # distance 5e-15 for rosw, 5e-8 to 1.5e-6 for dopri5)
+    assert r.status == ("max_time" if solver == "rosw" else "stalled"), r.status
+    assert loss_ls * (1 - 1e-9) <= r.loss <= loss_ls * (1 + 1e-9)
+    assert np.linalg.norm(r.x - x_ls) <= (1e-10 if solver == "rosw" else 1e-5)
     assert r.n_steps + r.n_rejected <= 20000
 
 

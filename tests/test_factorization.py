@@ -11,6 +11,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from conftest import expected_isa_variants
 from implicitbias import data, factorization, hessian, reference
 
 
@@ -95,7 +96,7 @@ def test_noise_is_annealed_away(small):
         np.testing.assert_array_equal(flat(r.layers), flat(gd.layers))
 
 
-def test_fit_many_is_bitwise_independent_of_threads_and_matches_fit(small):
+def test_fit_many_is_bitwise_independent_of_threads_and_matches_fit(small, openmp):
     kw = dict(depth=[2, 3, 2, 3, 2], method=["descent", "trace_penalty", "label_noise_sgd", "sam", "descent"],
               init_scale=[0.3, 0.5, 0.5, 0.5, 1.0], lr=0.02, trace_weight=0.1, label_noise_std=0.3, sam_radius=0.2,
               seed=[0, 1, 2, 3, 4],
@@ -262,10 +263,14 @@ def test_every_built_core_variant_imports_and_agrees():
     dims, z = factorization.pack(layers)
     cols = np.ascontiguousarray(m.A).reshape(12 * 4, 5)
     ref = _core.factorization_trace(_core.FactorizationMeasurements.gaussian(4, 5, cols), dims, z)
-    for name, feature in (("_core_x86_64_v3", "avx2"), ("_core_x86_64_v4", "avx512")):
-        if importlib.util.find_spec(f"implicitbias.{name}") is None or not _core.cpu_supports(feature):
-            continue  # not built (IMPLICITBIAS_ISA_VARIANTS=OFF) or not runnable here
-        mod = importlib.import_module(f"implicitbias.{name}")
+    expected = expected_isa_variants()
+    for label, name, feature in (("x86-64-v3", "_core_x86_64_v3", "avx2"), ("x86-64-v4", "_core_x86_64_v4", "avx512")):
+        if importlib.util.find_spec(f"implicitbias.{name}") is None:
+            assert label not in expected, f"the {label} core should have been built (IMPLICITBIAS_EXPECT_ISA)"
+            continue  # a portable-only build (IMPLICITBIAS_ISA_VARIANTS=OFF)
+        if not _core.cpu_supports(feature):
+            continue  # built, but this CPU cannot run it
+        mod = importlib.import_module(f"implicitbias.{name}")  # an import error fails the test
         t = mod.factorization_trace(mod.FactorizationMeasurements.gaussian(4, 5, cols), dims, z)
         assert t == pytest.approx(ref, rel=1e-12)
     assert hessian.trace(layers, m.A) == pytest.approx(ref, rel=1e-12)

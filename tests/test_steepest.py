@@ -206,17 +206,18 @@ def test_log_domain_loss_and_scaled_gradient(loss, small_data):
     h = 1e-6
     fd = np.array([(np_loss(theta + h * e) - np_loss(theta - h * e)) / (2 * h) for e in np.eye(theta.size)])
     np.testing.assert_allclose(gt * np.exp(ll), fd, rtol=1e-6)
-    # far below the double range: the log-loss is still exact, the scaled gradient finite
-    big = 1e4 * theta / np.min(y * (X @ theta)) if np.min(y * (X @ theta)) > 0 else None
-    w = np.linalg.lstsq(X, y, rcond=None)[0]  # q_i = 1 for all i (n > d: least squares)
-    qs = y * (X @ w)
-    if qs.min() > 0:
-        big = 2000.0 * w / qs.min()
-        ll_big, gt_big, qb = core.classification_loss(_core_model("linear", 2, 0), X, y, big, _loss(loss))
-        assert np.isfinite(ll_big) and np.all(np.isfinite(gt_big))
-        ref = -qb.min() + np.log(np.sum(np.exp(-(qb - qb.min()))))  # exp and logistic agree here to 1e-800
-        assert ll_big == pytest.approx(ref, rel=1e-12)
-    assert big is None or np.all(np.isfinite(big))
+    # far below the double range, on labels separable by construction (those of a random w): the
+    # log-loss is still exact and the scaled gradient (gradient / Loss) finite and exact
+    y_sep = np.where(X @ theta > 0, 1.0, -1.0)
+    qs = y_sep * (X @ theta)
+    assert qs.min() > 0
+    big = 2000.0 * theta / qs.min()  # every margin >= 2000: Loss <= 9 e^-2000 ~ 1e-868
+    ll_big, gt_big, qb = core.classification_loss(_core_model("linear", 2, 0), X, y_sep, big, _loss(loss))
+    assert np.isfinite(ll_big) and ll_big < -1990 and np.all(np.isfinite(gt_big))
+    ref = -qb.min() + np.log(np.sum(np.exp(-(qb - qb.min()))))  # exp and logistic agree here to 1e-800
+    assert ll_big == pytest.approx(ref, rel=1e-12)
+    soft = np.exp(-(qb - qb.min())) / np.sum(np.exp(-(qb - qb.min())))  # gradient / Loss = -X^T (y * softmax(-q))
+    np.testing.assert_allclose(gt_big, -X.T @ (y_sep * soft), rtol=1e-10, atol=1e-12)
 
 
 # ----------------------------------------------------------------------------
@@ -368,18 +369,21 @@ def test_flow_matches_small_step_descent(separable):
     assert lp.status == "max_time" and lp.history["log_loss"][-1] < lp.history["log_loss"][0]
 
 
-def test_smoothed_margin_monotone_for_small_steps_and_drop_shrinks(separable):
-    X, y = separable.X, separable.y
-    drops = []
-    for lr in (0.4, 0.1, 0.02):
-        r = ib.steepest.fit(X, y, "linear", norm="l2", normalized=True, lr=lr, steps=int(40 / lr), record_every=1)
-        h = r.history
-        after = h["accuracy"] == 1.0
-        sm = h["smoothed_margin"][after]
-        drops.append(max(0.0, float(np.max(-np.diff(sm)))))
-    assert drops[2] <= 1e-12 or drops[2] < drops[0]
-    assert drops[2] <= 1e-9  # small steps: non-decreasing after perfect accuracy
-    assert drops[1] <= drops[0] + 1e-15
+def _largest_drop(X, y, norm, lr):
+    """The largest one-step fall of the smoothed margin after perfect accuracy (0 if none)."""
+    r = ib.steepest.fit(X, y, "linear", norm=norm, normalized=True, lr=lr, steps=int(40 / lr), record_every=1)
+    sm = r.history["smoothed_margin"][r.history["accuracy"] == 1.0]
+    assert sm.size > 10, "never reached perfect accuracy"
+    return max(0.0, float(np.max(-np.diff(sm))))
+
+
+def test_smoothed_margin_drop_shrinks_with_the_step(separable):
+    # sign descent has a drop, and it shrinks faster than the step (measured 0.19, 0.021, 1.7e-4)
+    drops = [_largest_drop(separable.X, separable.y, "linf", lr) for lr in (0.4, 0.1, 0.02)]
+    assert drops[0] > 0.05
+    assert drops[1] < drops[0] / 4 and drops[2] < drops[1] / 4
+    # README: normalized GD has no drop at all for lr <= 0.5
+    assert all(_largest_drop(separable.X, separable.y, "l2", lr) <= 1e-12 for lr in (0.5, 0.1))
 
 
 def test_adam_tracks_sign_descent(separable):
@@ -397,7 +401,7 @@ def test_adam_tracks_sign_descent(separable):
 # batches
 
 
-def test_fit_many_equals_separate_fits_and_is_thread_independent(separable):
+def test_fit_many_equals_separate_fits_and_is_thread_independent(separable, openmp):
     X, y = separable.X, separable.y
     Xd = ib.data.digits_binary(n_samples=60, seed=1)
     kw = dict(model=["linear", "diagonal", "relu2", "relu2"], norm=["linf", "l2", "l1", "spectral"],

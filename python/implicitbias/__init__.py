@@ -12,6 +12,7 @@ theory predicts), :mod:`~implicitbias.experiments` (paper reproductions).
 from typing import Any
 
 from . import data, diagonal, factorization, hessian, reference, steepest
+from ._native import built_variants
 from ._native import core as _core_in_use
 from ._version import __version__
 
@@ -19,10 +20,12 @@ __all__ = ["__version__", "build_info", "data", "diagonal", "factorization", "he
 
 
 def build_info() -> dict[str, Any]:
-    """How the compiled core was built: version, ISA variant in use, SIMD, OpenMP, threads."""
+    """How the compiled core was built: version, ISA variant in use, the ISA variants installed, SIMD,
+    OpenMP, threads."""
     return {
         "version": _core_in_use.__version__,
         "isa": _core_in_use.isa,
+        "isa_variants": built_variants(),
         "simd": _core_in_use.simd_instruction_sets(),
         "openmp": _core_in_use.openmp_enabled(),
         "max_threads": _core_in_use.max_threads(),

@@ -164,6 +164,8 @@ def as_run_list(value: Any, name: str, param: PerRun) -> list:
         if value.ndim == 0:
             return [value.item()]
         if value.ndim == 1:
+            if value.size == 0:
+                raise ValueError(f"{name} must not be an empty array")
             return [value] if param.one_array else value.tolist()
         if value.ndim == 2 and param.vector:
             return list(value)
@@ -317,8 +319,10 @@ def record_times(record_times_: Any, t_max: float, n_record: int) -> list[float]
 def adaptive_options(*, rtol: Any, atol: Any, t_max: Any, max_steps: Any, stall_steps: Any = 5000,
                      record_times: Sequence[float] = (), record_every: int = 0, jac_every: int = 4) -> Any:
     """The flow integrator's options (docs/science.md, sections 4.3-4.5), checked."""
+    if check_positive(rtol, "rtol") >= 1.0:
+        raise ValueError(f"rtol must be < 1, got {rtol!r}")
     return make(
-        core.AdaptiveOptions, rtol=check_positive(rtol, "rtol"), atol=check_positive(atol, "atol", allow_zero=True),
+        core.AdaptiveOptions, rtol=float(rtol), atol=check_positive(atol, "atol", allow_zero=True),
         t_max=check_positive(t_max, "t_max"), max_steps=check_positive_int(max_steps, "max_steps"),
         stall_steps=check_positive_int(stall_steps, "stall_steps", minimum=0), record_times=list(record_times),
         record_every=int(record_every), jac_every=check_positive_int(jac_every, "jac_every"))

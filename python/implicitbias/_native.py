@@ -46,6 +46,14 @@ def _import_core(modname: str) -> ModuleType:
 _baseline = _import_core("_core")
 
 
+def built_variants() -> list[str]:
+    """The ISA variants whose compiled core is installed (whether or not this CPU can run them)."""
+    import importlib.util
+
+    return [label for label, modname, _ in reversed(_VARIANTS)
+            if importlib.util.find_spec(f"{__package__}.{modname}") is not None]
+
+
 def _load() -> ModuleType:
     forced = os.environ.get("IMPLICITBIAS_ISA", "").strip()
     if forced and forced not in ("baseline", "native") and forced not in [v[0] for v in _VARIANTS]:

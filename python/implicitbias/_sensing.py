@@ -28,7 +28,12 @@ def parse_sensing(A: Any, shape: Any = None, name: str = "A") -> tuple[str, np.n
     ``shape`` is returned as ``(d_out, d_in)`` Python ints. Raises
     ``ValueError`` naming ``name`` (or ``shape``) for anything else.
     """
-    arr = np.asarray(A)
+    try:
+        arr = np.asarray(A)
+    except (TypeError, ValueError) as exc:
+        raise ValueError(f"{name} must be an array (n, d_out, d_in) or (n, 2): {exc}") from None
+    if shape is not None and (not isinstance(shape, (tuple, list)) or len(shape) != 2):
+        raise ValueError(f"shape must be a pair (d_out, d_in), got {shape!r}")
     if arr.ndim == 3 and np.issubdtype(arr.dtype, np.number) and not np.issubdtype(arr.dtype, np.complexfloating):
         arr = np.asarray(arr, dtype=np.float64)
         n, d_out, d_in = arr.shape
@@ -44,8 +49,6 @@ def parse_sensing(A: Any, shape: Any = None, name: str = "A") -> tuple[str, np.n
             raise ValueError(f"{name} must contain at least one index pair")
         if shape is None:
             raise ValueError("shape (d_out, d_in) is required with entry sampling (index pairs)")
-        if not isinstance(shape, (tuple, list)) or len(shape) != 2:
-            raise ValueError(f"shape must be a pair (d_out, d_in), got {shape!r}")
         d_out = check_positive_int(shape[0], "shape")
         d_in = check_positive_int(shape[1], "shape")
         rows, cols = arr[:, 0].astype(np.int64), arr[:, 1].astype(np.int64)

@@ -17,7 +17,11 @@ def _finite_array(a: object, name: str, ndim: int) -> np.ndarray:
     """A finite float64 array with ``ndim`` dimensions (C-contiguous copy if needed)."""
     what = "2-D array" if ndim == 2 else "1-D array"
     try:
-        arr = np.asarray(a, dtype=np.float64)
+        raw = a if isinstance(a, np.ndarray) else np.asarray(a)
+        # complex, text, bytes, void, datetime: a cast would drop parts or reinterpret text silently
+        if raw.dtype.kind in "cUSVMm":
+            raise TypeError(f"dtype {raw.dtype} is not real")
+        arr = np.asarray(raw, dtype=np.float64)
     except (TypeError, ValueError) as exc:
         raise ValueError(f"{name} must be a real {what}: {exc}") from None
     if arr.ndim != ndim:
@@ -26,6 +30,14 @@ def _finite_array(a: object, name: str, ndim: int) -> np.ndarray:
     if not math.isfinite(arr.sum()) and not np.isfinite(arr).all():
         raise ValueError(f"{name} contains NaN or inf")
     return np.ascontiguousarray(arr)
+
+
+def finite_result(value: Any, name: str, what: str) -> Any:
+    """``value`` (a float or array computed from finite inputs), or a ValueError naming ``name`` when it
+    overflowed: a NaN or inf result of finite inputs is never returned silently."""
+    if not np.all(np.isfinite(value)):
+        raise ValueError(f"{name}: the {what} overflows float64 (non-finite result); scale the {name} down")
+    return value
 
 
 def check_matrix(a: object, name: str) -> np.ndarray:
@@ -55,13 +67,18 @@ def check_positive(x: object, name: str, *, allow_zero: bool = False) -> float:
     return val
 
 
+INT_MAX = 2**31 - 1  # the largest count the compiled core takes (its counts are int or int64)
+
+
 def check_positive_int(x: object, name: str, *, minimum: int = 1) -> int:
-    """An integer >= minimum."""
+    """An integer in ``[minimum, 2**31 - 1]``."""
     if type(x) is not int and (isinstance(x, bool) or not isinstance(x, numbers.Integral)):  # int: fast path
         raise ValueError(f"{name} must be an integer, got {x!r}")
     val = int(x)
     if val < minimum:
         raise ValueError(f"{name} must be >= {minimum}, got {val}")
+    if val > INT_MAX:
+        raise ValueError(f"{name} must be <= {INT_MAX}, got {val}")
     return val
 
 
@@ -69,8 +86,8 @@ def check_seed(seed: object) -> int | None:
     """None or a non-negative integer."""
     if seed is None:
         return None
-    if isinstance(seed, bool) or not isinstance(seed, numbers.Integral) or int(seed) < 0:
-        raise ValueError(f"seed must be None or a non-negative integer, got {seed!r}")
+    if isinstance(seed, bool) or not isinstance(seed, numbers.Integral) or not 0 <= int(seed) < 2**64:
+        raise ValueError(f"seed must be None or an integer in [0, 2**64), got {seed!r}")
     return int(seed)
 
 

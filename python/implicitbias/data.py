@@ -14,7 +14,7 @@ from dataclasses import dataclass
 import numpy as np
 import scipy.special
 
-from ._validation import check_positive, check_positive_int, check_seed
+from ._validation import check_positive, check_positive_int, check_seed, finite_result
 
 __all__ = [
     "BinaryClassification",
@@ -69,12 +69,10 @@ def sparse_regression(
     """
     m = check_positive_int(n_measurements, "n_measurements")
     n = check_positive_int(dim, "dim")
-    s = int(sparsity)
-    if sparsity != s or not 0 <= s <= n:
+    s = check_positive_int(sparsity, "sparsity", minimum=0)
+    if s > n:
         raise ValueError(f"sparsity must be an integer in [0, dim={n}], got {sparsity!r}")
-    noise = float(noise)
-    if not np.isfinite(noise) or noise < 0:
-        raise ValueError(f"noise must be finite and >= 0, got {noise!r}")
+    noise = check_positive(noise, "noise", allow_zero=True)
     rng = np.random.default_rng(check_seed(seed))
     A = rng.standard_normal((m, n)) / np.sqrt(m)
     x_star = np.zeros(n)
@@ -83,7 +81,8 @@ def sparse_regression(
     x_star[support] = np.abs(values) if nonnegative else values
     y = A @ x_star
     if noise > 0:
-        y = y + noise * rng.standard_normal(m)
+        with np.errstate(over="ignore"):
+            y = finite_result(y + noise * rng.standard_normal(m), "noise", "noisy y")
     return SparseRegression(A=A, y=y, x_star=x_star)
 
 
@@ -156,14 +155,14 @@ def separable(
     n = check_positive_int(n_samples, "n_samples", minimum=2)
     d = check_positive_int(dim, "dim")
     gap = check_positive(margin, "margin", allow_zero=True)
+    if gap > 1e100:
+        raise ValueError(f"margin must be <= 1e100 (the points would overflow), got {margin!r}")
     if sparsity is None:
         k = d
     else:
-        if isinstance(sparsity, bool) or int(sparsity) != sparsity or not 1 <= sparsity <= d:
-            raise ValueError(
-                f"sparsity must be None or an integer in [1, dim={d}], got {sparsity!r}"
-            )
-        k = int(sparsity)
+        k = check_positive_int(sparsity, "sparsity")
+        if k > d:
+            raise ValueError(f"sparsity must be None or an integer in [1, dim={d}], got {sparsity!r}")
     rng = np.random.default_rng(check_seed(seed))
     w = np.zeros(d)
     support = rng.choice(d, size=k, replace=False)
@@ -174,7 +173,10 @@ def separable(
     g = rng.standard_normal((n, d))
     g -= np.outer(g @ w, w)
     u = 1.0 - rng.random(n)  # uniform on (0, 1]
-    s = -scipy.special.ndtri(u * scipy.special.ndtr(-gap))  # |N(0,1)| given >= gap
+    if gap <= 30.0:
+        s = -scipy.special.ndtri(u * scipy.special.ndtr(-gap))  # |N(0,1)| given >= gap
+    else:  # the same in the log domain (ndtr(-gap) underflows for gap > ~38)
+        s = -scipy.special.ndtri_exp(np.log(u) + scipy.special.log_ndtr(-gap))
     sign = np.where(rng.random(n) < 0.5, -1.0, 1.0)
     s = np.maximum(s, gap) * sign
     X = g + np.outer(s, w)

@@ -280,7 +280,9 @@ def _problems(A: Any, y: Any, x_star: Any) -> tuple[list[Any], list[tuple[np.nda
         data.append((a, v))
         problems.append(_batch.make(core.SensingProblem, A=a, y=v, x_star=np.empty(0)))
     if x_star is not None:
-        xs_list = x_star if isinstance(x_star, (list, tuple)) else [x_star]
+        # a list of vectors (or None) is one per listing; a list of numbers is one vector
+        per_listing = isinstance(x_star, (list, tuple)) and any(v is None or np.ndim(v) > 0 for v in x_star)
+        xs_list = x_star if per_listing else [x_star]
         if len(xs_list) != len(run_problem):
             raise ValueError(f"x_star must be one array per problem ({len(run_problem)}), got {len(xs_list)}")
         given: dict[int, Any] = {}

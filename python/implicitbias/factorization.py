@@ -52,6 +52,7 @@ from ._validation import (
     check_positive_int,
     check_seed,
     check_vector,
+    finite_result,
 )
 
 __all__ = [
@@ -117,14 +118,7 @@ def pack(layers: Any, name: str = "layers") -> tuple[list[int], np.ndarray]:
         raise ValueError(f"{name} must be a non-empty list of 2-D arrays (depth >= 1)")
     mats: list[np.ndarray] = []
     for j, W in enumerate(layers):
-        try:
-            arr = np.asarray(W, dtype=np.float64)
-        except (TypeError, ValueError) as exc:
-            raise ValueError(f"{name}[{j}] must be a real 2-D array: {exc}") from None
-        if arr.ndim != 2 or arr.size == 0:
-            raise ValueError(f"{name}[{j}] must be a non-empty 2-D array, got shape {arr.shape}")
-        if not np.all(np.isfinite(arr)):
-            raise ValueError(f"{name}[{j}] contains NaN or inf")
+        arr = check_matrix(W, f"{name}[{j}]")  # real, 2-D, non-empty, finite
         if j > 0 and arr.shape[1] != mats[-1].shape[0]:
             raise ValueError(f"{name}[{j}] has {arr.shape[1]} columns but {name}[{j - 1}] has {mats[-1].shape[0]} rows")
         mats.append(arr)
@@ -144,16 +138,25 @@ def unpack(dims: Sequence[int], z: np.ndarray) -> list[np.ndarray]:
 
 
 def product(layers: Sequence[np.ndarray]) -> np.ndarray:
-    """End-to-end matrix ``E = W_L ... W_1``."""
-    E = np.asarray(layers[0], dtype=np.float64)
+    """End-to-end matrix ``E = W_L ... W_1`` (layers checked as in :func:`pack`)."""
+    dims, z = pack(layers)
+    return _product(unpack(dims, z))
+
+
+def _product(layers: Sequence[np.ndarray]) -> np.ndarray:
+    """``W_L ... W_1`` of float64 layers known to chain (no checks: a diverged run's layers may be huge)."""
+    E = layers[0]
     for W in layers[1:]:
-        E = np.asarray(W, dtype=np.float64) @ E
+        E = W @ E
     return E
 
 
 def _checked(layers: Any, A: Any, y: Any = None, *, prepare: bool = True):
     dims, z = pack(layers)
-    is_pairs = not isinstance(A, SensingOperator) and np.ndim(A) == 2
+    try:
+        is_pairs = not isinstance(A, SensingOperator) and np.ndim(A) == 2
+    except ValueError:  # a ragged nested list: SensingOperator names A
+        is_pairs = False
     op = _operator(A, (dims[-1], dims[0]) if is_pairs else None, prepare=prepare)
     if (dims[-1], dims[0]) != op.shape:
         raise ValueError(f"layers: the product's shape {(dims[-1], dims[0])} must equal the measurement shape "
@@ -165,19 +168,19 @@ def _checked(layers: Any, A: Any, y: Any = None, *, prepare: bool = True):
 def loss(layers: Any, A: Any, y: Any) -> float:
     """``Loss = (1/n) sum_i (<A_i, W_L...W_1> - y_i)^2``."""
     dims, z, op, yv = _checked(layers, A, y, prepare=False)
-    return float(core.factorization_eval(op._core, dims, z, yv)["loss"])
+    return finite_result(float(core.factorization_eval(op._core, dims, z, yv)["loss"]), "layers", "loss")
 
 
 def gradient(layers: Any, A: Any, y: Any) -> list[np.ndarray]:
     """Gradient of :func:`loss` per layer: ``(2/n) S_j^T (sum_i r_i A_i) P_{j-1}^T``."""
     dims, z, op, yv = _checked(layers, A, y, prepare=False)
-    return unpack(dims, core.factorization_eval(op._core, dims, z, yv)["gradient"])
+    return unpack(dims, finite_result(core.factorization_eval(op._core, dims, z, yv)["gradient"], "layers", "gradient"))
 
 
 def jacobian(layers: Any, A: Any) -> np.ndarray:
     """Per-measurement gradients: ``(n, n_params)``, row i = ``grad f_i`` stacked like :func:`pack`."""
     dims, z, op, _ = _checked(layers, A, prepare=False)
-    return np.asarray(core.factorization_jacobian(op._core, dims, z))
+    return finite_result(np.asarray(core.factorization_jacobian(op._core, dims, z)), "layers", "Jacobian")
 
 
 def balanced_factorization(M: Any, depth: int, width: int | None = None) -> list[np.ndarray]:
@@ -222,18 +225,25 @@ def initial_layers(shape: Sequence[int], depth: int, width: int | None = None, i
     ``W_j`` has ``m`` singular values ``init_scale`` and
     ``W_{j+1}^T W_{j+1} = W_j W_j^T``.
     """
-    d_out, d_in = int(shape[0]), int(shape[1])
+    if not isinstance(shape, (tuple, list)) or len(shape) != 2:
+        raise ValueError(f"shape must be a pair (d_out, d_in), got {shape!r}")
+    d_out, d_in = check_positive_int(shape[0], "shape"), check_positive_int(shape[1], "shape")
     L = check_positive_int(depth, "depth")
     w = max(d_out, d_in) if width is None else check_positive_int(width, "width")
     a = check_positive(init_scale, "init_scale")
     check_choice(init, "init", _INITS)
     rng = np.random.default_rng(check_seed(seed))
     dims = [d_in] + [w] * (L - 1) + [d_out]
-    if init == "gaussian":
-        return [a * rng.standard_normal((dims[j], dims[j - 1])) / np.sqrt(dims[j - 1]) for j in range(1, L + 1)]
-    m = min(dims)
-    Os = [np.linalg.qr(rng.standard_normal((d, m)))[0] for d in dims]
-    return [a * Os[j] @ Os[j - 1].T for j in range(1, L + 1)]
+    with np.errstate(over="ignore"):
+        if init == "gaussian":
+            layers = [a * rng.standard_normal((dims[j], dims[j - 1])) / np.sqrt(dims[j - 1]) for j in range(1, L + 1)]
+        else:
+            m = min(dims)
+            Os = [np.linalg.qr(rng.standard_normal((d, m)))[0] for d in dims]
+            layers = [a * Os[j] @ Os[j - 1].T for j in range(1, L + 1)]
+    for W in layers:
+        finite_result(W, "init_scale", "initial layer")
+    return layers
 
 
 # --------------------------------------------------------------------------- training
@@ -422,7 +432,7 @@ def _run(k: int, runs: dict[str, list], shape: tuple[int, int]) -> dict[str, Any
 
 def _decode(record: Any, r: dict[str, Any], has_target: bool) -> FactorizationResult:
     layers = unpack(r["dims"], record.state)
-    E = product(layers)
+    E = _product(layers)
     h = record.history
     result = FactorizationResult(
         **_batch.base_fields(record, has_target=has_target, fixed_step=r["method"] != "flow"),

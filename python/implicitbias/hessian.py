@@ -30,8 +30,8 @@ import numpy as np
 
 from . import _batch
 from ._native import core
-from ._validation import check_choice, check_positive_int, check_seed, check_vector
-from .factorization import _checked, pack, product, unpack
+from ._validation import check_choice, check_matrix, check_positive_int, check_seed, check_vector, finite_result
+from .factorization import _checked, _product, pack, unpack
 
 __all__ = [
     "TraceEstimate", "dense", "hutchinson", "hutchpp", "hvp", "proxy", "proxy_bound", "trace", "trace_gradient",
@@ -70,14 +70,15 @@ class TraceEstimate(tuple[float, float]):
 def trace(layers: Any, A: Any, y: Any = None) -> float:
     """Exact ``tr Hess Loss`` at ``layers`` (``y`` is accepted but not needed)."""
     dims, z, op, _ = _checked(layers, A, y, prepare=False)
-    return float(core.factorization_trace(op._core, dims, z))
+    return finite_result(float(core.factorization_trace(op._core, dims, z)), "layers", "trace")
 
 
 def trace_gradient(layers: Any, A: Any, y: Any = None) -> tuple[float, list[np.ndarray]]:
     """``(tr H, d tr H / d W_j for each layer)``, exact (differentiated closed form)."""
     dims, z, op, _ = _checked(layers, A, y, prepare=False)
     t, g = core.factorization_trace_gradient(op._core, dims, z)
-    return float(t), unpack(dims, g)
+    finite_result(g, "layers", "trace gradient")
+    return finite_result(float(t), "layers", "trace"), unpack(dims, g)
 
 
 def hvp(layers: Any, A: Any, y: Any, v: Any) -> Any:
@@ -98,16 +99,20 @@ def hvp(layers: Any, A: Any, y: Any, v: Any) -> Any:
             raise ValueError(f"v must have the layers' shapes {dims}, got {vd}")
         V = vz[:, None]
     else:
-        arr = np.asarray(v, dtype=np.float64)
-        if arr.ndim == 1:
-            V = check_vector(arr, "v", D)[:, None]
-        elif arr.ndim == 2 and arr.shape[0] == D:
-            if not np.all(np.isfinite(arr)):
-                raise ValueError("v contains NaN or inf")
-            V = arr
+        try:
+            nd = np.ndim(v)
+        except ValueError:  # ragged nested lists
+            nd = -1
+        if nd == 1:
+            V = check_vector(v, "v", D)[:, None]
+        elif nd == 2:
+            V = check_matrix(v, "v")
+            if V.shape[0] != D:
+                raise ValueError(f"v must have shape ({D}, k), got {V.shape}")
         else:
-            raise ValueError(f"v must have {D} entries (or shape ({D}, k)), got shape {arr.shape}")
-    out = np.asarray(core.factorization_hvp(op._core, dims, z, yv, np.asfortranarray(V)))
+            raise ValueError(f"v must be a vector of {D} entries or a ({D}, k) matrix")
+    out = finite_result(np.asarray(core.factorization_hvp(op._core, dims, z, yv, np.asfortranarray(V))), "layers",
+                        "Hessian-vector product")
     if as_list:
         return unpack(dims, out[:, 0])
     return out[:, 0] if np.ndim(v) == 1 else out
@@ -116,7 +121,8 @@ def hvp(layers: Any, A: Any, y: Any, v: Any) -> Any:
 def dense(layers: Any, A: Any, y: Any) -> np.ndarray:
     """The full Hessian ``(n_params, n_params)`` from exact HVPs on the unit basis (small models)."""
     dims, z, op, yv = _checked(layers, A, y, prepare=False)
-    return np.asarray(core.factorization_hvp(op._core, dims, z, yv, np.eye(z.size)))
+    return finite_result(np.asarray(core.factorization_hvp(op._core, dims, z, yv, np.eye(z.size))), "layers",
+                         "Hessian")
 
 
 def proxy(layers: Any) -> float:
@@ -131,15 +137,14 @@ def proxy(layers: Any) -> float:
     L = len(Ws)
     total = 0.0
     for j in range(1, L + 1):
-        right = float(dims[0]) if j == 1 else float(np.sum(product(Ws[:j - 1]) ** 2))
-        left = float(dims[-1]) if j == L else float(np.sum(product(Ws[j:]) ** 2))
+        right = float(dims[0]) if j == 1 else float(np.sum(_product(Ws[:j - 1]) ** 2))
+        left = float(dims[-1]) if j == L else float(np.sum(_product(Ws[j:]) ** 2))
         total += left * right
     return 2.0 * total
 
 
 def proxy_bound(M: Any, depth: int) -> float:
     """``2 L (d_0 d_L)^(1/L) ||M||_*^(2(L-1)/L)``: the minimum of :func:`proxy` over factorizations of M."""
-    from ._validation import check_matrix
 
     M = check_matrix(M, "M")
     L = check_positive_int(depth, "depth")
@@ -179,6 +184,7 @@ def _estimate(method: str, target: Any, A: Any, y: Any, num_matvecs: int, seed: 
         dims, z, op, yv = _checked(target, A, y, prepare=False)
         est, se, used = core.factorization_estimate(_batch.enum(core.TraceEstimator, method), op._core, dims, z, yv,
                                                      m, sd, _batch.enum(core.Probe, probe))
+        finite_result(np.array([est, 0.0 if np.isnan(se) else se]), "layers", f"{method} estimate")  # NaN se: undefined
     return TraceEstimate(float(est), float(se), int(used))
 
 

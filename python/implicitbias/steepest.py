@@ -45,6 +45,7 @@ Models (no biases): ``"linear"`` ``<w, x>`` (degree 1); ``"diagonal"``
 from __future__ import annotations
 
 import functools
+import math
 import numbers
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -63,6 +64,7 @@ from ._validation import (
     check_positive_int,
     check_seed,
     check_vector,
+    finite_result,
     unique_problems,
 )
 
@@ -138,20 +140,21 @@ def init_params(model: str, dim: int, *, width: int | None = None, depth: int | 
     stored column-major ``(W_1, ..., W_{L-1}, a)``. Draws use
     ``numpy.random.default_rng(seed)``.
     """
+    dim = check_positive_int(dim, "dim")
     shapes = _model_spec(model, dim, width, depth)[4]
     seed = check_seed(seed)
     default = {"linear": 0.0, "diagonal": 0.1}.get(model, 1.0)
     scale = default if init_scale is None else check_positive(init_scale, "init_scale", allow_zero=(model == "linear"))
     rng = np.random.default_rng(seed)
-    if model == "linear":
-        return scale * rng.standard_normal(dim) / np.sqrt(dim)
     if model == "diagonal":
         return np.full(2 * dim, scale)
-    parts = []
-    for rows, cols in shapes:
-        W = scale * rng.standard_normal((rows, cols)) / np.sqrt(cols)
-        parts.append(W.reshape(-1, order="F"))
-    return np.concatenate(parts)
+    with np.errstate(over="ignore"):
+        if model == "linear":
+            theta = scale * rng.standard_normal(dim) / np.sqrt(dim)
+        else:
+            theta = np.concatenate([(scale * rng.standard_normal((rows, cols)) / np.sqrt(cols)).reshape(-1, order="F")
+                                    for rows, cols in shapes])
+    return finite_result(theta, "init_scale", "initial parameter vector")
 
 
 def _initial_draw(model: str, dim: int, width: Any, depth: Any, init_scale: Any, seed: Any) -> np.ndarray:
@@ -428,7 +431,7 @@ def _options(steps: Any, t_max: Any, rtol: Any, atol: Any, max_steps: Any, targe
     n_record = check_positive_int(n_record, "n_record", minimum=2)
     if target_log_loss is None:
         target = -np.inf
-    elif not _batch.is_real(target_log_loss) or np.isnan(target_log_loss):
+    elif not _batch.is_real(target_log_loss) or math.isnan(float(target_log_loss)):
         raise ValueError(f"target_log_loss must be a real number, got {target_log_loss!r}")
     else:
         target = float(target_log_loss)

@@ -117,16 +117,22 @@ def run(quick: bool = False, progress: bool = True, num_threads: int | None = No
 
 
 def summarize(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Median and quartiles of the error per (depth, config, init_scale)."""
+    """Median and quartiles of the error per (depth, config, init_scale), and how fast the loss fell:
+    the median flow time to a loss of 1e-8 of its start over the runs that reached it (NaN if none
+    did), how many reached it, and the median number of gradient evaluations."""
     out = []
     keys = sorted({(r["depth"], r["config"], r["init_scale"]) for r in rows})
     for depth, config, a in keys:
         sel = [r for r in rows if (r["depth"], r["config"], r["init_scale"]) == (depth, config, a)]
         errs = np.array([r["error"] for r in sel])
         evals = np.array([r["n_grad_evals"] for r in sel])
+        t_tol = np.array([r["t_loss_1e-8"] for r in sel])
+        reached = t_tol[np.isfinite(t_tol)]
         q1, med, q3 = np.quantile(errs, [0.25, 0.5, 0.75])
         out.append({"depth": depth, "config": config, "init_scale": a, "error_median": float(med),
                     "error_q1": float(q1), "error_q3": float(q3), "n_runs": int(errs.size),
+                    "t_loss_1e-8_median": float(np.median(reached)) if reached.size else float("nan"),
+                    "n_reached_loss_1e-8": int(reached.size),
                     "n_grad_evals_median": float(np.median(evals))})
     return out
 
