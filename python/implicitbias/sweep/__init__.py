@@ -15,5 +15,5 @@ from ._runner import BACKENDS, compute_chunk, run
 from ._spec import Spec, SpecError, check, read_toml
 from ._store import TIMING_COLUMNS, StoreError, load, read_meta
 
-__all__ = ["BACKENDS", "TIMING_COLUMNS", "Spec", "SpecError", "StoreError", "check", "compute_chunk", "load", "phase_table",
-           "plot_phase", "read_meta", "read_toml", "run"]
+__all__ = ["BACKENDS", "TIMING_COLUMNS", "Spec", "SpecError", "StoreError", "check", "compute_chunk", "load",
+           "phase_table", "plot_phase", "read_meta", "read_toml", "run"]
