@@ -116,8 +116,15 @@ def _params(func: Callable[..., Any], exclude: tuple[str, ...]) -> dict[str, Any
     out = {}
     for p in inspect.signature(func).parameters.values():
         if p.name not in exclude:
-            out[p.name] = None if p.default is inspect.Parameter.empty else p.default
+            default = None if p.default is inspect.Parameter.empty else p.default
+            if default is None:  # the type from the annotation's first alternative: "int | None" -> int
+                first = str(p.annotation).split("|")[0].strip()
+                default = _PROTOTYPES.get(first)
+            out[p.name] = default
     return out
+
+
+_PROTOTYPES: dict[str, Any] = {"int": 0, "float": 0.0, "str": "", "bool": False}
 
 
 # --------------------------------------------------------------------------- the spec
