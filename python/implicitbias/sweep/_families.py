@@ -8,7 +8,7 @@ the chunk's runs, and one row per run (columns: docs/sweeps.md).
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Callable
 
 import numpy as np
@@ -28,9 +28,20 @@ class Family:
     per_run: frozenset  # fit_many arguments that may differ between the runs of one call
     chunk: Callable[..., list[dict[str, Any]]]  # (spec, runs, num_threads) -> rows
     values: Callable[[str, Any], Any] = lambda name, value: value  # spec value -> fit_many value
+    per_run_checks: dict[str, Any] = field(default_factory=dict)  # the family's PerRun declarations
+    choices: dict[str, tuple] = field(default_factory=dict)  # batch-wide string arguments and their choices
+
+    def check_value(self, name: str, value: Any) -> None:
+        """Check one fit value as fit_many will (the per-run checks, the choices of batch-wide arguments)."""
+        value = self.values(name, value)
+        if name in self.choices and value not in self.choices[name]:
+            raise ValueError(f"must be one of {self.choices[name]}, got {value!r}")
+        check = getattr(self.per_run_checks.get(name), "check", None)
+        if check is not None:
+            check(value, name)
 
     def check_extra(self, spec: dict[str, Any]) -> None:
-        """Family-specific checks of a normalized spec (none beyond the generic ones today)."""
+        """Family-specific checks of a normalized spec: the references' optional dependency."""
         if self is FAMILIES["factorization"] and spec["run"]["references"]:
             try:
                 import cvxpy  # noqa: F401
@@ -174,11 +185,14 @@ def _factorization_chunk(spec: Any, runs: list[dict[str, Any]], num_threads: int
 
 FAMILIES: dict[str, Family] = {
     "diagonal": Family(diagonal.fit_many, {"sparse_regression": data.sparse_regression},
-                       ("A", "y", "x_star", "num_threads"), frozenset(diagonal._PER_RUN),
-                       _diagonal_chunk, _diagonal_value),
+                       ("A", "y", "x_star", "num_threads"), frozenset(diagonal._PER_RUN), _diagonal_chunk,
+                       _diagonal_value, diagonal._PER_RUN,
+                       {"method": diagonal._METHODS, "solver": ("rosw", "dopri5"), "gd_kernel": ("lanes", "generic")}),
     "steepest": Family(steepest.fit_many, {"separable": data.separable},
-                       ("X", "y", "init", "seed", "num_threads"), frozenset(steepest._PER_RUN), _steepest_chunk),
+                       ("X", "y", "init", "seed", "num_threads"), frozenset(steepest._PER_RUN), _steepest_chunk,
+                       per_run_checks=steepest._PER_RUN),
     "factorization": Family(factorization.fit_many, {"matrix_sensing": data.matrix_sensing},
                             ("A", "y", "shape", "M_star", "init_layers", "seed", "num_threads"),
-                            frozenset(factorization._PER_RUN), _factorization_chunk),
+                            frozenset(factorization._PER_RUN), _factorization_chunk,
+                            per_run_checks=factorization._PER_RUN, choices={"init": factorization._INITS}),
 }

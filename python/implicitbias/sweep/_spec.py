@@ -220,6 +220,13 @@ def check(spec: dict[str, Any] | Spec) -> Spec:
             section, name = key.split(".", 1)
             if name in (problem if section == "problem" else fit):
                 raise _fail(key, f"is both fixed in [{section}] and varied in the grid")
+    fit_values = [(f"fit.{k}", v) for k, v in fit.items()]
+    fit_values += [(k, v) for group in axes for k, values in group if k.startswith("fit.") for v in values]
+    for key, value in fit_values:
+        try:
+            fam.check_value(key[4:], value)
+        except ValueError as exc:
+            raise _fail(key, str(exc).removeprefix(f"{key[4:]} ")) from None
     normalized = {"format": FORMAT, "family": family, "seeds": seeds, "problem": problem, "fit": fit,
                   "axes": [[[k, v] for k, v in group] for group in axes], "run": run}
     fam.check_extra(normalized)
