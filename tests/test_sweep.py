@@ -270,3 +270,28 @@ def test_cli_sweep(tmp_path):
     assert main(["sweep", str(spec), "--out", str(tmp_path / "o"), "--no-progress"]) == 2
     spec.write_text(spec.read_text().replace("rtol", "rtoll"))
     assert main(["sweep", str(spec), "--out", str(tmp_path / "p"), "--no-progress"]) == 2
+
+
+def test_reproduce_phase_quick(tmp_path):
+    pytest.importorskip("matplotlib")
+    from implicitbias.cli import main
+    from implicitbias.experiments import phase
+
+    out = tmp_path / "phase"
+    assert main(["reproduce", "phase", "--quick", "--out", str(out), "--no-progress", "--threads", "1"]) == 0
+    cfg = phase.settings(quick=True)
+    for name in ("plain_runs.csv", "wn_runs.csv", "dt_runs.csv", "summary.json", "recovery.png", "donoho_tanner.png"):
+        assert (out / f"phase_{name}").stat().st_size > 0
+    summary = json.loads((out / "phase_summary.json").read_text())["summary"]
+    wn = pd.read_csv(out / "phase_wn_runs.csv")
+    assert len(wn) == cfg["seeds"] * len(cfg["depths"]) * cfg["init_scale"][2] * cfg["lr_ratio"][2]
+    for cell in summary["wn"]:  # the probabilities are the share of runs within 1% of x*
+        sel = wn[(wn["fit.init_scale"] == cell["fit.init_scale"]) & (wn["fit.lr_ratio"] == cell["fit.lr_ratio"])]
+        assert len(sel) == cfg["seeds"] and cell["p_recovered"] == np.mean(sel["relative_error"] <= 1e-2)
+    dt = pd.read_csv(out / "phase_dt_runs.csv")
+    row = dt.iloc[-1]  # basis pursuit's success, recomputed with the reference solver
+    p = data.sparse_regression(int(row["problem.n_measurements"]), cfg["dim"], int(row["problem.sparsity"]),
+                               seed=int(row["seed"]))
+    err = np.linalg.norm(reference.basis_pursuit(p.A, p.y) - p.x_star) / np.linalg.norm(p.x_star)
+    assert bool(row["bp_recovered"]) == (err <= 1e-2)
+    assert {c["delta"] for c in summary["dt"]} == {0.33, 0.67} and len(summary["dt"]) == 3 * 4

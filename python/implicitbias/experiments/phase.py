@@ -15,7 +15,9 @@ claims hold "for enough measurements". Two phase diagrams test both
   drawn over every panel.
 
 A run *recovers* when ``||x - x_star||_2 <= 1e-2 ||x_star||_2`` (relative error
-at most 1%; the same rule for basis pursuit's solution).
+at most 1%; the same rule for basis pursuit's solution). The flows run to their
+limit (loss at the integrator's accuracy) with ``rtol = 1e-6``, far below the 1%
+that decides success.
 """
 
 from __future__ import annotations
@@ -44,7 +46,7 @@ def settings(quick: bool = False) -> dict[str, Any]:
         return {"dim": 30, "n_measurements": 12, "sparsity": 2, "depths": [2], "seeds": 2, "rtol": 1e-6,
                 "init_scale": [-2, -1, 2], "lr_ratio": [0, 1, 2], "dt_seeds": 2, "delta": [1 / 3, 2 / 3],
                 "rho": [0.2, 0.5]}
-    return {"dim": 100, "n_measurements": 40, "sparsity": 4, "depths": [2, 3], "seeds": 20, "rtol": 1e-8,
+    return {"dim": 100, "n_measurements": 40, "sparsity": 4, "depths": [2, 3], "seeds": 20, "rtol": 1e-6,
             "init_scale": [-3, 0, 7], "lr_ratio": [0, 2, 5], "dt_seeds": 10,
             "delta": [round(d, 2) for d in np.linspace(0.1, 0.8, 8)],
             "rho": [round(r, 2) for r in np.linspace(0.1, 0.8, 8)]}  # s = rho M is an integer on this grid
