@@ -9,7 +9,7 @@ claims hold "for enough measurements". Two phase diagrams test both
   kappa) for the plain flow (which has no kappa) and the joint-WN flow, at
   depths 2 and 3, on N = 100, M = 40, s = 4 Gaussian problems, 20 seeds a cell;
 * **Donoho-Tanner**: the probability of recovery over (delta = M/N, rho = s/M)
-  for basis pursuit, the plain flow at small init (alpha = 1e-3), the plain
+  for basis pursuit, the plain flow at small init (alpha = 1e-4), the plain
   flow at alpha = 0.1 and the WN flow at alpha = 0.1 (kappa = 30), depth 2,
   N = 100, 10 seeds a cell, with the basis-pursuit transition (probability 1/2)
   drawn over every panel.
@@ -35,7 +35,7 @@ from ._plotting import pyplot
 
 NAME = "phase"
 RECOVERY_TOL = 1e-2
-DT_CONFIGS = (("plain flow, alpha = 1e-3", 1e-3, "none"), ("plain flow, alpha = 0.1", 0.1, "none"),
+DT_CONFIGS = (("plain flow, alpha = 1e-4", 1e-4, "none"), ("plain flow, alpha = 0.1", 0.1, "none"),
               ("WN flow, alpha = 0.1, kappa = 30", 0.1, "joint"))
 DT_KAPPA = 30.0
 
