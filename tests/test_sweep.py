@@ -61,6 +61,7 @@ def _same(a, b):
     ({"problem": {"generator": "separable"}}, ["problem.generator", "sparse_regression"]),
     ({"problem": {"generator": "sparse_regression", "rows": 3}}, ["problem.rows", "n_measurements"]),
     ({"run": {"chunk_size": 0}}, ["run.chunk_size", ">= 1"]),
+    ({"grid": {"fit.init_scale": [0.1]}}, ["problem.sparsity", "required by sparse_regression"]),
     ({"run": {"keep": True}}, ["run.keep", "chunk_size, references, save_params"]),
 ])
 def test_spec_errors_name_the_key_and_the_valid_choices(change, words):
@@ -295,3 +296,16 @@ def test_reproduce_phase_quick(tmp_path):
     err = np.linalg.norm(reference.basis_pursuit(p.A, p.y) - p.x_star) / np.linalg.norm(p.x_star)
     assert bool(row["bp_recovered"]) == (err <= 1e-2)
     assert {c["delta"] for c in summary["dt"]} == {0.33, 0.67} and len(summary["dt"]) == 3 * 4
+
+
+def test_sweep_dependencies_are_optional(monkeypatch, tmp_path):
+    code = ("import sys, implicitbias; from implicitbias import sweep, cli, experiments; "
+            "bad = [m for m in ('pandas', 'pyarrow', 'distributed') if m in sys.modules]; assert not bad, bad")
+    subprocess.run([sys.executable, "-c", code], check=True)
+    sweep.run({**SPEC, "seeds": 1, "grid": {"problem.sparsity": [1]}}, tmp_path / "s", progress=False)
+    monkeypatch.setitem(sys.modules, "pandas", None)  # import pandas now raises ImportError
+    with pytest.raises(ImportError, match=r"pip install 'implicitbias\[sweep\]'"):
+        sweep.load(tmp_path / "s")
+    monkeypatch.setitem(sys.modules, "distributed", None)
+    with pytest.raises(ImportError, match=r"pip install 'implicitbias\[dask\]'"):
+        sweep.run({**SPEC, "seeds": 2}, tmp_path / "d", backend="dask", progress=False)

@@ -215,11 +215,17 @@ def check(spec: dict[str, Any] | Spec) -> Spec:
         raise _fail("run.chunk_size", f"must be an int >= 1, got {run['chunk_size']!r}")
     valid = {f"problem.{k}": d for k, d in gen_params.items()} | {f"fit.{k}": d for k, d in fit_params.items()}
     axes = _check_axes(spec.get("grid", {}), spec.get("zip", []), valid)
-    for group in axes:
-        for key, _ in group:
-            section, name = key.split(".", 1)
-            if name in (problem if section == "problem" else fit):
-                raise _fail(key, f"is both fixed in [{section}] and varied in the grid")
+    varied = {key for group in axes for key, _ in group}
+    for key in varied:
+        section, name = key.split(".", 1)
+        if name in (problem if section == "problem" else fit):
+            raise _fail(key, f"is both fixed in [{section}] and varied in the grid")
+    gen = fam.generators[problem["generator"]]
+    for p in inspect.signature(gen).parameters.values():
+        if p.default is inspect.Parameter.empty and p.name != "seed" and p.name not in problem \
+                and f"problem.{p.name}" not in varied:
+            raise _fail(f"problem.{p.name}", f"is required by {problem['generator']} (fix it in [problem] or vary "
+                        "it in the grid)")
     fit_values = [(f"fit.{k}", v) for k, v in fit.items()]
     fit_values += [(k, v) for group in axes for k, values in group if k.startswith("fit.") for v in values]
     for key, value in fit_values:
