@@ -139,9 +139,11 @@ def _plot_recovery(table: dict[str, Any], out: str) -> str:
         sweep.plot_phase(plain[plain["fit.depth"] == depth], x="lr_ratio", y="fit.init_scale", value="recovered",
                          ax=row[0], title=f"plain flow, L = {depth}", colorbar=False)
         sweep.plot_phase(wn[wn["fit.depth"] == depth], x="fit.lr_ratio", y="fit.init_scale", value="recovered",
-                         ax=row[1], title=f"weight-normalized flow (joint), L = {depth}")
+                         ax=row[1], title=f"weight-normalized flow (joint), L = {depth}", label="P(recovery)")
         row[0].set_xlabel("(no lr ratio)")
         row[1].set_xlabel("lr ratio kappa")
+        row[0].set_ylabel("init scale alpha")
+        row[1].set_ylabel("init scale alpha")
     fig.suptitle(f"P(recovery: ||x - x*|| <= 1% ||x*||), N={cfg['dim']}, M={cfg['n_measurements']}, "
                  f"s={cfg['sparsity']}, {cfg['seeds']} seeds a cell", fontsize=10)
     fig.tight_layout()
@@ -162,7 +164,7 @@ def _plot_dt(table: dict[str, Any], out: str) -> str:
     for ax, (label, scale, wn) in zip(axes[1:], DT_CONFIGS):
         sel = dt[(dt["fit.init_scale"] == scale) & (dt["fit.weight_norm"] == wn)]
         sweep.plot_phase(sel, x="delta", y="rho", value="recovered", ax=ax, overlay=bp, title=label,
-                         colorbar=ax is axes[-1])
+                         colorbar=ax is axes[-1], label="P(recovery)")
     for ax in axes:
         ax.set_xlabel("delta = M / N")
         ax.set_ylabel("rho = s / M")

@@ -25,7 +25,7 @@ def _labels(values: Any) -> list[str]:
 
 def plot_phase(df: Any, x: str, y: str, value: str, *, agg: str = "mean", ax: Any = None, title: str | None = None,
                vmin: float | None = 0.0, vmax: float | None = 1.0, cmap: str = "viridis", overlay: Any = None,
-               level: float = 0.5, colorbar: bool = True) -> Any:
+               level: float = 0.5, colorbar: bool = True, label: str | None = None) -> Any:
     """Draw ``agg(value)`` over the cells (``x``, ``y``) of a sweep table as a heatmap; returns the Axes.
 
     Every distinct value of ``x`` / ``y`` is one column / row of cells (evenly
@@ -33,7 +33,8 @@ def plot_phase(df: Any, x: str, y: str, value: str, *, agg: str = "mean", ax: An
     ``overlay``: a table of the same cells (from :func:`phase_table`) whose
     ``level`` contour is drawn over the heatmap in white (e.g. the basis-pursuit
     transition at probability 1/2). ``vmin``/``vmax`` fix the color scale (None:
-    the data's range). Needs matplotlib (the ``plot`` extra).
+    the data's range); ``label``: the color bar's label (default ``"{agg} of {value}"``).
+    Needs matplotlib (the ``plot`` extra).
     """
     from ..experiments._plotting import pyplot
 
@@ -59,5 +60,5 @@ def plot_phase(df: Any, x: str, y: str, value: str, *, agg: str = "mean", ax: An
     if title is not None:
         ax.set_title(title, fontsize=9)
     if colorbar:
-        ax.figure.colorbar(mesh, ax=ax, label=f"{agg} of {value}")
+        ax.figure.colorbar(mesh, ax=ax, label=label or f"{agg} of {value}")
     return ax
