@@ -67,6 +67,8 @@ def _sweep(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
     backend = args.backend or ("dask" if args.scheduler else "local")
     if args.scheduler and backend != "dask":
         parser.error("--scheduler needs --backend dask")
+    if args.threads is not None and backend == "dask":
+        parser.error("--threads is for the local backend (a Dask worker uses its own thread count)")
     start = time.perf_counter()
     try:
         df = sweep.run(args.spec, args.out, backend=backend, client=args.scheduler, progress=not args.no_progress,
