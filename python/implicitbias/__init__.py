@@ -6,17 +6,19 @@ normalized), :mod:`~implicitbias.steepest` (steepest descent on homogeneous
 classifiers and the margins it maximizes), :mod:`~implicitbias.factorization`
 (deep matrix factorization), :mod:`~implicitbias.hessian` (its exact Hessian
 trace, HVPs and trace estimators), :mod:`~implicitbias.reference` (convex solvers for the limits the
-theory predicts), :mod:`~implicitbias.experiments` (paper reproductions).
+theory predicts), :mod:`~implicitbias.experiments` (paper reproductions),
+:mod:`~implicitbias.sweep` (parameter sweeps into a resumable store, Dask, phase diagrams).
 """
 
 from typing import Any
 
-from . import data, diagonal, factorization, hessian, reference, steepest
+from . import data, diagonal, factorization, hessian, reference, steepest, sweep
 from ._native import built_variants
 from ._native import core as _core_in_use
 from ._version import __version__
 
-__all__ = ["__version__", "build_info", "data", "diagonal", "factorization", "hessian", "reference", "steepest"]
+__all__ = ["__version__", "build_info", "data", "diagonal", "factorization", "hessian", "reference", "steepest",
+           "sweep"]
 
 
 def build_info() -> dict[str, Any]:

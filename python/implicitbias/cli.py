@@ -1,4 +1,5 @@
-"""The ``implicitbias`` command: ``implicitbias reproduce NAME --out DIR [--quick]``."""
+"""The ``implicitbias`` command: ``implicitbias reproduce NAME --out DIR [--quick]``,
+``implicitbias sweep SPEC.toml --out DIR [--scheduler ADDRESS]``."""
 
 from __future__ import annotations
 
@@ -22,7 +23,10 @@ def main(argv: list[str] | None = None) -> int:
     rep.add_argument("--no-progress", action="store_true",
                      help="no progress bar (it is drawn on stderr only when that is a terminal)")
     sub.add_parser("info", help="how the compiled core was built")
+    _add_sweep_parser(sub)
     args = parser.parse_args(argv)
+    if args.command == "sweep":
+        return _sweep(parser, args)
 
     if args.command == "info":
         for k, v in build_info().items():
@@ -40,6 +44,41 @@ def main(argv: list[str] | None = None) -> int:
     print(f"{args.experiment}: {time.perf_counter() - start:.1f} s; wrote")
     for p in paths:
         print(f"  {p}")
+    return 0
+
+
+def _add_sweep_parser(sub: argparse._SubParsersAction) -> None:
+    sw = sub.add_parser("sweep", help="run a sweep spec (TOML, docs/sweeps.md) into a resumable store")
+    sw.add_argument("spec", help="the spec, a TOML file")
+    sw.add_argument("--out", required=True, help="store directory (created; an existing one of the same spec "
+                    "is resumed)")
+    sw.add_argument("--backend", choices=("local", "dask"), default=None,
+                    help="local (default) or dask (a LocalCluster, or the --scheduler)")
+    sw.add_argument("--scheduler", default=None, help="address of a Dask scheduler (implies --backend dask)")
+    sw.add_argument("--threads", type=int, default=None, help="OpenMP threads of the local backend (default: all)")
+    sw.add_argument("--no-progress", action="store_true", help="no progress bar")
+
+
+def _sweep(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
+    from . import sweep
+
+    if args.threads is not None and args.threads < 1:
+        parser.error("--threads must be >= 1")
+    backend = args.backend or ("dask" if args.scheduler else "local")
+    if args.scheduler and backend != "dask":
+        parser.error("--scheduler needs --backend dask")
+    if args.threads is not None and backend == "dask":
+        parser.error("--threads is for the local backend (a Dask worker uses its own thread count)")
+    start = time.perf_counter()
+    try:
+        df = sweep.run(args.spec, args.out, backend=backend, client=args.scheduler, progress=not args.no_progress,
+                       num_threads=args.threads)
+    except (sweep.SpecError, sweep.StoreError) as exc:
+        print(f"implicitbias: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+    print(f"sweep: {len(df)} runs in {args.out} ({time.perf_counter() - start:.1f} s)")
     return 0
 
 

@@ -3,8 +3,8 @@
 ``REGISTRY`` maps the names used by ``implicitbias reproduce NAME`` to modules.
 """
 
-from . import flatness, margins, weightnorm
+from . import flatness, margins, phase, weightnorm
 
-REGISTRY = {"flatness": flatness, "margins": margins, "weightnorm": weightnorm}
+REGISTRY = {"flatness": flatness, "margins": margins, "phase": phase, "weightnorm": weightnorm}
 
-__all__ = ["REGISTRY", "flatness", "margins", "weightnorm"]
+__all__ = ["REGISTRY", "flatness", "margins", "phase", "weightnorm"]

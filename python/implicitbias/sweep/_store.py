@@ -1,0 +1,146 @@
+"""The sweep store: one Parquet file per finished chunk, renamed into place, beside the spec and its hash.
+
+Layout of a store directory ``DIR`` (docs/sweeps.md, "Store")::
+
+    DIR/spec.json                   the normalized spec, its SHA-256 hash, the counts and versions
+    DIR/parts/chunk-000000.parquet  the rows of chunk 0 (one row per run), written once
+    DIR/parts/.chunk-....tmp        a chunk being written (removed when the sweep starts again)
+
+A chunk is committed by ``os.replace`` of a fully written and fsync'ed temporary
+file: at any moment the directory holds whole chunks only, so a killed sweep
+resumes by computing exactly the chunks whose file is missing.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import tempfile
+from typing import Any
+
+from .._version import __version__
+from ._spec import Spec
+
+SPEC_FILE = "spec.json"
+PARTS = "parts"
+_PART = re.compile(r"^chunk-(\d+)\.parquet$")
+TIMING_COLUMNS = ("wall_time",)  # the only columns that differ between two computations of a run
+
+
+class StoreError(ValueError):
+    """A store directory that cannot take this sweep (it holds another spec)."""
+
+
+def _missing(what: str) -> ImportError:
+    return ImportError(f"sweeps need pandas and pyarrow for {what}: pip install 'implicitbias[sweep]'")
+
+
+def _atomic_write(path: str, write: Any) -> None:
+    """``write(tmp_path)``, fsync, then rename to ``path``.
+
+    The file's data reach the disk before the rename, so after a crash (even a
+    power cut) ``path`` is either absent or complete; the directory itself is
+    not fsync'ed: a rename lost in a power cut only means that the chunk is
+    computed again."""
+    folder = os.path.dirname(path)
+    fd, tmp = tempfile.mkstemp(prefix="." + os.path.basename(path) + ".", suffix=".tmp", dir=folder)
+    os.close(fd)
+    try:
+        write(tmp)
+        with open(tmp, "rb+") as fh:
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+
+
+class Store:
+    """A store directory opened for a spec (created, or checked against the stored hash)."""
+
+    def __init__(self, path: str | os.PathLike, spec: Spec, n_chunks: int, n_runs: int) -> None:
+        self.path = os.fspath(path)
+        self.parts = os.path.join(self.path, PARTS)
+        meta_path = os.path.join(self.path, SPEC_FILE)
+        if os.path.exists(meta_path):
+            with open(meta_path) as fh:
+                stored = json.load(fh)
+            if stored.get("hash") != spec.hash:
+                raise StoreError(
+                    f"{self.path} holds a sweep of another spec (stored hash {str(stored.get('hash'))[:12]}, "
+                    f"this spec {spec.hash[:12]}): resuming with a changed spec is refused; use a new --out "
+                    f"directory (or delete {self.path} to start over)")
+        else:
+            os.makedirs(self.parts, exist_ok=True)
+            meta = {"hash": spec.hash, "spec": spec.spec, "n_runs": n_runs, "n_chunks": n_chunks,
+                    "implicitbias": __version__, "store_format": 1}
+            _atomic_write(meta_path, lambda tmp: _dump_json(tmp, meta))
+        os.makedirs(self.parts, exist_ok=True)
+        for name in os.listdir(self.parts):  # chunks a killed writer left half-written
+            if name.startswith(".") and name.endswith(".tmp"):
+                os.unlink(os.path.join(self.parts, name))
+
+    def done(self) -> set[int]:
+        """The ids of the committed chunks."""
+        return {int(m.group(1)) for m in map(_PART.match, os.listdir(self.parts)) if m}
+
+    def write(self, chunk_id: int, rows: list[dict[str, Any]]) -> None:
+        """Commit one chunk's rows atomically (a chunk is written once: an existing file is kept)."""
+        try:
+            import pyarrow as pa
+            import pyarrow.parquet as pq
+        except ImportError:
+            raise _missing("the store") from None
+        path = os.path.join(self.parts, f"chunk-{chunk_id:06d}.parquet")
+        if os.path.exists(path):
+            return
+        table = pa.Table.from_pylist(rows)
+        _atomic_write(path, lambda tmp: pq.write_table(table, tmp))
+
+
+def _dump_json(path: str, obj: Any) -> None:
+    with open(path, "w") as fh:
+        json.dump(obj, fh, indent=1)
+
+
+def read_meta(path: str | os.PathLike) -> dict[str, Any]:
+    """The store's ``spec.json`` (hash, normalized spec, counts)."""
+    meta_path = os.path.join(os.fspath(path), SPEC_FILE)
+    if not os.path.exists(meta_path):
+        raise FileNotFoundError(f"{os.fspath(path)} is not a sweep store (no {SPEC_FILE})")
+    with open(meta_path) as fh:
+        return json.load(fh)
+
+
+def load(path: str | os.PathLike, index: bool = False) -> Any:
+    """The sweep's table: one row per finished run, sorted by ``run_id`` (a pandas DataFrame).
+
+    Columns: ``run_id``, ``seed``, the grid coordinates (``problem.KEY``,
+    ``fit.KEY``), the run's scalars and the reference values (docs/sweeps.md).
+    ``attrs`` holds ``spec``, ``hash``, ``n_runs`` and ``complete``. With
+    ``index=True`` the coordinates and the seed form a MultiIndex, so that
+    ``load(DIR, index=True).to_xarray()`` is a Dataset on the grid.
+    """
+    try:
+        import pandas as pd
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+    except ImportError:
+        raise _missing("load") from None
+    meta = read_meta(path)
+    parts = os.path.join(os.fspath(path), PARTS)
+    names = sorted(n for n in os.listdir(parts) if _PART.match(n)) if os.path.isdir(parts) else []
+    tables = [pq.read_table(os.path.join(parts, n)) for n in names]
+    if tables:
+        df = pa.concat_tables(tables, promote_options="default").to_pandas()
+        df = df.sort_values("run_id", kind="stable").reset_index(drop=True)
+    else:
+        df = pd.DataFrame({"run_id": pd.Series(dtype="int64"), "seed": pd.Series(dtype="int64")})
+    if index:
+        coords = [k for group in meta["spec"]["axes"] for k, _ in group]
+        df = df.set_index(coords + ["seed"])
+    df.attrs.update({"spec": meta["spec"], "hash": meta["hash"], "n_runs": meta["n_runs"],
+                     "complete": len(df) == meta["n_runs"]})
+    return df
