@@ -36,7 +36,9 @@ class DualDiagonalModel {
  public:
   // alpha: the initialization of each run of the block (columns, length N).
   DualDiagonalModel(const SensingProblem& prob, const DiagonalSpec& spec, const Mat& alpha)
-      : prob_(prob), spec_(spec), log_alpha_(alpha.array().log().matrix()) {
+      : prob_(prob), spec_(spec), log_alpha_(alpha.array().log().matrix()), alpha2_(alpha.array().square().matrix()) {
+    for (Index c = 0; c < alpha.cols(); ++c)
+      alpha2_ok_.push_back(alpha2_.col(c).minCoeff() > 1e-250 && alpha2_.col(c).maxCoeff() < 1e40);
     const double L = spec.depth;
     if (spec.depth > 2) {
       c_ = L * (L - 2.0);
@@ -52,6 +54,21 @@ class DualDiagonalModel {
     const Index N = z.size();
     const bool nonneg = spec_.nonnegative;
     if (spec_.depth == 2) {
+      // Fast path (vectorized): alpha^2 a normal number and |4 z| < 600, so that
+      // alpha^2 e^(+-4z) is formed without overflow or underflow of e^(4z).
+      if (alpha2_ok_[static_cast<std::size_t>(id)] && z.cwiseAbs().maxCoeff() < 150.0) {
+        const auto a2 = alpha2_.col(id).array();
+        const Arr e = (4.0 * z.array()).exp();
+        const Arr ei = e.inverse();
+        if (nonneg) {
+          x = (a2 * ei).matrix();
+          d = 4.0 * x;
+        } else {
+          x = (a2 * (ei - e)).matrix();
+          d = (4.0 * a2 * (ei + e)).matrix();
+        }
+        return;
+      }
       for (Index i = 0; i < N; ++i) {
         const double la2 = 2.0 * log_alpha_(i, id), z4 = 4.0 * z(i);
         const double eu = std::exp(la2 - z4);
@@ -213,9 +230,8 @@ class DualDiagonalModel {
     Mat W(M, M);
     for (std::size_t c = 0; c < ids.size(); ++c) {
       const int id = ids[c];
-      B_.noalias() = prob_.A * d_.col(id).cwiseSqrt().asDiagonal();
-      W.setZero();
-      W.selfadjointView<Eigen::Lower>().rankUpdate(B_, gh(static_cast<Index>(c)));
+      B_.noalias() = prob_.A * (gh(static_cast<Index>(c)) * d_.col(id)).cwiseSqrt().asDiagonal();
+      W.triangularView<Eigen::Lower>() = B_ * B_.transpose();
       W.diagonal().array() += 1.0;
       llt_[static_cast<std::size_t>(id)].compute(W);
     }
@@ -267,6 +283,8 @@ class DualDiagonalModel {
   const SensingProblem& prob_;
   DiagonalSpec spec_;
   Mat log_alpha_;        // N x K: log alpha per run
+  Mat alpha2_;           // N x K: alpha^2 (the fast path of primal, when normal)
+  std::vector<char> alpha2_ok_;
   Mat log_a_;            // N x K: log a = (2 - L) log alpha (L > 2)
   double c_ = 0.0, p_ = 0.0;
   Mat Z_, X_, D_, R_, B_, Ez_;
