@@ -368,9 +368,13 @@ fit = _batch.single(fit_many, _PER_RUN, """Train one diagonal linear network by 
         alpha: the initialization ``u = v = alpha``.
     method : "flow" or "descent"
         ``"flow"``: gradient flow by an adaptive integrator (``solver``:
-        ``"rosw"``, the L-stable Rosenbrock-W method ROS34PW2 with a
-        Gauss-Newton Jacobian, default; or ``"dopri5"``, Dormand-Prince 5(4))
-        with error control ``rtol``/``atol``, until ``loss <= target_loss``
+        ``"dual"``, the plain flow as the M-dimensional ODE
+        ``ds/dt = A x(A^T s) - y`` in dual coordinates with Rodas5 and its
+        exact Jacobian (docs/science.md, section 1.9), the default for plain
+        flows; ``"rosw"``, the L-stable Rosenbrock-W method ROS34PW2 with a
+        Gauss-Newton Jacobian, the default under weight normalization;
+        ``"rodas5"``, Rodas5 on the 2N-dimensional system (section 4.8); or
+        ``"dopri5"``, Dormand-Prince 5(4)) with error control ``rtol``/``atol``, until ``loss <= target_loss``
         (converged), time ``t_max`` (max_time), ``max_steps`` step attempts
         (max_steps), or when over ``stall_steps`` accepted steps the loss has
         not fallen by 1% and no coordinate moved by more than 1e-3 relative

@@ -230,7 +230,8 @@ class DualDiagonalModel {
     Mat W(M, M);
     for (std::size_t c = 0; c < ids.size(); ++c) {
       const int id = ids[c];
-      B_.noalias() = prob_.A * (gh(static_cast<Index>(c)) * d_.col(id)).cwiseSqrt().asDiagonal();
+      sqd_ = (gh(static_cast<Index>(c)) * d_.col(id)).cwiseSqrt();  // once, not per entry of A
+      B_.noalias() = prob_.A * sqd_.asDiagonal();
       W.triangularView<Eigen::Lower>() = B_ * B_.transpose();
       W.diagonal().array() += 1.0;
       llt_[static_cast<std::size_t>(id)].compute(W);
@@ -288,6 +289,7 @@ class DualDiagonalModel {
   Mat log_a_;            // N x K: log a = (2 - L) log alpha (L > 2)
   double c_ = 0.0, p_ = 0.0;
   Mat Z_, X_, D_, R_, B_, Ez_;
+  Vec sqd_;
   Mat d_;                // N x K: -dx/dz at each run's last prepared state
   std::vector<Eigen::LLT<Mat>> llt_;
 };
