@@ -230,9 +230,10 @@ class DualDiagonalModel {
     Mat W(M, M);
     for (std::size_t c = 0; c < ids.size(); ++c) {
       const int id = ids[c];
-      sqd_ = (gh(static_cast<Index>(c)) * d_.col(id)).cwiseSqrt();  // once, not per entry of A
+      sqd_ = d_.col(id).cwiseSqrt();  // once, not per entry of A
       B_.noalias() = prob_.A * sqd_.asDiagonal();
-      W.triangularView<Eigen::Lower>() = B_ * B_.transpose();
+      W.setZero();
+      W.selfadjointView<Eigen::Lower>().rankUpdate(B_, gh(static_cast<Index>(c)));  // blocked SYRK
       W.diagonal().array() += 1.0;
       llt_[static_cast<std::size_t>(id)].compute(W);
     }
