@@ -136,6 +136,39 @@ def flow_solve_ivp(A, y, alpha, *, method="LSODA", rtol=1e-8, atol=1e-14, target
     return z[:N] ** 2 - z[N:] ** 2, status, n[0], float(t_end)
 
 
+def wn_flow_solve_ivp(A, y, alpha, kappa, *, method="LSODA", rtol=1e-8, atol=1e-14, target=1e-20, t_max=1e6):
+    """Joint weight-normalized flow of depth 2 in polar coordinates z = rho w / ||w||
+    (docs/science.md, section 1.6) with solve_ivp: d rho/dt = -<w_hat, grad_z L>,
+    dw/dt = -kappa rho (grad_z L - w_hat <w_hat, grad_z L>), terminal event loss = target.
+    Returns (x, status, nfev, t_end)."""
+    from scipy.integrate import solve_ivp
+    N, n = A.shape[1], [0]
+
+    def x_of(z):
+        w = z[1:] / np.linalg.norm(z[1:])
+        u, v = z[0] * w[:N], z[0] * w[N:]
+        return u * u - v * v, u, v, w
+
+    def fun(t, z):
+        n[0] += 1
+        x, u, v, w = x_of(z)
+        g = A.T @ (A @ x - y)
+        gz = np.concatenate([2 * u * g, -2 * v * g])
+        s = w @ gz
+        return np.concatenate([[-s], -kappa * z[0] * (gz - w * s)])
+
+    def event(t, z):
+        r = A @ x_of(z)[0] - y
+        return 0.5 * r @ r - target
+    event.terminal, event.direction = True, -1
+    alpha = np.full(N, alpha) if np.ndim(alpha) == 0 else np.asarray(alpha, dtype=np.float64)
+    rho = np.sqrt(2.0) * np.linalg.norm(alpha)
+    sol = solve_ivp(fun, (0, t_max), np.concatenate([[rho], alpha / rho, alpha / rho]), method=method, rtol=rtol,
+                    atol=atol, events=event)
+    status = {1: "converged", 0: "max_time"}.get(sol.status, "failed")
+    return x_of(sol.y[:, -1])[0], status, n[0], float(sol.t[-1])
+
+
 def flow_limit_newton(A, y, alpha, tol=1e-14):
     """Depth-2 flow limit x = 2 a^2 sinh(A^T lam), A x = y, by damped Newton on the dual."""
     c, lam = 2.0 * alpha**2, np.zeros(A.shape[0])

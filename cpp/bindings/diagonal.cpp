@@ -30,7 +30,10 @@ void register_diagonal(py::module_& m) {
       .value("flow", Method::flow);
   py::enum_<Solver>(m, "Solver", py::module_local(), "The flow's integrator.")
       .value("rosw", Solver::rosw)
-      .value("dopri5", Solver::dopri5);
+      .value("dopri5", Solver::dopri5)
+      .value("rodas5", Solver::rodas5)
+      .value("dual", Solver::dual)
+      .value("automatic", Solver::automatic);
 
   py::class_<SensingProblem>(m, "SensingProblem", py::module_local(),
                              "A (M x N), y (M), optional x_star (N) and the loss at which runs stop (tol < 0: never).")

@@ -306,9 +306,18 @@ class Solver:
       rosw
     
       dopri5
+    
+      rodas5
+    
+      dual
+    
+      automatic
     """
     __members__: typing.ClassVar[dict[str, Solver]]
+    automatic: typing.ClassVar[Solver]
     dopri5: typing.ClassVar[Solver]
+    dual: typing.ClassVar[Solver]
+    rodas5: typing.ClassVar[Solver]
     rosw: typing.ClassVar[Solver]
     @typing.overload
     def __eq__(self, other: Solver) -> bool:

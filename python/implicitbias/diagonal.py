@@ -37,6 +37,7 @@ __all__ = ["DiagonalResult", "fit", "fit_many"]
 
 _WEIGHT_NORMS = (None, "joint", "separate")
 _METHODS = ("flow", "descent")
+_SOLVERS = (None, "dual", "rodas5", "rosw", "dopri5")
 
 
 @dataclass(repr=False)
@@ -180,7 +181,7 @@ def fit_many(
     depth: int | Sequence[int] = 2,
     init_scale: Any = 0.1,
     method: str = "flow",
-    solver: str = "rosw",
+    solver: str | None = None,
     weight_norm: str | Sequence[str | None] | None = None,
     lr_ratio: float | Sequence[float] = 1.0,
     nonnegative: bool = False,
@@ -223,7 +224,10 @@ def fit_many(
     """
     check_choice(method, "method", _METHODS)
     check_choice(gd_kernel, "gd_kernel", ("lanes", "generic"))
-    check_choice(solver, "solver", ("rosw", "dopri5"))
+    check_choice(solver, "solver", _SOLVERS)
+    if solver == "dual" and any(wn is not None for wn in (weight_norm if isinstance(weight_norm, (list, tuple))
+                                                          else [weight_norm])):
+        raise ValueError("solver='dual' applies to the plain flow only (weight_norm=None)")
     nonnegative = _batch.boolean(nonnegative, "nonnegative")
     problems, data, run_problem = _problems(A, y, x_star)
     K, runs = _batch.broadcast(dict(depth=depth, init_scale=init_scale, weight_norm=weight_norm,
@@ -258,7 +262,8 @@ def _options(method: str, solver: str, steps: Any, n_record: Any, record_times: 
     n_record = check_positive_int(n_record, "n_record")
     rec_times = [] if descent else _batch.record_times(record_times, check_positive(t_max, "t_max"), n_record)
     return _batch.make(
-        core.DiagonalBatchOptions, method=_batch.enum(core.Method, method), solver=_batch.enum(core.Solver, solver),
+        core.DiagonalBatchOptions, method=_batch.enum(core.Method, method),
+        solver=_batch.enum(core.Solver, solver or "automatic"),
         block_size=check_positive_int(block_size, "block_size"), num_threads=_batch.threads(num_threads),
         gd_lanes=gd_kernel == "lanes",
         fixed=_batch.make(core.FixedStepOptions, steps=steps,
@@ -365,9 +370,13 @@ fit = _batch.single(fit_many, _PER_RUN, """Train one diagonal linear network by 
         alpha: the initialization ``u = v = alpha``.
     method : "flow" or "descent"
         ``"flow"``: gradient flow by an adaptive integrator (``solver``:
-        ``"rosw"``, the L-stable Rosenbrock-W method ROS34PW2 with a
-        Gauss-Newton Jacobian, default; or ``"dopri5"``, Dormand-Prince 5(4))
-        with error control ``rtol``/``atol``, until ``loss <= target_loss``
+        ``"dual"``, the plain flow as the M-dimensional ODE
+        ``ds/dt = A x(A^T s) - y`` in dual coordinates with Rodas5 and its
+        exact Jacobian (docs/science.md, section 1.9), the default for plain
+        flows; ``"rosw"``, the L-stable Rosenbrock-W method ROS34PW2 with a
+        Gauss-Newton Jacobian, the default under weight normalization;
+        ``"rodas5"``, Rodas5 on the 2N-dimensional system (section 4.8); or
+        ``"dopri5"``, Dormand-Prince 5(4)) with error control ``rtol``/``atol``, until ``loss <= target_loss``
         (converged), time ``t_max`` (max_time), ``max_steps`` step attempts
         (max_steps), or when over ``stall_steps`` accepted steps the loss has
         not fallen by 1% and no coordinate moved by more than 1e-3 relative

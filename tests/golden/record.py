@@ -75,13 +75,22 @@ def diagonal_cases() -> dict[str, Callable[[], list[Any]]]:
     for wn in (None, "joint"):
         cases[f"diag.flow.nonneg.{wn}"] = lambda wn=wn: diagonal.fit_many(
             pn.A, pn.y, depth=[2, 3], init_scale=0.1, weight_norm=wn, nonnegative=True, method="flow",
-            t_max=1e3, n_record=20)
+            solver="rosw", t_max=1e3, n_record=20)
         cases[f"diag.gd.nonneg.{wn}"] = lambda wn=wn: diagonal.fit_many(
             pn.A, pn.y, depth=[2, 3], init_scale=0.1, weight_norm=wn, nonnegative=True, method="descent", lr=0.05,
             steps=200, n_record=10)
     vec_init = np.linspace(0.02, 0.2, 24)
     cases["diag.flow.vector_init"] = lambda: diagonal.fit_many(p.A, p.y, init_scale=[vec_init], t_max=1e3,
-                                                               n_record=10)
+                                                               n_record=10, solver="rosw")
+    # the dual-coordinate flow (the default for plain flows) and Rodas5 on the weight-normalized flow; depth 2
+    # only, because numpy's u**L for L > 2 (which forms x) differs in the last bit between CPUs (AVX2/AVX-512)
+    for nonneg, prob in ((False, p), (True, pn)):
+        cases[f"diag.flow.dual.nonneg{int(nonneg)}"] = lambda nonneg=nonneg, prob=prob: diagonal.fit_many(
+            prob.A, prob.y, depth=2, init_scale=[0.1, vec_init, 1e-3], nonnegative=nonneg, method="flow",
+            solver="dual", x_star=prob.x_star, t_max=1e3, n_record=10, rtol=1e-7)
+    cases["diag.flow.rodas5.joint"] = lambda: diagonal.fit_many(
+        p.A, p.y, depth=2, init_scale=0.1, weight_norm="joint", lr_ratio=[1.0, 10.0], method="flow",
+        solver="rodas5", x_star=p.x_star, t_max=1e3, n_record=10, rtol=1e-7)
     cases["diag.gd.diverge"] = lambda: diagonal.fit_many(p.A, p.y, method="descent", lr=[50.0, 0.05], steps=100,
                                                          init_scale=1.0)
     cases["diag.two_problems"] = lambda: diagonal.fit_many([p.A, pn.A], [p.y, pn.y], method="descent", lr=0.05,

@@ -249,7 +249,8 @@ class DiagonalBlockModel {
         J.lambda = (1.0 + g * J.cplus.array()).inverse().matrix();
         Arr d = J.pu.col(0).square() * J.lambda.head(N).array();
         if (lay_.n_parts == 2) d += J.pv.col(0).square() * J.lambda.tail(N).array();
-        B = prob_.A * d.sqrt().matrix().asDiagonal();
+        const Vec sd = d.sqrt().matrix();  // once, not per entry of A
+        B = prob_.A * sd.asDiagonal();
         S.selfadjointView<Eigen::Lower>().rankUpdate(B, g);
       } else {
         const double kappa = kappa_(id);
@@ -270,7 +271,8 @@ class DiagonalBlockModel {
             const Index zoff = (lay_.n_radii == 2 ? 0 : p * N);
             d += P.square() * lam.segment(zoff, N).array();
           }
-          B = prob_.A * d.col(0).sqrt().matrix().asDiagonal();
+          const Vec sd = d.col(0).sqrt().matrix();  // once, not per entry of A
+          B = prob_.A * sd.asDiagonal();
           S.selfadjointView<Eigen::Lower>().rankUpdate(B, g * ks2);
           const Vec qa = prob_.A * pw(J, J.avec, start, len);
           S.selfadjointView<Eigen::Lower>().rankUpdate(qa, -g * ks2 / J.beta[r]);

@@ -5,8 +5,10 @@
 
 #include "diagonal.hpp"
 #include "diagonal_lanes.hpp"
+#include "dual_flow.hpp"
 #include "flow.hpp"
 #include "parallel.hpp"
+#include "rodas.hpp"
 #include "types.hpp"
 
 #include <vector>
@@ -14,7 +16,9 @@
 namespace implicitbias {
 
 enum class Method : int { descent = 0, flow = 1 };
-enum class Solver : int { dopri5 = 0, rosw = 1 };
+// automatic: dual for plain runs, rosw for weight-normalized ones.  dual:
+// the plain flow in dual coordinates (dual_flow.hpp) with Rodas5 (rodas.hpp).
+enum class Solver : int { dopri5 = 0, rosw = 1, rodas5 = 2, dual = 3, automatic = 4 };
 
 struct DiagonalRun {
   int problem = 0;
@@ -26,7 +30,7 @@ struct DiagonalRun {
 
 struct BatchOptions {
   Method method = Method::flow;
-  Solver solver = Solver::rosw;
+  Solver solver = Solver::automatic;
   FixedStepOptions fixed;
   AdaptiveOptions adaptive;
   std::size_t block_size = 8;
@@ -34,6 +38,25 @@ struct BatchOptions {
   // plain GD blocks of <= 8 runs take the SIMD-lanes kernel (diagonal_lanes.hpp)
   bool gd_lanes = true;
 };
+
+// The flow of one block with the chosen solver.
+inline void run_diagonal_flow(const SensingProblem& prob, const DiagonalSpec& spec, const std::vector<DiagonalRun>& runs,
+                              std::size_t lo, std::size_t hi, DiagonalBlockModel& model, const Mat& Z0, Solver solver,
+                              const AdaptiveOptions& adaptive, std::vector<RunRecord>& out) {
+  if (solver == Solver::automatic) solver = spec.weight_norm == WeightNorm::none ? Solver::dual : Solver::rosw;
+  if (solver == Solver::dual) {
+    Mat alpha(prob.A.cols(), static_cast<Index>(hi - lo));
+    for (std::size_t k = lo; k < hi; ++k) alpha.col(static_cast<Index>(k - lo)) = runs[k].init_scale;
+    run_dual_block(prob, spec, alpha, adaptive, out,
+                   [](auto& m, const Mat& S0, const AdaptiveOptions& o, std::vector<RunRecord>& r) { run_rodas5(m, S0, o, r); });
+  } else if (solver == Solver::rodas5) {
+    run_rodas5(model, Z0, adaptive, out);
+  } else if (solver == Solver::rosw) {
+    run_rosw(model, Z0, adaptive, out);
+  } else {
+    run_dopri5(model, Z0, adaptive, out);
+  }
+}
 
 // Consecutive runs with the same problem and model spec form blocks; a block
 // is one DiagonalBlockModel advanced by run_fixed_step (or the lanes kernel),
@@ -46,6 +69,8 @@ inline std::vector<RunRecord> run_diagonal_batch(const std::vector<SensingProble
     if (r.spec.depth < 2) throw InvalidArgument("depth must be >= 2");
     if (r.init_scale.size() != prob.A.cols())
       throw InvalidArgument("init_scale length must equal the number of columns of A");
+    if (opt.method == Method::flow && opt.solver == Solver::dual && r.spec.weight_norm != WeightNorm::none)
+      throw InvalidArgument("solver 'dual' applies to the plain flow only (weight_norm none)");
   }
   auto same = [&](std::size_t a, std::size_t b) {
     const DiagonalRun& x = runs[a];
@@ -76,8 +101,7 @@ inline std::vector<RunRecord> run_diagonal_batch(const std::vector<SensingProble
     } else {
       AdaptiveOptions adaptive = opt.adaptive;
       adaptive.tol = tol;
-      if (opt.solver == Solver::rosw) run_rosw(model, Z0, adaptive, out);
-      else run_dopri5(model, Z0, adaptive, out);
+      run_diagonal_flow(prob, first.spec, runs, lo, hi, model, Z0, opt.solver, adaptive, out);
     }
   });
 }

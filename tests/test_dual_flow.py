@@ -1,0 +1,187 @@
+"""The plain flow in dual coordinates (``solver="dual"``, docs/science.md, section 1.9)
+and the Rodas5 integrator (section 4.8).
+
+Independent routes: the 2N-dimensional flow on (u, v) with both of its
+integrators (rosw, dopri5), the flow limit of ``reference.diagonal_flow_limit``
+(Newton on the dual problem), the closed forms of the dual map checked against
+finite differences and the conserved quantities, and ``scipy.integrate.solve_ivp``
+on the weight-normalized polar system.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from scipy.integrate import solve_ivp
+
+from implicitbias.data import sparse_regression
+from implicitbias.diagonal import fit, fit_many
+from implicitbias.reference import diagonal_flow_limit
+
+
+def _problem(nonneg, seed=1):
+    return sparse_regression(8, 16, 2, seed=seed, nonnegative=nonneg)
+
+
+def _alpha(n, seed=0, lo=0.05, hi=0.2):
+    return np.random.default_rng(seed).uniform(lo, hi, n)
+
+
+def _x_of_dual(A, s, alpha, depth, nonneg):
+    """NumPy closed form of x(A^T s) (docs/science.md, section 1.9), written independently of the core."""
+    z = A.T @ s
+    if depth == 2:
+        u, v = alpha * np.exp(-2 * z), alpha * np.exp(2 * z)
+    else:
+        c = depth * (depth - 2)
+        u = (alpha ** (2.0 - depth) + c * z) ** (1.0 / (2 - depth))
+        v = (alpha ** (2.0 - depth) - c * z) ** (1.0 / (2 - depth))
+    return u**depth if nonneg else u**depth - v**depth
+
+
+@pytest.mark.parametrize("depth", [2, 3, 4])
+@pytest.mark.parametrize("nonneg", [False, True])
+def test_dual_closed_form_solves_the_primal_flow(depth, nonneg):
+    """d/dt x(A^T s) with ds/dt = A x - y equals the primal flow's dx/dt (finite differences in s)."""
+    p = _problem(nonneg)
+    A, y = p.A, p.y
+    alpha = _alpha(A.shape[1])
+    s = 0.05 * np.random.default_rng(3).standard_normal(A.shape[0])
+    x = _x_of_dual(A, s, alpha, depth, nonneg)
+    r = A @ x - y
+    eps = 1e-6
+    dx_dual = (_x_of_dual(A, s + eps * r, alpha, depth, nonneg) - _x_of_dual(A, s - eps * r, alpha, depth, nonneg))
+    dx_dual /= 2 * eps
+    # primal: u, v from the same s, then du/dt = -L u^(L-1) g, dv/dt = L v^(L-1) g
+    z = A.T @ s
+    if depth == 2:
+        u, v = alpha * np.exp(-2 * z), alpha * np.exp(2 * z)
+    else:
+        c = depth * (depth - 2)
+        u = (alpha ** (2.0 - depth) + c * z) ** (1.0 / (2 - depth))
+        v = (alpha ** (2.0 - depth) - c * z) ** (1.0 / (2 - depth))
+    g = A.T @ r
+    du, dv = -depth * u ** (depth - 1) * g, depth * v ** (depth - 1) * g
+    dx_primal = depth * u ** (depth - 1) * du - (0 if nonneg else depth * v ** (depth - 1) * dv)
+    np.testing.assert_allclose(dx_dual, dx_primal, rtol=1e-6, atol=1e-9 * np.abs(dx_primal).max())
+
+
+@pytest.mark.parametrize("depth", [2, 3, 4])
+@pytest.mark.parametrize("nonneg", [False, True])
+def test_dual_flow_matches_the_2n_flow_along_the_trajectory(depth, nonneg):
+    p = _problem(nonneg)
+    alpha = _alpha(p.A.shape[1])
+    times = np.array([0.1, 0.5, 2.0, 8.0, 30.0])
+    runs = {}
+    for solver in ("dual", "rosw", "dopri5"):
+        runs[solver] = [fit(p.A, p.y, depth=depth, init_scale=alpha, nonnegative=nonneg, solver=solver,
+                            t_max=t, rtol=1e-12, target_loss=0.0, x_star=p.x_star, record_times=times[times <= t])
+                        for t in times]
+    for k, t in enumerate(times):
+        xd = runs["dual"][k].x
+        assert runs["dual"][k].status == "max_time" and runs["dual"][k].t_final == t
+        for solver in ("rosw", "dopri5"):
+            xp = runs[solver][k].x
+            assert np.linalg.norm(xd - xp) <= 1e-8 * max(1.0, np.linalg.norm(xp)), (solver, t)
+    # the recorded history means the same: t, loss and error at the record times
+    hd, hp = runs["dual"][-1].history, runs["rosw"][-1].history
+    np.testing.assert_array_equal(hd["t"], hp["t"])
+    np.testing.assert_allclose(hd["loss"], hp["loss"], rtol=1e-7, atol=1e-14)
+    np.testing.assert_allclose(hd["error"], hp["error"], rtol=1e-7, atol=1e-12)
+
+
+@pytest.mark.parametrize("nonneg", [False, True])
+@pytest.mark.parametrize("init", [1e-2, 1e-6, 1e-12])
+def test_dual_flow_limit_matches_reference(nonneg, init):
+    p = sparse_regression(10, 24, 2, seed=5, nonnegative=nonneg)
+    r = fit(p.A, p.y, init_scale=init, nonnegative=nonneg, rtol=1e-10, t_max=1e12)
+    assert r.status == "converged"
+    ref = diagonal_flow_limit(p.A, p.y, init_scale=init, nonnegative=nonneg)
+    assert np.linalg.norm(r.x - ref) <= 1e-6 * np.linalg.norm(ref)
+
+
+@pytest.mark.parametrize("depth", [3, 4])
+def test_dual_flow_limit_matches_reference_deeper(depth):
+    p = sparse_regression(10, 24, 2, seed=5)
+    alpha = _alpha(24, lo=0.05, hi=0.1)
+    r = fit(p.A, p.y, depth=depth, init_scale=alpha, rtol=1e-10, t_max=1e12)
+    assert r.status == "converged"
+    ref = diagonal_flow_limit(p.A, p.y, init_scale=alpha, depth=depth)
+    assert np.linalg.norm(r.x - ref) <= 1e-6 * np.linalg.norm(ref)
+
+
+@pytest.mark.parametrize("nonneg", [False, True])
+def test_dual_flow_at_init_1e_100(nonneg):
+    """No underflow or overflow: u v = alpha^2 holds in the log domain, and the limit is basis pursuit."""
+    p = sparse_regression(10, 24, 2, seed=5, nonnegative=nonneg)
+    r = fit(p.A, p.y, init_scale=1e-100, nonnegative=nonneg, rtol=1e-10, t_max=1e12)
+    assert r.status == "converged" and np.isfinite(r.x).all() and np.all(r.u > 0)
+    assert np.linalg.norm(p.A @ r.x - p.y) <= 1e-8 * np.linalg.norm(p.y)
+    ref = diagonal_flow_limit(p.A, p.y, init_scale=1e-100, nonnegative=nonneg)
+    assert np.linalg.norm(r.x - ref) <= 1e-6 * np.linalg.norm(ref)
+    if not nonneg:
+        # log(u v) = 2 log(alpha) exactly up to rounding
+        np.testing.assert_allclose(np.log(r.u) + np.log(r.v), 2 * np.log(1e-100), rtol=1e-13)
+
+
+def test_dual_is_the_default_for_plain_flows_only():
+    p = _problem(False)
+    a = fit(p.A, p.y, init_scale=0.1, t_max=50.0)
+    b = fit(p.A, p.y, init_scale=0.1, t_max=50.0, solver="dual")
+    np.testing.assert_array_equal(a.x, b.x)
+    assert a.n_grad_evals == b.n_grad_evals
+    w = fit(p.A, p.y, init_scale=0.1, t_max=50.0, weight_norm="joint")
+    w_rosw = fit(p.A, p.y, init_scale=0.1, t_max=50.0, weight_norm="joint", solver="rosw")
+    np.testing.assert_array_equal(w.x, w_rosw.x)
+    with pytest.raises(ValueError, match="dual"):
+        fit(p.A, p.y, weight_norm="joint", solver="dual")
+    with pytest.raises(ValueError, match="dual"):
+        fit_many(p.A, p.y, weight_norm=[None, "joint"], solver="dual")
+
+
+def test_dual_flow_steps_grow_across_plateaus():
+    """Saddle to saddle at tiny init: plateaus of length ~ log(1/alpha) do not cost steps in proportion.
+
+    From alpha = 1e-3 to 1e-30 the plateaus grow ten times longer; the dual flow's step count grows
+    less than four times (the 2N-dimensional rosw flow's grows ~11 times)."""
+    p = sparse_regression(10, 24, 3, seed=7)
+    runs = [fit(p.A, p.y, init_scale=a, rtol=1e-8, t_max=1e14, n_record=2) for a in (1e-3, 1e-30)]
+    assert all(r.status == "converged" for r in runs)
+    assert runs[1].t_final > 20 * runs[0].t_final
+    assert runs[1].n_steps < 4 * runs[0].n_steps
+
+
+def _wn_polar_ivp(A, y, alpha, kappa, t_end):
+    """Joint WN flow, depth 2, in polar coordinates (docs/science.md, section 1.6), by scipy Radau."""
+    n = A.shape[1]
+
+    def fun(t, z):
+        w = z[1:] / np.linalg.norm(z[1:])
+        u, v = z[0] * w[:n], z[0] * w[n:]
+        g = A.T @ (A @ (u * u - v * v) - y)
+        gz = np.concatenate([2 * u * g, -2 * v * g])
+        s = w @ gz
+        return np.concatenate([[-s], -kappa * z[0] * (gz - w * s)])
+    rho = np.sqrt(2.0) * np.linalg.norm(alpha)
+    z0 = np.concatenate([[rho], alpha / rho, alpha / rho])
+    sol = solve_ivp(fun, (0, t_end), z0, method="Radau", rtol=1e-12, atol=1e-14)
+    w = sol.y[1:, -1] / np.linalg.norm(sol.y[1:, -1])
+    return sol.y[0, -1] * w[:n], sol.y[0, -1] * w[n:]
+
+
+@pytest.mark.parametrize("kappa", [1.0, 10.0])
+def test_rodas5_weight_normalized_flow_matches_rosw_and_scipy(kappa):
+    p = _problem(False)
+    alpha = _alpha(16)
+    u_ref, v_ref = _wn_polar_ivp(p.A, p.y, alpha, kappa, 20.0)
+    x_ref = u_ref**2 - v_ref**2
+    out = {s: fit(p.A, p.y, init_scale=alpha, weight_norm="joint", lr_ratio=kappa, solver=s, rtol=1e-10,
+                  target_loss=0.0, t_max=20.0) for s in ("rodas5", "rosw")}
+    err = {s: np.linalg.norm(r.x - x_ref) / np.linalg.norm(x_ref) for s, r in out.items()}
+    assert all(r.status == "max_time" for r in out.values())
+    # rosw is a W-method: the Gauss-Newton W-matrix keeps its order (measured ~1e-10 here)
+    assert err["rosw"] <= 1e-8
+    # Rodas5 needs the exact Jacobian; with the Gauss-Newton one it loses its order (measured ~5e-6 at
+    # rtol 1e-10, 3e-5 at 1e-8): it follows the same trajectory, but only to this accuracy
+    assert err["rodas5"] <= 3e-5
+    assert np.linalg.norm(out["rodas5"].x - out["rosw"].x) <= 3e-5 * np.linalg.norm(x_ref)
