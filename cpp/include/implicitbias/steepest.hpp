@@ -357,6 +357,7 @@ inline RunRecord run_steepest_discrete(const ClassificationProblem& prob, const 
   if (!std::isfinite(ll)) status = Status::diverged;
   book.record(0, theta, t, ll);
   while (status == Status::running) {
+    book.poll();
     if (ll <= opt.target_log_loss) {
       status = Status::converged;
       break;
