@@ -1,11 +1,12 @@
 """No memory growth over repeated calls of each family (issue 12).
 
-Each family's call (one thread: a parallel region's fixed cost would dominate) runs a few times to warm up (allocator pools, import-time caches, memoized
-initial draws), then ``N_CALLS`` more times; the resident set (current RSS from /proc, or the
-peak from getrusage elsewhere) and the Python heap (tracemalloc) must not grow by more than a
-bound that a real per-call leak would exceed: every call returns 10-30 KB of records and
-state, so a leak of the records, their histories or the C++ buffers grows the RSS by ~N_CALLS x
-that. ``tools/memory_growth.py`` runs the same calls 5,000 times and prints the figures.
+Each family's call (one thread: a parallel region's fixed cost would dominate) runs a few times
+to warm up (allocator pools, import-time caches, memoized initial draws), then ``N_CALLS`` more
+times; the resident set (current RSS from /proc, or the peak from getrusage elsewhere) and the
+Python heap (tracemalloc) must not grow by more than a bound that a real per-call leak would
+exceed: every call returns 10-30 KB of records and state, so a leak of the records, their
+histories or the C++ buffers grows the RSS by ~N_CALLS x that. ``tools/memory_growth.py`` runs
+the same calls 5,000 times and prints the figures.
 """
 
 from __future__ import annotations

@@ -11,7 +11,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 
-from test_memory import WORKLOADS, growth  # noqa: E402
+from test_memory import WORKLOADS, growth
 
 
 def main() -> None:
