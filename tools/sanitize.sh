@@ -8,6 +8,7 @@
 #   tools/sanitize.sh tests/test_batch.py   # chosen files / pytest arguments
 #
 # Environment: PYTHON (default: python3), BUILD_DIR (default: build-sanitize).
+# Requires GCC's libasan/libubsan (Debian/Ubuntu: part of g++).
 # The sanitized core goes into a copy of the package under $BUILD_DIR/pkg, so
 # the source tree and any installed implicitbias are left alone.  libasan is
 # preloaded (CPython itself is not instrumented); leak detection is off
@@ -21,7 +22,10 @@ BUILD_DIR=${BUILD_DIR:-build-sanitize}
 # step, lanes, rosw, dopri5, steepest, factorization), batches over threads,
 # the trace estimators, the numerical edge cases and the interrupts.
 SUBSET=(tests/test_batch.py tests/test_numerics.py tests/test_interrupt.py tests/test_hessian.py
-        tests/test_golden.py)
+        tests/test_factorization.py)
+# Always left out: the golden outputs are bitwise for the -O3 cores (this core
+# is built -O1), and ASan's quarantine of freed memory makes RSS grow.
+SKIP=(--ignore=tests/test_golden.py --ignore=tests/test_memory.py)
 
 args=("$@")
 if [[ ${1:-} == --quick ]]; then args=("${SUBSET[@]}" "${@:2}"); fi
@@ -41,14 +45,28 @@ cp "$BUILD_DIR"/_core*.so "$BUILD_DIR/pkg/implicitbias/"
 
 CXX=$(cmake -LA -N "$BUILD_DIR" | sed -n 's/^CMAKE_CXX_COMPILER:[A-Z]*=//p')
 LIBASAN=$("${CXX:-g++}" -print-file-name=libasan.so)
+LIBSTDCXX=$("${CXX:-g++}" -print-file-name=libstdc++.so.6)
 [[ -f $LIBASAN ]] || { echo "sanitize.sh: libasan.so not found (got '$LIBASAN')" >&2; exit 1; }
 
-export LD_PRELOAD=$LIBASAN
-export ASAN_OPTIONS=detect_leaks=0:abort_on_error=1:strict_init_order=1
-export UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1
+# libstdc++ is preloaded too: otherwise ASan's __cxa_throw interceptor finds no
+# real __cxa_throw (libstdc++ arrives later, with the module) and aborts at the
+# first C++ exception.  Reports go to files (pytest captures stderr, and an
+# aborted process loses what it captured); any file is a failure.
+LOG_DIR="$(cd "$BUILD_DIR" && pwd)/reports"
+rm -rf "$LOG_DIR" && mkdir -p "$LOG_DIR"
+export LD_PRELOAD="$LIBASAN $LIBSTDCXX"
+export ASAN_OPTIONS=detect_leaks=0:abort_on_error=1:strict_init_order=1:log_path=$LOG_DIR/asan
+export UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1:log_path=$LOG_DIR/ubsan
 export PYTHONMALLOC=malloc
-export PYTHONPATH="$PWD/$BUILD_DIR/pkg"
+export PYTHONPATH="$(cd "$BUILD_DIR/pkg" && pwd)"
 start=$SECONDS
 "$PYTHON" -c 'import implicitbias, implicitbias._native as n; print("sanitized core:", n.core.__file__)'
-"$PYTHON" -m pytest -q -p no:cacheprovider "${args[@]}"
+status=0
+"$PYTHON" -m pytest -q -p no:cacheprovider "${SKIP[@]}" "${args[@]}" || status=$?
+if compgen -G "$LOG_DIR/*" >/dev/null; then
+  cat "$LOG_DIR"/*
+  echo "sanitize.sh: sanitizer reports above (files in $LOG_DIR)" >&2
+  exit 1
+fi
+[[ $status -eq 0 ]] || { echo "sanitize.sh: tests failed (exit $status), no sanitizer report" >&2; exit "$status"; }
 echo "sanitize.sh: no sanitizer report; tests took $((SECONDS - start)) s"
