@@ -24,8 +24,21 @@ import implicitbias._native as native
 HERE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "golden")
 
 # Cases whose arithmetic order changed on purpose, with the relative tolerance
-# they are held to instead of bitwise equality (empty: none changed).
-RELATIVE: dict[str, float] = {}
+# they are held to instead of bitwise equality (the first matching prefix wins).
+# Issue 12: the lp direction maps and norms factor out the largest entry, the
+# logistic smoothed margin above Loss = 1 uses -L - log1p(-e^-L), and the ReLU
+# backward pass skips samples only under a proven bound (else it runs densely):
+# all rounding-level changes, except the steepest flow's alignment (1 minus a
+# ratio near 1, so its relative change is larger).  Two runs changed on purpose
+# beyond rounding and were re-recorded with the issue-12 build (both variants):
+# steep.mlp.schedules/2 (the loss-based schedule now ends as stalled instead of
+# retrying in place until max_steps) and steep.mlp.norms.norm1/1 (sign descent
+# on a ReLU network: gradient entries that the old skip set to exactly 0 are now
+# tiny and non-zero, and sign() moves them).
+RELATIVE: dict[str, float] = {
+    "steep.linear.flow/": 1e-6,
+    "steep.": 1e-11,
+}
 
 # On a machine whose NumPy float64 transcendentals run at another SIMD level than
 # the recording machine's (record.numpy_simd_level: AVX-512/SVML vs AVX2 differ in

@@ -286,7 +286,7 @@ def test_loss_based_schedule_matches_numpy_with_retries(small_data):
     lr, growth, backoff, steps = 3.0, 1.5, 0.5, 6
     r = ib.steepest.fit(X, y, "linear", norm="l2", normalized=False, lr=lr, schedule="loss", steps=steps,
                         init=theta0, lr_growth=growth, lr_backoff=backoff)
-    th, c, evals = theta0.copy(), 1.0, 1
+    th, c, evals, retries, t = theta0.copy(), 1.0, 1, 0, 0.0
     L, g = _np_loss_grad(th, X, y, "exp")
     for _ in range(steps):
         while True:  # lr_k = lr c / Loss: the update is lr c g / Loss
@@ -294,11 +294,15 @@ def test_loss_based_schedule_matches_numpy_with_retries(small_data):
             Lc, gc = _np_loss_grad(cand, X, y, "exp")
             evals += 1
             if Lc < L:
-                th, L, g, c = cand, Lc, gc, c * growth
+                th, L, g, t, c = cand, Lc, gc, t + lr * c, c * growth
                 break
             c *= backoff
+            retries += 1
+    assert retries >= 2  # lr = 3 with growth 1.5 overshoots: the schedule must back off
     np.testing.assert_allclose(r.theta, th, rtol=1e-12)
-    assert r.n_grad_evals == evals
+    assert r.n_grad_evals == evals == 1 + steps + retries
+    assert r.status == "max_steps" and r.n_steps == steps
+    assert r.t_final == pytest.approx(t, rel=1e-14)  # the clock of 2.5: lr c_k of each accepted step
 
 
 # ----------------------------------------------------------------------------

@@ -15,6 +15,7 @@
 #include <pybind11/stl.h>
 
 #include <implicitbias/flow.hpp>
+#include <implicitbias/interrupt.hpp>
 #include <implicitbias/types.hpp>
 
 #include <utility>
@@ -44,14 +45,42 @@ inline py::list to_python(std::vector<RunRecord>&& records) {
   return out;
 }
 
-// Runs fn with the GIL released and returns its records as Python objects.
+// Interrupts (see cpp/include/implicitbias/interrupt.hpp).  The check the
+// kernels' pollers call on the calling thread, every few ms: takes the GIL,
+// runs Python's signal handlers (PyErr_CheckSignals) and reports whether one
+// raised (KeyboardInterrupt for Ctrl-C); that exception stays pending and is
+// what the call raises (module.cpp translates Interrupted).  Only the main
+// thread receives signals, so a call from another thread gets no check (and
+// never waits for the GIL).
+inline bool python_signal_pending() {
+  py::gil_scoped_acquire gil;
+  return PyErr_CheckSignals() != 0;
+}
+
+inline bool on_main_thread() {
+  static const unsigned long main_ident = [] {
+    return py::module_::import("threading").attr("main_thread")().attr("ident").cast<unsigned long>();
+  }();
+  return PyThread_get_thread_ident() == main_ident;
+}
+
+// Runs fn() with the GIL released and Ctrl-C enabled: every loop that polls
+// (RunBook::poll, InterruptPoller) throws Interrupted soon after a signal
+// handler raised.  Call with the GIL held.  Reuse it for any new long call:
+//   auto result = interruptible([&] { return my_kernel(...); });
+template <class Fn>
+auto interruptible(Fn&& fn) {
+  StopContext ctx(on_main_thread() ? &python_signal_pending : nullptr);
+  StopScope scope(&ctx);
+  py::gil_scoped_release release;
+  return fn();
+}
+
+// Runs fn with the GIL released (and Ctrl-C enabled) and returns its records
+// as Python objects.
 template <class Fn>
 py::list run_released(Fn&& fn) {
-  std::vector<RunRecord> records;
-  {
-    py::gil_scoped_release release;
-    records = fn();
-  }
+  std::vector<RunRecord> records = interruptible(std::forward<Fn>(fn));
   return to_python(std::move(records));
 }
 

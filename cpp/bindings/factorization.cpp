@@ -112,18 +112,20 @@ py::tuple fact_estimate(Estimator method, const Measurements& m, const std::vect
                         const Vec& z, const Vec& y, std::int64_t num_matvecs, std::uint64_t seed, Probe p) {
   DeepLinear net = make_net(m, dims, z);
   check_y(m, y);
-  TraceEstimate t;
-  {
-    py::gil_scoped_release release;
+  const TraceEstimate t = interruptible([&] {
     FactorizationWork w;
     net.set(z.data());
     factorization_loss(net, m, y, w);
+    InterruptPoller poller;
     auto mv = [&](const Mat& X, Mat& Y) {
       Y.resize(X.rows(), X.cols());
-      for (Index c = 0; c < X.cols(); ++c) factorization_hvp(net, m, w, X.col(c).data(), Y.col(c).data());
+      for (Index c = 0; c < X.cols(); ++c) {
+        poller.poll();
+        factorization_hvp(net, m, w, X.col(c).data(), Y.col(c).data());
+      }
     };
-    t = dispatch_estimate(method, mv, net.n_params(), num_matvecs, seed, p);
-  }
+    return dispatch_estimate(method, mv, net.n_params(), num_matvecs, seed, p);
+  });
   return to_tuple(t);
 }
 

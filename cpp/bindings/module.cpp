@@ -20,6 +20,9 @@ PYBIND11_MODULE(IMPLICITBIAS_MODULE_NAME, m) {
       if (p) std::rethrow_exception(p);
     } catch (const InvalidArgument& e) {
       PyErr_SetString(PyExc_ValueError, e.what());
+    } catch (const Interrupted&) {
+      // the exception a signal handler raised is pending (common.hpp)
+      if (PyErr_Occurred() == nullptr) PyErr_SetNone(PyExc_KeyboardInterrupt);
     }
   });
   m.def("openmp_enabled", &openmp_enabled, "True when the core was built with OpenMP.");

@@ -55,7 +55,8 @@ class RunResult:
         budget used up), ``"max_time"`` (flow reached ``t_max``),
         ``"diverged"`` (non-finite values or step-size underflow; the last
         finite state is kept) or ``"stalled"`` (flow: the loss stopped
-        falling). See docs/science.md, section 4.5.
+        falling; steepest descent's loss-based schedule: no retry decreased
+        the loss). See docs/science.md, sections 2.5 and 4.5.
     success : bool
         The run ended as asked: it converged, or it is a fixed-step run
         without a target that took all its steps, or a flow without a

@@ -232,6 +232,9 @@ def fit_many(
     problems, data, run_problem = _problems(A, y, x_star)
     K, runs = _batch.broadcast(dict(depth=depth, init_scale=init_scale, weight_norm=weight_norm,
                                     lr_ratio=lr_ratio, lr=lr), _PER_RUN, run_problem)
+    if nonnegative and "separate" in runs["weight_norm"]:
+        raise ValueError("weight_norm='separate' needs the signed model (one radius for u, one for v); the "
+                         "nonnegative model has the single vector u: use weight_norm='joint'")
     descent = method == "descent"
     if descent and runs["lr"][0] is None:
         raise ValueError("lr is required for method='descent'")
@@ -385,6 +388,7 @@ fit = _batch.single(fit_many, _PER_RUN, """Train one diagonal linear network by 
         early if ``loss <= target_loss``).
     weight_norm : None, "joint" or "separate"
         Train in polar coordinates ``z = rho w`` (docs/science.md, section 1.6).
+        ``"separate"`` needs the signed model (ValueError with ``nonnegative=True``).
     lr_ratio : float > 0
         kappa, the angular / radial learning-rate ratio (weight norm only).
     nonnegative : bool

@@ -67,6 +67,8 @@ inline std::vector<RunRecord> run_diagonal_batch(const std::vector<SensingProble
   for (const auto& r : runs) {
     const SensingProblem& prob = problem_of(problems, r.problem);
     if (r.spec.depth < 2) throw InvalidArgument("depth must be >= 2");
+    if (r.spec.nonnegative && r.spec.weight_norm == WeightNorm::separate)
+      throw InvalidArgument("weight_norm='separate' needs the signed model (the nonnegative model has one vector)");
     if (r.init_scale.size() != prob.A.cols())
       throw InvalidArgument("init_scale length must equal the number of columns of A");
     if (opt.method == Method::flow && opt.solver == Solver::dual && r.spec.weight_norm != WeightNorm::none)

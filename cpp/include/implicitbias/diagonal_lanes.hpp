@@ -129,6 +129,7 @@ inline void run_diagonal_gd_lanes(DiagonalBlockModel& model, const SensingProble
   const double Ld = static_cast<double>(L);
   bool x_ready = false;
   for (std::int64_t step = 0; !book.empty(); ++step) {
+    book.poll();
     const bool last = step >= opt.steps;
     const LaneMat& Uc = U[static_cast<std::size_t>(cur)];
     const LaneMat& Vc = V[static_cast<std::size_t>(cur)];

@@ -104,6 +104,7 @@ void run_fixed_step(Model& model, const Mat& Z0, const Vec& lr, const FixedStepO
   Vec loss(K), lr_active(K);
 
   for (std::int64_t step = 0; !book.empty(); ++step) {
+    book.poll();
     const Index n_active = book.n_active();
     const bool last = step >= opt.steps;
     if constexpr (detail::has_begin_step<Model>::value) model.begin_step(step);
@@ -223,6 +224,7 @@ void run_adaptive(Model& model, const Mat& Z0, const AdaptiveOptions& opt, std::
   }
 
   while (!book.empty()) {
+    book.poll();
     const Index n = book.n_active();
     // Step sizes, clipped to land on the next record time and on t_max.
     clipped.assign(static_cast<std::size_t>(n), 0);

@@ -163,49 +163,21 @@ class HomogeneousModel {
         G.tail(d) = -2.0 * theta.tail(d).cwiseProduct(xc_);
         break;
       case ModelKind::mlp: {
-        const Index m = spec_.width;
+        // Samples whose weight is below 2^-64 of the largest one are skipped
+        // when that provably changes G by at most 2^-53 ||G|| (skipped_bound);
+        // otherwise every sample is used.  Late in training the softmax
+        // weights of the exponential loss concentrate on a few samples, and
+        // the backward products shrink to those columns.
         const Index n = X.rows();
-        const int Lm1 = spec_.depth - 1;
-        const ParamBlock& ba = blocks_.back();
-        Eigen::Map<const Vec> a(theta.data() + ba.offset, m);
-        // Samples whose weight is below 2^-64 of the largest one add less than
-        // the rounding error of the sum and are skipped: late in training the
-        // softmax weights of the exponential loss concentrate on a few
-        // samples, and the backward products shrink to those columns.
-        const double cmax = c.cwiseAbs().maxCoeff();
-        const double cut = cmax * 0x1p-64;
+        const double cut = c.cwiseAbs().maxCoeff() * 0x1p-64;
         active_.clear();
-        for (Index i = 0; i < n; ++i)
-          if (std::abs(c(i)) > cut) active_.push_back(i);
-        const Index na = static_cast<Index>(active_.size());
-        const bool sparse = na < (3 * n) / 4;
-        if (sparse) {
-          ca_.resize(na);
-          for (Index k = 0; k < na; ++k) ca_(k) = c(active_[static_cast<std::size_t>(k)]);
-          acta_.resize(static_cast<std::size_t>(Lm1));
-          for (int l = 0; l < Lm1; ++l) acta_[static_cast<std::size_t>(l)] = act_[static_cast<std::size_t>(l)](Eigen::all, active_);
-          Xa_ = X(active_, Eigen::all);
+        skipped_.clear();
+        for (Index i = 0; i < n; ++i) (std::abs(c(i)) > cut ? active_ : skipped_).push_back(i);
+        if (static_cast<Index>(active_.size()) < (3 * n) / 4) {
+          mlp_grad_sum(theta, c, G, true);
+          if (skipped_bound(theta, c) <= 0x1p-53 * G.norm()) break;
         }
-        const Vec& cc = sparse ? ca_ : c;
-        const std::vector<Mat>& act = sparse ? acta_ : act_;
-        const Mat& XX = sparse ? Xa_ : X;
-        const Index nn = sparse ? na : n;
-        G.segment(ba.offset, m).noalias() = act.back() * cc;
-        // delta = d(sum_i c_i f_i)/d(pre-activation of the last hidden layer)
-        delta_.resize(m, nn);
-        for (Index i = 0; i < nn; ++i)
-          delta_.col(i) = (act.back().col(i).array() > 0.0).select(a.array() * cc(i), 0.0);
-        for (int l = Lm1 - 1; l >= 0; --l) {
-          const ParamBlock& b = blocks_[static_cast<std::size_t>(l)];
-          Eigen::Map<Mat> GW(G.data() + b.offset, b.rows, b.cols);
-          if (l == 0) GW.noalias() = delta_ * XX;
-          else GW.noalias() = delta_ * act[static_cast<std::size_t>(l - 1)].transpose();
-          if (l > 0) {
-            Eigen::Map<const Mat> W(theta.data() + b.offset, b.rows, b.cols);
-            tmp_.noalias() = W.transpose() * delta_;
-            delta_ = (act[static_cast<std::size_t>(l - 1)].array() > 0.0).select(tmp_.array(), 0.0);
-          }
-        }
+        mlp_grad_sum(theta, c, G, false);
         break;
       }
     }
@@ -255,23 +227,86 @@ class HomogeneousModel {
   }
 
  private:
+  // G = sum_i c_i grad f(x_i) of the mlp over the active samples (sparse) or all.
+  void mlp_grad_sum(const Eigen::Ref<const Vec>& theta, const Vec& c, Eigen::Ref<Vec> G, bool sparse) {
+    const Mat& X = prob_.X;
+    const Index m = spec_.width;
+    const int Lm1 = spec_.depth - 1;
+    const ParamBlock& ba = blocks_.back();
+    Eigen::Map<const Vec> a(theta.data() + ba.offset, m);
+    if (sparse) {
+      const Index na = static_cast<Index>(active_.size());
+      ca_.resize(na);
+      for (Index k = 0; k < na; ++k) ca_(k) = c(active_[static_cast<std::size_t>(k)]);
+      acta_.resize(static_cast<std::size_t>(Lm1));
+      for (int l = 0; l < Lm1; ++l) acta_[static_cast<std::size_t>(l)] = act_[static_cast<std::size_t>(l)](Eigen::all, active_);
+      Xa_ = X(active_, Eigen::all);
+    }
+    const Vec& cc = sparse ? ca_ : c;
+    const std::vector<Mat>& act = sparse ? acta_ : act_;
+    const Mat& XX = sparse ? Xa_ : X;
+    const Index nn = cc.size();
+    G.segment(ba.offset, m).noalias() = act.back() * cc;
+    // delta = d(sum_i c_i f_i)/d(pre-activation of the last hidden layer)
+    delta_.resize(m, nn);
+    for (Index i = 0; i < nn; ++i) delta_.col(i) = (act.back().col(i).array() > 0.0).select(a.array() * cc(i), 0.0);
+    for (int l = Lm1 - 1; l >= 0; --l) {
+      const ParamBlock& b = blocks_[static_cast<std::size_t>(l)];
+      Eigen::Map<Mat> GW(G.data() + b.offset, b.rows, b.cols);
+      if (l == 0) GW.noalias() = delta_ * XX;
+      else GW.noalias() = delta_ * act[static_cast<std::size_t>(l - 1)].transpose();
+      if (l > 0) {
+        Eigen::Map<const Mat> W(theta.data() + b.offset, b.rows, b.cols);
+        tmp_.noalias() = W.transpose() * delta_;
+        delta_ = (act[static_cast<std::size_t>(l - 1)].array() > 0.0).select(tmp_.array(), 0.0);
+      }
+    }
+  }
+
+  // An upper bound of ||sum_{i skipped} c_i grad f(x_i)||_2 (mlp, after
+  // outputs): sum_i |c_i| B_i with B_i >= ||grad f(x_i)||, where
+  //   grad_a f = h_{L-1},  grad_{W_l} f = delta_l h_{l-1}^T  (h_0 = x),
+  //   ||delta_{L-1}|| <= ||a||,  ||delta_{l-1}|| <= ||W_l||_F ||delta_l||
+  // (ReLU derivatives are 0 or 1), so B_i = ||h_{L-1,i}|| + sum_l D_l ||h_{l-1,i}||.
+  double skipped_bound(const Eigen::Ref<const Vec>& theta, const Vec& c) const {
+    const int Lm1 = spec_.depth - 1;
+    std::vector<double> D(static_cast<std::size_t>(Lm1));
+    D.back() = theta.segment(blocks_.back().offset, spec_.width).norm();
+    for (int l = Lm1 - 1; l > 0; --l) {
+      const ParamBlock& b = blocks_[static_cast<std::size_t>(l)];
+      D[static_cast<std::size_t>(l - 1)] = theta.segment(b.offset, b.size()).norm() * D[static_cast<std::size_t>(l)];
+    }
+    double total = 0.0;
+    for (Index i : skipped_) {
+      double B = act_.back().col(i).norm() + D[0] * prob_.X.row(i).norm();
+      for (int l = 1; l < Lm1; ++l)
+        B += D[static_cast<std::size_t>(l)] * act_[static_cast<std::size_t>(l - 1)].col(i).norm();
+      total += std::abs(c(i)) * B;
+    }
+    return total;
+  }
+
   const ClassificationProblem& prob_;
   HomogeneousSpec spec_;
   std::vector<ParamBlock> blocks_;
   Index P_;
   std::vector<Mat> act_, acta_;
-  std::vector<Index> active_;
+  std::vector<Index> active_, skipped_;
   Mat delta_, tmp_, Xa_;
   Vec ca_;
   Vec beta_, xc_, f_, c_, lt_;
 };
 
 // Smoothed margin numerator: log(1/Loss) (exponential) or
-// log(1/(exp(Loss) - 1)) (logistic), from the log-loss.
+// log(1/(exp(Loss) - 1)) (logistic), from the log-loss.  For the logistic
+// loss with Loss = exp(log_loss) > 1, log(exp(Loss) - 1) = Loss + log1p(-exp(-Loss)),
+// finite for any finite Loss (exp(Loss) alone overflows above ~709).
 inline double smoothed_margin_numerator(double log_loss, LossKind loss) {
   if (loss == LossKind::exponential) return -log_loss;
   if (log_loss < -20.0) return -log_loss - 0.5 * std::exp(log_loss);  // expm1(L) = L (1 + L/2 + ...)
-  return -std::log(std::expm1(std::exp(log_loss)));
+  const double L = std::exp(log_loss);
+  if (L > 1.0) return -(L + std::log1p(-std::exp(-L)));
+  return -std::log(std::expm1(L));
 }
 
 }  // namespace implicitbias

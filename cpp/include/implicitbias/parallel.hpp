@@ -13,12 +13,16 @@
 // hands run_batch the grouping rule and the body that runs one block.
 #pragma once
 
+#include "interrupt.hpp"
 #include "types.hpp"
 
 #include <algorithm>
+#include <atomic>
+#include <chrono>
 #include <exception>
 #include <mutex>
 #include <stdexcept>
+#include <thread>
 #include <utility>
 #include <vector>
 
@@ -73,11 +77,20 @@ std::vector<std::pair<std::size_t, std::size_t>> make_blocks(std::size_t n, std:
 // blocks; with one block or one thread the body runs on the calling thread
 // without entering a parallel region (waking parked threads costs far more
 // than a small run).  The first exception of any block is rethrown here.
+//
+// Interrupts (interrupt.hpp): the calling thread's StopContext is installed
+// on every worker, so the loops of all blocks poll it.  Blocks are taken from
+// a shared counter; once the calling thread finds none left it keeps
+// checking for a stop (every few ms) until the other threads are done, so a
+// Ctrl-C is seen while the last blocks run on other threads.  Once a stop is
+// requested, blocks not yet started are skipped and Interrupted is thrown.
 template <class Same, class Body>
 std::vector<RunRecord> run_batch(std::size_t n_runs, std::size_t block_size, int num_threads, Same same, Body body) {
   std::vector<RunRecord> results(n_runs);
   const auto blocks = make_blocks(n_runs, block_size, same);
+  StopContext* const ctx = current_stop_context();
   auto run_block = [&](std::size_t b) {
+    if (ctx != nullptr && ctx->stop_requested()) throw Interrupted();
     const auto [lo, hi] = blocks[b];
     std::vector<RunRecord> out;
     body(lo, hi, out);
@@ -92,17 +105,28 @@ std::vector<RunRecord> run_batch(std::size_t n_runs, std::size_t block_size, int
   }
   std::exception_ptr error;
   std::mutex error_mutex;
-#ifdef IMPLICITBIAS_HAVE_OPENMP
-#pragma omp parallel for schedule(dynamic, 1) num_threads(static_cast<int>(nt))
-#endif
-  for (long b = 0; b < nb; ++b) {
-    try {
-      run_block(static_cast<std::size_t>(b));
-    } catch (...) {
-      std::lock_guard<std::mutex> lock(error_mutex);
-      if (!error) error = std::current_exception();
+  std::atomic<long> next{0}, done{0};
+  auto worker = [&]() {
+    StopScope scope(ctx);
+    for (long b = next.fetch_add(1); b < nb; b = next.fetch_add(1)) {
+      try {
+        run_block(static_cast<std::size_t>(b));
+      } catch (...) {
+        std::lock_guard<std::mutex> lock(error_mutex);
+        if (!error) error = std::current_exception();
+      }
+      done.fetch_add(1);
     }
-  }
+    if (ctx == nullptr || !ctx->is_owner()) return;
+    while (done.load() < nb) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(2));
+      ctx->check_on_owner();
+    }
+  };
+#ifdef IMPLICITBIAS_HAVE_OPENMP
+#pragma omp parallel num_threads(static_cast<int>(nt))
+#endif
+  worker();
   if (error) std::rethrow_exception(error);
   return results;
 }

@@ -15,10 +15,13 @@
 //     point recorded unless the last recorded point is that one (same step,
 //     or without a step channel the same t);
 //   - for fixed-step methods, the loss one step back, so that a run whose
-//     loss turns non-finite ends with its last finite state and that loss.
+//     loss turns non-finite ends with its last finite state and that loss;
+//   - interrupts: poll(), called once per iteration of the loop, throws
+//     Interrupted once the call was asked to stop (interrupt.hpp).
 // Nothing here touches the arithmetic of a run.
 #pragma once
 
+#include "interrupt.hpp"
 #include "types.hpp"
 
 #include <algorithm>
@@ -78,6 +81,10 @@ class RunBook {
     }
     std::iota(ids_.begin(), ids_.end(), 0);
   }
+
+  // Once per iteration of the loop: throws Interrupted when the call was
+  // asked to stop (cheap: a counter, a clock read every ~0.5 ms).
+  void poll() { poller_.poll(); }
 
   // Seconds since the book was made.
   double seconds() const {
@@ -191,6 +198,7 @@ class RunBook {
   std::vector<double> prev_loss_;  // per run id: the loss one step back (fixed-step)
   std::vector<double> scratch_;
   std::chrono::steady_clock::time_point start_;
+  InterruptPoller poller_;
 };
 
 // A book for a block model (the model concept of flow.hpp): its diagnostic

@@ -36,13 +36,23 @@ struct NormSpec {
   double p = 2.0;  // lp only
 };
 
+// (sum_i |v_i|^p)^(1/p) computed as m (sum_i (|v_i|/m)^p)^(1/p), m = max_i |v_i|:
+// the powers stay in [0, 1] and the sum in [1, n], so no overflow or underflow
+// for any p > 0 and any finite v (0 for v = 0; inf or NaN entries give inf or NaN).
+inline double scaled_lp_norm(const Eigen::Ref<const Vec>& v, double p) {
+  if (v.size() == 0) return 0.0;
+  const double mx = v.cwiseAbs().maxCoeff();
+  if (!(mx > 0.0) || !std::isfinite(mx)) return v.hasNaN() ? std::numeric_limits<double>::quiet_NaN() : mx;
+  return mx * std::pow((v.cwiseAbs() / mx).array().pow(p).sum(), 1.0 / p);
+}
+
 // ||theta|| in the given norm.
 inline double param_norm(const NormSpec& n, const Eigen::Ref<const Vec>& theta, const std::vector<ParamBlock>& blocks) {
   switch (n.kind) {
     case NormKind::l2: return theta.norm();
     case NormKind::linf: return theta.cwiseAbs().maxCoeff();
     case NormKind::l1: return theta.cwiseAbs().sum();
-    case NormKind::lp: return std::pow(theta.cwiseAbs().array().pow(n.p).sum(), 1.0 / n.p);
+    case NormKind::lp: return scaled_lp_norm(theta, n.p);
     case NormKind::spectral: {
       double best = 0.0;
       for (const auto& b : blocks) {
@@ -86,16 +96,18 @@ inline double steepest_direction(const NormSpec& n, const Eigen::Ref<const Vec>&
       return best;
     }
     case NormKind::lp: {
+      // ||g||_q^(2-q) sign(g) |g|^(q-1) = m (||g||_q/m)^(2-q) sign(g) (|g|/m)^(q-1), m = max |g_i|:
+      // every power has a base in [0, 1] or [1, n^(1/q)], so nothing overflows or underflows
+      // (p near 1 makes q huge; huge or tiny gradients make m huge or tiny).
       const double q = n.p / (n.p - 1.0);
-      const Eigen::ArrayXd a = g.cwiseAbs().array();
-      const double dual = std::pow(a.pow(q).sum(), 1.0 / q);
-      if (dual == 0.0) {
-        out.setZero();
-        return 0.0;
+      const double dual = scaled_lp_norm(g, q);
+      if (!(dual > 0.0) || !std::isfinite(dual)) {
+        if (dual == 0.0) out.setZero();
+        else out.setConstant(std::numeric_limits<double>::quiet_NaN());
+        return dual;
       }
-      // ||g||_q^(2-q) sign(g) |g|^(q-1), scaled to avoid overflow of |g|^(q-1)
-      const double mx = a.maxCoeff();
-      out = (g.array().sign() * (a / mx).pow(q - 1.0)).matrix() * (std::pow(dual, 2.0 - q) * std::pow(mx, q - 1.0));
+      const double mx = g.cwiseAbs().maxCoeff();
+      out = (g.array().sign() * (g.array().abs() / mx).pow(q - 1.0)).matrix() * (mx * std::pow(dual / mx, 2.0 - q));
       return dual;
     }
     case NormKind::spectral: {
@@ -130,10 +142,7 @@ inline double dual_norm(const NormSpec& n, const Eigen::Ref<const Vec>& g, const
     case NormKind::l2: return g.norm();
     case NormKind::linf: return g.cwiseAbs().sum();
     case NormKind::l1: return g.cwiseAbs().maxCoeff();
-    case NormKind::lp: {
-      const double q = n.p / (n.p - 1.0);
-      return std::pow(g.cwiseAbs().array().pow(q).sum(), 1.0 / q);
-    }
+    case NormKind::lp: return scaled_lp_norm(g, n.p / (n.p - 1.0));
     case NormKind::spectral: {
       double s = 0.0;
       for (const auto& b : blocks) {
@@ -287,6 +296,9 @@ class SteepestRun {
   }
 
   double current_lr_factor() const { return c_; }
+  // The loss-based schedule found no decrease in max_retries + 1 attempts
+  // (the state was kept): the run cannot go on.
+  bool stalled() const { return stalled_; }
 
  private:
   void update_first_moment() {
@@ -319,11 +331,12 @@ class SteepestRun {
       }
       c_ *= alg_.lr_backoff;
     }
-    // no decrease found: keep the old state (the loss is at its floor)
+    // no decrease found: keep the old state (the loss is at its floor in
+    // floating point); its loss and gradient are still those of theta_old_,
+    // and the run ends as stalled
     theta = theta_old_;
-    ok_ = model_.evaluate(theta, loss_, log_loss_, g_, q_);
-    evals += 1;
-    return ok_ ? log_loss_ : std::numeric_limits<double>::quiet_NaN();
+    stalled_ = true;
+    return log_loss_;
   }
 
   HomogeneousModel model_;
@@ -332,7 +345,7 @@ class SteepestRun {
   Vec g_, g_new_, dir_, q_, mt_, vt_, theta_old_;
   double log_loss_ = 0.0, sm_ = 0.0, sv_ = 0.0, c_ = 1.0;
   std::int64_t adam_k_ = 0;
-  bool ok_ = true;
+  bool ok_ = true, stalled_ = false;
 };
 
 // Runs one discrete algorithm for opt.steps steps (or to the target
@@ -357,6 +370,7 @@ inline RunRecord run_steepest_discrete(const ClassificationProblem& prob, const 
   if (!std::isfinite(ll)) status = Status::diverged;
   book.record(0, theta, t, ll);
   while (status == Status::running) {
+    book.poll();
     if (ll <= opt.target_log_loss) {
       status = Status::converged;
       break;
@@ -369,6 +383,10 @@ inline RunRecord run_steepest_discrete(const ClassificationProblem& prob, const 
     const double prev_ll = ll;
     const double prev_t = t;
     ll = run.step(theta, rec.n_steps, rec.n_grad_evals, t);
+    if (run.stalled()) {  // no step was taken: theta, ll and t are unchanged
+      status = Status::stalled;
+      break;
+    }
     if (!std::isfinite(ll) || !theta.allFinite()) {
       theta = prev;
       ll = prev_ll;

@@ -39,11 +39,12 @@ Conventions (docs/science.md): loss ``0.5 * ||A x - y||^2``, residual
 from __future__ import annotations
 
 from .margin import DiagonalMaxMargin, MaxMargin, diagonal_max_margin, max_margin
-from .nuclear import min_nuclear_norm
+from .nuclear import InaccurateSolveWarning, min_nuclear_norm
 from .sparse import basis_pursuit, diagonal_flow_limit, hyperbolic_entropy
 
 __all__ = [
     "DiagonalMaxMargin",
+    "InaccurateSolveWarning",
     "MaxMargin",
     "basis_pursuit",
     "diagonal_flow_limit",

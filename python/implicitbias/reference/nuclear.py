@@ -16,6 +16,10 @@ from .._sensing import parse_sensing
 from .._validation import check_vector
 
 
+class InaccurateSolveWarning(RuntimeWarning):
+    """A reference solve returned a solution its solver called inaccurate ("optimal_inaccurate")."""
+
+
 # --------------------------------------------------------------------------
 # minimum nuclear norm interpolation (matrix sensing / completion)
 # --------------------------------------------------------------------------
@@ -30,6 +34,8 @@ def min_nuclear_norm(A, y, shape=None, *, solver: str | None = None, eps: float 
     ``eps``. Returns ``X`` (d_out, d_in). Requires cvxpy (the ``nuclear`` and
     ``test`` extras install it). Bad measurements raise ``ValueError`` with
     the messages of :class:`implicitbias.factorization.SensingOperator`.
+    When no solver reaches "optimal" and one returns "optimal_inaccurate", that
+    solution is returned with an :class:`InaccurateSolveWarning`.
     """
     try:
         import cvxpy as cp
@@ -81,6 +87,9 @@ def _solve(prob, X, solver: str | None, eps: float) -> np.ndarray:
         if prob.status == "optimal_inaccurate" and fallback is None:
             fallback = np.array(X.value, dtype=np.float64)
     if fallback is not None:
+        warnings.warn("min_nuclear_norm: the solver reported 'optimal_inaccurate' (it stopped short of its "
+                      f"tolerance eps={eps:g}); the solution may be off by more than eps", InaccurateSolveWarning,
+                      stacklevel=3)
         return fallback
     raise RuntimeError(f"min_nuclear_norm: no solver succeeded (status {prob.status!r}; {last_error})")
 
