@@ -148,7 +148,6 @@ def test_odd_options_are_rejected_by_name_or_give_finite_numbers(entry, data, va
         _finite(out)
 
 
-@pytest.mark.xfail(reason="lp norms are computed unscaled (issue 12, part A fixes the scaling)", strict=True)
 def test_lp_norm_with_a_large_p_is_finite():
     g = np.array([3.0, -2.0, 1.0])
     assert np.isclose(ib.steepest.param_norm(g, 6960.0), 3.0)

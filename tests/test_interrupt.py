@@ -36,7 +36,7 @@ rng = np.random.default_rng(0)
 A = rng.standard_normal((20, 60)); xs = np.zeros(60); xs[:3] = 1.0; y = A @ xs
 def call(long):
     res = fit_many(A, y, init_scale=[1e-3] * 4, method="flow", solver="rosw", target_loss=0.0, rtol=1e-12,
-                   t_max=1e12 if long else 0.01, max_steps=10**12, stall_steps=0, num_threads=THREADS,
+                   t_max=1e12 if long else 0.01, max_steps=2_000_000_000, stall_steps=0, num_threads=THREADS,
                    block_size=2)
     return np.concatenate([r.x for r in res])
 """,
