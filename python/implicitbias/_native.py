@@ -14,6 +14,7 @@ it raises :class:`ImportError` naming the file and how to rebuild.
 from __future__ import annotations
 
 import importlib
+import importlib.util
 import os
 from types import ModuleType
 
@@ -68,6 +69,12 @@ def _load() -> ModuleType:
         check_core_version(module)  # a stale variant is an error, not a reason to fall back silently
         return module
     return _baseline
+
+
+def installed_cores() -> list[str]:
+    """The labels of the core variants present in the package (``baseline`` first), found without importing them."""
+    names = [("baseline", "_core")] + [(label, modname) for label, modname, _ in reversed(_VARIANTS)]
+    return [label for label, modname in names if importlib.util.find_spec(f"{__package__}.{modname}") is not None]
 
 
 core = _load()

@@ -144,7 +144,7 @@ def unpack(dims: Sequence[int], z: np.ndarray) -> list[np.ndarray]:
 
 
 def product(layers: Sequence[np.ndarray]) -> np.ndarray:
-    """End-to-end matrix ``E = W_L ... W_1``."""
+    """End-to-end matrix ``E = W_L...W_1``."""
     E = np.asarray(layers[0], dtype=np.float64)
     for W in layers[1:]:
         E = np.asarray(W, dtype=np.float64) @ E
@@ -181,7 +181,7 @@ def jacobian(layers: Any, A: Any) -> np.ndarray:
 
 
 def balanced_factorization(M: Any, depth: int, width: int | None = None) -> list[np.ndarray]:
-    """A balanced factorization ``M = W_L ... W_1`` (``W_{j+1}^T W_{j+1} = W_j W_j^T``).
+    """A balanced factorization ``M = W_L...W_1`` (``W_{j+1}^T W_{j+1} = W_j W_j^T``).
 
     With ``M = U diag(s) V^T`` (rank r, ``width >= r``, default ``min(M.shape)``):
     ``W_1 = [diag(s^(1/L)) V^T; 0]``, ``W_j = diag(s^(1/L), 0)``,
@@ -435,7 +435,7 @@ def _decode(record: Any, r: dict[str, Any], has_target: bool) -> FactorizationRe
     return result
 
 
-fit = _batch.single(fit_many, _PER_RUN, """Train one deep linear network ``E = W_L ... W_1`` on ``y_i ~ <A_i, E>``.
+fit = _batch.single(fit_many, _PER_RUN, """Train one deep linear network ``E = W_L...W_1`` on ``y_i ~ <A_i, E>``.
 
     Parameters
     ----------
