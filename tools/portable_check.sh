@@ -86,7 +86,7 @@ step "golden cases: no OpenMP vs OpenMP, bitwise"
 reference=${REFERENCE_CORE:-}
 if [ -z "$reference" ]; then
   reference=$(cd "$work" && "$python" -c 'import implicitbias._native as n; print(n._baseline.__file__)' 2>/dev/null || true)
-  case "$reference" in "$root"/*) reference="" ;; esac  # an installed package only, never the source tree
+  case "$reference" in "$root"/python/*) reference="" ;; esac  # an installed package, never the source tree
 fi
 if [ -z "$reference" ]; then
   echo "   no installed implicitbias: building the OpenMP baseline core in build/portable-openmp"
