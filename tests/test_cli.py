@@ -9,6 +9,7 @@ import os
 import numpy as np
 import pytest
 
+import implicitbias as ib
 from implicitbias import build_info, data
 from implicitbias.cli import main
 from implicitbias.experiments import weightnorm
@@ -57,7 +58,33 @@ def test_info_and_build_info(capsys):
     info = build_info()
     assert info["isa"] in ("baseline", "native", "x86-64-v3", "x86-64-v4")
     assert info["max_threads"] >= 1
-    assert "isa" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    for key in ("version", "isa", "simd", "openmp", "openmp_version", "max_threads", "cores_installed"):
+        assert f"\n{key}: " in "\n" + out, key
+    assert info["version"] == ib.__version__
+    assert info["cores_installed"][0] == "baseline"
+    assert info["isa"] == "native" or info["isa"] in info["cores_installed"]
+    assert info["core_file"].startswith("_core")
+    # OpenMP: a version exactly when it is built in, one thread without it
+    assert (info["openmp_version"] is not None) == info["openmp"]
+    assert info["openmp"] or info["max_threads"] == 1
+    # the SIMD list is Eigen's, and an AVX2 / AVX-512 variant really uses those instructions
+    assert info["simd"]
+    if info["isa"] == "x86-64-v3":
+        assert "AVX2" in info["simd"] and "FMA" in info["simd"]
+    if info["isa"] == "x86-64-v4":
+        assert "AVX512" in info["simd"]
+
+
+def test_version_names_the_core_simd_and_openmp(capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        main(["--version"])
+    assert exit_info.value.code == 0
+    line = capsys.readouterr().out.strip()
+    info = build_info()
+    assert line.startswith(f"implicitbias {ib.__version__} (core {info['isa']}; SIMD {info['simd']}; ")
+    assert line.endswith(f"OpenMP {info['openmp_version']}, {info['max_threads']} threads)" if info["openmp"]
+                         else "no OpenMP)")
 
 
 def test_sparse_regression_generator():

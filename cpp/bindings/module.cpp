@@ -5,6 +5,8 @@
 
 #include <Eigen/Core>
 
+#include <string>
+
 namespace implicitbias::bindings {
 void register_diagonal(py::module_& m);
 void register_steepest(py::module_& m);
@@ -29,7 +31,20 @@ PYBIND11_MODULE(IMPLICITBIAS_MODULE_NAME, m) {
   m.def("max_threads", &max_threads, "Threads a batch uses by default (OpenMP's default, 1 without OpenMP).");
   m.def("simd_instruction_sets", &Eigen::SimdInstructionSetsInUse,
         "The SIMD instruction sets Eigen was compiled for (e.g. 'SSE, SSE2').");
+  m.def("openmp_version", &openmp_version,
+        "The OpenMP specification the core was built against as its _OPENMP date (201511 = 4.5); 0 without.");
   m.attr("isa") = IMPLICITBIAS_ISA;
+#if defined(__clang__)
+  m.attr("compiler") = "Clang " __clang_version__;
+#elif defined(__GNUC__)
+  m.attr("compiler") = "GCC " __VERSION__;
+#elif defined(_MSC_VER)
+  m.attr("compiler") = "MSVC " + std::to_string(_MSC_VER);
+#else
+  m.attr("compiler") = "unknown";
+#endif
+  m.attr("eigen_version") = std::to_string(EIGEN_WORLD_VERSION) + "." + std::to_string(EIGEN_MAJOR_VERSION) + "." +
+                            std::to_string(EIGEN_MINOR_VERSION);
   m.attr("__version__") = IMPLICITBIAS_VERSION;  // checked against implicitbias._version by _native.py
   m.def(
       "cpu_supports",

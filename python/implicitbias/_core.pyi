@@ -1179,6 +1179,10 @@ def openmp_enabled() -> bool:
     """
     True when the core was built with OpenMP.
     """
+def openmp_version() -> int:
+    """
+    The OpenMP specification the core was built against as its _OPENMP date (201511 = 4.5); 0 without.
+    """
 def param_norm(theta: typing.Annotated[numpy.typing.ArrayLike, numpy.float64, "[m, 1]"], norm: NormSpec, shapes: collections.abc.Sequence[tuple[typing.SupportsInt | typing.SupportsIndex, typing.SupportsInt | typing.SupportsIndex]]) -> float:
     """
     ||theta|| in the norm.
@@ -1197,4 +1201,6 @@ def steepest_direction(g: typing.Annotated[numpy.typing.ArrayLike, numpy.float64
     """
     (g#, ||g||_*) for the norm; shapes are the (rows, cols) weight blocks (spectral).
     """
+compiler: str = 'GCC 12.2.0'
+eigen_version: str = '3.4.1'
 isa: str = 'baseline'

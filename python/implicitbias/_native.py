@@ -14,6 +14,7 @@ it raises :class:`ImportError` naming the file and how to rebuild.
 from __future__ import annotations
 
 import importlib
+import importlib.util
 import os
 from types import ModuleType
 
@@ -46,14 +47,6 @@ def _import_core(modname: str) -> ModuleType:
 _baseline = _import_core("_core")
 
 
-def built_variants() -> list[str]:
-    """The ISA variants whose compiled core is installed (whether or not this CPU can run them)."""
-    import importlib.util
-
-    return [label for label, modname, _ in reversed(_VARIANTS)
-            if importlib.util.find_spec(f"{__package__}.{modname}") is not None]
-
-
 def _load() -> ModuleType:
     forced = os.environ.get("IMPLICITBIAS_ISA", "").strip()
     if forced and forced not in ("baseline", "native") and forced not in [v[0] for v in _VARIANTS]:
@@ -76,6 +69,12 @@ def _load() -> ModuleType:
         check_core_version(module)  # a stale variant is an error, not a reason to fall back silently
         return module
     return _baseline
+
+
+def installed_cores() -> list[str]:
+    """The labels of the core variants present in the package (``baseline`` first), found without importing them."""
+    names = [("baseline", "_core")] + [(label, modname) for label, modname, _ in reversed(_VARIANTS)]
+    return [label for label, modname in names if importlib.util.find_spec(f"{__package__}.{modname}") is not None]
 
 
 core = _load()

@@ -1,5 +1,9 @@
 """The ``implicitbias`` command: ``implicitbias reproduce NAME --out DIR [--quick]``,
-``implicitbias sweep SPEC.toml --out DIR [--scheduler ADDRESS]``."""
+``implicitbias sweep SPEC.toml --out DIR [--scheduler ADDRESS]``, ``implicitbias info``.
+
+``implicitbias --version`` prints the version and, in one line, the compiled core in use: its ISA
+variant, the SIMD instruction sets it was compiled for, and OpenMP with its default thread count.
+"""
 
 from __future__ import annotations
 
@@ -7,12 +11,14 @@ import argparse
 import sys
 import time
 
-from . import build_info
+from . import __version__, build_info
 from .experiments import REGISTRY, _plotting
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="implicitbias", description=__doc__)
+    parser = argparse.ArgumentParser(prog="implicitbias", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--version", action="version", version=version_line())
     sub = parser.add_subparsers(dest="command", required=True)
     rep = sub.add_parser("reproduce", help="run one paper's experiment; write data (CSV/JSON) and figures (PNG, "
                          "with the plot extra: matplotlib)")
@@ -22,7 +28,7 @@ def main(argv: list[str] | None = None) -> int:
     rep.add_argument("--threads", type=int, default=None, help="OpenMP threads (default: all)")
     rep.add_argument("--no-progress", action="store_true",
                      help="no progress bar (it is drawn on stderr only when that is a terminal)")
-    sub.add_parser("info", help="how the compiled core was built")
+    sub.add_parser("info", help="the version and how the compiled core in use was built (ISA, SIMD, OpenMP)")
     _add_sweep_parser(sub)
     args = parser.parse_args(argv)
     if args.command == "sweep":
@@ -30,7 +36,7 @@ def main(argv: list[str] | None = None) -> int:
 
     if args.command == "info":
         for k, v in build_info().items():
-            print(f"{k}: {v}")
+            print(f"{k}: {', '.join(v) if isinstance(v, list) else v}")
         return 0
     if args.threads is not None and args.threads < 1:
         parser.error("--threads must be >= 1")
@@ -80,6 +86,13 @@ def _sweep(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
         return 130
     print(f"sweep: {len(df)} runs in {args.out} ({time.perf_counter() - start:.1f} s)")
     return 0
+
+
+def version_line() -> str:
+    """``implicitbias VERSION (core ISA; SIMD ...; OpenMP X.Y, N threads)``: what ``--version`` prints."""
+    info = build_info()
+    openmp = f"OpenMP {info['openmp_version']}, {info['max_threads']} threads" if info["openmp"] else "no OpenMP"
+    return f"implicitbias {__version__} (core {info['isa']}; SIMD {info['simd']}; {openmp})"
 
 
 if __name__ == "__main__":

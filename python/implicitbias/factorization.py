@@ -138,13 +138,13 @@ def unpack(dims: Sequence[int], z: np.ndarray) -> list[np.ndarray]:
 
 
 def product(layers: Sequence[np.ndarray]) -> np.ndarray:
-    """End-to-end matrix ``E = W_L ... W_1`` (layers checked as in :func:`pack`)."""
+    """End-to-end matrix ``E = W_L...W_1`` (layers checked as in :func:`pack`)."""
     dims, z = pack(layers)
     return _product(unpack(dims, z))
 
 
 def _product(layers: Sequence[np.ndarray]) -> np.ndarray:
-    """``W_L ... W_1`` of float64 layers known to chain (no checks: a diverged run's layers may be huge)."""
+    """``W_L...W_1`` of float64 layers known to chain (no checks: a diverged run's layers may be huge)."""
     E = layers[0]
     for W in layers[1:]:
         E = W @ E
@@ -184,7 +184,7 @@ def jacobian(layers: Any, A: Any) -> np.ndarray:
 
 
 def balanced_factorization(M: Any, depth: int, width: int | None = None) -> list[np.ndarray]:
-    """A balanced factorization ``M = W_L ... W_1`` (``W_{j+1}^T W_{j+1} = W_j W_j^T``).
+    """A balanced factorization ``M = W_L...W_1`` (``W_{j+1}^T W_{j+1} = W_j W_j^T``).
 
     With ``M = U diag(s) V^T`` (rank r, ``width >= r``, default ``min(M.shape)``):
     ``W_1 = [diag(s^(1/L)) V^T; 0]``, ``W_j = diag(s^(1/L), 0)``,
@@ -445,7 +445,7 @@ def _decode(record: Any, r: dict[str, Any], has_target: bool) -> FactorizationRe
     return result
 
 
-fit = _batch.single(fit_many, _PER_RUN, """Train one deep linear network ``E = W_L ... W_1`` on ``y_i ~ <A_i, E>``.
+fit = _batch.single(fit_many, _PER_RUN, """Train one deep linear network ``E = W_L...W_1`` on ``y_i ~ <A_i, E>``.
 
     Parameters
     ----------

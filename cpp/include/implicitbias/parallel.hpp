@@ -40,6 +40,16 @@ inline bool openmp_enabled() {
 #endif
 }
 
+// The OpenMP specification the core was compiled against, as the _OPENMP date (yyyymm, e.g.
+// 201511 for OpenMP 4.5); 0 without OpenMP.
+inline int openmp_version() {
+#if defined(IMPLICITBIAS_HAVE_OPENMP) && defined(_OPENMP)
+  return _OPENMP;
+#else
+  return 0;
+#endif
+}
+
 inline int max_threads() {
 #ifdef IMPLICITBIAS_HAVE_OPENMP
   return omp_get_max_threads();
