@@ -27,15 +27,19 @@ def _alpha(n, seed=0, lo=0.05, hi=0.2):
     return np.random.default_rng(seed).uniform(lo, hi, n)
 
 
-def _x_of_dual(A, s, alpha, depth, nonneg):
-    """NumPy closed form of x(A^T s) (docs/science.md, section 1.9), written independently of the core."""
+def _uv_of_dual(A, s, alpha, depth):
+    """NumPy closed form of u, v at z = A^T s (docs/science.md, section 1.9), written independently of the core."""
     z = A.T @ s
     if depth == 2:
-        u, v = alpha * np.exp(-2 * z), alpha * np.exp(2 * z)
-    else:
-        c = depth * (depth - 2)
-        u = (alpha ** (2.0 - depth) + c * z) ** (1.0 / (2 - depth))
-        v = (alpha ** (2.0 - depth) - c * z) ** (1.0 / (2 - depth))
+        return alpha * np.exp(-2 * z), alpha * np.exp(2 * z)
+    c = depth * (depth - 2)
+    u = (alpha ** (2.0 - depth) + c * z) ** (1.0 / (2 - depth))
+    v = (alpha ** (2.0 - depth) - c * z) ** (1.0 / (2 - depth))
+    return u, v
+
+
+def _x_of_dual(A, s, alpha, depth, nonneg):
+    u, v = _uv_of_dual(A, s, alpha, depth)
     return u**depth if nonneg else u**depth - v**depth
 
 
@@ -53,13 +57,7 @@ def test_dual_closed_form_solves_the_primal_flow(depth, nonneg):
     dx_dual = (_x_of_dual(A, s + eps * r, alpha, depth, nonneg) - _x_of_dual(A, s - eps * r, alpha, depth, nonneg))
     dx_dual /= 2 * eps
     # primal: u, v from the same s, then du/dt = -L u^(L-1) g, dv/dt = L v^(L-1) g
-    z = A.T @ s
-    if depth == 2:
-        u, v = alpha * np.exp(-2 * z), alpha * np.exp(2 * z)
-    else:
-        c = depth * (depth - 2)
-        u = (alpha ** (2.0 - depth) + c * z) ** (1.0 / (2 - depth))
-        v = (alpha ** (2.0 - depth) - c * z) ** (1.0 / (2 - depth))
+    u, v = _uv_of_dual(A, s, alpha, depth)
     g = A.T @ r
     du, dv = -depth * u ** (depth - 1) * g, depth * v ** (depth - 1) * g
     dx_primal = depth * u ** (depth - 1) * du - (0 if nonneg else depth * v ** (depth - 1) * dv)

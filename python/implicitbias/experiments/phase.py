@@ -146,8 +146,12 @@ def _plot_recovery(table: dict[str, Any], out: str) -> str:
         row[1].set_ylabel("init scale alpha")
     fig.suptitle(f"P(recovery: ||x - x*|| <= 1% ||x*||), N={cfg['dim']}, M={cfg['n_measurements']}, "
                  f"s={cfg['sparsity']}, {cfg['seeds']} seeds a cell", fontsize=10)
+    return _save(plt, fig, out, f"{NAME}_recovery.png")
+
+
+def _save(plt: Any, fig: Any, out: str, name: str) -> str:
     fig.tight_layout()
-    path = os.path.join(out, f"{NAME}_recovery.png")
+    path = os.path.join(out, name)
     os.makedirs(out, exist_ok=True)
     fig.savefig(path, dpi=90)
     plt.close(fig)
@@ -170,9 +174,4 @@ def _plot_dt(table: dict[str, Any], out: str) -> str:
         ax.set_ylabel("rho = s / M")
     fig.suptitle(f"Donoho-Tanner plane: P(recovery) over {cfg['dt_seeds']} seeds a cell, N={cfg['dim']}, depth 2; "
                  "white: basis pursuit's transition (P = 1/2)", fontsize=10)
-    fig.tight_layout()
-    path = os.path.join(out, f"{NAME}_donoho_tanner.png")
-    os.makedirs(out, exist_ok=True)
-    fig.savefig(path, dpi=90)
-    plt.close(fig)
-    return path
+    return _save(plt, fig, out, f"{NAME}_donoho_tanner.png")
