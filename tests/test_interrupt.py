@@ -17,7 +17,10 @@ from pathlib import Path
 
 import pytest
 
-PYTHON_DIR = str(Path(__file__).resolve().parents[1] / "python")
+import implicitbias
+
+# the children import the package this process imported (the source tree in development, site-packages in CI)
+PACKAGE_PARENT = str(Path(implicitbias.__file__).resolve().parents[1])
 
 # Each call is cut short by the signal; each would run for minutes otherwise.
 CALLS = {
@@ -94,7 +97,7 @@ print("done", flush=True)
 
 @pytest.mark.parametrize("threads", [1, 2])
 def test_sigint_raises_keyboard_interrupt_within_a_second(threads: int) -> None:
-    env = dict(os.environ, PYTHONPATH=PYTHON_DIR + os.pathsep + os.environ.get("PYTHONPATH", ""))
+    env = dict(os.environ, PYTHONPATH=PACKAGE_PARENT + os.pathsep + os.environ.get("PYTHONPATH", ""))
     code = f"CALLS = {CALLS!r}\n" + CHILD
     proc = subprocess.Popen([sys.executable, "-c", code, str(threads)], stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True, env=env)
