@@ -41,9 +41,24 @@
 #include <array>
 #include <cmath>
 #include <limits>
+#include <type_traits>
+#include <utility>
 #include <vector>
 
 namespace implicitbias {
+
+namespace detail {
+template <class M, class = void>
+struct has_factor_stale : std::false_type {};
+template <class M>
+struct has_factor_stale<M, std::void_t<decltype(std::declval<M&>().factor_stale(
+                               std::declval<const std::vector<int>&>(), std::declval<const Vec&>()))>> : std::true_type {};
+template <class M, class = void>
+struct has_newton_norm : std::false_type {};
+template <class M>
+struct has_newton_norm<M, std::void_t<decltype(std::declval<M&>().newton_norm(std::declval<const Mat&>()))>>
+    : std::true_type {};
+}  // namespace detail
 
 namespace bdf {
 constexpr int max_order = 5;
@@ -118,13 +133,16 @@ class BdfIntegrator {
     refresh_.assign(1, 1);
     model_.prepare_jacobian(Y, FY, ids_, refresh_);
     jac_current_ = true;
+    ++n_jac_;
     refactor(c_);
   }
   void refactor(double c) {
     cv_.resize(1);
     cv_(0) = c;
-    model_.factor(ids_, cv_);
+    if constexpr (detail::has_factor_stale<Model>::value) model_.factor_stale(ids_, cv_);
+    else model_.factor(ids_, cv_);
     c_fact_ = c;
+    ++n_factor_;
   }
 
   // Modified Newton for d = c F(y_p + d) - psi; returns whether it converged
@@ -136,6 +154,7 @@ class BdfIntegrator {
     Y_ = Yp;
     d_.setZero(Yp.rows(), 1);
     double dy_old = -1.0;
+    if constexpr (detail::has_newton_norm<Model>::value) model_.newton_weights(Yp, ids_, opt_);
     for (int k = 0; k < bdf::newton_maxiter; ++k) {
       iters = k + 1;
       field(book, Y_, F_, lv_);
@@ -144,7 +163,9 @@ class BdfIntegrator {
       cv_(0) = c_fact_;
       model_.solve(dy_, ids_, cv_);
       if (scale != 1.0) dy_ *= scale;
-      const double dn = norm(Yp, Yp, dy_);
+      double dn;
+      if constexpr (detail::has_newton_norm<Model>::value) dn = model_.newton_norm(dy_);
+      else dn = norm(Yp, Yp, dy_);
       if (!std::isfinite(dn)) return false;
       const double rate = dy_old > 0 ? dn / dy_old : -1.0;
       if (rate >= 0 && (rate >= 1.0 || std::pow(rate, bdf::newton_maxiter - k) / (1.0 - rate) * dn > tol)) return false;
@@ -201,6 +222,7 @@ class BdfIntegrator {
   double safety_ = 0.9, err_ = 0.0, h_next_ = 0.0;
   std::size_t next_rec_ = 0;
   std::int64_t attempts_ = 0;
+  std::int64_t n_jac_ = 0, n_factor_ = 0;  // (counted for inspection with a debugger)
 };
 
 // One BDF step from (t, D_) of size h (the step actually taken is returned
