@@ -123,6 +123,13 @@ class BdfIntegrator {
     }
   }
 
+  // The norm of a step's error E with the weights of its predictor (one
+  // product A^T E for a model with newton_norm; else the error norm at Y, Y1).
+  double step_norm(const Mat& Y, const Mat& Y1, const Mat& E) {
+    if constexpr (detail::has_newton_norm<Model>::value) return model_.newton_norm(E);
+    else return norm(Y, Y1, E);
+  }
+
   void field(Book& book, const Mat& Y, Mat& F, Vec& loss) {
     model_.field(Y, ids_, F, loss);
     book.count_evals(ids_[0]);
@@ -272,7 +279,7 @@ bool BdfIntegrator<Model>::step(Book& book, double& t, double& h, double t_bound
     }
     safety_ = 0.9 * (2 * bdf::newton_maxiter + 1) / static_cast<double>(2 * bdf::newton_maxiter + iters);
     E_ = coef_.error_const[order_] * d_;
-    err_ = norm(Yp_, Y_, E_);
+    err_ = step_norm(Yp_, Y_, E_);
     if (!(err_ <= 1.0)) {
       rec.n_rejected += 1;
       const double f = std::isfinite(err_) ? std::max(bdf::min_factor, safety_ * std::pow(err_, -1.0 / (order_ + 1))) : 0.1;
@@ -332,8 +339,8 @@ void BdfIntegrator<Model>::after_step(Book& book, double t_old, double t, double
     return;
   }
   const double inf = std::numeric_limits<double>::infinity();
-  const double em = q > 1 ? norm(Y_, Y_, (coef_.error_const[q - 1] * D_.col(q)).eval()) : inf;
-  const double ep = q < bdf::max_order ? norm(Y_, Y_, (coef_.error_const[q + 1] * D_.col(q + 2)).eval()) : inf;
+  const double em = q > 1 ? step_norm(Y_, Y_, (coef_.error_const[q - 1] * D_.col(q)).eval()) : inf;
+  const double ep = q < bdf::max_order ? step_norm(Y_, Y_, (coef_.error_const[q + 1] * D_.col(q + 2)).eval()) : inf;
   const std::array<double, 3> errs = {em, err_, ep};
   int best = 0;
   double fmax = -1.0;
