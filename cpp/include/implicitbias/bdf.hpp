@@ -12,7 +12,7 @@
 // c = h / alpha_q, the corrector solves  d = c F(y_p + d) - psi  by a modified
 // Newton iteration with the matrix I - c' J' of an earlier step:
 //   - J' is re-formed only when the Newton iteration fails to converge with
-//     it (then once, at the predictor, and the step is retried);
+//     it (then once, at the last accepted state, and the step is retried);
 //   - the factorization of I - c' J' is kept while the ratio c / c' stays in
 //     [1 / 1.3, 1.3] (as CVODE does); inside that band each correction is
 //     scaled by 2 / (1 + c / c') (CVODE's gamrat scaling);
@@ -206,7 +206,8 @@ class BdfIntegrator {
     const double c = h / coef_.alpha[q];
     c_ = c;
     if (!have_jac_) {
-      refresh_jacobian(Yp_, F_);
+      Yn_ = D_.col(0);
+      refresh_jacobian(Yn_, F_);  // F_ = F(z0) at the first step
       have_jac_ = true;
     } else if (c_fact_ <= 0.0 || c / c_fact_ > bdf::refactor_band || c_fact_ / c > bdf::refactor_band) refactor(c);
     for (;;) {
@@ -214,9 +215,13 @@ class BdfIntegrator {
       if (c_fact_ != c) {
         refactor(c);
       } else if (!jac_current_) {
-        field(book, Yp_, F_, lv_);
+        // at the last accepted state, not at the predictor: an overshooting
+        // predictor (x grows like e^(4z)) gives a Jacobian so large that the
+        // corrections vanish and the iteration seems to converge
+        Yn_ = D_.col(0);
+        field(book, Yn_, F_, lv_);
         if (!F_.allFinite()) return false;
-        refresh_jacobian(Yp_, F_);
+        refresh_jacobian(Yn_, F_);
       } else {
         return false;
       }
@@ -233,7 +238,7 @@ class BdfIntegrator {
   bdf::Coefficients coef_;
   std::vector<int> ids_{0};
   std::vector<char> refresh_;
-  Mat D_, Y_, Yp_, psi_, d_, dy_, F_, E_, Yrec_, Fr_;
+  Mat D_, Y_, Yn_, Yp_, psi_, d_, dy_, F_, E_, Yrec_, Fr_;
   Vec lv_, cv_, errv_;
   double c_ = 0.0, c_fact_ = -1.0, f_scale_ = 0.0;
   bool jac_current_ = false, have_jac_ = false;
