@@ -379,7 +379,7 @@ fit = _batch.single(fit_many, _PER_RUN, """Train one diagonal linear network by 
         flows; ``"bdf"``, the same dual flow with a variable-order (1-5) BDF
         that reuses its Jacobian and factorization across steps (section
         4.9; records at ``record_times`` interpolated from its polynomial;
-        2-6x faster than ``"dual"`` at M = 200-800); ``"rosw"``, the L-stable
+        3-6x faster than ``"dual"`` at M = 200-800); ``"rosw"``, the L-stable
         Rosenbrock-W method ROS34PW2 with a Gauss-Newton Jacobian, the default under weight normalization;
         ``"rodas5"``, Rodas5 on the 2N-dimensional system (section 4.8); or
         ``"dopri5"``, Dormand-Prince 5(4)) with error control ``rtol``/``atol``, until ``loss <= target_loss``

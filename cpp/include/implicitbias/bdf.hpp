@@ -58,6 +58,11 @@ struct has_newton_norm : std::false_type {};
 template <class M>
 struct has_newton_norm<M, std::void_t<decltype(std::declval<M&>().newton_norm(std::declval<const Mat&>()))>>
     : std::true_type {};
+template <class M, class = void>
+struct has_first_step : std::false_type {};
+template <class M>
+struct has_first_step<M, std::void_t<decltype(std::declval<M&>().first_step(
+                             std::declval<const Mat&>(), std::declval<const std::vector<int>&>()))>> : std::true_type {};
 }  // namespace detail
 
 namespace bdf {
@@ -385,7 +390,11 @@ void BdfIntegrator<Model>::run_one(Book& book, const Eigen::Ref<const Vec>& z0) 
   auto finish = [&](Status s) { book.finish(0, s, Y_.col(0), t, loss); book.compact({}); };
   if (!std::isfinite(loss) || !F_.allFinite()) return finish(Status::diverged);
   if (loss <= opt_.tol) return finish(Status::converged);
-  double h = opt_.h0 > 0.0 ? std::min(opt_.h0, opt_.t_max) : 1e-6;
+  double h = opt_.h0 > 0.0 ? opt_.h0 : 1e-6;
+  if constexpr (detail::has_first_step<Model>::value) {
+    if (opt_.h0 <= 0.0) h = model_.first_step(Y_, ids_);  // this run's own first step
+  }
+  h = std::min(h, opt_.t_max);
   D_.col(1) = h * F_;
   double best_loss = loss;
   std::int64_t best_step = 0;

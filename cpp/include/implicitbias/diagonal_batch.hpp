@@ -51,7 +51,11 @@ inline void run_diagonal_flow(const SensingProblem& prob, const DiagonalSpec& sp
     for (std::size_t k = lo; k < hi; ++k) alpha.col(static_cast<Index>(k - lo)) = runs[k].init_scale;
     if (solver == Solver::bdf)
       run_dual_block(prob, spec, alpha, adaptive, out,
-                     [](auto& m, const Mat& S0, const AdaptiveOptions& o, std::vector<RunRecord>& r) { run_bdf(m, S0, o, r); });
+                     [&adaptive](auto& m, const Mat& S0, const AdaptiveOptions& o, std::vector<RunRecord>& r) {
+                       AdaptiveOptions ob = o;
+                       ob.h0 = adaptive.h0;  // each run its own first step (bdf.hpp), not the block's smallest
+                       run_bdf(m, S0, ob, r);
+                     });
     else
       run_dual_block(prob, spec, alpha, adaptive, out,
                      [](auto& m, const Mat& S0, const AdaptiveOptions& o, std::vector<RunRecord>& r) { run_rodas5(m, S0, o, r); });

@@ -154,10 +154,14 @@ class DualDiagonalModel {
   // A first step for the block: the time in which log u moves by 1e-3 at the
   // start (where s = 0 gives the state-relative rule of run_adaptive no scale).
   double first_step(const Mat& S0) {
+    std::vector<int> ids(static_cast<std::size_t>(S0.cols()));
+    for (Index c = 0; c < S0.cols(); ++c) ids[static_cast<std::size_t>(c)] = static_cast<int>(c);
+    return first_step(S0, ids);
+  }
+  // The same for the runs ids (columns of S0): the smallest of their steps.
+  double first_step(const Mat& S0, const std::vector<int>& ids) {
     const Index N = prob_.A.cols();
     const Index n = S0.cols();
-    std::vector<int> ids(static_cast<std::size_t>(n));
-    for (Index c = 0; c < n; ++c) ids[static_cast<std::size_t>(c)] = static_cast<int>(c);
     residual(S0, ids);
     Ez_.resize(N, n);
     Ez_.noalias() = prob_.A.transpose() * R_;
@@ -165,7 +169,7 @@ class DualDiagonalModel {
     Arr lu(N, parts), ku(N, parts);
     double h = std::numeric_limits<double>::infinity();
     for (Index c = 0; c < n; ++c) {
-      sensitivities(Z_.col(c), static_cast<int>(c), lu, ku);
+      sensitivities(Z_.col(c), ids[static_cast<std::size_t>(c)], lu, ku);
       const double rate = (ku.col(0) * Ez_.col(c).array().abs()).maxCoeff();
       if (rate > 0 && std::isfinite(rate)) h = std::min(h, 1e-3 / rate);
     }
