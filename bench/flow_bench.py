@@ -108,7 +108,7 @@ def w2_table(repeats):
                 r = ib.diagonal.fit(A, y, init_scale=alpha, solver=solver, rtol=W2["rtol"], atol=W2["atol"],
                                     target_loss=W2["target_loss"], t_max=W2["t_max"], n_record=n_record)
                 return r.x, r.status, r.n_grad_evals, 0
-            label = f"implicitbias solver={solver}" + (" (default)" if solver == "dual" else "")
+            label = f"implicitbias solver={solver}" + (" (default)" if solver == "bdf" else "")
             label += ", 200 record times (default)" if n_record == 200 else ", first/last point only (as the peers)"
             entries[label] = (f, repeats)
         entries["scipy LSODA, 2N system"] = (
@@ -212,7 +212,7 @@ def render(rows, meta):
         for r in grp:
             out.append(f"| {kappa:g} | {r['peer']} | {1e3 * r['seconds']:.1f} | {r['n_grad_evals']} | "
                        f"{r['status']} | {r['err_to_limit']:.1e} | {lsoda / r['seconds']:.1f}x |")
-    out += ["", "Scaling: one flow per solver (dual = Rodas5, the default; bdf), init 0.01, M = 0.4 N, "
+    out += ["", "Scaling: one flow per solver (dual = Rodas5; bdf, the default), init 0.01, M = 0.4 N, "
             "s = 0.04 N, rtol 1e-8, 1 thread, default stop rule, one run each.", "",
             "| N | M | solver | time (s) | steps | grad evals | status | ||Ax-y||/||y|| |",
             "|---|---|---|---|---|---|---|---|"]

@@ -375,8 +375,8 @@ fit = _batch.single(fit_many, _PER_RUN, """Train one diagonal linear network by 
         ``"flow"``: gradient flow by an adaptive integrator (``solver``:
         ``"dual"``, the plain flow as the M-dimensional ODE
         ``ds/dt = A x(A^T s) - y`` in dual coordinates with Rodas5 and its
-        exact Jacobian (docs/science.md, section 1.9), the default for plain
-        flows; ``"bdf"``, the same dual flow with a variable-order (1-5) BDF
+        exact Jacobian (docs/science.md, section 1.9); ``"bdf"``, the default
+        for plain flows, the same dual flow with a variable-order (1-5) BDF
         that reuses its Jacobian and factorization across steps (section
         4.9; records at ``record_times`` interpolated from its polynomial;
         3-6x faster than ``"dual"`` at M = 200-800); ``"rosw"``, the L-stable

@@ -17,7 +17,7 @@
 namespace implicitbias {
 
 enum class Method : int { descent = 0, flow = 1 };
-// automatic: dual for plain runs, rosw for weight-normalized ones.  dual:
+// automatic: bdf for plain runs, rosw for weight-normalized ones.  dual:
 // the plain flow in dual coordinates (dual_flow.hpp) with Rodas5 (rodas.hpp);
 // bdf: the same dual flow with the variable-order BDF (bdf.hpp).
 enum class Solver : int { dopri5 = 0, rosw = 1, rodas5 = 2, dual = 3, automatic = 4, bdf = 5 };
@@ -45,7 +45,7 @@ struct BatchOptions {
 inline void run_diagonal_flow(const SensingProblem& prob, const DiagonalSpec& spec, const std::vector<DiagonalRun>& runs,
                               std::size_t lo, std::size_t hi, DiagonalBlockModel& model, const Mat& Z0, Solver solver,
                               const AdaptiveOptions& adaptive, std::vector<RunRecord>& out) {
-  if (solver == Solver::automatic) solver = spec.weight_norm == WeightNorm::none ? Solver::dual : Solver::rosw;
+  if (solver == Solver::automatic) solver = spec.weight_norm == WeightNorm::none ? Solver::bdf : Solver::rosw;
   if (solver == Solver::dual || solver == Solver::bdf) {
     Mat alpha(prob.A.cols(), static_cast<Index>(hi - lo));
     for (std::size_t k = lo; k < hi; ++k) alpha.col(static_cast<Index>(k - lo)) = runs[k].init_scale;
