@@ -2,7 +2,7 @@
 against LSODA, and the scaling of one flow with N.  One run of everything, same tolerance
 and stop rule for every entry; medians of a few repeats (the machine is shared and noisy).
 
-    PYTHONPATH=python python bench/flow_bench.py [--quick] [--scaling 100,200,500,1000,2000]
+    PYTHONPATH=python python bench/flow_bench.py [--repeats 5] [--scaling 100,...,5000] [--dual-max 2000]
 
 writes bench/results_flow.json and bench/results_flow.md.  The CVODE peer needs
 scikit-sundae (``pip install scikit-sundae``, e.g. into a private venv on PYTHONPATH);
@@ -103,12 +103,12 @@ def w2_table(repeats):
         x_lim = np.asarray(reference.diagonal_flow_limit(A, y, init_scale=alpha, depth=2))
         common = dict(rtol=W2["rtol"], atol=W2["atol"], target=W2["target_loss"], t_max=W2["t_max"])
         entries = {}
-        for solver, n_record in (("dual", 200), ("dual", 2), ("rosw", 200)):
+        for solver, n_record in (("dual", 200), ("dual", 2), ("bdf", 200), ("bdf", 2), ("rosw", 200)):
             def f(solver=solver, n_record=n_record):
                 r = ib.diagonal.fit(A, y, init_scale=alpha, solver=solver, rtol=W2["rtol"], atol=W2["atol"],
                                     target_loss=W2["target_loss"], t_max=W2["t_max"], n_record=n_record)
                 return r.x, r.status, r.n_grad_evals, 0
-            label = f"implicitbias solver={solver}" + (" (default)" if solver == "dual" else "")
+            label = f"implicitbias solver={solver}" + (" (default)" if solver == "bdf" else "")
             label += ", 200 record times (default)" if n_record == 200 else ", first/last point only (as the peers)"
             entries[label] = (f, repeats)
         entries["scipy LSODA, 2N system"] = (
@@ -163,20 +163,25 @@ def wn_table(repeats):
     return rows
 
 
-def scaling_table(sizes):
+def scaling_table(sizes, dual_max):
+    """One flow per N and solver (dual = Rodas5 only up to N = dual_max: it costs O(M^2 N) per step)."""
     import implicitbias as ib
     from implicitbias import data
     rows = []
     for N in sizes:
         M, s = int(0.4 * N), max(1, int(0.04 * N))
         prob = data.sparse_regression(n_measurements=M, dim=N, sparsity=s, seed=0)
-        t = time.perf_counter()
-        r = ib.diagonal.fit(prob.A, prob.y, init_scale=0.01, rtol=1e-8, num_threads=1, n_record=20)
-        dt = time.perf_counter() - t
-        rows.append(dict(table="scaling", N=N, M=M, s=s, seconds=dt, n_steps=r.n_steps, n_grad_evals=r.n_grad_evals,
-                         status=r.status, rel_residual=float(np.linalg.norm(prob.A @ r.x - prob.y)
-                                                              / np.linalg.norm(prob.y))))
-        print(rows[-1], flush=True)
+        for solver in ("dual", "bdf"):
+            if solver == "dual" and N > dual_max:
+                continue
+            t = time.perf_counter()
+            r = ib.diagonal.fit(prob.A, prob.y, init_scale=0.01, rtol=1e-8, num_threads=1, n_record=20,
+                                solver=solver)
+            dt = time.perf_counter() - t
+            rows.append(dict(table="scaling", N=N, M=M, s=s, solver=solver, seconds=dt, n_steps=r.n_steps,
+                             n_grad_evals=r.n_grad_evals, status=r.status,
+                             rel_residual=float(np.linalg.norm(prob.A @ r.x - prob.y) / np.linalg.norm(prob.y))))
+            print(rows[-1], flush=True)
     return rows
 
 
@@ -207,25 +212,27 @@ def render(rows, meta):
         for r in grp:
             out.append(f"| {kappa:g} | {r['peer']} | {1e3 * r['seconds']:.1f} | {r['n_grad_evals']} | "
                        f"{r['status']} | {r['err_to_limit']:.1e} | {lsoda / r['seconds']:.1f}x |")
-    out += ["", "Scaling: one flow, solver dual (default), init 0.01, M = 0.4 N, s = 0.04 N, rtol 1e-8, "
-            "1 thread, default stop rule.", "",
-            "| N | M | time (s) | steps | grad evals | status | ||Ax-y||/||y|| |", "|---|---|---|---|---|---|---|"]
+    out += ["", "Scaling: one flow per solver (dual = Rodas5; bdf, the default), init 0.01, M = 0.4 N, "
+            "s = 0.04 N, rtol 1e-8, 1 thread, default stop rule, one run each.", "",
+            "| N | M | solver | time (s) | steps | grad evals | status | ||Ax-y||/||y|| |",
+            "|---|---|---|---|---|---|---|---|"]
     for r in (r for r in rows if r["table"] == "scaling"):
-        out.append(f"| {r['N']} | {r['M']} | {r['seconds']:.2f} | {r['n_steps']} | {r['n_grad_evals']} | "
-                   f"{r['status']} | {r['rel_residual']:.1e} |")
+        out.append(f"| {r['N']} | {r['M']} | {r['solver']} | {r['seconds']:.2f} | {r['n_steps']} | "
+                   f"{r['n_grad_evals']} | {r['status']} | {r['rel_residual']:.1e} |")
     return "\n".join(out) + "\n"
 
 
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--repeats", type=int, default=5)
-    ap.add_argument("--scaling", default="100,200,500,1000,2000")
+    ap.add_argument("--scaling", default="100,200,500,1000,2000,5000")
+    ap.add_argument("--dual-max", type=int, default=2000, help="largest N run with solver dual (Rodas5)")
     ap.add_argument("--out", default=os.path.dirname(os.path.abspath(__file__)))
     args = ap.parse_args()
     meta = dict(when=time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()), machine=platform.processor() or
                 platform.machine(), load=os.getloadavg()[0], python=sys.version.split()[0])
     rows = w2_table(args.repeats) + wn_table(args.repeats)
-    rows += scaling_table([int(n) for n in args.scaling.split(",") if n])
+    rows += scaling_table([int(n) for n in args.scaling.split(",") if n], args.dual_max)
     with open(os.path.join(args.out, "results_flow.json"), "w") as fh:
         json.dump(dict(meta=meta, rows=rows), fh, indent=1)
     with open(os.path.join(args.out, "results_flow.md"), "w") as fh:

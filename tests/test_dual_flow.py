@@ -123,9 +123,10 @@ def test_dual_flow_at_init_1e_100(nonneg):
 
 
 def test_dual_is_the_default_for_plain_flows_only():
+    """The dual flow with the BDF (solver="bdf", tests/test_bdf.py) is the default of plain flows."""
     p = _problem(False)
     a = fit(p.A, p.y, init_scale=0.1, t_max=50.0)
-    b = fit(p.A, p.y, init_scale=0.1, t_max=50.0, solver="dual")
+    b = fit(p.A, p.y, init_scale=0.1, t_max=50.0, solver="bdf")
     np.testing.assert_array_equal(a.x, b.x)
     assert a.n_grad_evals == b.n_grad_evals
     w = fit(p.A, p.y, init_scale=0.1, t_max=50.0, weight_norm="joint")

@@ -43,6 +43,16 @@ def call(long):
                    block_size=2)
     return np.concatenate([r.x for r in res])
 """,
+    "dual_flow_bdf": """
+from implicitbias.diagonal import fit_many
+rng = np.random.default_rng(0)
+A = rng.standard_normal((20, 60)); xs = np.zeros(60); xs[:3] = 1.0; y = A @ xs
+def call(long):
+    res = fit_many(A, y, init_scale=list(np.geomspace(1e-2, 1e-6, 20000 if long else 4)), method="flow",
+                   solver="bdf", target_loss=0.0, rtol=1e-12, t_max=1e12, stall_steps=0,
+                   num_threads=THREADS, block_size=2)
+    return np.concatenate([r.x for r in res])
+""",
     "steepest": """
 from implicitbias.steepest import fit_many
 rng = np.random.default_rng(0)

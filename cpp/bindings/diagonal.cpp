@@ -33,6 +33,7 @@ void register_diagonal(py::module_& m) {
       .value("dopri5", Solver::dopri5)
       .value("rodas5", Solver::rodas5)
       .value("dual", Solver::dual)
+      .value("bdf", Solver::bdf)
       .value("automatic", Solver::automatic);
 
   py::class_<SensingProblem>(m, "SensingProblem", py::module_local(),

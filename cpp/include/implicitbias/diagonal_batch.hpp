@@ -3,6 +3,7 @@
 // threads (parallel.hpp).
 #pragma once
 
+#include "bdf.hpp"
 #include "diagonal.hpp"
 #include "diagonal_lanes.hpp"
 #include "dual_flow.hpp"
@@ -16,9 +17,10 @@
 namespace implicitbias {
 
 enum class Method : int { descent = 0, flow = 1 };
-// automatic: dual for plain runs, rosw for weight-normalized ones.  dual:
-// the plain flow in dual coordinates (dual_flow.hpp) with Rodas5 (rodas.hpp).
-enum class Solver : int { dopri5 = 0, rosw = 1, rodas5 = 2, dual = 3, automatic = 4 };
+// automatic: bdf for plain runs, rosw for weight-normalized ones.  dual:
+// the plain flow in dual coordinates (dual_flow.hpp) with Rodas5 (rodas.hpp);
+// bdf: the same dual flow with the variable-order BDF (bdf.hpp).
+enum class Solver : int { dopri5 = 0, rosw = 1, rodas5 = 2, dual = 3, automatic = 4, bdf = 5 };
 
 struct DiagonalRun {
   int problem = 0;
@@ -43,12 +45,20 @@ struct BatchOptions {
 inline void run_diagonal_flow(const SensingProblem& prob, const DiagonalSpec& spec, const std::vector<DiagonalRun>& runs,
                               std::size_t lo, std::size_t hi, DiagonalBlockModel& model, const Mat& Z0, Solver solver,
                               const AdaptiveOptions& adaptive, std::vector<RunRecord>& out) {
-  if (solver == Solver::automatic) solver = spec.weight_norm == WeightNorm::none ? Solver::dual : Solver::rosw;
-  if (solver == Solver::dual) {
+  if (solver == Solver::automatic) solver = spec.weight_norm == WeightNorm::none ? Solver::bdf : Solver::rosw;
+  if (solver == Solver::dual || solver == Solver::bdf) {
     Mat alpha(prob.A.cols(), static_cast<Index>(hi - lo));
     for (std::size_t k = lo; k < hi; ++k) alpha.col(static_cast<Index>(k - lo)) = runs[k].init_scale;
-    run_dual_block(prob, spec, alpha, adaptive, out,
-                   [](auto& m, const Mat& S0, const AdaptiveOptions& o, std::vector<RunRecord>& r) { run_rodas5(m, S0, o, r); });
+    if (solver == Solver::bdf)
+      run_dual_block(prob, spec, alpha, adaptive, out,
+                     [&adaptive](auto& m, const Mat& S0, const AdaptiveOptions& o, std::vector<RunRecord>& r) {
+                       AdaptiveOptions ob = o;
+                       ob.h0 = adaptive.h0;  // each run its own first step (bdf.hpp), not the block's smallest
+                       run_bdf(m, S0, ob, r);
+                     });
+    else
+      run_dual_block(prob, spec, alpha, adaptive, out,
+                     [](auto& m, const Mat& S0, const AdaptiveOptions& o, std::vector<RunRecord>& r) { run_rodas5(m, S0, o, r); });
   } else if (solver == Solver::rodas5) {
     run_rodas5(model, Z0, adaptive, out);
   } else if (solver == Solver::rosw) {
@@ -71,8 +81,9 @@ inline std::vector<RunRecord> run_diagonal_batch(const std::vector<SensingProble
       throw InvalidArgument("weight_norm='separate' needs the signed model (the nonnegative model has one vector)");
     if (r.init_scale.size() != prob.A.cols())
       throw InvalidArgument("init_scale length must equal the number of columns of A");
-    if (opt.method == Method::flow && opt.solver == Solver::dual && r.spec.weight_norm != WeightNorm::none)
-      throw InvalidArgument("solver 'dual' applies to the plain flow only (weight_norm none)");
+    if (opt.method == Method::flow && (opt.solver == Solver::dual || opt.solver == Solver::bdf) &&
+        r.spec.weight_norm != WeightNorm::none)
+      throw InvalidArgument("solvers 'dual' and 'bdf' apply to the plain flow only (weight_norm none)");
   }
   auto same = [&](std::size_t a, std::size_t b) {
     const DiagonalRun& x = runs[a];

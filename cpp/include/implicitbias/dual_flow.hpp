@@ -154,10 +154,14 @@ class DualDiagonalModel {
   // A first step for the block: the time in which log u moves by 1e-3 at the
   // start (where s = 0 gives the state-relative rule of run_adaptive no scale).
   double first_step(const Mat& S0) {
+    std::vector<int> ids(static_cast<std::size_t>(S0.cols()));
+    for (Index c = 0; c < S0.cols(); ++c) ids[static_cast<std::size_t>(c)] = static_cast<int>(c);
+    return first_step(S0, ids);
+  }
+  // The same for the runs ids (columns of S0): the smallest of their steps.
+  double first_step(const Mat& S0, const std::vector<int>& ids) {
     const Index N = prob_.A.cols();
     const Index n = S0.cols();
-    std::vector<int> ids(static_cast<std::size_t>(n));
-    for (Index c = 0; c < n; ++c) ids[static_cast<std::size_t>(c)] = static_cast<int>(c);
     residual(S0, ids);
     Ez_.resize(N, n);
     Ez_.noalias() = prob_.A.transpose() * R_;
@@ -165,7 +169,7 @@ class DualDiagonalModel {
     Arr lu(N, parts), ku(N, parts);
     double h = std::numeric_limits<double>::infinity();
     for (Index c = 0; c < n; ++c) {
-      sensitivities(Z_.col(c), static_cast<int>(c), lu, ku);
+      sensitivities(Z_.col(c), ids[static_cast<std::size_t>(c)], lu, ku);
       const double rate = (ku.col(0) * Ez_.col(c).array().abs()).maxCoeff();
       if (rate > 0 && std::isfinite(rate)) h = std::min(h, 1e-3 / rate);
     }
@@ -220,6 +224,7 @@ class DualDiagonalModel {
       if (!refresh[static_cast<std::size_t>(c)]) continue;
       const int id = ids[static_cast<std::size_t>(c)];
       primal(Z_.col(c), id, x, d_.col(id));
+      if (id == g_id_) g_dirty_ = true;
     }
   }
 
@@ -237,6 +242,52 @@ class DualDiagonalModel {
       W.diagonal().array() += 1.0;
       llt_[static_cast<std::size_t>(id)].compute(W);
     }
+  }
+
+  // As factor, for one run at a time (bdf.hpp): the product G = A diag(d) A^T
+  // is kept from the last call for the same run and the same prepared
+  // Jacobian, so that a new gh costs W = I + gh G and its Cholesky only.
+  void factor_stale(const std::vector<int>& ids, const Vec& gh) {
+    const Index M = prob_.A.rows();
+    if (llt_.size() < static_cast<std::size_t>(log_alpha_.cols())) llt_.resize(static_cast<std::size_t>(log_alpha_.cols()));
+    for (std::size_t c = 0; c < ids.size(); ++c) {
+      const int id = ids[c];
+      if (id != g_id_ || g_dirty_) {
+        sqd_ = d_.col(id).cwiseSqrt();
+        B_.noalias() = prob_.A * sqd_.asDiagonal();
+        G_.setZero(M, M);
+        G_.selfadjointView<Eigen::Lower>().rankUpdate(B_, 1.0);
+        g_id_ = id;
+        g_dirty_ = false;
+      }
+      Mat W = gh(static_cast<Index>(c)) * G_;
+      W.diagonal().array() += 1.0;
+      llt_[static_cast<std::size_t>(id)].compute(W);
+    }
+  }
+
+  // The error norm of error_norm with S = Snew fixed (the Newton iteration of
+  // bdf.hpp): newton_weights(S, ids, opt) keeps the weights of run ids[0],
+  // newton_norm(E) then costs one product A^T E.
+  void newton_weights(const Mat& S, const std::vector<int>& ids, const AdaptiveOptions& opt) {
+    const Index N = prob_.A.cols();
+    const int parts = spec_.nonnegative ? 1 : 2;
+    Z_.resize(N, 1);
+    Z_.noalias() = prob_.A.transpose() * S.col(0);
+    Arr lu(N, parts), ku(N, parts);
+    sensitivities(Z_.col(0), ids[0], lu, ku);
+    nw_.resize(N, parts);
+    for (int q = 0; q < parts; ++q) {
+      const Arr big = lu.col(q).exp();
+      nw_.col(q) = big * ku.col(q) / (opt.atol + opt.rtol * big).max(1e-300);
+    }
+  }
+  double newton_norm(const Mat& E) {
+    Ez_.resize(prob_.A.cols(), 1);
+    Ez_.noalias() = prob_.A.transpose() * E.col(0);
+    double acc = 0.0;
+    for (Index q = 0; q < nw_.cols(); ++q) acc += (nw_.col(q) * Ez_.col(0).array()).square().sum();
+    return std::sqrt(acc / static_cast<double>(nw_.size()));
   }
 
   void solve(Mat& R, const std::vector<int>& ids, const Vec& /*gh*/) const {
@@ -292,6 +343,10 @@ class DualDiagonalModel {
   Mat Z_, X_, D_, R_, B_, Ez_;
   Vec sqd_;
   Mat d_;                // N x K: -dx/dz at each run's last prepared state
+  Mat G_;                // A diag(d) A^T of run g_id_ (factor_stale)
+  int g_id_ = -1;
+  bool g_dirty_ = true;
+  Arr nw_;               // N x parts: the weights of newton_norm
   std::vector<Eigen::LLT<Mat>> llt_;
 };
 

@@ -1,0 +1,446 @@
+// A variable-order (1-5) BDF with a stale Jacobian and a stale factorization
+// (docs/science.md, section 4.9), for models with the linear-algebra
+// interface of the Rosenbrock steppers (rodas.hpp):
+//   prepare_jacobian(Z, FZ, ids, refresh), factor(ids, c), solve(R, ids, c)
+//   (R <- (I - c J)^{-1} R per column), and optionally error_norm (rodas.hpp).
+//
+// The method is the quasi-constant step size, fixed-leading-coefficient
+// NDF/BDF of Shampine & Reichelt (1997) as in scipy's BDF: the history is kept
+// as backward differences D_0..D_{q+2} of the solution, scaled to the current
+// step h; a change of h rescales them (change_D).  Per step, with the
+// predictor y_p = sum_{k<=q} D_k, psi = sum_{k=1..q} gamma_k D_k / alpha_q and
+// c = h / alpha_q, the corrector solves  d = c F(y_p + d) - psi  by a modified
+// Newton iteration with the matrix I - c' J' of an earlier step:
+//   - J' is re-formed only when the Newton iteration fails to converge with
+//     it (then once, at the last accepted state, and the step is retried);
+//   - the factorization of I - c' J' is kept while the ratio c / c' stays in
+//     [1 / 1.3, 1.3] (as CVODE does); inside that band each correction is
+//     scaled by 2 / (1 + c / c') (CVODE's gamrat scaling);
+// so that a flow forms and factors its M x M matrix a few dozen times rather
+// than at every step.  The local error is error_const_q * d, measured with the
+// model's error_norm; the order is raised or lowered after q + 1 steps of
+// equal size by comparing the error estimates of orders q - 1, q, q + 1.
+//
+// It keeps the shared bookkeeping of a RunBook (run_book.hpp): status, step
+// accounting (n_steps accepted, n_rejected, n_grad_evals = field
+// evaluations), book.poll() once per step, and the records at record_times
+// taken from the BDF interpolating polynomial (the step does not land on
+// them; the loss at a record is evaluated there, not counted as a gradient
+// evaluation), plus every record_every-th step.  Runs stop at loss <= tol
+// (converged), t = t_max (the last step lands on it; max_time), after
+// max_steps attempts, by the stall rule of run_adaptive (flow.hpp), or as
+// diverged when the step size underflows or nothing stays finite.  The runs
+// of a block are integrated one after another (each its own history).
+#pragma once
+
+#include "flow.hpp"
+#include "rodas.hpp"
+#include "types.hpp"
+
+#include <algorithm>
+#include <array>
+#include <cmath>
+#include <limits>
+#include <type_traits>
+#include <utility>
+#include <vector>
+
+namespace implicitbias {
+
+namespace detail {
+template <class M, class = void>
+struct has_factor_stale : std::false_type {};
+template <class M>
+struct has_factor_stale<M, std::void_t<decltype(std::declval<M&>().factor_stale(
+                               std::declval<const std::vector<int>&>(), std::declval<const Vec&>()))>> : std::true_type {};
+template <class M, class = void>
+struct has_newton_norm : std::false_type {};
+template <class M>
+struct has_newton_norm<M, std::void_t<decltype(std::declval<M&>().newton_norm(std::declval<const Mat&>()))>>
+    : std::true_type {};
+template <class M, class = void>
+struct has_first_step : std::false_type {};
+template <class M>
+struct has_first_step<M, std::void_t<decltype(std::declval<M&>().first_step(
+                             std::declval<const Mat&>(), std::declval<const std::vector<int>&>()))>> : std::true_type {};
+}  // namespace detail
+
+namespace bdf {
+constexpr int max_order = 5;
+constexpr int newton_maxiter = 4;
+constexpr double min_factor = 0.2, max_factor = 10.0;
+constexpr double refactor_band = 1.3;  // keep the factorization while c / c' is in [1/1.3, 1.3]
+constexpr std::array<double, 6> kappa = {0.0, -0.1850, -1.0 / 9.0, -0.0823, -0.0415, 0.0};
+
+struct Coefficients {
+  std::array<double, 6> gamma{}, alpha{}, error_const{};
+  Coefficients() {
+    for (int k = 1; k <= max_order; ++k) gamma[k] = gamma[k - 1] + 1.0 / k;
+    for (int k = 0; k <= max_order; ++k) {
+      alpha[k] = (1.0 - kappa[k]) * gamma[k];
+      error_const[k] = kappa[k] * gamma[k] + 1.0 / (k + 1);
+    }
+  }
+};
+
+// R(order, factor): the (order+1) x (order+1) matrix that maps differences at
+// step h to differences at step factor * h (scipy's compute_R).
+inline Mat compute_r(int order, double factor) {
+  Mat Mm = Mat::Zero(order + 1, order + 1);
+  for (int i = 1; i <= order; ++i)
+    for (int j = 1; j <= order; ++j) Mm(i, j) = (i - 1 - factor * j) / static_cast<double>(i);
+  Mm.row(0).setOnes();
+  Mat R = Mm;
+  for (int i = 1; i <= order; ++i) R.row(i) = R.row(i - 1).cwiseProduct(Mm.row(i));
+  return R;
+}
+
+// D holds the differences as columns 0..max_order+2 (dim x (max_order+3)).
+inline void change_d(Mat& D, int order, double factor) {
+  const Mat RU = compute_r(order, factor) * compute_r(order, 1.0);
+  const Mat head = D.leftCols(order + 1) * RU;  // D[:q+1] <- RU^T D[:q+1] with D's rows as columns
+  D.leftCols(order + 1) = head;
+}
+}  // namespace bdf
+
+template <class Model>
+class BdfIntegrator {
+ public:
+  BdfIntegrator(Model& model, const AdaptiveOptions& opt) : model_(model), opt_(opt) {}
+
+  void run(const Mat& Z0, std::vector<RunRecord>& out) {
+    auto book = model_run_book(model_, Z0.cols());
+    while (!book.empty()) run_one(book, Z0.col(book.id(0)));
+    out = book.take();
+  }
+
+ private:
+  using Book = decltype(model_run_book(std::declval<Model&>(), Index{}));
+
+  // Error norm of E at states Y, Y1 (one column), the model's if it has one.
+  double norm(const Mat& Y, const Mat& Y1, const Mat& E) {
+    if constexpr (detail::has_error_norm<Model>::value) {
+      model_.error_norm(Y, Y1, E, ids_, opt_, errv_);
+      return errv_(0);
+    } else {
+      const auto sc = (opt_.atol + opt_.rtol * Y.col(0).array().abs().max(Y1.col(0).array().abs())).max(1e-300);
+      return std::sqrt((E.col(0).array() / sc).square().mean());
+    }
+  }
+
+  // The norm of a step's error E with the weights of its predictor (one
+  // product A^T E for a model with newton_norm; else the error norm at Y, Y1).
+  double step_norm(const Mat& Y, const Mat& Y1, const Mat& E) {
+    if constexpr (detail::has_newton_norm<Model>::value) return model_.newton_norm(E);
+    else return norm(Y, Y1, E);
+  }
+
+  void field(Book& book, const Mat& Y, Mat& F, Vec& loss) {
+    model_.field(Y, ids_, F, loss);
+    book.count_evals(ids_[0]);
+  }
+
+  // The Jacobian at Y (re-formed) and the factorization of I - c J.
+  void refresh_jacobian(const Mat& Y, const Mat& FY) {
+    refresh_.assign(1, 1);
+    model_.prepare_jacobian(Y, FY, ids_, refresh_);
+    jac_current_ = true;
+    ++n_jac_;
+    refactor(c_);
+  }
+  void refactor(double c) {
+    cv_.resize(1);
+    cv_(0) = c;
+    if constexpr (detail::has_factor_stale<Model>::value) model_.factor_stale(ids_, cv_);
+    else model_.factor(ids_, cv_);
+    c_fact_ = c;
+    ++n_factor_;
+  }
+
+  // Modified Newton for d = c F(y_p + d) - psi; returns whether it converged
+  // (then Y_ holds y_p + d, D_new_ holds d) and the number of iterations.
+  bool newton(Book& book, const Mat& Yp, const Mat& psi, double c, int& iters) {
+    const double tol = std::max(10.0 * std::numeric_limits<double>::epsilon() / opt_.rtol,
+                                std::min(0.03, std::sqrt(opt_.rtol)));
+    const double scale = 2.0 / (1.0 + c / c_fact_);
+    Y_ = Yp;
+    d_.setZero(Yp.rows(), 1);
+    double dy_old = -1.0;
+    if constexpr (detail::has_newton_norm<Model>::value) model_.newton_weights(Yp, ids_, opt_);
+    for (int k = 0; k < bdf::newton_maxiter; ++k) {
+      iters = k + 1;
+      field(book, Y_, F_, lv_);
+      if (!F_.allFinite()) return false;
+      dy_ = c * F_ - psi - d_;
+      cv_(0) = c_fact_;
+      model_.solve(dy_, ids_, cv_);
+      if (scale != 1.0) dy_ *= scale;
+      // A correction at the rounding level converges: near a limit the field
+      // is a difference of terms of the size of its value at the start
+      // (f_scale_; for the dual flow A x - y, with |y|), so c F carries
+      // absolute rounding c eps f_scale_, which the error norm may weigh
+      // beyond the Newton tolerance (it measures a coordinate u_i of the
+      // dual flow relative to itself: z_i absolutely).
+      const double floor_c = 8.0 * std::numeric_limits<double>::epsilon() * c * f_scale_;
+      if ((dy_.array().abs() <= 8.0 * std::numeric_limits<double>::epsilon() * Y_.array().abs() + floor_c).all()) {
+        Y_ += dy_;
+        d_ += dy_;
+        return true;
+      }
+      double dn;
+      if constexpr (detail::has_newton_norm<Model>::value) dn = model_.newton_norm(dy_);
+      else dn = norm(Yp, Yp, dy_);
+      if (!std::isfinite(dn)) return false;
+      const double rate = dy_old > 0 ? dn / dy_old : -1.0;
+      if (rate >= 0 && (rate >= 1.0 || std::pow(rate, bdf::newton_maxiter - k) / (1.0 - rate) * dn > tol)) return false;
+      Y_ += dy_;
+      d_ += dy_;
+      if (dn == 0.0 || (rate >= 0 && rate / (1.0 - rate) * dn < tol)) return true;
+      dy_old = dn;
+    }
+    return false;
+  }
+
+  // Solves the corrector at step h (order q), refactoring or re-forming the
+  // Jacobian as needed.  Returns whether it converged.
+  bool corrector(Book& book, double h, int& iters) {
+    const int q = order_;
+    Yp_ = D_.leftCols(q + 1).rowwise().sum();
+    psi_ = Mat::Zero(Yp_.rows(), 1);
+    for (int k = 1; k <= q; ++k) psi_ += (coef_.gamma[k] / coef_.alpha[q]) * D_.col(k);
+    const double c = h / coef_.alpha[q];
+    c_ = c;
+    if (!have_jac_) {
+      Yn_ = D_.col(0);
+      refresh_jacobian(Yn_, F_);  // F_ = F(z0) at the first step
+      have_jac_ = true;
+    } else if (c_fact_ <= 0.0 || c / c_fact_ > bdf::refactor_band || c_fact_ / c > bdf::refactor_band) refactor(c);
+    for (;;) {
+      if (newton(book, Yp_, psi_, c, iters)) return true;
+      if (c_fact_ != c) {
+        refactor(c);
+      } else if (!jac_current_) {
+        // at the last accepted state, not at the predictor: an overshooting
+        // predictor (x grows like e^(4z)) gives a Jacobian so large that the
+        // corrections vanish and the iteration seems to converge
+        Yn_ = D_.col(0);
+        field(book, Yn_, F_, lv_);
+        if (!F_.allFinite()) return false;
+        refresh_jacobian(Yn_, F_);
+      } else {
+        return false;
+      }
+    }
+  }
+
+  void run_one(Book& book, const Eigen::Ref<const Vec>& z0);
+  bool step(Book& book, double& t, double& h, double t_bound, int& status);
+  void after_step(Book& book, double t_old, double t, double h, double loss);
+  void record_interp(Book& book, double t_rec, double t, double h);
+
+  Model& model_;
+  const AdaptiveOptions& opt_;
+  bdf::Coefficients coef_;
+  std::vector<int> ids_{0};
+  std::vector<char> refresh_;
+  Mat D_, Y_, Yn_, Yp_, psi_, d_, dy_, F_, E_, Yrec_, Fr_;
+  Vec lv_, cv_, errv_;
+  double c_ = 0.0, c_fact_ = -1.0, f_scale_ = 0.0;
+  bool jac_current_ = false, have_jac_ = false;
+  int order_ = 1, n_equal_ = 0;
+  double safety_ = 0.9, err_ = 0.0, h_next_ = 0.0;
+  std::size_t next_rec_ = 0;
+  std::int64_t attempts_ = 0;
+  std::int64_t n_jac_ = 0, n_factor_ = 0;  // (counted for inspection with a debugger)
+};
+
+// One BDF step from (t, D_) of size h (the step actually taken is returned
+// in h, the proposal for the next in h_next_). status: 0 accepted,
+// 1 step size underflow / non-finite.
+template <class Model>
+bool BdfIntegrator<Model>::step(Book& book, double& t, double& h, double t_bound, int& status) {
+  const double min_step = 10.0 * std::abs(std::nextafter(t, std::numeric_limits<double>::infinity()) - t);
+  if (h < min_step) {
+    bdf::change_d(D_, order_, min_step / h);
+    h = min_step;
+    n_equal_ = 0;
+  }
+  jac_current_ = false;
+  RunRecord& rec = book.rec(ids_[0]);
+  for (;;) {
+    book.poll();
+    if (!(h >= min_step) || !std::isfinite(h)) {
+      status = 1;
+      return false;
+    }
+    if (t + h > t_bound) {
+      bdf::change_d(D_, order_, (t_bound - t) / h);
+      h = t_bound - t;
+      n_equal_ = 0;
+    }
+    int iters = 0;
+    if (!corrector(book, h, iters)) {
+      rec.n_rejected += 1;
+      bdf::change_d(D_, order_, 0.5);
+      h *= 0.5;
+      n_equal_ = 0;
+      if (++attempts_ >= opt_.max_steps) { status = 2; return false; }
+      continue;
+    }
+    safety_ = 0.9 * (2 * bdf::newton_maxiter + 1) / static_cast<double>(2 * bdf::newton_maxiter + iters);
+    E_ = coef_.error_const[order_] * d_;
+    err_ = step_norm(Yp_, Y_, E_);
+    if (!(err_ <= 1.0)) {
+      rec.n_rejected += 1;
+      const double f = std::isfinite(err_) ? std::max(bdf::min_factor, safety_ * std::pow(err_, -1.0 / (order_ + 1))) : 0.1;
+      bdf::change_d(D_, order_, f);
+      h *= f;
+      n_equal_ = 0;
+      if (++attempts_ >= opt_.max_steps) { status = 2; return false; }
+      continue;
+    }
+    ++attempts_;
+    status = 0;
+    return true;
+  }
+}
+
+// Interpolates the state at t_rec in (t - h, t] from D_ (scipy's
+// BdfDenseOutput) and records it.
+template <class Model>
+void BdfIntegrator<Model>::record_interp(Book& book, double t_rec, double t, double h) {
+  Yrec_ = D_.col(0);
+  double p = 1.0;
+  for (int k = 0; k < order_; ++k) {
+    p *= (t_rec - (t - h * k)) / (h * (1 + k));
+    Yrec_ += p * D_.col(k + 1);
+  }
+  model_.loss(Yrec_, ids_, lv_);
+  book.count_evals(ids_[0]);
+  book.record(ids_[0], Yrec_.col(0), t_rec, lv_(0));
+}
+
+// Updates the differences after an accepted step of size h to t (state Y_,
+// correction d_), records, and changes order and step size.
+template <class Model>
+void BdfIntegrator<Model>::after_step(Book& book, double t_old, double t, double h, double loss) {
+  const int q = order_;
+  D_.col(q + 2) = d_ - D_.col(q + 1);
+  D_.col(q + 1) = d_;
+  for (int i = q; i >= 0; --i) D_.col(i) += D_.col(i + 1);
+  RunRecord& rec = book.rec(ids_[0]);
+  rec.n_steps += 1;
+  const auto& rt = opt_.record_times;
+  bool recorded = false;
+  while (next_rec_ < rt.size() && rt[next_rec_] <= t) {
+    const double tr = rt[next_rec_++];
+    if (tr <= t_old) continue;
+    if (tr >= t) {
+      book.record(ids_[0], Y_.col(0), t, loss);
+      recorded = true;
+    } else {
+      record_interp(book, tr, t, h);
+    }
+  }
+  if (!recorded && opt_.record_every > 0 && rec.n_steps % opt_.record_every == 0) book.record(ids_[0], Y_.col(0), t, loss);
+  n_equal_ += 1;
+  if (n_equal_ < q + 1) {
+    h_next_ = h;
+    return;
+  }
+  const double inf = std::numeric_limits<double>::infinity();
+  const double em = q > 1 ? step_norm(Y_, Y_, (coef_.error_const[q - 1] * D_.col(q)).eval()) : inf;
+  const double ep = q < bdf::max_order ? step_norm(Y_, Y_, (coef_.error_const[q + 1] * D_.col(q + 2)).eval()) : inf;
+  const std::array<double, 3> errs = {em, err_, ep};
+  int best = 0;
+  double fmax = -1.0;
+  for (int k = 0; k < 3; ++k) {
+    const double f = errs[k] > 0 ? std::pow(errs[k], -1.0 / (q + k)) : inf;
+    if (f > fmax) { fmax = f; best = k; }
+  }
+  order_ = q + best - 1;
+  const double factor = std::min(bdf::max_factor, safety_ * fmax);
+  bdf::change_d(D_, order_, factor);
+  h_next_ = h * factor;
+  n_equal_ = 0;
+}
+
+// Integrates the run in column 0 of the book from z0 until it stops, then
+// finishes it (the book drops it).
+template <class Model>
+void BdfIntegrator<Model>::run_one(Book& book, const Eigen::Ref<const Vec>& z0) {
+  const int j = book.id(0);
+  ids_.assign(1, j);
+  const Index dim = z0.size();
+  D_.setZero(dim, bdf::max_order + 3);
+  D_.col(0) = z0;
+  Y_ = z0;
+  field(book, Y_, F_, lv_);
+  double t = 0.0, loss = lv_(0);
+  f_scale_ = F_.allFinite() ? F_.cwiseAbs().maxCoeff() : 0.0;
+  order_ = 1;
+  n_equal_ = 0;
+  c_fact_ = -1.0;
+  have_jac_ = false;
+  attempts_ = 0;
+  next_rec_ = 0;
+  const auto& rt = opt_.record_times;
+  while (next_rec_ < rt.size() && rt[next_rec_] <= 0.0) ++next_rec_;
+  book.record(j, Y_.col(0), 0.0, loss);
+  auto finish = [&](Status s) { book.finish(0, s, Y_.col(0), t, loss); book.compact({}); };
+  if (!std::isfinite(loss) || !F_.allFinite()) return finish(Status::diverged);
+  if (loss <= opt_.tol) return finish(Status::converged);
+  double h = opt_.h0 > 0.0 ? opt_.h0 : 1e-6;
+  if constexpr (detail::has_first_step<Model>::value) {
+    if (opt_.h0 <= 0.0) h = model_.first_step(Y_, ids_);  // this run's own first step
+  }
+  h = std::min(h, opt_.t_max);
+  D_.col(1) = h * F_;
+  double best_loss = loss;
+  std::int64_t best_step = 0;
+  Vec zref = Y_.col(0);
+  for (;;) {
+    const Vec y_old = D_.col(0);
+    int status = 0;
+    const double t_old = t;
+    if (!step(book, t, h, opt_.t_max, status)) {
+      Y_ = y_old;  // the last accepted state
+      return finish(status == 2 ? Status::max_steps : Status::diverged);
+    }
+    t = t_old + h >= opt_.t_max * (1.0 - 1e-15) ? opt_.t_max : t_old + h;
+    model_.loss(Y_, ids_, lv_);
+    book.count_evals(j);
+    loss = lv_(0);
+    if (!std::isfinite(loss) || !Y_.allFinite()) {
+      Y_ = y_old;
+      t = t_old;
+      return finish(Status::diverged);
+    }
+    after_step(book, t_old, t, h, loss);
+    h = h_next_;
+    RunRecord& rec = book.rec(j);
+    if (loss < opt_.stall_factor * best_loss) {
+      best_loss = loss;
+      best_step = rec.n_steps;
+      zref = Y_.col(0);
+    }
+    if (loss <= opt_.tol) return finish(Status::converged);
+    if (t >= opt_.t_max) return finish(Status::max_time);
+    if (attempts_ >= opt_.max_steps) return finish(Status::max_steps);
+    if (opt_.stall_steps > 0 && rec.n_steps - best_step >= opt_.stall_steps) {
+      const double moved = ((Y_.col(0) - zref).array().abs() / (zref.array().abs() + opt_.atol).max(1e-300)).maxCoeff();
+      if (moved <= opt_.stall_rel_change) return finish(Status::stalled);
+      best_step = rec.n_steps;
+      zref = Y_.col(0);
+    }
+  }
+}
+
+// The BDF flow of a block (runs one after another).
+template <class Model>
+void run_bdf(Model& model, const Mat& Z0, const AdaptiveOptions& opt, std::vector<RunRecord>& out) {
+  BdfIntegrator<Model> integrator(model, opt);
+  integrator.run(Z0, out);
+}
+
+}  // namespace implicitbias

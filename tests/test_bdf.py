@@ -1,0 +1,103 @@
+"""The variable-order BDF (``solver="bdf"``, docs/science.md, section 4.9) on the dual flow.
+
+Independent routes: the 2N-dimensional flow on (u, v) with the Rosenbrock-W integrator (rosw) at a
+tight tolerance, along the trajectory (end points at several times and the interpolated records in
+between), and the flow limit of ``reference.diagonal_flow_limit`` (Newton on the dual problem).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from implicitbias.data import sparse_regression
+from implicitbias.diagonal import fit, fit_many
+from implicitbias.reference import diagonal_flow_limit
+
+TIMES = np.array([0.1, 0.5, 2.0, 8.0, 30.0])
+
+
+def _problem(nonneg):
+    return sparse_regression(8, 16, 2, seed=1, nonnegative=nonneg)
+
+
+def _alpha(n, lo=0.05, hi=0.2):
+    return np.random.default_rng(0).uniform(lo, hi, n)
+
+
+@pytest.mark.parametrize("depth", [2, 3])
+@pytest.mark.parametrize("nonneg", [False, True])
+def test_bdf_matches_the_2n_flow_along_the_trajectory(depth, nonneg):
+    p = _problem(nonneg)
+    alpha = _alpha(p.A.shape[1])
+    kw = dict(depth=depth, init_scale=alpha, nonnegative=nonneg, target_loss=0.0, x_star=p.x_star)
+    for t in TIMES:
+        b = fit(p.A, p.y, solver="bdf", t_max=t, rtol=1e-10, **kw)
+        r = fit(p.A, p.y, solver="rosw", t_max=t, rtol=1e-12, **kw)
+        assert b.status == "max_time" and b.t_final == t
+        assert np.linalg.norm(b.x - r.x) <= 1e-8 * max(1.0, np.linalg.norm(r.x)), t
+    # the records between steps come from the BDF polynomial: same t, loss and error as rosw's,
+    # which lands on each record time
+    b = fit(p.A, p.y, solver="bdf", t_max=30.0, rtol=1e-10, record_times=np.linspace(0.05, 30.0, 40), **kw)
+    r = fit(p.A, p.y, solver="rosw", t_max=30.0, rtol=1e-12, record_times=np.linspace(0.05, 30.0, 40), **kw)
+    np.testing.assert_array_equal(b.history["t"], r.history["t"])
+    np.testing.assert_allclose(b.history["loss"], r.history["loss"], rtol=1e-7, atol=1e-14)
+    np.testing.assert_allclose(b.history["error"], r.history["error"], rtol=1e-7, atol=1e-12)
+    # fewer steps than records: the records really are interpolated
+    assert b.n_steps < 40 * 20 and len(b.history["t"]) == 41
+
+
+@pytest.mark.parametrize("nonneg", [False, True])
+@pytest.mark.parametrize("init", [1e-2, 1e-6, 1e-12])
+def test_bdf_limit_matches_reference(nonneg, init):
+    p = sparse_regression(10, 24, 2, seed=5, nonnegative=nonneg)
+    r = fit(p.A, p.y, init_scale=init, nonnegative=nonneg, rtol=1e-10, t_max=1e12, solver="bdf")
+    assert r.status == "converged"
+    ref = diagonal_flow_limit(p.A, p.y, init_scale=init, nonnegative=nonneg)
+    assert np.linalg.norm(r.x - ref) <= 1e-6 * np.linalg.norm(ref)
+
+
+def test_bdf_limit_matches_reference_depth_3():
+    p = sparse_regression(10, 24, 2, seed=5)
+    alpha = _alpha(24, lo=0.05, hi=0.1)
+    r = fit(p.A, p.y, depth=3, init_scale=alpha, rtol=1e-10, t_max=1e12, solver="bdf")
+    assert r.status == "converged"
+    ref = diagonal_flow_limit(p.A, p.y, init_scale=alpha, depth=3)
+    assert np.linalg.norm(r.x - ref) <= 1e-6 * np.linalg.norm(ref)
+
+
+def test_bdf_bookkeeping_is_the_shared_one():
+    """A block of runs: each run alone gives the same numbers (each its own first step: at depth 3 they
+    differ with the init); counters and stop rules mean the same."""
+    p = _problem(False)
+    inits = [0.2, 0.05, 0.01]
+    many = fit_many(p.A, p.y, depth=3, init_scale=inits, solver="bdf", rtol=1e-9, t_max=1e9, block_size=3)
+    for a, r in zip(inits, many):
+        one = fit(p.A, p.y, depth=3, init_scale=a, solver="bdf", rtol=1e-9, t_max=1e9)
+        np.testing.assert_array_equal(r.x, one.x)
+        assert (r.n_steps, r.n_grad_evals, r.status) == (one.n_steps, one.n_grad_evals, one.status)
+        assert r.status == "converged" and r.history["n_grad_evals"][-1] == r.n_grad_evals
+        assert r.loss <= 50 * (1e-9 * np.linalg.norm(p.y)) ** 2
+    short = fit(p.A, p.y, depth=3, init_scale=0.01, solver="bdf", rtol=1e-9, t_max=1e9, max_steps=20)
+    assert short.status == "max_steps" and short.n_steps + short.n_rejected == 20
+    with pytest.raises(ValueError, match="bdf"):
+        fit(p.A, p.y, weight_norm="joint", solver="bdf")
+
+
+@pytest.mark.parametrize("nonneg", [False, True])
+def test_bdf_at_tiny_init(nonneg):
+    """Saddle to saddle at init 1e-30 and the limit at 1e-100: the Jacobian is re-formed at accepted states
+    (at an overshooting predictor it would be huge and the Newton corrections would vanish)."""
+    p = sparse_regression(10, 24, 3, seed=7, nonnegative=nonneg)
+    runs = {s: fit(p.A, p.y, init_scale=1e-30, nonnegative=nonneg, rtol=1e-8, t_max=1e14, solver=s)
+            for s in ("dual", "bdf")}
+    assert runs["bdf"].status == "converged"
+    # the time at which the loss reaches its target depends on where steps land (the loss decays slowly
+    # at the end): within a few percent
+    assert abs(runs["bdf"].t_final - runs["dual"].t_final) <= 0.05 * runs["dual"].t_final
+    np.testing.assert_allclose(runs["bdf"].x, runs["dual"].x, atol=1e-6 * np.linalg.norm(runs["dual"].x))
+    q = sparse_regression(10, 24, 2, seed=5, nonnegative=nonneg)
+    r = fit(q.A, q.y, init_scale=1e-100, nonnegative=nonneg, rtol=1e-10, t_max=1e12, solver="bdf")
+    assert r.status == "converged" and np.isfinite(r.x).all()
+    ref = diagonal_flow_limit(q.A, q.y, init_scale=1e-100, nonnegative=nonneg)
+    assert np.linalg.norm(r.x - ref) <= 1e-6 * np.linalg.norm(ref)
