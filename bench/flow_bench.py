@@ -188,7 +188,7 @@ def scaling_table(sizes, dual_max):
 def render(rows, meta):
     out = ["# Flow benchmark (issue 10)", "",
            f"{meta['when']}, {meta['machine']}; load average at start {meta['load']}. The machine is shared "
-           "and noisy (other builds run at the same time): times are medians of `repeats` runs and their "
+           "(other work may run at the same time; see the load average): times are medians of `repeats` runs and their "
            "ratios are more meaningful than their values.", "",
            "W2: M=40, N=100, s=4, depth 2, rtol 1e-8, atol 1e-14, every entry stops at loss <= 1e-20 "
            "(t_max 1e6); err = ||x - x_limit|| with x_limit = reference.diagonal_flow_limit.", ""]
