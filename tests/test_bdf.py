@@ -80,8 +80,8 @@ def test_bdf_bookkeeping_is_the_shared_one():
         assert r.loss <= 50 * (1e-9 * np.linalg.norm(p.y)) ** 2
     short = fit(p.A, p.y, depth=3, init_scale=0.01, solver="bdf", rtol=1e-9, t_max=1e9, max_steps=20)
     assert short.status == "max_steps" and short.n_steps + short.n_rejected == 20
-    with pytest.raises(ValueError, match="bdf"):
-        fit(p.A, p.y, weight_norm="joint", solver="bdf")
+    wn = fit(p.A, p.y, weight_norm="joint", solver="bdf", rtol=1e-9, atol=1e-14, t_max=1e9)
+    assert wn.status == "converged" and wn.history["n_grad_evals"][-1] == wn.n_grad_evals
 
 
 @pytest.mark.parametrize("nonneg", [False, True])
@@ -101,3 +101,16 @@ def test_bdf_at_tiny_init(nonneg):
     assert r.status == "converged" and np.isfinite(r.x).all()
     ref = diagonal_flow_limit(q.A, q.y, init_scale=1e-100, nonnegative=nonneg)
     assert np.linalg.norm(r.x - ref) <= 1e-6 * np.linalg.norm(ref)
+
+
+@pytest.mark.parametrize("lr_ratio", [100.0, 1000.0])
+def test_bdf_weight_normalized_with_fast_directions(lr_ratio):
+    """Weight normalization with fast directions (lr_ratio 100 and 1000, init 0.01) on the BDF: it converges
+    to the rosw end point with far fewer gradient evaluations (measured 1.7k and 2.9k vs 32k and 95k; end points
+    1.2e-7 apart)."""
+    p = sparse_regression(40, 100, 4, seed=0)
+    out = {s: fit(p.A, p.y, init_scale=0.01, weight_norm="joint", lr_ratio=lr_ratio, solver=s, rtol=1e-8,
+                  atol=1e-14) for s in ("bdf", "rosw")}
+    assert all(r.status == "converged" for r in out.values())
+    assert np.linalg.norm(out["bdf"].x - out["rosw"].x) <= 1e-6 * np.linalg.norm(out["rosw"].x)
+    assert out["bdf"].n_grad_evals < out["rosw"].n_grad_evals / 3

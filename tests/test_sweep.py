@@ -46,6 +46,7 @@ def _same(a, b):
     ({"fit": {"depth": [2, 3]}}, ["fit.depth", "single value"]),
     ({"fit": {"depth": 1}}, ["fit.depth", "2"]),
     ({"fit": {"method": "flo"}}, ["fit.method", "'flow', 'descent'"]),
+    ({"fit": {"solver": "radau"}}, ["fit.solver", "'dual', 'bdf', 'rodas5', 'rosw', 'dopri5'"]),
     ({"grid": {"problem.sparsity": [1], "fit.weight_norm": ["none", "jiont"]}},
      ["fit.weight_norm", "'joint', 'separate'", "jiont"]),
     ({"grid": {}}, ["grid", "empty", "fit.init_scale"]),

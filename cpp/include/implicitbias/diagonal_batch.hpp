@@ -19,8 +19,17 @@ namespace implicitbias {
 enum class Method : int { descent = 0, flow = 1 };
 // automatic: bdf for plain runs, rosw for weight-normalized ones.  dual:
 // the plain flow in dual coordinates (dual_flow.hpp) with Rodas5 (rodas.hpp);
-// bdf: the same dual flow with the variable-order BDF (bdf.hpp).
+// bdf: the same dual flow with the variable-order BDF (bdf.hpp); with
+// weight normalization (atol > 0), the BDF on the polar system.
 enum class Solver : int { dopri5 = 0, rosw = 1, rodas5 = 2, dual = 3, automatic = 4, bdf = 5 };
+
+// Under weight normalization the BDF's Newton iteration uses the Gauss-Newton
+// Jacobian, which leaves out the growing modes; with a purely relative error
+// (atol = 0) it must converge on coordinates that shrink towards 1e-300 and
+// the steps collapse (measured), so an absolute floor is required.
+inline constexpr const char* kBdfWeightNormAtol =
+    "solver 'bdf' with weight normalization needs atol > 0 (e.g. 1e-14): its Newton iteration cannot converge "
+    "relative to coordinates that shrink towards zero; use solver 'rosw' (the default) for atol = 0";
 
 struct DiagonalRun {
   int problem = 0;
@@ -46,7 +55,12 @@ inline void run_diagonal_flow(const SensingProblem& prob, const DiagonalSpec& sp
                               std::size_t lo, std::size_t hi, DiagonalBlockModel& model, const Mat& Z0, Solver solver,
                               const AdaptiveOptions& adaptive, std::vector<RunRecord>& out) {
   if (solver == Solver::automatic) solver = spec.weight_norm == WeightNorm::none ? Solver::bdf : Solver::rosw;
-  if (solver == Solver::dual || solver == Solver::bdf) {
+  if (solver == Solver::bdf && spec.weight_norm != WeightNorm::none) {
+    // no dual reduction: the BDF on the polar system, with the model's
+    // Gauss-Newton Jacobian in the Newton iteration (its accuracy sets the
+    // convergence rate, not the solution)
+    run_bdf(model, Z0, adaptive, out);
+  } else if (solver == Solver::dual || solver == Solver::bdf) {
     Mat alpha(prob.A.cols(), static_cast<Index>(hi - lo));
     for (std::size_t k = lo; k < hi; ++k) alpha.col(static_cast<Index>(k - lo)) = runs[k].init_scale;
     if (solver == Solver::bdf)
@@ -81,9 +95,11 @@ inline std::vector<RunRecord> run_diagonal_batch(const std::vector<SensingProble
       throw InvalidArgument("weight_norm='separate' needs the signed model (the nonnegative model has one vector)");
     if (r.init_scale.size() != prob.A.cols())
       throw InvalidArgument("init_scale length must equal the number of columns of A");
-    if (opt.method == Method::flow && (opt.solver == Solver::dual || opt.solver == Solver::bdf) &&
-        r.spec.weight_norm != WeightNorm::none)
-      throw InvalidArgument("solvers 'dual' and 'bdf' apply to the plain flow only (weight_norm none)");
+    if (opt.method == Method::flow && opt.solver == Solver::dual && r.spec.weight_norm != WeightNorm::none)
+      throw InvalidArgument("solver 'dual' applies to the plain flow only (weight_norm none)");
+    if (opt.method == Method::flow && opt.solver == Solver::bdf && r.spec.weight_norm != WeightNorm::none &&
+        !(opt.adaptive.atol > 0.0))
+      throw InvalidArgument(kBdfWeightNormAtol);
   }
   auto same = [&](std::size_t a, std::size_t b) {
     const DiagonalRun& x = runs[a];
