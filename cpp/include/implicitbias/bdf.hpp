@@ -17,7 +17,12 @@
 //     [1 / 1.3, 1.3] (as CVODE does); inside that band each correction is
 //     scaled by 2 / (1 + c / c') (CVODE's gamrat scaling);
 // so that a flow forms and factors its M x M matrix a few dozen times rather
-// than at every step.  The local error is error_const_q * d, measured with the
+// than at every step (and a model's factor_stale may make most of those cheap:
+// dual_flow.hpp).  A model with a linear image (norm_image, image,
+// field_image, loss_image: Z = A^T S for the dual flow) has the image of the
+// history kept and updated with it, so that the predictor, the Newton
+// weights, the corrections' norms and the order estimates need no product of
+// their own.  The local error is error_const_q * d, measured with the
 // model's error_norm; the order is raised or lowered after q + 1 steps of
 // equal size by comparing the error estimates of orders q - 1, q, q + 1.
 //
@@ -63,6 +68,10 @@ struct has_first_step : std::false_type {};
 template <class M>
 struct has_first_step<M, std::void_t<decltype(std::declval<M&>().first_step(
                              std::declval<const Mat&>(), std::declval<const std::vector<int>&>()))>> : std::true_type {};
+template <class M, class = void>
+struct has_image : std::false_type {};
+template <class M>
+struct has_image<M, std::void_t<decltype(std::declval<M&>().norm_image(std::declval<const Mat&>()))>> : std::true_type {};
 }  // namespace detail
 
 namespace bdf {
@@ -73,6 +82,11 @@ constexpr int newton_maxiter = 4;
 constexpr double newton_frac = 0.1;
 constexpr double min_factor = 0.2, max_factor = 10.0;
 constexpr double refactor_band = 1.3;  // keep the factorization while c / c' is in [1/1.3, 1.3]
+// A model with a linear image (has_image: Z = A^T S for the dual flow) has
+// the image of the history kept alongside it and re-formed every
+// image_resync accepted steps (and at every new Jacobian), so that rounding
+// in the updates does not accumulate.
+constexpr int image_resync = 32;
 constexpr std::array<double, 6> kappa = {0.0, -0.1850, -1.0 / 9.0, -0.0823, -0.0415, 0.0};
 
 struct Coefficients {
@@ -142,6 +156,24 @@ class BdfIntegrator {
     model_.field(Y, ids_, F, loss);
     book.count_evals(ids_[0]);
   }
+  // The field at Y whose image is ZY (for a model with an image).
+  void field_at(Book& book, const Mat& Y, const Mat& ZY, Mat& F, Vec& loss) {
+    if constexpr (kImage) model_.field_image(ZY, ids_, F, loss);
+    else model_.field(Y, ids_, F, loss);
+    book.count_evals(ids_[0]);
+  }
+  // D_ (and its image) rescaled to step factor * h at the current order.
+  void rescale(double factor) {
+    bdf::change_d(D_, order_, factor);
+    if constexpr (kImage) bdf::change_d(ZD_, order_, factor);
+  }
+  // The image of the history re-formed from D_ (one product with its columns).
+  void resync() {
+    if constexpr (kImage) {
+      model_.image(D_, ZD_);
+      since_sync_ = 0;
+    }
+  }
 
   // The Jacobian at Y (re-formed) and the factorization of I - c J.
   void refresh_jacobian(const Mat& Y, const Mat& FY) {
@@ -178,16 +210,23 @@ class BdfIntegrator {
     d_.setZero(Yp.rows(), 1);
     double dn_old = -1.0;
     dn_first_ = -1.0;
-    if constexpr (detail::has_newton_norm<Model>::value) model_.newton_weights(Yp, ids_, opt_);
+    if constexpr (kImage) {
+      ZY_ = ZYp_;
+      Zd_.setZero(ZYp_.rows(), 1);
+      model_.newton_weights_image(ZYp_, ids_, opt_);
+    } else if constexpr (detail::has_newton_norm<Model>::value) {
+      model_.newton_weights(Yp, ids_, opt_);
+    }
     for (int k = 0; k < bdf::newton_maxiter; ++k) {
       iters = k + 1;
-      field(book, Y_, F_, lv_);
+      field_at(book, Y_, ZY_, F_, lv_);
       loss_est_ = lv_(0);
       if (!F_.allFinite()) return false;
       dy_ = c * F_ - psi - d_;
       cv_(0) = c_fact_;
       model_.solve(dy_, ids_, cv_);
       if (scale != 1.0) dy_ *= scale;
+      if constexpr (kImage) model_.image(dy_, Zdy_);
       // A correction at the rounding level converges: near a limit the field
       // is a difference of terms of the size of its value at the start
       // (f_scale_; for the dual flow A x - y, with |y|), so c F carries
@@ -196,12 +235,12 @@ class BdfIntegrator {
       // dual flow relative to itself: z_i absolutely).
       const double floor_c = 8.0 * std::numeric_limits<double>::epsilon() * c * f_scale_;
       if ((dy_.array().abs() <= 8.0 * std::numeric_limits<double>::epsilon() * Y_.array().abs() + floor_c).all()) {
-        Y_ += dy_;
-        d_ += dy_;
+        add_correction();
         return true;
       }
       double dn;
-      if constexpr (detail::has_newton_norm<Model>::value) dn = model_.newton_norm(dy_);
+      if constexpr (kImage) dn = model_.norm_image(Zdy_);
+      else if constexpr (detail::has_newton_norm<Model>::value) dn = model_.newton_norm(dy_);
       else dn = norm(Yp, Yp, dy_);
       if (!std::isfinite(dn)) return false;
       if (k == 0) dn_first_ = dn;
@@ -209,12 +248,20 @@ class BdfIntegrator {
         if (dn > 2.0 * dn_old) return false;
         crate_ = std::max(0.3 * crate_, dn / dn_old);
       }
-      Y_ += dy_;
-      d_ += dy_;
+      add_correction();
       if (dn * std::min(1.0, crate_) <= tol) return true;
       dn_old = dn;
     }
     return false;
+  }
+
+  void add_correction() {
+    Y_ += dy_;
+    d_ += dy_;
+    if constexpr (kImage) {
+      ZY_ += Zdy_;
+      Zd_ += Zdy_;
+    }
   }
 
   // Solves the corrector at step h (order q), refactoring or re-forming the
@@ -222,6 +269,7 @@ class BdfIntegrator {
   bool corrector(Book& book, double h, int& iters) {
     const int q = order_;
     Yp_ = D_.leftCols(q + 1).rowwise().sum();
+    if constexpr (kImage) ZYp_ = ZD_.leftCols(q + 1).rowwise().sum();
     psi_ = Mat::Zero(Yp_.rows(), 1);
     for (int k = 1; k <= q; ++k) psi_ += (coef_.gamma[k] / coef_.alpha[q]) * D_.col(k);
     const double c = h / coef_.alpha[q];
@@ -240,7 +288,8 @@ class BdfIntegrator {
         // predictor (x grows like e^(4z)) gives a Jacobian so large that the
         // corrections vanish and the iteration seems to converge
         Yn_ = D_.col(0);
-        field(book, Yn_, F_, lv_);
+        if constexpr (kImage) Zn_ = ZD_.col(0);
+        field_at(book, Yn_, Zn_, F_, lv_);
         if (!F_.allFinite()) return false;
         refresh_jacobian(Yn_, F_);
       } else {
@@ -255,7 +304,8 @@ class BdfIntegrator {
   // The loss at Y_, evaluated once per accepted step when it is needed.
   void exact_loss(Book& book, double& loss) {
     if (loss_exact_) return;
-    model_.loss(Y_, ids_, lv_);
+    if constexpr (kImage) model_.loss_image(ZY_, ids_, lv_);
+    else model_.loss(Y_, ids_, lv_);
     book.count_evals(ids_[0]);
     loss = lv_(0);
     loss_exact_ = true;
@@ -267,7 +317,11 @@ class BdfIntegrator {
   bdf::Coefficients coef_;
   std::vector<int> ids_{0};
   std::vector<char> refresh_;
+  static constexpr bool kImage = detail::has_image<Model>::value;
   Mat D_, Y_, Yn_, Yp_, psi_, d_, dy_, F_, E_, Yrec_, Fr_;
+  // the images of D_, Y_, Yp_, d_, dy_, Yn_, Yrec_ and of the last accepted state (kImage)
+  Mat ZD_, ZY_, ZYp_, Zd_, Zdy_, Zn_, Zrec_, Zold_;
+  int since_sync_ = 0;
   Vec lv_, cv_, errv_;
   double c_ = 0.0, c_fact_ = -1.0, f_scale_ = 0.0, crate_ = 1.0, dn_first_ = -1.0, loss_est_ = 0.0;
   bool jac_current_ = false, have_jac_ = false, loss_exact_ = true;
@@ -285,7 +339,7 @@ template <class Model>
 bool BdfIntegrator<Model>::step(Book& book, double& t, double& h, double t_bound, int& status) {
   const double min_step = 10.0 * std::abs(std::nextafter(t, std::numeric_limits<double>::infinity()) - t);
   if (h < min_step) {
-    bdf::change_d(D_, order_, min_step / h);
+    rescale(min_step / h);
     h = min_step;
     n_equal_ = 0;
   }
@@ -298,14 +352,14 @@ bool BdfIntegrator<Model>::step(Book& book, double& t, double& h, double t_bound
       return false;
     }
     if (t + h > t_bound) {
-      bdf::change_d(D_, order_, (t_bound - t) / h);
+      rescale((t_bound - t) / h);
       h = t_bound - t;
       n_equal_ = 0;
     }
     int iters = 0;
     if (!corrector(book, h, iters)) {
       rec.n_rejected += 1;
-      bdf::change_d(D_, order_, 0.5);
+      rescale(0.5);
       h *= 0.5;
       n_equal_ = 0;
       if (++attempts_ >= opt_.max_steps) { status = 2; return false; }
@@ -315,14 +369,16 @@ bool BdfIntegrator<Model>::step(Book& book, double& t, double& h, double t_bound
     E_ = coef_.error_const[order_] * d_;
     // one iteration: d = dy, whose norm (linear in E under newton_norm's
     // fixed weights) is known
-    if (detail::has_newton_norm<Model>::value && iters == 1 && dn_first_ >= 0.0)
+    if ((kImage || detail::has_newton_norm<Model>::value) && iters == 1 && dn_first_ >= 0.0)
       err_ = std::abs(coef_.error_const[order_]) * dn_first_;
+    else if constexpr (kImage)
+      err_ = model_.norm_image((coef_.error_const[order_] * Zd_).eval());
     else
       err_ = step_norm(Yp_, Y_, E_);
     if (!(err_ <= 1.0)) {
       rec.n_rejected += 1;
       const double f = std::isfinite(err_) ? std::max(bdf::min_factor, safety_ * std::pow(err_, -1.0 / (order_ + 1))) : 0.1;
-      bdf::change_d(D_, order_, f);
+      rescale(f);
       h *= f;
       n_equal_ = 0;
       if (++attempts_ >= opt_.max_steps) { status = 2; return false; }
@@ -339,12 +395,15 @@ bool BdfIntegrator<Model>::step(Book& book, double& t, double& h, double t_bound
 template <class Model>
 void BdfIntegrator<Model>::record_interp(Book& book, double t_rec, double t, double h) {
   Yrec_ = D_.col(0);
+  if constexpr (kImage) Zrec_ = ZD_.col(0);
   double p = 1.0;
   for (int k = 0; k < order_; ++k) {
     p *= (t_rec - (t - h * k)) / (h * (1 + k));
     Yrec_ += p * D_.col(k + 1);
+    if constexpr (kImage) Zrec_ += p * ZD_.col(k + 1);
   }
-  model_.loss(Yrec_, ids_, lv_);
+  if constexpr (kImage) model_.loss_image(Zrec_, ids_, lv_);
+  else model_.loss(Yrec_, ids_, lv_);
   book.count_evals(ids_[0]);
   book.record(ids_[0], Yrec_.col(0), t_rec, lv_(0));
 }
@@ -357,6 +416,12 @@ void BdfIntegrator<Model>::after_step(Book& book, double t_old, double t, double
   D_.col(q + 2) = d_ - D_.col(q + 1);
   D_.col(q + 1) = d_;
   for (int i = q; i >= 0; --i) D_.col(i) += D_.col(i + 1);
+  if constexpr (kImage) {
+    ZD_.col(q + 2) = Zd_ - ZD_.col(q + 1);
+    ZD_.col(q + 1) = Zd_;
+    for (int i = q; i >= 0; --i) ZD_.col(i) += ZD_.col(i + 1);
+    if (++since_sync_ >= bdf::image_resync) resync();
+  }
   RunRecord& rec = book.rec(ids_[0]);
   rec.n_steps += 1;
   const auto& rt = opt_.record_times;
@@ -382,8 +447,13 @@ void BdfIntegrator<Model>::after_step(Book& book, double t_old, double t, double
     return;
   }
   const double inf = std::numeric_limits<double>::infinity();
-  const double em = q > 1 ? step_norm(Y_, Y_, (coef_.error_const[q - 1] * D_.col(q)).eval()) : inf;
-  const double ep = q < bdf::max_order ? step_norm(Y_, Y_, (coef_.error_const[q + 1] * D_.col(q + 2)).eval()) : inf;
+  // the error estimates of orders q - 1 and q + 1 (with the weights of this step's Newton iteration)
+  auto order_norm = [&](int col, double k) {
+    if constexpr (kImage) return model_.norm_image((k * ZD_.col(col)).eval());
+    else return step_norm(Y_, Y_, (k * D_.col(col)).eval());
+  };
+  const double em = q > 1 ? order_norm(q, coef_.error_const[q - 1]) : inf;
+  const double ep = q < bdf::max_order ? order_norm(q + 2, coef_.error_const[q + 1]) : inf;
   const std::array<double, 3> errs = {em, err_, ep};
   int best = 0;
   double fmax = -1.0;
@@ -393,7 +463,7 @@ void BdfIntegrator<Model>::after_step(Book& book, double t_old, double t, double
   }
   order_ = q + best - 1;
   const double factor = std::min(bdf::max_factor, safety_ * fmax);
-  bdf::change_d(D_, order_, factor);
+  rescale(factor);
   h_next_ = h * factor;
   n_equal_ = 0;
 }
@@ -431,15 +501,19 @@ void BdfIntegrator<Model>::run_one(Book& book, const Eigen::Ref<const Vec>& z0) 
   }
   h = std::min(h, opt_.t_max);
   D_.col(1) = h * F_;
+  resync();
+  if constexpr (kImage) ZY_ = ZD_.col(0);
   double best_loss = loss;
   std::int64_t best_step = 0;
   Vec zref = Y_.col(0);
   for (;;) {
     const Vec y_old = D_.col(0);
+    if constexpr (kImage) Zold_ = ZD_.col(0);
     int status = 0;
     const double t_old = t;
     if (!step(book, t, h, opt_.t_max, status)) {
       Y_ = y_old;  // the last accepted state
+      if constexpr (kImage) ZY_ = Zold_;
       exact_loss(book, loss);
       return finish(status == 2 ? Status::max_steps : Status::diverged);
     }
@@ -455,6 +529,7 @@ void BdfIntegrator<Model>::run_one(Book& book, const Eigen::Ref<const Vec>& z0) 
     if (!(loss > 100.0 * opt_.tol) || t >= opt_.t_max) exact_loss(book, loss);
     if (!std::isfinite(loss) || !Y_.allFinite()) {
       Y_ = y_old;
+      if constexpr (kImage) ZY_ = Zold_;
       t = t_old;
       return finish(Status::diverged);
     }

@@ -32,6 +32,25 @@
 
 namespace implicitbias {
 
+// The Newton rate that a dropped coordinate set may add (factor_stale).
+constexpr double newton_drop = 0.01;
+
+// An upper estimate of ||A||_2^2: 1.05 times the Rayleigh quotient after 30
+// power iterations on A^T A from a fixed start (deterministic), and never
+// below the largest squared column norm (a lower bound of ||A||_2^2).
+inline double spectral_norm2(const Mat& A) {
+  Vec v = Vec::Ones(A.cols()) / std::sqrt(static_cast<double>(A.cols()));
+  double est = 0.0;
+  for (int it = 0; it < 30; ++it) {
+    const Vec w = A.transpose() * (A * v);
+    const double nw = w.norm();
+    if (!(nw > 0.0)) break;
+    est = v.dot(w);
+    v = w / nw;
+  }
+  return std::max(1.05 * est, A.colwise().squaredNorm().maxCoeff());
+}
+
 class DualDiagonalModel {
  public:
   // alpha: the initialization of each run of the block (columns, length N).
@@ -231,6 +250,7 @@ class DualDiagonalModel {
   // W = I + gh A diag(d) A^T = L L^T per run (the M x N x M product).
   void factor(const std::vector<int>& ids, const Vec& gh) {
     const Index M = prob_.A.rows();
+    stale_id_ = -1;
     if (llt_.size() < static_cast<std::size_t>(log_alpha_.cols())) llt_.resize(static_cast<std::size_t>(log_alpha_.cols()));
     Mat W(M, M);
     for (std::size_t c = 0; c < ids.size(); ++c) {
@@ -244,14 +264,49 @@ class DualDiagonalModel {
     }
   }
 
-  // As factor, for one run at a time (bdf.hpp): the product G = A diag(d) A^T
-  // is kept from the last call for the same run and the same prepared
-  // Jacobian, so that a new gh costs W = I + gh G and its Cholesky only.
+  // As factor, for one run at a time (bdf.hpp), where W need not be exact
+  // (it is the matrix of a modified Newton iteration, whose rate
+  // ||I - W^-1 (I + c A D A^T)|| it sets).  With ||A||^2 the squared spectral
+  // norm of A, the coordinates with c d_i ||A||^2 <= newton_drop add a
+  // symmetric term of norm <= newton_drop to I + c A D A^T, so they are
+  // dropped; with the k coordinates K that remain and B = A_K diag(d_K)^(1/2):
+  //   k = 0:       W = I (no factorization; early in a flow d is ~ alpha^2);
+  //   k <= M / 2:  W = I + c B B^T, solved by Woodbury's identity
+  //                W^-1 r = r - B (I / c + B^T B)^-1 B^T r (a k x k Cholesky);
+  //   otherwise:   W = I + c A diag(d) A^T in full, with the product
+  //                G = A diag(d) A^T kept from the last call for the same
+  //                run and the same prepared Jacobian, so that a new c costs
+  //                W = I + c G and its Cholesky only.
+  // So the M x M work (O(M^2 N) per Jacobian, O(M^3) per c) is done only
+  // late in a flow, when many coordinates are stiff at the step size.
   void factor_stale(const std::vector<int>& ids, const Vec& gh) {
     const Index M = prob_.A.rows();
     if (llt_.size() < static_cast<std::size_t>(log_alpha_.cols())) llt_.resize(static_cast<std::size_t>(log_alpha_.cols()));
+    if (!(norm_a2_ > 0.0)) norm_a2_ = spectral_norm2(prob_.A);
     for (std::size_t c = 0; c < ids.size(); ++c) {
       const int id = ids[c];
+      const double ch = gh(static_cast<Index>(c));
+      stale_id_ = id;
+      const double cut = newton_drop / (ch * norm_a2_);
+      keep_.clear();
+      for (Index i = 0; i < d_.rows(); ++i)
+        if (d_(i, id) > cut) keep_.push_back(i);
+      const auto k = static_cast<Index>(keep_.size());
+      if (k == 0) {
+        stale_mode_ = StaleMode::identity;
+        continue;
+      }
+      if (2 * k <= M) {
+        stale_mode_ = StaleMode::woodbury;
+        Bk_.resize(M, k);
+        for (Index j = 0; j < k; ++j) Bk_.col(j) = std::sqrt(d_(keep_[static_cast<std::size_t>(j)], id)) * prob_.A.col(keep_[static_cast<std::size_t>(j)]);
+        Mat C = Mat::Zero(k, k);
+        C.selfadjointView<Eigen::Lower>().rankUpdate(Bk_.transpose(), 1.0);
+        C.diagonal().array() += 1.0 / ch;
+        llt_k_.compute(C);
+        continue;
+      }
+      stale_mode_ = StaleMode::dense;
       if (id != g_id_ || g_dirty_) {
         sqd_ = d_.col(id).cwiseSqrt();
         B_.noalias() = prob_.A * sqd_.asDiagonal();
@@ -260,7 +315,7 @@ class DualDiagonalModel {
         g_id_ = id;
         g_dirty_ = false;
       }
-      Mat W = gh(static_cast<Index>(c)) * G_;
+      Mat W = ch * G_;
       W.diagonal().array() += 1.0;
       llt_[static_cast<std::size_t>(id)].compute(W);
     }
@@ -270,28 +325,61 @@ class DualDiagonalModel {
   // bdf.hpp): newton_weights(S, ids, opt) keeps the weights of run ids[0],
   // newton_norm(E) then costs one product A^T E.
   void newton_weights(const Mat& S, const std::vector<int>& ids, const AdaptiveOptions& opt) {
+    Z_.resize(prob_.A.cols(), 1);
+    Z_.noalias() = prob_.A.transpose() * S.col(0);
+    newton_weights_image(Z_, ids, opt);
+  }
+  double newton_norm(const Mat& E) {
+    Ez_.resize(prob_.A.cols(), 1);
+    Ez_.noalias() = prob_.A.transpose() * E.col(0);
+    return norm_image(Ez_);
+  }
+
+  // ---- the same, given images Z = A^T S (bdf.hpp keeps the image of its
+  // history, which is linear in S, so that a Newton iteration costs the two
+  // products A^T dS and A x rather than four) ---------------------------------
+  void image(const Mat& S, Mat& Z) const {
+    Z.resize(prob_.A.cols(), S.cols());
+    Z.noalias() = prob_.A.transpose() * S;
+  }
+  void field_image(const Mat& Z, const std::vector<int>& ids, Mat& F, Vec& loss) {
+    residual_image(Z, ids);
+    loss = 0.5 * R_.colwise().squaredNorm().transpose();
+    F = R_;
+  }
+  void loss_image(const Mat& Z, const std::vector<int>& ids, Vec& loss) {
+    residual_image(Z, ids);
+    loss = 0.5 * R_.colwise().squaredNorm().transpose();
+  }
+  void newton_weights_image(const Mat& Z, const std::vector<int>& ids, const AdaptiveOptions& opt) {
     const Index N = prob_.A.cols();
     const int parts = spec_.nonnegative ? 1 : 2;
-    Z_.resize(N, 1);
-    Z_.noalias() = prob_.A.transpose() * S.col(0);
     Arr lu(N, parts), ku(N, parts);
-    sensitivities(Z_.col(0), ids[0], lu, ku);
+    sensitivities(Z.col(0), ids[0], lu, ku);
     nw_.resize(N, parts);
     for (int q = 0; q < parts; ++q) {
       const Arr big = lu.col(q).exp();
       nw_.col(q) = big * ku.col(q) / (opt.atol + opt.rtol * big).max(1e-300);
     }
   }
-  double newton_norm(const Mat& E) {
-    Ez_.resize(prob_.A.cols(), 1);
-    Ez_.noalias() = prob_.A.transpose() * E.col(0);
+  // sqrt(mean (w_i (A^T E)_i)^2) with the weights of newton_weights.
+  double norm_image(const Mat& Ez) const {
     double acc = 0.0;
-    for (Index q = 0; q < nw_.cols(); ++q) acc += (nw_.col(q) * Ez_.col(0).array()).square().sum();
+    for (Index q = 0; q < nw_.cols(); ++q) acc += (nw_.col(q) * Ez.col(0).array()).square().sum();
     return std::sqrt(acc / static_cast<double>(nw_.size()));
   }
 
   void solve(Mat& R, const std::vector<int>& ids, const Vec& /*gh*/) const {
-    for (Index c = 0; c < R.cols(); ++c) R.col(c) = llt_[static_cast<std::size_t>(ids[static_cast<std::size_t>(c)])].solve(R.col(c));
+    for (Index c = 0; c < R.cols(); ++c) {
+      const int id = ids[static_cast<std::size_t>(c)];
+      if (id == stale_id_ && stale_mode_ == StaleMode::identity) continue;
+      if (id == stale_id_ && stale_mode_ == StaleMode::woodbury) {
+        const Vec w = llt_k_.solve(Bk_.transpose() * R.col(c));
+        R.col(c).noalias() -= Bk_ * w;
+        continue;
+      }
+      R.col(c) = llt_[static_cast<std::size_t>(id)].solve(R.col(c));
+    }
   }
 
   // out = J S (for the Rosenbrock-W stepper run_rosw).
@@ -321,13 +409,17 @@ class DualDiagonalModel {
  private:
   // R_ = A x(A^T s) - y per column.
   void residual(const Mat& S, const std::vector<int>& ids) {
-    const Index N = prob_.A.cols();
-    const Index n = S.cols();
-    Z_.resize(N, n);
+    Z_.resize(prob_.A.cols(), S.cols());
     Z_.noalias() = prob_.A.transpose() * S;
+    residual_image(Z_, ids);
+  }
+  // The same from Z = A^T S.
+  void residual_image(const Mat& Z, const std::vector<int>& ids) {
+    const Index N = prob_.A.cols();
+    const Index n = Z.cols();
     X_.resize(N, n);
     D_.resize(N, n);
-    for (Index c = 0; c < n; ++c) primal(Z_.col(c), ids[static_cast<std::size_t>(c)], X_.col(c), D_.col(c));
+    for (Index c = 0; c < n; ++c) primal(Z.col(c), ids[static_cast<std::size_t>(c)], X_.col(c), D_.col(c));
     R_.resize(prob_.A.rows(), n);
     R_.noalias() = prob_.A * X_;
     R_.colwise() -= prob_.y;
@@ -348,6 +440,14 @@ class DualDiagonalModel {
   bool g_dirty_ = true;
   Arr nw_;               // N x parts: the weights of newton_norm
   std::vector<Eigen::LLT<Mat>> llt_;
+  // factor_stale's matrix for run stale_id_ (dense: llt_[stale_id_])
+  enum class StaleMode { dense, identity, woodbury };
+  StaleMode stale_mode_ = StaleMode::dense;
+  int stale_id_ = -1;
+  double norm_a2_ = 0.0;  // ||A||_2^2 (an upper estimate; spectral_norm2)
+  std::vector<Index> keep_;
+  Mat Bk_;               // A_K diag(d_K)^(1/2)
+  Eigen::LLT<Mat> llt_k_;  // of I / c + Bk^T Bk
 };
 
 // Runs a block of plain diagonal flows in dual coordinates with Rodas5 (or
