@@ -175,7 +175,7 @@ def _wn_polar_ivp(A, y, alpha, kappa, t_end):
 
 @pytest.mark.parametrize("kappa", [1.0, 10.0])
 def test_weight_normalized_flow_integrators_match_scipy(kappa):
-    """BDF (the default), rosw and Rodas5 on the joint WN polar system against scipy Radau at rtol 1e-12."""
+    """BDF, rosw (the default) and Rodas5 on the joint WN polar system against scipy Radau at rtol 1e-12."""
     p = _problem(False)
     alpha = _alpha(16)
     u_ref, v_ref = _wn_polar_ivp(p.A, p.y, alpha, kappa, 20.0)
