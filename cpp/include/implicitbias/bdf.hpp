@@ -84,8 +84,8 @@ constexpr double min_factor = 0.2, max_factor = 10.0;
 constexpr double refactor_band = 1.3;  // keep the factorization while c / c' is in [1/1.3, 1.3]
 // A model with a linear image (has_image: Z = A^T S for the dual flow) has
 // the image of the history kept alongside it and re-formed every
-// image_resync accepted steps (and at every new Jacobian), so that rounding
-// in the updates does not accumulate.
+// image_resync accepted steps, so that rounding in the updates does not
+// accumulate.
 constexpr int image_resync = 32;
 constexpr std::array<double, 6> kappa = {0.0, -0.1850, -1.0 / 9.0, -0.0823, -0.0415, 0.0};
 

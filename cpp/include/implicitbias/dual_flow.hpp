@@ -217,15 +217,14 @@ class DualDiagonalModel {
   }
 
   void loss(const Mat& S, const std::vector<int>& ids, Vec& loss) {
-    residual(S, ids);
-    loss = 0.5 * R_.colwise().squaredNorm().transpose();
+    image(S, Z_);
+    loss_image(Z_, ids, loss);
   }
 
   // F = ds/dt = A x(A^T s) - y (the residual), loss = 0.5 ||F||^2.
   void field(const Mat& S, const std::vector<int>& ids, Mat& F, Vec& loss) {
-    residual(S, ids);
-    loss = 0.5 * R_.colwise().squaredNorm().transpose();
-    F = R_;
+    image(S, Z_);
+    field_image(Z_, ids, F, loss);
   }
 
   bool projects() const { return false; }
@@ -325,20 +324,19 @@ class DualDiagonalModel {
   // bdf.hpp): newton_weights(S, ids, opt) keeps the weights of run ids[0],
   // newton_norm(E) then costs one product A^T E.
   void newton_weights(const Mat& S, const std::vector<int>& ids, const AdaptiveOptions& opt) {
-    Z_.resize(prob_.A.cols(), 1);
-    Z_.noalias() = prob_.A.transpose() * S.col(0);
+    image(S.leftCols(1), Z_);
     newton_weights_image(Z_, ids, opt);
   }
   double newton_norm(const Mat& E) {
-    Ez_.resize(prob_.A.cols(), 1);
-    Ez_.noalias() = prob_.A.transpose() * E.col(0);
+    image(E.leftCols(1), Ez_);
     return norm_image(Ez_);
   }
 
   // ---- the same, given images Z = A^T S (bdf.hpp keeps the image of its
   // history, which is linear in S, so that a Newton iteration costs the two
   // products A^T dS and A x rather than four) ---------------------------------
-  void image(const Mat& S, Mat& Z) const {
+  template <class Derived>
+  void image(const Eigen::MatrixBase<Derived>& S, Mat& Z) const {
     Z.resize(prob_.A.cols(), S.cols());
     Z.noalias() = prob_.A.transpose() * S;
   }
@@ -409,8 +407,7 @@ class DualDiagonalModel {
  private:
   // R_ = A x(A^T s) - y per column.
   void residual(const Mat& S, const std::vector<int>& ids) {
-    Z_.resize(prob_.A.cols(), S.cols());
-    Z_.noalias() = prob_.A.transpose() * S;
+    image(S, Z_);
     residual_image(Z_, ids);
   }
   // The same from Z = A^T S.
