@@ -72,7 +72,8 @@ def workloads(groups, peak):
             gf = gflops(b, s["min"])
             notes = ", ".join(f"{k} {v:.2g}" if isinstance(v, float) else f"{k} {v}" for k, v in e.items()
                               if k in ("status", "n_grad_evals", "err_to_limit", "first_call_s", "rel_error",
-                                       "max_rel_diff_vs_numpy", "max_rel_diff_at_check_steps"))
+                                       "max_rel_diff_vs_numpy", "max_rel_diff_at_check_steps", "n_steps",
+                                       "products_s"))
             detail.append(f"| {g} | {e.get('peer')} | {e.get('variant', '')} | {fmt_t(s['min'])} | {fmt_t(s['mean'])} | "
                           f"{s['rounds']} | {f'{gf:.1f} ({gf / peak:.0%})' if gf and peak else '–'} | {notes} |")
     return L + ["", "All rows (sorted by min time):", ""] + detail
@@ -118,8 +119,9 @@ def _best(bs):
     ibs = [b for b in bs if b["extra_info"].get("peer") == "implicitbias"]
     others = [b for b in bs if b["extra_info"].get("peer") != "implicitbias"
               and b["extra_info"].get("status") != "budget"]
-    key = (lambda b: b["stats"]["min"])
-    return (min(ibs, key=key) if ibs else None), (min(others, key=key) if others else None)
+    def fastest(bs):
+        return min(bs, key=lambda b: b["stats"]["min"]) if bs else None
+    return fastest(ibs), fastest(others)
 
 
 def readme(doc, exclude=()):
@@ -128,8 +130,9 @@ def readme(doc, exclude=()):
     build = i.get("implicitbias_build") or {}
     simd = " + ".join(f.upper() for f in i.get("simd", [])) or "no AVX2"
     core = build.get("isa", "?") if isinstance(build, dict) else "?"
-    caption = (f"Measured {doc.get('datetime', '?')[:10]} on an {i.get('cpu_model', '?')} CPU ({i.get('cpu_count')} cores, "
-               f"{simd}; the `{core}` core), `--bench-size={i.get('bench_size')}`, best of the rounds; "
+    caption = (f"Measured {doc.get('datetime', '?')[:10]} on an {i.get('cpu_model', '?')} CPU "
+               f"({i.get('cpu_count')} cores, {simd}; the `{core}` core), `--bench-size={i.get('bench_size')}`, "
+               "best of the rounds; "
                "ratio = the fastest peer's time / implicitbias's (> 1: implicitbias is faster).")
     L = [caption, "", "| workload | implicitbias | fastest peer | ratio |", "|---|---:|---|---:|"]
     for g, bs in _groups(doc, exclude).items():

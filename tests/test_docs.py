@@ -75,7 +75,8 @@ def _accepted_choices(letter: str, name: str) -> set[str]:
     """The string values ``name`` accepts, from the ValueError a wrong one raises (the public message)."""
     import numpy as np
     rng = np.random.default_rng(0)
-    args = {"D": (rng.standard_normal((3, 5)), np.ones(3)), "S": (rng.standard_normal((4, 3)), np.array([1., -1, 1, -1])),
+    args = {"D": (rng.standard_normal((3, 5)), np.ones(3)),
+            "S": (rng.standard_normal((4, 3)), np.array([1.0, -1.0, 1.0, -1.0])),
             "F": (rng.standard_normal((3, 2, 2)), np.ones(3))}[letter]
     extra = {"lr": 0.1} if letter == "F" else {}
     with pytest.raises(ValueError, match=name) as err:
