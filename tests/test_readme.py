@@ -59,6 +59,46 @@ def snippets() -> list[dict]:
     return out
 
 
+NUMBER = r"~?-?\d+(?:\.\d+)?(?:e-?\d+)?"
+QUOTED = rf"(?:{NUMBER}|'[^']*')"
+
+
+def _agrees(value, quoted: str) -> bool:
+    """A quoted number holds to one unit of its last digit; ``~`` with an exponent (an order of magnitude, e.g.
+    an integrator's error) to a factor of 1.5; a quoted string exactly."""
+    if quoted.startswith("'"):
+        return value == quoted.strip("'")
+    approx, q = quoted.startswith("~"), quoted.lstrip("~")
+    mantissa, _, exponent = q.partition("e")
+    if approx and exponent:
+        return abs(float(value) - float(q)) <= 0.5 * abs(float(q))
+    unit = 10.0 ** (-len(mantissa.partition(".")[2]) + (int(exponent) if exponent else 0))
+    return abs(float(value) - float(q)) <= unit * (1 + 1e-9)
+
+
+def test_every_number_a_snippet_comment_quotes(snippets):
+    """Each line ``expression  # v1, v2: words`` of a snippet: the expression's values are the quoted ones."""
+    checked = 0
+    for block, ns in zip(_blocks("python"), snippets):
+        for line in block.splitlines():
+            code, sep, comment = line.partition("  # ")
+            quoted = re.match(rf"\s*({QUOTED}(?:,\s*{QUOTED})*)(?::|$)", comment) if sep else None
+            if not quoted:
+                continue
+            try:
+                expr = compile(code.strip(), "README.md", "eval")
+            except SyntaxError:  # an assignment or part of a longer statement
+                continue
+            value = eval(expr, dict(ns))
+            values = value if isinstance(value, tuple) else (value,)
+            items = [q.strip() for q in quoted.group(1).split(",")]
+            assert len(values) == len(items), line
+            for v, q in zip(values, items):
+                assert _agrees(v, q), f"README.md: {code.strip()} is {v!r}, the comment says {q}"
+                checked += 1
+    assert checked >= 12
+
+
 def test_diagonal_snippet_reaches_the_predicted_limits(snippets):
     ns = snippets[0]
     r, x_lim, d, w, x_eff = ns["r"], ns["x_lim"], ns["d"], ns["w"], ns["x_eff"]
