@@ -8,7 +8,7 @@ import pytest
 
 # peer name -> module whose import failure skips that peer's benchmarks
 PEERS = {"implicitbias": "implicitbias._core", "numpy": "numpy", "scipy": "scipy.integrate",
-         "torch": "torch", "jax": "jax"}
+         "torch": "torch", "jax": "jax", "cvode": "sksundae.cvode"}
 
 
 def missing(peer):

@@ -1,7 +1,12 @@
 #!/usr/bin/env python
-"""Render pytest-benchmark JSON (pytest bench/ --benchmark-json=F) as the README's Markdown tables.
+"""Render pytest-benchmark JSON (pytest bench/ --benchmark-json=F) as Markdown tables.
 
     python bench/render.py bench/results.json [-o bench/results.md]
+    python bench/render.py bench/results_after.json --readme --exclude W2   # the README's table
+
+``--readme``: one compact table (workload, implicitbias, fastest peer, ratio) under a caption that
+names the date, the CPU, the core and the size of the run; tests/test_readme.py checks that the
+README holds exactly this output.
 
 Workloads: the best (min) time per implementation, implicitbias (its fastest variant) against the
 fastest peer, ratio = peer / implicitbias (> 1: implicitbias is faster), and GFLOP/s as a fraction of
@@ -54,11 +59,7 @@ def workloads(groups, peak):
     detail = ["| workload | implementation | variant | min | mean | rounds | GFLOP/s (of peak) | notes |",
               "|---|---|---|---:|---:|---:|---:|---|"]
     for g, bs in groups.items():
-        ibs = [b for b in bs if b["extra_info"].get("peer") == "implicitbias"]
-        others = [b for b in bs if b["extra_info"].get("peer") != "implicitbias"
-                  and b["extra_info"].get("status") != "budget"]  # a capped run is no time-to-solution
-        best_ib = min(ibs, key=lambda b: b["stats"]["min"]) if ibs else None
-        best_peer = min(others, key=lambda b: b["stats"]["min"]) if others else None
+        best_ib, best_peer = _best(bs)  # a capped run is no time-to-solution
         t_ib = best_ib["stats"]["min"] if best_ib else None
         t_p = best_peer["stats"]["min"] if best_peer else None
         gf = gflops(best_ib, t_ib) if best_ib else None
@@ -71,7 +72,8 @@ def workloads(groups, peak):
             gf = gflops(b, s["min"])
             notes = ", ".join(f"{k} {v:.2g}" if isinstance(v, float) else f"{k} {v}" for k, v in e.items()
                               if k in ("status", "n_grad_evals", "err_to_limit", "first_call_s", "rel_error",
-                                       "max_rel_diff_vs_numpy", "max_rel_diff_at_check_steps"))
+                                       "max_rel_diff_vs_numpy", "max_rel_diff_at_check_steps", "n_steps",
+                                       "products_s"))
             detail.append(f"| {g} | {e.get('peer')} | {e.get('variant', '')} | {fmt_t(s['min'])} | {fmt_t(s['mean'])} | "
                           f"{s['rounds']} | {f'{gf:.1f} ({gf / peak:.0%})' if gf and peak else '–'} | {notes} |")
     return L + ["", "All rows (sorted by min time):", ""] + detail
@@ -92,10 +94,60 @@ def overhead(groups):
     return L
 
 
-def render(doc):
+WORKLOADS = {  # short descriptions for the README's table (bench/README.md has the full ones)
+    "W1-small": "W1-small: GD, 16 runs sharing A (M=40, N=100)",
+    "W1-large": "W1-large: GD, 16 runs sharing A (M=200, N=1000)",
+    "T1 Hessian trace": "T1: exact trace of the Hessian, deep matrix factorization",
+    "T2 trace-penalty training": "T2: trace-penalty training, deep matrix factorization",
+    "S1 relu2 digits": "S1: 8 steepest-descent runs, ReLU network on the digits",
+    "S2 linear n=15 d=20": "S2: normalized GD to 0.99 of the max margin (n=15, d=20)",
+    "S2 linear n=1000 d=100": "S2: normalized GD to 0.99 of the max margin (n=1000, d=100)",
+}
+
+
+def _groups(doc, exclude=()):
     groups = defaultdict(list)
     for b in doc["benchmarks"]:
-        groups[b["group"] or b["name"]].append(b)
+        g = b["group"] or b["name"]
+        if not any(g.startswith(x) for x in exclude):
+            groups[g].append(b)
+    return groups
+
+
+def _best(bs):
+    """implicitbias's fastest variant and the fastest peer (a run capped by its budget is no time)."""
+    ibs = [b for b in bs if b["extra_info"].get("peer") == "implicitbias"]
+    others = [b for b in bs if b["extra_info"].get("peer") != "implicitbias"
+              and b["extra_info"].get("status") != "budget"]
+    def fastest(bs):
+        return min(bs, key=lambda b: b["stats"]["min"]) if bs else None
+    return fastest(ibs), fastest(others)
+
+
+def readme(doc, exclude=()):
+    """The README's table: one row per workload, under a caption with the date, CPU, core and size."""
+    i = doc.get("machine_info", {}).get("implicitbias_bench", {})
+    build = i.get("implicitbias_build") or {}
+    simd = " + ".join(f.upper() for f in i.get("simd", [])) or "no AVX2"
+    core = build.get("isa", "?") if isinstance(build, dict) else "?"
+    caption = (f"Measured {doc.get('datetime', '?')[:10]} on an {i.get('cpu_model', '?')} CPU "
+               f"({i.get('cpu_count')} cores, {simd}; the `{core}` core), `--bench-size={i.get('bench_size')}`, "
+               "best of the rounds; "
+               "ratio = the fastest peer's time / implicitbias's (> 1: implicitbias is faster).")
+    L = [caption, "", "| workload | implicitbias | fastest peer | ratio |", "|---|---:|---|---:|"]
+    for g, bs in _groups(doc, exclude).items():
+        ib, peer = _best(bs)
+        if ib is None or peer is None:
+            continue
+        t_ib, t_p = ib["stats"]["min"], peer["stats"]["min"]
+        e = peer["extra_info"]
+        L.append(f"| {WORKLOADS.get(g, g)} | {fmt_t(t_ib)} | {e['peer']} {e.get('variant', '')}, {fmt_t(t_p)} | "
+                 f"{t_p / t_ib:.2f}x |")
+    return "\n".join(L) + "\n"
+
+
+def render(doc):
+    groups = _groups(doc)
     peak, out = header(doc)
     work = {g: bs for g, bs in groups.items() if not g.startswith("overhead")}
     over = {g: bs for g, bs in groups.items() if g.startswith("overhead")}
@@ -111,9 +163,13 @@ if __name__ == "__main__":
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("json")
     ap.add_argument("-o", "--out", help="also write the Markdown here")
+    ap.add_argument("--readme", action="store_true", help="the README's compact table with its caption")
+    ap.add_argument("--exclude", action="append", default=[], metavar="PREFIX",
+                    help="leave out the workloads whose name starts with PREFIX (repeatable)")
     a = ap.parse_args()
     with open(a.json) as fh:
-        md = render(json.load(fh))
+        doc = json.load(fh)
+    md = readme(doc, a.exclude) if a.readme else render(doc)
     if a.out:
         open(a.out, "w").write(md)
     print(md, end="")

@@ -96,7 +96,7 @@ W2_TOL = 1e-6          # ||x - x_limit|| for a run that converged (observed: 1e-
 W2_TOL_BUDGET = 1e-2   # a solve_ivp run stopped by its wall-time budget (RK45) is only near the limit
 
 W2_PEERS = {
-    "implicitbias": ("implicitbias", "fit(method='flow'), solver dual (default)", {}),
+    "implicitbias": ("implicitbias", "fit(method='flow'), default solver (bdf)", {}),
     "implicitbias-rosw": ("implicitbias", "fit(method='flow', solver='rosw')", {"solver": "rosw"}),
     "implicitbias-dopri5": ("implicitbias", "fit(method='flow', solver='dopri5')", {"solver": "dopri5"}),
     "scipy-LSODA": ("scipy", "solve_ivp LSODA", "LSODA"),

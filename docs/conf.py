@@ -5,8 +5,8 @@ Build (warnings are errors; the package must be importable, e.g. installed):
     pip install ".[docs]" && sphinx-build -W --keep-going -b html docs docs/_build/html
 
 Pages are Markdown (MyST). The mathematics lives in one file, ``science.md``; the family pages
-include its sections, and the reproduction and benchmark pages include README sections, so
-nothing is written twice. New pages: put ``docs/<name>.md`` beside this file; the last entry of
+include its sections, so nothing is written twice. The pages own their content: the README is a
+short summary that links to them (no page includes it). New pages: put ``docs/<name>.md`` beside this file; the last entry of
 the toctree in ``index.md`` (a glob) lists every top-level page not listed before it.
 """
 

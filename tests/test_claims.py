@@ -1,5 +1,5 @@
-"""The README's and the papers' claims, each checked on a small instance with a tolerance that
-matches the claim (docs/claims.md lists every README number with the test that checks it)."""
+"""The claims of the README, the docs pages and the papers, each checked on a small instance with a tolerance
+that matches the claim (docs/claims.md lists every number with the test that checks it)."""
 
 from __future__ import annotations
 
@@ -66,7 +66,7 @@ def test_nonnegative_weight_normalized_limit_is_the_plain_limit_at_alpha_eff(see
 
 def test_weight_normalization_reaches_the_loss_tolerance_sooner_at_depth_2():
     # "weight normalization converges faster": flow time to a loss of 1e-8 of its start, depth 2
-    # (measured on the README's problem, seeds 0-2, alpha 1e-3 to 0.3: 17x-1600x sooner with lr_ratio = 100;
+    # (measured on the experiment's problem, seeds 0-2, alpha 1e-3 to 0.3: 17x-1600x sooner with lr_ratio = 100;
     # at depth 3 it is not: see the next test and docs/claims.md)
     d = ib.data.sparse_regression(40, 100, 4, seed=0)
     rec = np.logspace(-3, 9, 400)
@@ -84,7 +84,7 @@ def test_weight_normalization_reaches_the_loss_tolerance_sooner_at_depth_2():
 def test_weight_normalization_at_depth_3_stalls_on_a_plateau(alpha):
     # At depth 3 with lr_ratio = 100 the flow stalls on a plateau of nonzero loss from t ~ 1e3 to past
     # t = 1e9 (measured: loss 0.344 at alpha <= 0.01, 4.9e-3 at alpha = 0.1; ||x|| ~ 1.4-1.5, so the
-    # plateau is a saddle away from the origin: the README's "near the saddle at the origin" is wrong)
+    # plateau is a saddle away from the origin: the old README's "near the saddle at the origin" was wrong)
     d = ib.data.sparse_regression(40, 100, 4, seed=0)
     r = ib.diagonal.fit(d.A, d.y, depth=3, init_scale=alpha, weight_norm="joint", lr_ratio=100.0, rtol=1e-6,
                         t_max=1e9, record_times=[1e3, 1e6, 1e9])
@@ -97,7 +97,7 @@ def test_weight_normalization_at_depth_3_stalls_on_a_plateau(alpha):
 
 # --------------------------------------------------------------------------- steepest descent
 def test_diagonal_network_reaches_its_predictor_lps():
-    # README: 0.995-0.998 of the predictor LP on the diagonal network (mean over 5 seeds; single seeds
+    # docs/experiments.md: 0.995-0.998 of the predictor LP on the diagonal network (mean over 5 seeds; single seeds
     # measured 0.990-0.999): GD against the l1 LP, sign descent against the l_inf LP
     ratios: dict[str, list[float]] = {"l2": [], "linf": []}
     for seed in range(5):
@@ -115,7 +115,7 @@ def test_diagonal_network_reaches_its_predictor_lps():
 
 
 def test_adam_without_eps_follows_sign_descent_on_a_relu_network():
-    # README: on the ReLU network Adam with eps = 0 follows sign descent (large l_inf margin) rather
+    # docs/experiments.md: on the ReLU network Adam with eps = 0 follows sign descent (large l_inf margin) rather
     # than GD; the reproduction's size gives 16-19 against GD's 2.8 (sign descent 35). On this
     # smaller instance (the reproduction's --quick size): GD 2.1, sign descent 22, Adam 7.7
     d = ib.data.digits_binary(n_samples=150, seed=0)
@@ -143,7 +143,7 @@ def trained_l3():
 
 
 def test_trace_penalty_solutions_sit_on_the_trace_bound(trained_l3):
-    # README: trace / (2L (d0 dL)^(1/L) ||E||_*^(2(L-1)/L)) is 0.96-1.05 for the trace penalty (median
+    # docs/experiments.md: trace / (2L (d0 dL)^(1/L) ||E||_*^(2(L-1)/L)) is 0.96-1.05 for the trace penalty (median
     # over seeds), 1.4-3.4 for large-init GD (measured here: 1.003 and 1.9)
     (tp, gd), _, _ = trained_l3
     assert 0.96 <= tp.trace / hessian.proxy_bound(tp.product, 3) <= 1.05
@@ -151,7 +151,7 @@ def test_trace_penalty_solutions_sit_on_the_trace_bound(trained_l3):
 
 
 def test_trace_estimators_reach_the_stated_accuracy(trained_l3):
-    # README: near zero loss Hutch++ and XTrace become nearly exact (1e-4 to 1e-5) once their sketch
+    # docs/experiments.md: near zero loss Hutch++ and XTrace become nearly exact (1e-4 to 1e-5) once their sketch
     # covers the Hessian's rank (about n = 120), Hutchinson stays at ~1% (measured at 768 products,
     # medians over 10 seeds: 2.5e-5, 1.2e-5, 0.8%; here over 3)
     (tp, _), prob, op = trained_l3
@@ -168,7 +168,7 @@ def test_trace_estimators_reach_the_stated_accuracy(trained_l3):
 
 # --------------------------------------------------------------------------- the reproductions' numbers
 def test_weight_normalization_recovers_the_sparse_solution_at_alpha_0_1():
-    # README (depth 2, alpha = 0.1, median of 10 seeds): plain flow error 0.43, WN lr_ratio=10 5.2e-3,
+    # README, docs/experiments.md (depth 2, alpha = 0.1, median of 10 seeds): plain error 0.43, WN lr_ratio=10 5.2e-3,
     # lr_ratio=100 3.4e-7 (measured: 0.433, 5.18e-3, 3.39e-7); above alpha ~ 0.2 nothing recovers x*
     # (measured at alpha = 0.3: plain 1.10, WN 1.03). Here per seed (seeds 0-2), so with wider bounds.
     for seed in range(3):
@@ -185,7 +185,7 @@ def test_weight_normalization_recovers_the_sparse_solution_at_alpha_0_1():
 
 
 def test_linear_model_reaches_its_own_max_margin():
-    # README (as corrected): GD and sign descent reach 0.999 or more of the optimum in their own norm on
+    # docs/experiments.md (as corrected): GD and sign descent reach 0.999 or more of the optimum in their own norm on
     # the linear model, coordinate descent 0.998 (means over 5 seeds, the reproduction's settings;
     # measured 0.99997, 0.99949, 0.9986; single seeds down to 0.9988 and 0.9970)
     ratios: dict[str, list[float]] = {"l2": [], "linf": [], "l1": []}
@@ -201,7 +201,7 @@ def test_linear_model_reaches_its_own_max_margin():
 
 
 def test_smoothed_margin_drops_at_the_reproductions_step_sizes():
-    # README: sign descent's largest drop falls from 1.3 at lr 2 to 1.6e-6 at lr 0.005; normalized GD
+    # docs/experiments.md: sign descent's largest drop falls from 1.3 at lr 2 to 1.6e-6 at lr 0.005; normalized GD
     # has no drop at all for lr <= 0.5 (the reproduction's setup: seed 0, init 0.01, time 60)
     c = ib.data.separable(15, 20, seed=0)
 
@@ -239,7 +239,7 @@ def flatness_n160(sensing_n160):
 
 
 def test_flat_solution_finders_against_the_minimum_nuclear_norm(flatness_n160):
-    # README (d = 20, rank 2, depths 2-4, 3 seeds), ||E||_* / ||X_cvx||_* and recovery error; measured
+    # docs/experiments.md (d = 20, rank 2, depths 2-4, 3 seeds), ||E||_* / ||X_cvx||_* and recovery error; measured
     # here at depth 3: 1.0001/0.012, 1.107, 1.65, 1.018, 3.78/1.66, depth 1 1.59
     r = flatness_n160
     assert 1.0 - 1e-6 <= r["trace penalty"][0] <= 1.002 and r["trace penalty"][1] <= 0.035  # n >= 160
@@ -250,8 +250,8 @@ def test_flat_solution_finders_against_the_minimum_nuclear_norm(flatness_n160):
     assert r["depth 1"][0] > 1.3  # depth 1 does not move toward low rank
 
 
-def test_readme_factorization_example(sensing_n160):
-    # README's usage example (the same problem): f.nuclear_norm / ||X||_* ~ 1.00 (measured 0.99995)
+def test_factorization_page_example_reaches_the_minimum_nuclear_norm(sensing_n160):
+    # docs/families/factorization.md's example (the same problem): f.nuclear_norm / ||X||_* ~ 1.00 (measured 0.99995)
     m, op, nuc_cvx = sensing_n160
     f = factorization.fit(op, m.y, depth=3, width=20, init_scale=1.0, method="trace_penalty", lr=0.05 / 3,
                           trace_weight=0.03, steps=10_000, M_star=m.M_star)
@@ -259,7 +259,7 @@ def test_readme_factorization_example(sensing_n160):
 
 
 def test_default_flow_target_is_a_relative_residual_of_10_rtol():
-    # README: a run stops at loss <= target_loss (default 50 (rtol ||y||)^2, a relative residual of 10 rtol)
+    # docs/numerics.md: a run stops at loss <= target_loss (default 50 (rtol ||y||)^2, a relative residual of 10 rtol)
     d = ib.data.sparse_regression(20, 40, 3, seed=1)
     ny = np.linalg.norm(d.y)
     for rtol in (1e-6, 1e-8):
@@ -269,3 +269,40 @@ def test_default_flow_target_is_a_relative_residual_of_10_rtol():
         assert np.linalg.norm(d.A @ r.x - d.y) <= 10 * rtol * ny
     coarse = ib.diagonal.fit(d.A, d.y, init_scale=0.1, rtol=1e-4)
     assert coarse.loss > 50 * (1e-8 * ny) ** 2  # it stopped at its own (coarser) target
+
+
+def test_weight_normalized_flow_fails_below_basis_pursuits_transition_at_small_delta():
+    # docs/experiments.md, the Donoho-Tanner plane (N = 100, depth 2, alpha = 0.1, lr_ratio = 30, seeds 0-9, the
+    # phase reproduction's problems and rule: recovered when ||x - x*|| <= 1% ||x*||): at M = 10, 20, 30 with
+    # s = 1, 2, 3 the WN flow recovers 10%, 20%, 50% where basis pursuit recovers 100%; there alpha_eff() stays
+    # near alpha (medians 0.079, 0.055; 0.006 at M = 30), while at M = 40 (s = 4) it recovers 90% with
+    # alpha_eff() collapsed (median 2.5e-6). Counts are held to +-1 seed of the measured ones.
+    expected = {10: (1, 0.079), 20: (2, 0.055), 30: (5, 0.006), 40: (9, 2.5e-6)}
+    for M, (n_wn, alpha_eff) in expected.items():
+        ds = [ib.data.sparse_regression(n_measurements=M, dim=100, sparsity=M // 10, seed=seed) for seed in range(10)]
+        runs = ib.diagonal.fit_many([d.A for d in ds], [d.y for d in ds], depth=2, init_scale=0.1, weight_norm="joint",
+                                    lr_ratio=30.0, rtol=1e-6, n_record=2)
+
+        def recovered(x, d):
+            return np.linalg.norm(x - d.x_star) <= 1e-2 * np.linalg.norm(d.x_star)
+        assert all(recovered(ib.reference.basis_pursuit(d.A, d.y), d) for d in ds), M
+        assert abs(sum(recovered(r.x, d) for r, d in zip(runs, ds)) - n_wn) <= 1, M
+        median = float(np.median([np.median(r.alpha_eff()) for r in runs]))
+        if M <= 20:
+            assert median == pytest.approx(alpha_eff, rel=0.15), (M, median)  # near alpha = 0.1
+        elif M == 30:
+            assert 1e-3 <= median <= 0.02, (M, median)
+        else:
+            assert median <= 1e-4, (M, median)  # collapsed where it recovers
+
+
+def test_weight_normalization_at_lr_ratio_1_recovers_at_depth_3_only():
+    # docs/experiments.md, the recovery diagram (N = 100, M = 40, s = 4, seeds 0-19, recovered when
+    # ||x - x*|| <= 1% ||x*||): with lr_ratio = 1 the WN flow recovers 2 of 20 at depth 2 (alpha = 0.01), but
+    # at depth 3 18 of 20 at alpha = 0.1 and 20 of 20 at alpha = 0.01. Counts held to +-1 seed.
+    ds = [ib.data.sparse_regression(n_measurements=40, dim=100, sparsity=4, seed=s) for s in range(20)]
+    for depth, alpha, expected in ((2, 0.01, 2), (3, 0.1, 18), (3, 0.01, 20)):
+        runs = ib.diagonal.fit_many([d.A for d in ds], [d.y for d in ds], depth=depth, init_scale=alpha,
+                                    weight_norm="joint", lr_ratio=1.0, rtol=1e-6, n_record=2)
+        n = sum(np.linalg.norm(r.x - d.x_star) <= 1e-2 * np.linalg.norm(d.x_star) for r, d in zip(runs, ds))
+        assert abs(n - expected) <= 1, (depth, alpha, n)
