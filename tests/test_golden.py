@@ -76,10 +76,11 @@ def not_comparable(key: str) -> str | None:
 
 # --------------------------------------------------------------------------- the rule
 def same_identity(recorded: dict[str, str], current: dict[str, str]) -> bool:
-    """Whether the bitwise rule applies: every identity field but the informational ones agrees."""
-    def core(ident: dict[str, str]) -> dict[str, str]:
-        return {k: v for k, v in ident.items() if k not in record.INFO_ONLY}
-    return core(recorded) == core(current)
+    """Whether the bitwise rule applies: every identity field of the recording but the informational
+    ones agrees. A field the core reports and the recording lacks (it predates the field, e.g.
+    ``compile_flags``) does not make the rule weaker: the replay stays bitwise and fails, asking for a
+    new recording, if the numbers moved."""
+    return all(current.get(k) == v for k, v in recorded.items() if k not in record.INFO_ONLY)
 
 
 def bitwise_equal(a: np.ndarray, b: np.ndarray) -> bool:
@@ -167,12 +168,15 @@ def test_outputs_match_recording(isa: str, tmp_path: Any, golden_report: list[st
         bitwise = same_identity(recorded, ident)
         differ = {k: (recorded.get(k), ident.get(k)) for k in sorted(set(recorded) | set(ident))
                   if k not in record.INFO_ONLY and recorded.get(k) != ident.get(k)}
-        rule = "bitwise (same identity)" if bitwise else (
+        newer = sorted(set(ident) - set(recorded) - set(record.INFO_ONLY))
+        predates = f"; the recording predates {', '.join(newer)}" if newer else ""
+        rule = f"bitwise (same identity{predates})" if bitwise else (
             f"per-entry rtol {CROSS_RTOL:g} (identity differs, recorded vs here: {differ})")
         bad = mismatches(got, expected, bitwise)
         golden_report.append(f"{isa}: {len(expected)} outputs vs outputs_{isa}.npz, {rule}: "
                              f"{'ok' if not bad else f'{len(bad)} differ'}")
-        assert not bad, f"{len(bad)} of {len(expected)} outputs break the rule [{rule}], e.g. {bad[:8]}"
+        assert not bad, (f"{len(bad)} of {len(expected)} outputs break the rule [{rule}], e.g. {bad[:8]}"
+                         + (f"; record again: IMPLICITBIAS_ISA={isa} python tests/golden/record.py" if newer else ""))
         return
     # no recording of its own (the x86-64-v4 core cannot run on the machine that made the others):
     # the cross-build rule against every recording there is, then a loud failure if the build should
@@ -216,6 +220,19 @@ def test_recordings_store_their_identity_and_inputs() -> None:
             assert not any(k.startswith("ref.") for k in outputs), "reference solvers are not core outputs"
             assert any(k.startswith("diag.flow.bdf.joint.L3/") for k in outputs)
             assert any(k.startswith("diag.fit.default.plain/") for k in outputs)
+
+
+def test_identity_decides_the_rule() -> None:
+    recorded = {"isa": "baseline", "simd": "SSE, SSE2", "compiler": "GCC 12.2.0", "eigen": "3.4.1",
+                "blas": "scipy-openblas 0.3.31 coretype=Nehalem", "numpy_dispatch": "baseline", "numpy": "2.4.6",
+                "machine": "x86_64"}
+    assert same_identity(recorded, dict(recorded, numpy="2.5.0", machine="AMD64"))  # information only
+    assert same_identity(recorded, dict(recorded, compile_flags="-O3"))  # recorded before the field existed
+    for field, other in (("compiler", "GCC 13.1.0"), ("eigen", "3.4.0"), ("simd", "AVX512, FMA"),
+                         ("blas", "mkl 2024"), ("numpy_dispatch", "X86_V3,X86_V4")):
+        assert not same_identity(recorded, dict(recorded, **{field: other})), field
+    assert not same_identity(dict(recorded, compile_flags="-O3"), dict(recorded, compile_flags="-O2"))
+    assert not same_identity(dict(recorded, compile_flags="-O3"), recorded)  # the core stopped reporting it
 
 
 def _perturbed(x: np.ndarray, i: int, factor: float = 0.0, ulps: int = 0) -> np.ndarray:
