@@ -22,7 +22,18 @@ settings.register_profile("large", max_examples=500, derandomize=False, **_COMMO
 settings.load_profile(PROFILE)
 
 
+GOLDEN_REPORT: list[str] = []
+
+
+@pytest.fixture
+def golden_report() -> list[str]:
+    """Where tests/test_golden.py notes which rule each replay was held to (printed at the end)."""
+    return GOLDEN_REPORT
+
+
 def pytest_terminal_summary(terminalreporter, exitstatus, config):  # pytest hook signature
+    for line in GOLDEN_REPORT:
+        terminalreporter.write_line(f"golden replay {line}")
     if COUNTS["calls"]:
         terminalreporter.write_line(
             f"fuzzed calls ({PROFILE} profile): {COUNTS['calls']}, of which {COUNTS['rejected']} were rejected with "
