@@ -363,19 +363,31 @@ def fit_many(
         label_noise_std=label_noise_std, sam_radius=sam_radius, seed=seed,
         init_layers=None if init_layers is None else list(init_layers)), _PER_RUN, [0])
     runs_k = [_run(k, runs, op.shape) for k in range(K)]
-    all_flow = all(r["method"] == "flow" for r in runs_k)
-    problem.tol = (1e-12 * float(np.mean(yv**2)) if all_flow else -1.0) if target_loss is None \
-        else _batch.target_loss(target_loss)
+    # the target lives on the core's problem: the flows' default (1e-12 mean(y^2)) and the fixed-step
+    # methods' (never stop early) differ, so a batch mixing them gives its flows a problem of their own
+    problems = [problem]
+    flow_problem = 0
+    if target_loss is None:
+        problem.tol = -1.0
+        if any(r["method"] == "flow" for r in runs_k):
+            if any(r["method"] != "flow" for r in runs_k):
+                problems.append(core.FactorizationProblem(op._core))
+                problems[1].y, problems[1].M_star = problem.y, problem.M_star
+                flow_problem = 1
+            problems[flow_problem].tol = 1e-12 * float(np.mean(yv**2))
+    else:
+        problem.tol = _batch.target_loss(target_loss)
     options = _options(steps, anneal_frac, final_ratio, t_max, rtol, max_steps, record_every, n_record, block_size,
                        num_threads, any(r["method"] == "flow" for r in runs_k))
-    core_runs = [core.FactorizationRun(problem=0, method=_batch.enum(core.FactorizationMethod, r["method"]),
+    core_runs = [core.FactorizationRun(problem=flow_problem if r["method"] == "flow" else 0,
+                                       method=_batch.enum(core.FactorizationMethod, r["method"]),
                              dims=r["dims"], z0=r["z0"], lr=r["lr"] or 0.0, strength=r["strength"], seed=r["seed"])
                  for r in runs_k]
-    keys = [(int(c.method), r["dims"]) for c, r in zip(core_runs, runs_k)]
-    records = _batch.grouped(keys, lambda order: core.factorization_batch([problem], [core_runs[k] for k in order],
+    keys = [(c.problem, int(c.method), r["dims"]) for c, r in zip(core_runs, runs_k)]
+    records = _batch.grouped(keys, lambda order: core.factorization_batch(problems, [core_runs[k] for k in order],
                                                                            options))
     with np.errstate(over="ignore", invalid="ignore"):  # a diverged run may hold huge values
-        return [_decode(rec, r, problem.tol >= 0) for rec, r in zip(records, runs_k)]
+        return [_decode(rec, r, problems[c.problem].tol >= 0) for rec, r, c in zip(records, runs_k, core_runs)]
 
 
 @_batch.memoized
