@@ -34,7 +34,6 @@ and Hessian-vector products use the same stacking.
 
 from __future__ import annotations
 
-import numbers
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -42,7 +41,8 @@ from typing import Any
 import numpy as np
 
 from . import _batch
-from ._batch import PerRun, RunResult
+from ._batch import RunResult
+from ._family import Adapter, Family, Problems, choice_param, core_names, param
 from ._native import core
 from ._sensing import parse_sensing
 from ._validation import (
@@ -56,12 +56,12 @@ from ._validation import (
 )
 
 __all__ = [
-    "FactorizationResult", "SensingOperator", "balanced_factorization", "fit", "fit_many", "gradient",
+    "FAMILY", "FactorizationResult", "SensingOperator", "balanced_factorization", "fit", "fit_many", "gradient",
     "initial_layers", "jacobian", "loss", "pack", "product", "sensing_operator", "unpack",
 ]
 
-_METHODS = ("descent", "flow", "trace_penalty", "label_noise_sgd", "sam")
-_INITS = ("gaussian", "balanced")
+_METHODS = core_names(core.FactorizationMethod)
+_INITS = ("gaussian", "balanced")  # drawn in Python (initial_layers): no core enum
 
 
 # --------------------------------------------------------------------------- measurement operators
@@ -291,20 +291,81 @@ class FactorizationResult(RunResult):
     seed: int
 
 
-_PER_RUN = {
-    "depth": PerRun(),
-    "width": PerRun(),
-    "init_scale": PerRun(),
-    "init": PerRun(),
-    "method": PerRun(_batch.choice(*_METHODS)),
-    "lr": PerRun(_batch.optional_positive),
-    "trace_weight": PerRun(_batch.nonnegative),
-    "label_noise_std": PerRun(_batch.nonnegative),
-    "sam_radius": PerRun(_batch.nonnegative),
-    "seed": PerRun(),
-    "init_layers": PerRun(vector=True),
-}
 _STRENGTH = {"trace_penalty": "trace_weight", "label_noise_sgd": "label_noise_std", "sam": "sam_radius"}
+
+
+def fit(
+    A: Any,
+    y: Any,
+    *,
+    depth: Any = 3,
+    width: Any = None,
+    init_scale: Any = 0.1,
+    init: Any = "gaussian",
+    method: Any = "descent",
+    lr: Any = None,
+    steps: int = 10_000,
+    trace_weight: Any = 0.0,
+    label_noise_std: Any = 0.0,
+    sam_radius: Any = 0.0,
+    anneal_frac: float = 0.8,
+    final_ratio: float = 1e-3,
+    shape: Any = None,
+    M_star: Any = None,
+    init_layers: Any = None,
+    seed: Any = 0,
+    target_loss: float | None = None,
+    t_max: float = 1e4,
+    rtol: float = 1e-7,
+    max_steps: int = 1_000_000,
+    record_every: int | None = None,
+    n_record: int = 100,
+    num_threads: int | None = None,
+    block_size: int = 1,
+) -> FactorizationResult:
+    """Train one deep linear network ``E = W_L...W_1`` on ``y_i ~ <A_i, E>``.
+
+    Parameters
+    ----------
+    A : float array (n, d_out, d_in), int array (n, 2) of index pairs, or a
+        :class:`SensingOperator`; ``y`` : array (n,).
+    depth : int >= 1
+        L, the number of layers.
+    width : int, optional
+        Hidden widths ``d_1 = ... = d_{L-1}`` (default ``max(d_out, d_in)``).
+    init_scale, init : float > 0, "gaussian" or "balanced"
+        See :func:`initial_layers`; ``seed`` draws the initialization (and the
+        label noise). ``init_layers`` (list of arrays) overrides all three.
+    method : "descent", "flow", "trace_penalty", "label_noise_sgd", "sam"
+        See the module docstring and docs/science.md, section 3.6.
+    lr : float > 0
+        Step size (every method but "flow"). Required.
+    steps : int
+        Number of steps (fixed-step methods).
+    trace_weight, label_noise_std, sam_radius : float >= 0
+        Initial strengths of the trace penalty, of the label noise (standard
+        deviation, in units of y) and of the SAM radius (in parameter norm);
+        annealed as in the module docstring by ``anneal_frac`` in [0, 1] and
+        ``final_ratio`` in (0, 1].
+    shape : (d_out, d_in)
+        Required with index pairs (matrix completion).
+    M_star : array (d_out, d_in), optional
+        Ground truth; records ``history["error"]`` and ``result.error``.
+    target_loss : float >= 0, optional
+        Stop as converged when the loss is <= target_loss (default: never for
+        the fixed-step methods; ``1e-12 * mean(y^2)`` for the flow).
+    t_max, rtol, max_steps : flow only (time horizon, relative tolerance,
+        step attempts).
+    record_every : int, optional
+        Record the history every k steps (default ``max(1, steps // n_record)``).
+    num_threads : int, optional
+        OpenMP threads (results do not depend on it).
+
+    Returns
+    -------
+    FactorizationResult
+    """
+    return FAMILY.run_one(locals())
 
 
 def fit_many(
@@ -346,71 +407,103 @@ def fit_many(
     time; the results are bitwise the same for any ``num_threads``. Other
     parameters: :func:`fit`.
     """
-    op = _operator(A, shape)
-    yv = check_vector(y, "y", op.n)
-    problem = core.FactorizationProblem(op._core)
-    problem.y = yv
-    if M_star is not None:
-        Ms = check_matrix(M_star, "M_star")
-        if Ms.shape != op.shape:
-            raise ValueError(f"M_star must have shape {op.shape}, got {Ms.shape}")
-        problem.M_star = Ms
-    if init_layers is not None and not (isinstance(init_layers, (list, tuple)) and init_layers
-                                        and isinstance(init_layers[0], (list, tuple))):
-        raise ValueError("init_layers must be a list of layer lists (one per run) in fit_many")
-    K, runs = _batch.broadcast(dict(
-        depth=depth, width=width, init_scale=init_scale, init=init, method=method, lr=lr, trace_weight=trace_weight,
-        label_noise_std=label_noise_std, sam_radius=sam_radius, seed=seed,
-        init_layers=None if init_layers is None else list(init_layers)), _PER_RUN, [0])
-    runs_k = [_run(k, runs, op.shape) for k in range(K)]
-    # the target lives on the core's problem: the flows' default (1e-12 mean(y^2)) and the fixed-step
-    # methods' (never stop early) differ, so a batch mixing them gives its flows a problem of their own
-    problems = [problem]
-    flow_problem = 0
-    if target_loss is None:
-        problem.tol = -1.0
-        if any(r["method"] == "flow" for r in runs_k):
-            if any(r["method"] != "flow" for r in runs_k):
-                problems.append(core.FactorizationProblem(op._core))
-                problems[1].y, problems[1].M_star = problem.y, problem.M_star
-                flow_problem = 1
-            problems[flow_problem].tol = 1e-12 * float(np.mean(yv**2))
-    else:
-        problem.tol = _batch.target_loss(target_loss)
-    options = _options(steps, anneal_frac, final_ratio, t_max, rtol, max_steps, record_every, n_record, block_size,
-                       num_threads, any(r["method"] == "flow" for r in runs_k))
-    core_runs = [core.FactorizationRun(problem=flow_problem if r["method"] == "flow" else 0,
-                                       method=_batch.enum(core.FactorizationMethod, r["method"]),
-                             dims=r["dims"], z0=r["z0"], lr=r["lr"] or 0.0, strength=r["strength"], seed=r["seed"])
-                 for r in runs_k]
-    keys = [(c.problem, int(c.method), r["dims"]) for c, r in zip(core_runs, runs_k)]
-    records = _batch.grouped(keys, lambda order: core.factorization_batch(problems, [core_runs[k] for k in order],
-                                                                           options))
-    with np.errstate(over="ignore", invalid="ignore"):  # a diverged run may hold huge values
-        return [_decode(rec, r, problems[c.problem].tol >= 0) for rec, r, c in zip(records, runs_k, core_runs)]
+    return FAMILY.run(locals())
+
+
+@dataclass(frozen=True)
+class _Batch:
+    options: Any
+    flow_problem: int  # the problem index of the flows (their default target differs: see batch())
+
+
+class _Adapter(Adapter):
+    """factorization_batch: FactorizationProblem (the target on the problem), FactorizationRun,
+    FactorizationBatchOptions."""
+
+    def problems(self, args: dict[str, Any]) -> Problems:
+        op = _operator(args["A"], args["shape"])
+        yv = check_vector(args["y"], "y", op.n)
+        problem = core.FactorizationProblem(op._core)
+        problem.y = yv
+        if args["M_star"] is not None:
+            Ms = check_matrix(args["M_star"], "M_star")
+            if Ms.shape != op.shape:
+                raise ValueError(f"M_star must have shape {op.shape}, got {Ms.shape}")
+            problem.M_star = Ms
+        il = args["init_layers"]
+        if il is not None and not (isinstance(il, (list, tuple)) and il and isinstance(il[0], (list, tuple))):
+            raise ValueError("init_layers must be a list of layer lists (one per run) in fit_many")
+        args["init_layers"] = None if il is None else list(il)
+        return Problems([problem], [(op, yv)], [0])
+
+    def batch(self, opts: dict[str, Any], runs: dict[str, list], problems: Problems) -> _Batch:
+        # the target lives on the core's problem: the flows' default (1e-12 mean(y^2)) and the fixed-step
+        # methods' (never stop early) differ, so a batch mixing them gives its flows a problem of their own
+        problem, yv = problems.core[0], problems.data[0][1]
+        flows = [m == "flow" for m in runs["method"]]
+        flow_problem = 0
+        if opts["target_loss"] is None:
+            problem.tol = -1.0
+            if any(flows):
+                if not all(flows):
+                    problems.core.append(core.FactorizationProblem(problems.data[0][0]._core))
+                    problems.core[1].y, problems.core[1].M_star = problem.y, problem.M_star
+                    flow_problem = 1
+                problems.core[flow_problem].tol = 1e-12 * float(np.mean(yv**2))
+        else:
+            problem.tol = opts["target_loss"]
+        options = _options(opts["steps"], opts["anneal_frac"], opts["final_ratio"], opts["t_max"], opts["rtol"],
+                           opts["max_steps"], opts["record_every"], opts["n_record"], opts["block_size"],
+                           opts["num_threads"], any(flows))
+        return _Batch(options, flow_problem)
+
+    def build(self, k: int, runs: dict[str, list], problems: Problems, batch: _Batch,
+              memo: dict) -> tuple[Any, Any]:
+        r = _run(k, runs, problems.data[0][0].shape)
+        run = core.FactorizationRun(problem=batch.flow_problem if r["method"] == "flow" else 0,
+                                    method=_batch.enum(core.FactorizationMethod, r["method"]), dims=r["dims"],
+                                    z0=r["z0"], lr=r["lr"] or 0.0, strength=r["strength"], seed=r["seed"])
+        return run, r
+
+    def group_key(self, core_run: Any) -> Any:  # the core's same(): problem, method, layer widths
+        return (core_run.problem, int(core_run.method), core_run.dims)
+
+    def call(self, problems: Problems, core_runs: list, batch: _Batch) -> list:
+        return core.factorization_batch(problems.core, core_runs, batch.options)
+
+    def decode(self, record: Any, info: Any, problems: Problems, batch: _Batch) -> FactorizationResult:
+        problem = batch.flow_problem if info["method"] == "flow" else 0
+        return _decode(record, info, problems.core[problem].tol >= 0)
 
 
 @_batch.memoized
-def _options(steps: Any, anneal_frac: Any, final_ratio: Any, t_max: Any, rtol: Any, max_steps: Any, record_every: Any,
-             n_record: Any, block_size: Any, num_threads: Any, any_flow: bool) -> Any:
-    """The options shared by a batch (checked)."""
-    steps = check_positive_int(steps, "steps", minimum=0)
-    af = float(anneal_frac) if isinstance(anneal_frac, numbers.Real) else float("nan")
-    if not 0.0 <= af <= 1.0:
-        raise ValueError(f"anneal_frac must be in [0, 1], got {anneal_frac!r}")
-    fr = check_positive(final_ratio, "final_ratio")
-    if fr > 1:
-        raise ValueError(f"final_ratio must be in (0, 1], got {final_ratio!r}")
-    n_record = check_positive_int(n_record, "n_record")
-    t_max = check_positive(t_max, "t_max")
+def _options(steps: int, anneal_frac: float, final_ratio: float, t_max: float, rtol: float, max_steps: int,
+             record_every: int | None, n_record: int, block_size: int, num_threads: int, any_flow: bool) -> Any:
+    """The core options shared by a batch, from the checked batch-wide arguments."""
     return _batch.make(
         core.FactorizationBatchOptions,
         fixed=_batch.make(core.FixedStepOptions, steps=steps,
                           record_every=_batch.record_every_steps(record_every, steps, n_record)),
         adaptive=_batch.adaptive_options(rtol=rtol, atol=0.0, t_max=t_max, max_steps=max_steps,
                                          record_times=_batch.record_times(None, t_max, n_record) if any_flow else []),
-        schedule=_batch.make(core.StrengthSchedule, anneal_steps=round(af * steps), final_ratio=fr),
-        block_size=check_positive_int(block_size, "block_size"), num_threads=_batch.threads(num_threads))
+        schedule=_batch.make(core.StrengthSchedule, anneal_steps=round(anneal_frac * steps), final_ratio=final_ratio),
+        block_size=block_size, num_threads=num_threads)
+
+
+def _fraction(value: Any, name: str) -> float:
+    """A real in [0, 1]."""
+    v = float(value) if _batch.is_real(value) else float("nan")
+    if not 0.0 <= v <= 1.0:
+        raise ValueError(f"{name} must be in [0, 1], got {value!r}")
+    return v
+
+
+def _ratio(value: Any, name: str) -> float:
+    """A real in (0, 1]."""
+    v = check_positive(value, name)
+    if v > 1:
+        raise ValueError(f"{name} must be in (0, 1], got {value!r}")
+    return v
 
 
 def _run(k: int, runs: dict[str, list], shape: tuple[int, int]) -> dict[str, Any]:
@@ -457,45 +550,31 @@ def _decode(record: Any, r: dict[str, Any], has_target: bool) -> FactorizationRe
     return result
 
 
-fit = _batch.single(fit_many, _PER_RUN, """Train one deep linear network ``E = W_L...W_1`` on ``y_i ~ <A_i, E>``.
+_B = _batch
+FAMILY = Family.declare("factorization", fit, fit_many, ("A", "y", "shape", "M_star"), [
+    param("depth", None, int, per_run=True),  # checked per run (with init_layers, which overrides it)
+    param("width", None, int, type(None), per_run=True),
+    param("init_scale", None, float, per_run=True),
+    choice_param("init", _INITS, per_run=True),
+    choice_param("method", _METHODS, per_run=True),
+    param("lr", _B.optional_positive, float, type(None), per_run=True),
+    param("steps", _B.integer(0), int),
+    param("trace_weight", _B.nonnegative, float, per_run=True),
+    param("label_noise_std", _B.nonnegative, float, per_run=True),
+    param("sam_radius", _B.nonnegative, float, per_run=True),
+    param("anneal_frac", _fraction, float),
+    param("final_ratio", _ratio, float),
+    param("init_layers", None, list, type(None), per_run=True, vector=True),
+    param("seed", None, int, type(None), per_run=True),
+    param("target_loss", _B.optional(_B.nonnegative), float, type(None)),
+    param("t_max", _B.positive, float),
+    param("rtol", _B.below_one, float),
+    param("max_steps", _B.integer(1), int),
+    param("record_every", _B.optional(_B.integer(1)), int, type(None)),
+    param("n_record", _B.integer(1), int),
+    param("num_threads", _B.num_threads, int, type(None)),
+    param("block_size", _B.integer(1), int),
+], _Adapter())
+"""The factorization family's declaration (:class:`implicitbias._family.Family`)."""
 
-    Parameters
-    ----------
-    A : float array (n, d_out, d_in), int array (n, 2) of index pairs, or a
-        :class:`SensingOperator`; ``y`` : array (n,).
-    depth : int >= 1
-        L, the number of layers.
-    width : int, optional
-        Hidden widths ``d_1 = ... = d_{L-1}`` (default ``max(d_out, d_in)``).
-    init_scale, init : float > 0, "gaussian" or "balanced"
-        See :func:`initial_layers`; ``seed`` draws the initialization (and the
-        label noise). ``init_layers`` (list of arrays) overrides all three.
-    method : "descent", "flow", "trace_penalty", "label_noise_sgd", "sam"
-        See the module docstring and docs/science.md, section 3.6.
-    lr : float > 0
-        Step size (every method but "flow"). Required.
-    steps : int
-        Number of steps (fixed-step methods).
-    trace_weight, label_noise_std, sam_radius : float >= 0
-        Initial strengths of the trace penalty, of the label noise (standard
-        deviation, in units of y) and of the SAM radius (in parameter norm);
-        annealed as in the module docstring by ``anneal_frac`` in [0, 1] and
-        ``final_ratio`` in (0, 1].
-    shape : (d_out, d_in)
-        Required with index pairs (matrix completion).
-    M_star : array (d_out, d_in), optional
-        Ground truth; records ``history["error"]`` and ``result.error``.
-    target_loss : float >= 0, optional
-        Stop as converged when the loss is <= target_loss (default: never for
-        the fixed-step methods; ``1e-12 * mean(y^2)`` for the flow).
-    t_max, rtol, max_steps : flow only (time horizon, relative tolerance,
-        step attempts).
-    record_every : int, optional
-        Record the history every k steps (default ``max(1, steps // n_record)``).
-    num_threads : int, optional
-        OpenMP threads (results do not depend on it).
-
-    Returns
-    -------
-    FactorizationResult
-    """)
+_PER_RUN = FAMILY.per_run  # the sweep's name until it reads FAMILY
