@@ -320,23 +320,23 @@ def _record_steps(steps: int, n_record: int) -> tuple[int, ...]:
 def fit(
     X: Any,
     y: Any,
-    model: str | Sequence[str] = "linear",
+    model: str = "linear",
     *,
-    norm: Any = "l2",
-    normalized: bool | Sequence[bool] = True,
-    lr: float | Sequence[float] = 0.1,
-    schedule: str | Sequence[str] = "constant",
-    loss: str | Sequence[str] = "exp",
-    optimizer: str | Sequence[str] = "steepest",
-    beta1: float | Sequence[float] = 0.9,
-    beta2: float | Sequence[float] = 0.999,
-    eps: float | Sequence[float] = 1e-8,
-    width: int | Sequence[int] | None = None,
-    depth: int | Sequence[int] | None = None,
-    init_scale: float | Sequence[float] | None = None,
-    seed: int | Sequence[int] = 0,
-    init: Any = None,
-    method: str | Sequence[str] = "descent",
+    norm: str | float = "l2",
+    normalized: bool = True,
+    lr: float = 0.1,
+    schedule: str = "constant",
+    loss: str = "exp",
+    optimizer: str = "steepest",
+    beta1: float = 0.9,
+    beta2: float = 0.999,
+    eps: float = 1e-8,
+    width: int | None = None,
+    depth: int | None = None,
+    init_scale: float | None = None,
+    seed: int | None = 0,
+    init: np.ndarray | None = None,
+    method: str = "descent",
     decay_k0: float = 100.0,
     decay_power: float = 0.5,
     lr_growth: float = 1.1,
@@ -385,7 +385,7 @@ def fit_many(
     y: Any,
     model: str | Sequence[str] = "linear",
     *,
-    norm: Any = "l2",
+    norm: str | float | Sequence[str | float] = "l2",
     normalized: bool | Sequence[bool] = True,
     lr: float | Sequence[float] = 0.1,
     schedule: str | Sequence[str] = "constant",
@@ -397,8 +397,8 @@ def fit_many(
     width: int | Sequence[int] | None = None,
     depth: int | Sequence[int] | None = None,
     init_scale: float | Sequence[float] | None = None,
-    seed: int | Sequence[int] = 0,
-    init: Any = None,
+    seed: int | Sequence[int | None] | None = 0,
+    init: np.ndarray | Sequence[np.ndarray | None] | None = None,
     method: str | Sequence[str] = "descent",
     decay_k0: float = 100.0,
     decay_power: float = 0.5,
@@ -521,6 +521,12 @@ def _log_target(value: Any, name: str) -> float:
     return float(value)
 
 
+def _norm(value: Any, name: str) -> Any:
+    """A norm: one of NORMS or a float p > 1 (returned as given)."""
+    _parse_norm(value, name)
+    return value
+
+
 def _at_least_one(value: Any, name: str) -> float:
     v = check_positive(value, name)
     if v < 1.0:
@@ -576,7 +582,7 @@ def _run_spec(k: int, runs: dict[str, list], data: list[tuple[np.ndarray, np.nda
 _B = _batch
 FAMILY = Family.declare("steepest", fit, fit_many, ("X", "y"), [
     choice_param("model", MODELS, per_run=True),
-    param("norm", None, str, float, per_run=True),  # one of NORMS or a float p > 1 (checked per run)
+    param("norm", _norm, str, float, per_run=True),  # one of NORMS or a float p > 1
     param("normalized", _B.boolean, bool, per_run=True),
     param("lr", _B.positive, float, per_run=True),
     choice_param("schedule", _SCHEDULES, per_run=True),
