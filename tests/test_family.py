@@ -117,3 +117,16 @@ def test_interleaved_runs_are_grouped_as_if_given_in_order():
     # a block of two differs from two runs alone (the sort is what forms blocks): to rounding only
     alone = diagonal.fit(p.A, p.y, init_scale=0.1, t_max=50.0)
     np.testing.assert_allclose(alone.x, mixed[0].x, rtol=1e-6, atol=1e-9)
+
+
+def test_fit_takes_one_value_per_argument_and_fit_many_lists():
+    m = ib.data.matrix_sensing((4, 4), 1, 10, seed=0)
+    layers = factorization.initial_layers((4, 4), 2, 3, seed=1)
+    one = factorization.fit(m.A, m.y, init_layers=layers, lr=0.01, steps=3)  # a list of layers is one run
+    many = factorization.fit_many(m.A, m.y, init_layers=[layers, layers], lr=0.01, steps=3)
+    assert len(many) == 2
+    np.testing.assert_array_equal(one.product, many[1].product)
+    with pytest.raises(ValueError, match="init_layers"):  # in fit_many a list of arrays is not one run each
+        factorization.fit_many(m.A, m.y, init_layers=layers, lr=0.01, steps=3)
+    with pytest.raises(ValueError, match="lr must be a single value in fit"):
+        factorization.fit(m.A, m.y, lr=[0.01, 0.02], steps=3)

@@ -163,16 +163,18 @@ def as_run_list(value: Any, name: str, param: Any) -> list:
     return [value]
 
 
-def broadcast(values: dict[str, Any], params: dict[str, Any], run_problem: list[int]) -> tuple[int, dict[str, list]]:
+def broadcast(values: dict[str, Any], params: dict[str, Any], run_problem: list[int],
+              single: bool = False) -> tuple[int, dict[str, list]]:
     """One checked value per run for every per-run parameter: returns (K, lists).
 
     ``params``: the :class:`~implicitbias._family.Param` of each name (its
     ``check``, ``vector``, ``one_array``). Lists broadcast like 1-D numpy
     arrays (all of one length K, or length 1); each distinct value is checked once.
+    ``single``: every value is one run's value (``fit``), nothing is read as a list.
     """
     lists = {"problem": run_problem}
     for name, param in params.items():
-        lists[name] = as_run_list(values[name], name, param)
+        lists[name] = [values[name]] if single else as_run_list(values[name], name, param)
     lengths = {k: len(v) for k, v in lists.items() if len(v) != 1}
     K = max(lengths.values(), default=1)
     if any(n != K for n in lengths.values()):

@@ -150,12 +150,12 @@ class Family:
     params: dict[str, Param]
     _adapter: Adapter = field(repr=False)
 
-    @property
+    @functools.cached_property
     def per_run(self) -> dict[str, Param]:
         """The arguments that may differ between the runs of one ``fit_many`` call."""
         return {n: p for n, p in self.params.items() if p.per_run}
 
-    @property
+    @functools.cached_property
     def options(self) -> dict[str, Param]:
         """The batch-wide arguments (one value for the whole call)."""
         return {n: p for n, p in self.params.items() if not p.per_run}
@@ -178,13 +178,14 @@ class Family:
         return cls(name, fit, fit_many, data, ordered, adapter)
 
     # ------------------------------------------------------------------ the one batch assembly
-    def run(self, args: dict[str, Any]) -> list:
-        """``fit_many`` of this family: ``args`` holds every argument of its signature."""
+    def run(self, args: dict[str, Any], single: bool = False) -> list:
+        """``fit_many`` of this family: ``args`` holds every argument of its signature (``single``: one
+        run, each per-run argument one value)."""
         ad = self._adapter
         opts = self._checked_options(args)
         problems = ad.problems(args)
         per_run = self.per_run
-        K, runs = _batch.broadcast({n: args[n] for n in per_run}, per_run, problems.run_problem)
+        K, runs = _batch.broadcast({n: args[n] for n in per_run}, per_run, problems.run_problem, single)
         batch = ad.batch(opts, runs, problems)
         memo: dict = {}
         built = [ad.build(k, runs, problems, batch, memo) for k in range(K)]
@@ -201,18 +202,14 @@ class Family:
         """``fit`` of this family: ``fit_many`` with each per-run argument as a one-run list (so a
         vector ``init_scale`` or a float norm ``p`` stays one value); a list for a scalar one is refused."""
         for name, p in self.per_run.items():
-            value = args[name]
-            if value is None:
-                continue
-            if isinstance(value, list) and not p.vector:
+            if isinstance(args[name], list) and not p.vector:
                 raise ValueError(f"{name} must be a single value in fit (use fit_many for lists)")
-            args[name] = [value]
-        return self.run(args)[0]
+        return self.run(args, single=True)[0]
 
     def _checked_options(self, args: dict[str, Any]) -> dict[str, Any]:
         """The batch-wide arguments, checked (memoized on their values and types when hashable: users
         call ``fit`` in loops with the same options)."""
-        names = tuple(n for n, p in self.params.items() if not p.per_run)
+        names = tuple(self.options)
         key = tuple((type(args[n]), args[n]) for n in names)
         try:
             return dict(_checked_cached(self, names, key))

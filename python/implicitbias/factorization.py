@@ -430,10 +430,6 @@ class _Adapter(Adapter):
             if Ms.shape != op.shape:
                 raise ValueError(f"M_star must have shape {op.shape}, got {Ms.shape}")
             problem.M_star = Ms
-        il = args["init_layers"]
-        if il is not None and not (isinstance(il, (list, tuple)) and il and isinstance(il[0], (list, tuple))):
-            raise ValueError("init_layers must be a list of layer lists (one per run) in fit_many")
-        args["init_layers"] = None if il is None else list(il)
         return Problems([problem], [(op, yv)], [0])
 
     def batch(self, opts: dict[str, Any], runs: dict[str, list], problems: Problems) -> _Batch:
@@ -488,6 +484,13 @@ def _options(steps: int, anneal_frac: float, final_ratio: float, t_max: float, r
                                          record_times=_batch.record_times(None, t_max, n_record) if any_flow else []),
         schedule=_batch.make(core.StrengthSchedule, anneal_steps=round(anneal_frac * steps), final_ratio=final_ratio),
         block_size=block_size, num_threads=num_threads)
+
+
+def _layer_list(value: Any, name: str) -> Any:
+    """One run's initial layers: None or a list of 2-D arrays (checked by :func:`pack`)."""
+    if value is not None and not (isinstance(value, (list, tuple)) and value):
+        raise ValueError(f"{name} must be a list of layers (fit) or a list of layer lists, one per run (fit_many)")
+    return value
 
 
 def _fraction(value: Any, name: str) -> float:
@@ -564,7 +567,7 @@ FAMILY = Family.declare("factorization", fit, fit_many, ("A", "y", "shape", "M_s
     param("sam_radius", _B.nonnegative, float, per_run=True),
     param("anneal_frac", _fraction, float),
     param("final_ratio", _ratio, float),
-    param("init_layers", None, list, type(None), per_run=True, vector=True),
+    param("init_layers", _layer_list, list, type(None), per_run=True, vector=True),
     param("seed", lambda v, name: check_seed(v), int, type(None), per_run=True),
     param("target_loss", _B.optional(_B.nonnegative), float, type(None)),
     param("t_max", _B.positive, float),
