@@ -168,7 +168,7 @@ def broadcast(values: dict[str, Any], params: dict[str, Any], run_problem: list[
     """One checked value per run for every per-run parameter: returns (K, lists).
 
     ``params``: the :class:`~implicitbias._family.Param` of each name (its
-    ``check``, ``vector``, ``one_array``). Lists broadcast like 1-D numpy
+    ``check``, ``vector``, ``one_array``, ``default``, ``checked_default``). Lists broadcast like 1-D numpy
     arrays (all of one length K, or length 1); each distinct value is checked once.
     ``single``: every value is one run's value (``fit``), nothing is read as a list.
     """
@@ -182,9 +182,15 @@ def broadcast(values: dict[str, Any], params: dict[str, Any], run_problem: list[
     for name, v in lists.items():
         declared = params.get(name)
         if declared is not None and declared.check is not None:
-            v = _checked_list(v, name, declared.check)
+            if len(v) == 1 and v[0] is declared.default and declared.checked_default is not UNCHECKED:
+                v = [declared.checked_default]  # the default, checked once when the family was declared
+            else:
+                v = _checked_list(v, name, declared.check)
         lists[name] = v * K if len(v) == 1 else v
     return K, lists
+
+
+UNCHECKED = object()  # Param.checked_default when the default was not checked ahead
 
 
 def _checked_list(values: list, name: str, check: Callable[[Any, str], Any]) -> list:

@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import functools
 import inspect
-from collections.abc import Hashable
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
@@ -61,6 +60,9 @@ class Param:
         allowed; ``np.ndarray`` where an array is one value).
     vector, one_array : bool
         How an array is read as a per-run argument (see :mod:`._batch`).
+    checked_default : Any
+        ``check(default, name)``, computed once (a call that leaves the
+        argument at its default does not check it again).
     """
 
     name: str
@@ -71,6 +73,7 @@ class Param:
     vector: bool = False
     one_array: bool = False
     default: Any = None
+    checked_default: Any = field(default=_batch.UNCHECKED, repr=False, compare=False)
 
 
 def param(name: str, check: Callable[[Any, str], Any] | None, *types: type, per_run: bool = False,
@@ -116,8 +119,9 @@ class Adapter:
         """Run k as the core's run struct, and what :meth:`decode` needs of it."""
         raise NotImplementedError
 
-    def group_key(self, core_run: Any) -> Hashable:
-        """The fields of the core's ``same`` predicate (runs with equal keys may share a block)."""
+    def group_key(self, core_run: Any, info: Any) -> Any:
+        """The fields of the core's ``same`` predicate (runs with equal keys may share a block; ``info``:
+        what :meth:`build` returned beside the run)."""
         return None
 
     def call(self, problems: Problems, core_runs: list, batch: Any) -> list:
@@ -184,14 +188,13 @@ class Family:
         ad = self._adapter
         opts = self._checked_options(args)
         problems = ad.problems(args)
-        per_run = self.per_run
-        K, runs = _batch.broadcast({n: args[n] for n in per_run}, per_run, problems.run_problem, single)
+        K, runs = _batch.broadcast(args, self.per_run, problems.run_problem, single)
         batch = ad.batch(opts, runs, problems)
         memo: dict = {}
         built = [ad.build(k, runs, problems, batch, memo) for k in range(K)]
         core_runs = [b[0] for b in built]
         if ad.grouped:
-            records = _batch.grouped([ad.group_key(c) for c in core_runs],
+            records = _batch.grouped([ad.group_key(c, info) for c, info in built],
                                      lambda order: ad.call(problems, [core_runs[k] for k in order], batch))
         else:
             records = ad.call(problems, core_runs, batch)
@@ -201,27 +204,36 @@ class Family:
     def run_one(self, args: dict[str, Any]) -> Any:
         """``fit`` of this family: ``fit_many`` with each per-run argument as a one-run list (so a
         vector ``init_scale`` or a float norm ``p`` stays one value); a list for a scalar one is refused."""
-        for name, p in self.per_run.items():
-            if isinstance(args[name], list) and not p.vector:
+        for name in self._scalar_per_run:
+            if isinstance(args[name], list):
                 raise ValueError(f"{name} must be a single value in fit (use fit_many for lists)")
         return self.run(args, single=True)[0]
+
+    @functools.cached_property
+    def _scalar_per_run(self) -> tuple[str, ...]:
+        return tuple(n for n, p in self.per_run.items() if not p.vector)
+
+    @functools.cached_property
+    def _option_names(self) -> tuple[str, ...]:
+        return tuple(self.options)
 
     def _checked_options(self, args: dict[str, Any]) -> dict[str, Any]:
         """The batch-wide arguments, checked (memoized on their values and types when hashable: users
         call ``fit`` in loops with the same options)."""
-        names = tuple(self.options)
-        key = tuple((type(args[n]), args[n]) for n in names)
+        names = self._option_names
+        values = tuple(map(args.__getitem__, names))
         try:
-            return dict(_checked_cached(self, names, key))
+            return dict(_checked_cached(self, names, values, tuple(map(type, values))))
         except TypeError:  # an unhashable value (an array, a list)
-            return _check_all(self, names, [args[n] for n in names])
+            return _check_all(self, names, values)
 
 
 def _with_default(p: Param, default: Any) -> Param:
-    return Param(p.name, p.check, p.types, p.per_run, p.choices, p.vector, p.one_array, default)
+    checked = _batch.UNCHECKED if p.check is None else p.check(default, p.name)
+    return Param(p.name, p.check, p.types, p.per_run, p.choices, p.vector, p.one_array, default, checked)
 
 
-def _check_all(family: Family, names: tuple[str, ...], values: list) -> dict[str, Any]:
+def _check_all(family: Family, names: tuple[str, ...], values: tuple) -> dict[str, Any]:
     out = {}
     for n, v in zip(names, values):
         check = family.params[n].check
@@ -230,5 +242,6 @@ def _check_all(family: Family, names: tuple[str, ...], values: list) -> dict[str
 
 
 @functools.lru_cache(maxsize=128)
-def _checked_cached(family: Family, names: tuple[str, ...], key: tuple) -> dict[str, Any]:
-    return _check_all(family, names, [v for _, v in key])
+def _checked_cached(family: Family, names: tuple[str, ...], values: tuple, types: tuple) -> dict[str, Any]:
+    """``types`` is part of the key: ``True == 1`` but a bool is not a count."""
+    return _check_all(family, names, values)

@@ -306,7 +306,7 @@ def fit_many(
     return FAMILY.run(locals())
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class _Batch:
     options: Any
     method: str
@@ -344,7 +344,8 @@ class _Adapter(Adapter):
                                init_scale=alpha, lr_ratio=runs["lr_ratio"][k], lr=runs["lr"][k] or 0.0)
         return run, (k, alpha)
 
-    def group_key(self, core_run: Any) -> Any:  # the core's same(): problem, depth, weight_norm (nonnegative: batch)
+    def group_key(self, core_run: Any, info: Any) -> Any:
+        # the core's same(): problem, depth, weight_norm (and nonnegative, which is batch-wide here)
         return (core_run.problem, core_run.depth, int(core_run.weight_norm))
 
     def call(self, problems: Problems, core_runs: list, batch: _Batch) -> list:

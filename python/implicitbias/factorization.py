@@ -410,7 +410,7 @@ def fit_many(
     return FAMILY.run(locals())
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class _Batch:
     options: Any
     flow_problem: int  # the problem index of the flows (their default target differs: see batch())
@@ -461,8 +461,8 @@ class _Adapter(Adapter):
                                     z0=r["z0"], lr=r["lr"] or 0.0, strength=r["strength"], seed=r["seed"])
         return run, r
 
-    def group_key(self, core_run: Any) -> Any:  # the core's same(): problem, method, layer widths
-        return (core_run.problem, int(core_run.method), core_run.dims)
+    def group_key(self, core_run: Any, info: Any) -> Any:  # the core's same(): problem, method, layer widths
+        return (core_run.problem, int(core_run.method), info["dims"])
 
     def call(self, problems: Problems, core_runs: list, batch: _Batch) -> list:
         return core.factorization_batch(problems.core, core_runs, batch.options)
@@ -512,7 +512,7 @@ def _ratio(value: Any, name: str) -> float:
 def _run(k: int, runs: dict[str, list], shape: tuple[int, int]) -> dict[str, Any]:
     """Run k's checked settings and initial layers."""
     meth = runs["method"][k]
-    sd = check_seed(runs["seed"][k])
+    sd = runs["seed"][k]  # checked by its Param
     sd = 0 if sd is None else sd
     strength = runs[_STRENGTH[meth]][k] if meth in _STRENGTH else 0.0
     if meth == "flow":

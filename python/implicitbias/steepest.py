@@ -441,7 +441,7 @@ def fit_many(
     return FAMILY.run(locals())
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class _Batch:
     options: Any
     schedule_constants: dict[str, float]
