@@ -107,6 +107,7 @@ class Adapter:
     """How one family's batch meets the compiled core (the hooks of :meth:`Family.run`)."""
 
     grouped = True  # sort the runs by group_key before the core call
+    overflow_ok = True  # decode under np.errstate(over/invalid="ignore"): a diverged run may hold huge values
 
     def problems(self, args: dict[str, Any]) -> Problems:
         raise NotImplementedError
@@ -198,7 +199,9 @@ class Family:
                                      lambda order: ad.call(problems, [core_runs[k] for k in order], batch))
         else:
             records = ad.call(problems, core_runs, batch)
-        with np.errstate(over="ignore", invalid="ignore"):  # a diverged run may hold huge values
+        if not ad.overflow_ok:
+            return [ad.decode(rec, info, problems, batch) for rec, (_, info) in zip(records, built)]
+        with np.errstate(over="ignore", invalid="ignore"):
             return [ad.decode(rec, info, problems, batch) for rec, (_, info) in zip(records, built)]
 
     def run_one(self, args: dict[str, Any]) -> Any:

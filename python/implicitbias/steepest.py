@@ -456,6 +456,7 @@ class _Adapter(Adapter):
     run is its own block in the core, so there is nothing to group."""
 
     grouped = False
+    overflow_ok = False  # the decoder computes nothing from the state
 
     def problems(self, args: dict[str, Any]) -> Problems:
         X_list, y_list, run_problem = unique_problems(args["X"], args["y"], "X", "y")
