@@ -205,8 +205,8 @@ class Family:
             return [ad.decode(rec, info, problems, batch) for rec, (_, info) in zip(records, built)]
 
     def run_one(self, args: dict[str, Any]) -> Any:
-        """``fit`` of this family: ``fit_many`` with each per-run argument as a one-run list (so a
-        vector ``init_scale`` or a float norm ``p`` stays one value); a list for a scalar one is refused."""
+        """``fit`` of this family: one run of ``fit_many``, each per-run argument taken as that run's value
+        (so a vector ``init_scale`` or a list of layers stays one value); a list for a scalar one is refused."""
         for name in self._scalar_per_run:
             if isinstance(args[name], list):
                 raise ValueError(f"{name} must be a single value in fit (use fit_many for lists)")
