@@ -7,6 +7,7 @@ import pytest
 
 import implicitbias as ib
 from implicitbias import _batch
+from implicitbias._family import param
 from implicitbias._native import core
 
 
@@ -72,7 +73,8 @@ def test_fit_is_the_first_of_fit_many(sparse, classes):
 
 
 def test_broadcast_checks_each_value_and_lengths():
-    params = {"lr": _batch.PerRun(_batch.positive), "depth": _batch.PerRun(_batch.integer(2))}
+    params = {"lr": param("lr", _batch.positive, float, per_run=True),
+              "depth": param("depth", _batch.integer(2), int, per_run=True)}
     K, runs = _batch.broadcast({"lr": [0.1, 0.2, 0.1], "depth": 3}, params, [0])
     assert K == 3 and runs["lr"] == [0.1, 0.2, 0.1] and runs["depth"] == [3, 3, 3] and runs["problem"] == [0, 0, 0]
     with pytest.raises(ValueError, match="equal lengths"):

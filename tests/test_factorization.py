@@ -140,6 +140,25 @@ def test_flow_converges_and_agrees_with_small_step_gd(small):
     assert long.status == "converged" and long.loss <= 1e-12 * np.mean(small.y**2)
 
 
+def test_a_flow_in_a_mixed_batch_ends_as_it_does_alone(small):
+    # the flow's default target (1e-12 mean(y^2)) must not depend on the other runs of the batch: a flow
+    # batched with a descent run once ran to t_max where the same run alone converged
+    kw = dict(depth=2, width=3, init_scale=0.5, seed=2, t_max=1e4, rtol=1e-9)
+    alone = factorization.fit(small.A, small.y, method="flow", **kw)
+    mixed = factorization.fit_many(small.A, small.y, method=["descent", "flow"], lr=[0.02, None], steps=50, **kw)
+    assert alone.status == "converged"
+    assert mixed[1].status == alone.status and mixed[1].success == alone.success
+    assert (mixed[1].n_steps, mixed[1].t_final, mixed[1].loss) == (alone.n_steps, alone.t_final, alone.loss)
+    np.testing.assert_array_equal(flat(mixed[1].layers), flat(alone.layers))
+    for k in alone.history:
+        if k != "wall_time":
+            np.testing.assert_array_equal(mixed[1].history[k], alone.history[k])
+    # the descent run keeps its own default (never stop early): all its steps, as alone
+    descent = factorization.fit(small.A, small.y, method="descent", lr=0.02, steps=50, **kw)
+    assert mixed[0].status == descent.status == "max_steps" and mixed[0].success
+    np.testing.assert_array_equal(flat(mixed[0].layers), flat(descent.layers))
+
+
 def test_depth_one_gd_from_zero_finds_the_min_frobenius_interpolator(small):
     r = factorization.fit(small.A, small.y, depth=1, init_layers=[np.zeros(small.shape)], method="descent", lr=0.01,
                           steps=20000)

@@ -8,17 +8,21 @@ classifiers and the margins it maximizes), :mod:`~implicitbias.factorization`
 trace, HVPs and trace estimators), :mod:`~implicitbias.reference` (convex solvers for the limits the
 theory predicts), :mod:`~implicitbias.experiments` (paper reproductions),
 :mod:`~implicitbias.sweep` (parameter sweeps into a resumable store, Dask, phase diagrams).
+
+Each family module has a ``FAMILY`` (a :class:`Family`): its name, ``fit``/``fit_many`` and every
+argument as a :class:`Param` (default, check, choices, per run or batch-wide).
 """
 
 import os
 from typing import Any
 
 from . import _native, data, diagonal, factorization, hessian, reference, steepest, sweep
+from ._family import Family, Param
 from ._native import core as _core_in_use
 from ._version import __version__
 
-__all__ = ["__version__", "build_info", "data", "diagonal", "factorization", "hessian", "reference", "steepest",
-           "sweep"]
+__all__ = ["Family", "Param", "__version__", "build_info", "data", "diagonal", "factorization", "hessian", "reference",
+           "steepest", "sweep"]
 
 
 # OpenMP specification versions by their _OPENMP date

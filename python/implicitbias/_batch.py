@@ -1,7 +1,7 @@
-"""The batch engine shared by the three model families.
+"""The pieces of the batch engine shared by the three model families.
 
-A family's ``fit_many`` declares its per-run parameters once (:class:`PerRun`),
-and this module does the rest of the bookkeeping:
+A family declares its arguments once (``implicitbias._family``: a ``Family``
+of ``Param``, one batch assembly for all); this module holds the pieces:
 
 * :func:`broadcast` turns scalars and lists into one value per run (lists
   broadcast like 1-D numpy arrays: equal length K, or length 1);
@@ -12,8 +12,7 @@ and this module does the rest of the bookkeeping:
 * :func:`grouped` runs the core on the runs sorted by a key (so that runs
   sharing a problem and model sit in the same blocks) and returns the records
   in the caller's order;
-* :func:`single` makes ``fit`` out of ``fit_many``: ``fit(...)`` is
-  ``fit_many(...)[0]`` with each per-run argument wrapped as a one-run list;
+* the checks a ``Param`` uses (:func:`positive`, :func:`choice`, ...);
 * :class:`RunResult` is the base of every family's result.
 
 The names mean the same thing in every family; ``docs/vocabulary.md`` has the
@@ -23,7 +22,6 @@ table.
 from __future__ import annotations
 
 import functools
-import inspect
 import numbers
 from collections.abc import Sequence
 from dataclasses import dataclass, field, fields
@@ -141,22 +139,13 @@ def base_fields(record: Any, *, has_target: bool, fixed_step: bool) -> dict[str,
 
 
 # --------------------------------------------------------------------------- per-run arguments
-@dataclass(frozen=True)
-class PerRun:
-    """A per-run parameter: its check, and how an array is read.
+def as_run_list(value: Any, name: str, param: Any) -> list:
+    """A per-run argument as a list of values (never empty).
 
     A list or tuple is one value per run; so is a 1-D array, unless
-    ``one_array`` (a 1-D array is then one value, e.g. an initial parameter
-    vector); with ``vector`` a 2-D array (K, n) gives one row per run.
-    Anything else is one value for every run."""
-
-    check: Callable[[Any, str], Any] | None = None
-    vector: bool = False
-    one_array: bool = False
-
-
-def as_run_list(value: Any, name: str, param: PerRun) -> list:
-    """A per-run argument as a list of values (never empty), see :class:`PerRun`."""
+    ``param.one_array`` (a 1-D array is then one value, e.g. an initial
+    parameter vector); with ``param.vector`` a 2-D array (K, n) gives one row
+    per run. Anything else is one value for every run."""
     if isinstance(value, (list, tuple)):
         if len(value) == 0:
             raise ValueError(f"{name} must not be an empty list")
@@ -174,15 +163,18 @@ def as_run_list(value: Any, name: str, param: PerRun) -> list:
     return [value]
 
 
-def broadcast(values: dict[str, Any], params: dict[str, PerRun], run_problem: list[int]) -> tuple[int, dict[str, list]]:
+def broadcast(values: dict[str, Any], params: dict[str, Any], run_problem: list[int],
+              single: bool = False) -> tuple[int, dict[str, list]]:
     """One checked value per run for every per-run parameter: returns (K, lists).
 
-    Lists broadcast like 1-D numpy arrays (all of one length K, or length 1);
-    each distinct value is checked once.
+    ``params``: the :class:`~implicitbias._family.Param` of each name (its
+    ``check``, ``vector``, ``one_array``, ``default``, ``checked_default``). Lists broadcast like 1-D numpy
+    arrays (all of one length K, or length 1); each distinct value is checked once.
+    ``single``: every value is one run's value (``fit``), nothing is read as a list.
     """
     lists = {"problem": run_problem}
     for name, param in params.items():
-        lists[name] = as_run_list(values[name], name, param)
+        lists[name] = [values[name]] if single else as_run_list(values[name], name, param)
     lengths = {k: len(v) for k, v in lists.items() if len(v) != 1}
     K = max(lengths.values(), default=1)
     if any(n != K for n in lengths.values()):
@@ -190,9 +182,15 @@ def broadcast(values: dict[str, Any], params: dict[str, PerRun], run_problem: li
     for name, v in lists.items():
         declared = params.get(name)
         if declared is not None and declared.check is not None:
-            v = _checked_list(v, name, declared.check)
+            if len(v) == 1 and v[0] is declared.default and declared.checked_default is not UNCHECKED:
+                v = [declared.checked_default]  # the default, checked once when the family was declared
+            else:
+                v = _checked_list(v, name, declared.check)
         lists[name] = v * K if len(v) == 1 else v
     return K, lists
+
+
+UNCHECKED = object()  # Param.checked_default when the default was not checked ahead
 
 
 def _checked_list(values: list, name: str, check: Callable[[Any, str], Any]) -> list:
@@ -216,7 +214,7 @@ def _checked_list(values: list, name: str, check: Callable[[Any, str], Any]) -> 
     return out
 
 
-# --------------------------------------------------------------------------- checks used as PerRun.check
+# --------------------------------------------------------------------------- checks used as Param.check
 def positive(value: Any, name: str) -> float:
     return check_positive(value, name)
 
@@ -227,6 +225,34 @@ def nonnegative(value: Any, name: str) -> float:
 
 def optional_positive(value: Any, name: str) -> float | None:
     return None if value is None else check_positive(value, name)
+
+
+def optional(check: Callable[[Any, str], Any]) -> Callable[[Any, str], Any]:
+    """A check that accepts None as well."""
+    return lambda value, name: None if value is None else check(value, name)
+
+
+def below_one(value: Any, name: str) -> float:
+    """A real in (0, 1) (e.g. a relative tolerance)."""
+    v = check_positive(value, name)
+    if v >= 1.0:
+        raise ValueError(f"{name} must be < 1, got {value!r}")
+    return v
+
+
+def times(value: Any, name: str) -> tuple[float, ...] | None:
+    """None, or non-negative, strictly increasing times (as a tuple)."""
+    if value is None:
+        return None
+    rec = check_vector(value, name)
+    if np.any(np.diff(rec) <= 0) or np.any(rec < 0):
+        raise ValueError(f"{name} must be non-negative and strictly increasing")
+    return tuple(float(t) for t in rec)
+
+
+def num_threads(value: Any, name: str) -> int:
+    """``num_threads`` for the core: None (0, the core's default) or an integer >= 1."""
+    return 0 if value is None else check_positive_int(value, name)
 
 
 def choice(*options: Any) -> Callable[[Any, str], Any]:
@@ -280,11 +306,6 @@ def grouped(keys: Sequence[Any], call: Callable[[list[int]], list]) -> list:
     return result
 
 
-def threads(num_threads: Any) -> int:
-    """``num_threads`` for the core (0: its default)."""
-    return 0 if num_threads is None else check_positive_int(num_threads, "num_threads")
-
-
 # --------------------------------------------------------------------------- flow options and recording
 def memoized(build: Callable[..., Any]) -> Callable[..., Any]:
     """Memoize a builder of (read-only) core options on its arguments when they
@@ -299,12 +320,6 @@ def memoized(build: Callable[..., Any]) -> Callable[..., Any]:
             return build(*args)
     return wrapper
 
-
-def hashable_times(record_times: Any) -> Any:
-    """``record_times`` as a tuple when given as a list or 1-D array (hashable for :func:`memoized`)."""
-    if isinstance(record_times, (list, np.ndarray)) and np.ndim(record_times) == 1:
-        return tuple(float(t) for t in record_times)
-    return record_times
 
 def record_times(record_times_: Any, t_max: float, n_record: int) -> list[float]:
     """Times at which a flow records: given (increasing, >= 0), or ``n_record``
@@ -339,37 +354,6 @@ def record_every_steps(record_every: Any, steps: int, n_record: int) -> int:
 def target_loss(value: Any) -> float:
     """``target_loss`` for the core: a loss >= 0, or -1 (never stop early)."""
     return -1.0 if value is None else check_positive(value, "target_loss", allow_zero=True)
-
-
-# --------------------------------------------------------------------------- fit from fit_many
-def single(fit_many: Callable[..., list], per_run: dict[str, PerRun], doc: str) -> Callable[..., Any]:
-    """``fit``: one run, ``fit_many(...)[0]`` with each per-run argument given
-    as a one-element list (so a vector ``init_scale`` or a float norm ``p``
-    stays one value). A list is refused for a scalar per-run argument."""
-    signature = inspect.signature(fit_many)
-    positional = [p.name for p in signature.parameters.values()
-                  if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
-
-    def one(name: str, value: Any) -> Any:
-        if isinstance(value, list) and not per_run[name].vector:
-            raise ValueError(f"{name} must be a single value in fit (use fit_many for lists)")
-        return [value]
-
-    def fit(*args: Any, **kwargs: Any) -> Any:
-        if len(args) > len(positional):
-            raise TypeError(f"fit takes at most {len(positional)} positional arguments ({len(args)} given)")
-        args = tuple(one(n, v) if n in per_run else v for n, v in zip(positional, args))
-        kwargs = {k: one(k, v) if k in per_run else v for k, v in kwargs.items()}
-        return fit_many(*args, **kwargs)[0]
-
-    returns = fit_many.__annotations__.get("return")
-    single_return = returns.removeprefix("list[").removesuffix("]") if isinstance(returns, str) else None
-    fit.__signature__ = signature.replace(  # type: ignore[attr-defined]
-        return_annotation=single_return or inspect.Signature.empty)
-    fit.__doc__ = doc
-    fit.__name__ = fit.__qualname__ = "fit"
-    fit.__module__ = fit_many.__module__
-    return fit
 
 
 def is_real(value: Any) -> bool:

@@ -29,15 +29,12 @@ from typing import Any
 import numpy as np
 
 from . import _batch
-from ._batch import PerRun, RunResult
+from ._batch import RunResult
+from ._family import Adapter, Family, Problems, choice_param, core_names, param
 from ._native import core
-from ._validation import check_choice, check_matrix, check_positive, check_positive_int, check_vector, unique_problems
+from ._validation import check_matrix, check_positive, check_vector, unique_problems
 
-__all__ = ["DiagonalResult", "fit", "fit_many"]
-
-_WEIGHT_NORMS = (None, "joint", "separate")
-_METHODS = ("flow", "descent")
-_SOLVERS = (None, "dual", "bdf", "rodas5", "rosw", "dopri5")
+__all__ = ["FAMILY", "DiagonalResult", "fit", "fit_many"]
 
 
 @dataclass(repr=False)
@@ -165,28 +162,22 @@ def _null_projection(A: np.ndarray, q: np.ndarray) -> np.ndarray:
 
 
 # ---------------------------------------------------------------------------- API
-_PER_RUN = {
-    "depth": PerRun(_batch.integer(2)),
-    "init_scale": PerRun(vector=True),
-    "weight_norm": PerRun(_batch.choice(*_WEIGHT_NORMS)),
-    "lr_ratio": PerRun(_batch.positive),
-    "lr": PerRun(_batch.optional_positive),
-}
+_GD_KERNELS = ("lanes", "generic")  # DiagonalBatchOptions.gd_lanes True / False
 
 
-def fit_many(
+def fit(
     A: Any,
     y: Any,
     *,
-    depth: int | Sequence[int] = 2,
-    init_scale: Any = 0.1,
+    depth: int = 2,
+    init_scale: float | np.ndarray = 0.1,
     method: str = "flow",
     solver: str | None = None,
-    weight_norm: str | Sequence[str | None] | None = None,
-    lr_ratio: float | Sequence[float] = 1.0,
+    weight_norm: str | None = None,
+    lr_ratio: float = 1.0,
     nonnegative: bool = False,
     x_star: Any = None,
-    lr: float | Sequence[float] | None = None,
+    lr: float | None = None,
     steps: int = 10_000,
     t_max: float = 1e8,
     target_loss: float | None = None,
@@ -201,177 +192,8 @@ def fit_many(
     block_size: int = 8,
     jac_every: int = 4,
     gd_kernel: str = "lanes",
-) -> list[DiagonalResult]:
-    """Many runs in one C++ call, spread over OpenMP threads.
-
-    ``A``/``y`` (and ``x_star``) may be one problem or lists of problems;
-    ``depth``, ``init_scale``, ``weight_norm``, ``lr_ratio`` and ``lr`` may be
-    scalars or lists. Lists broadcast like 1-D numpy arrays: every list has
-    the same length K or length 1, and run k takes the k-th entry of each
-    (use ``itertools.product`` to build a grid). ``init_scale`` entries may be
-    scalars or length-N arrays; a 2-D array (K, N) gives one vector per run.
-
-    Runs that share a problem and a model (depth, weight_norm) advance
-    together, ``block_size`` at a time, as matrix-matrix products; blocks go
-    to threads. The block layout depends only on the batch, so the numbers
-    are bitwise the same for any ``num_threads``, and agree with separate
-    :func:`fit` calls to rounding. ``jac_every``: the Rosenbrock-W flow
-    rebuilds its Gauss-Newton Jacobian every this many step attempts (and
-    after a rejection). ``gd_kernel``: plain descent blocks of up to 8 runs
-    keep the runs as SIMD lanes with A pre-padded (``"lanes"``, default) or
-    use the generic per-column loop with Eigen products (``"generic"``); both
-    give the same numbers to rounding. Other parameters: see :func:`fit`.
-    """
-    check_choice(method, "method", _METHODS)
-    check_choice(gd_kernel, "gd_kernel", ("lanes", "generic"))
-    _check_solver(method, solver, weight_norm, atol)
-    nonnegative = _batch.boolean(nonnegative, "nonnegative")
-    problems, data, run_problem = _problems(A, y, x_star)
-    K, runs = _batch.broadcast(dict(depth=depth, init_scale=init_scale, weight_norm=weight_norm,
-                                    lr_ratio=lr_ratio, lr=lr), _PER_RUN, run_problem)
-    if nonnegative and "separate" in runs["weight_norm"]:
-        raise ValueError("weight_norm='separate' needs the signed model (one radius for u, one for v); the "
-                         "nonnegative model has the single vector u: use weight_norm='joint'")
-    descent = method == "descent"
-    if descent and runs["lr"][0] is None:
-        raise ValueError("lr is required for method='descent'")
-    options = _options(method, solver, steps, n_record, _batch.hashable_times(record_times), record_every, t_max,
-                       rtol, atol, max_steps, stall_steps, jac_every, block_size, num_threads, gd_kernel)
-    tol = _batch.target_loss(target_loss)
-    for prob, (_, yv) in zip(problems, data):  # default for the flow: a relative residual of 10 rtol
-        prob.tol = tol if tol >= 0 or descent else 50.0 * (options.adaptive.rtol * float(np.linalg.norm(yv))) ** 2
-    inits = _init_vectors(runs["init_scale"], [data[p][0].shape[1] for p in runs["problem"]])
-    core_runs = [core.DiagonalRun(problem=runs["problem"][k], depth=runs["depth"][k], nonnegative=nonnegative,
-                                  weight_norm=_batch.enum(core.WeightNorm, runs["weight_norm"][k] or "none"),
-                                  init_scale=inits[k], lr_ratio=runs["lr_ratio"][k], lr=runs["lr"][k] or 0.0)
-                 for k in range(K)]
-    keys = [(r.problem, r.depth, int(r.weight_norm)) for r in core_runs]
-    records = _batch.grouped(keys, lambda order: core.diagonal_batch(problems, [core_runs[k] for k in order], options))
-    with np.errstate(over="ignore", invalid="ignore"):  # a diverged run may hold huge values
-        return [_decode(rec, data[runs["problem"][k]], runs, k, inits[k], nonnegative, method,
-                        problems[runs["problem"][k]].tol >= 0) for k, rec in enumerate(records)]
-
-
-@_batch.memoized
-def _check_solver(method: str, solver: str | None, weight_norm: Any, atol: Any) -> None:
-    """The solvers that do not apply: "dual" under weight normalization, "bdf" there with atol = 0."""
-    check_choice(solver, "solver", _SOLVERS)
-    normalized = any(wn is not None for wn in (weight_norm if isinstance(weight_norm, (list, tuple))
-                                                else [weight_norm]))
-    if solver == "dual" and normalized:
-        raise ValueError(f"solver={solver!r} applies to the plain flow only (weight_norm=None)")
-    if solver == "bdf" and method == "flow" and normalized and isinstance(atol, (int, float)) and not atol > 0:
-        raise ValueError("solver='bdf' with weight normalization needs atol > 0 (e.g. 1e-14): its Newton iteration "
-                         "cannot converge relative to coordinates that shrink towards zero; use solver='rosw' "
-                         "(the default under weight normalization) for atol=0")
-
-
-def _options(method: str, solver: str | None, steps: Any, n_record: Any, record_times: Any, record_every: Any,
-             t_max: Any, rtol: Any, atol: Any, max_steps: Any, stall_steps: Any, jac_every: Any, block_size: Any,
-             num_threads: Any, gd_kernel: str) -> Any:
-    """The options shared by a batch (checked; read-only, memoized on the arguments)."""
-    descent = method == "descent"
-    steps = check_positive_int(steps, "steps", minimum=0) if descent else 0
-    n_record = check_positive_int(n_record, "n_record")
-    rec_times = [] if descent else _batch.record_times(record_times, check_positive(t_max, "t_max"), n_record)
-    return _batch.make(
-        core.DiagonalBatchOptions, method=_batch.enum(core.Method, method),
-        solver=_batch.enum(core.Solver, solver or "automatic"),
-        block_size=check_positive_int(block_size, "block_size"), num_threads=_batch.threads(num_threads),
-        gd_lanes=gd_kernel == "lanes",
-        fixed=_batch.make(core.FixedStepOptions, steps=steps,
-                          record_every=_batch.record_every_steps(record_every, steps, n_record) if descent else 0),
-        adaptive=_batch.adaptive_options(
-            rtol=rtol, atol=atol, t_max=t_max, max_steps=max_steps, stall_steps=stall_steps, record_times=rec_times,
-            record_every=0 if record_every is None or descent else check_positive_int(record_every, "record_every"),
-            jac_every=jac_every))
-
-
-def _problems(A: Any, y: Any, x_star: Any) -> tuple[list[Any], list[tuple[np.ndarray, np.ndarray]], list[int]]:
-    """The distinct problems as core structs and as checked (A, y) arrays, and
-    each listing's problem index."""
-    uniq_A, uniq_y, run_problem = unique_problems(A, y, "A", "y")
-    problems, data = [], []
-    for a, v in zip(uniq_A, uniq_y):
-        a = check_matrix(a, "A")
-        v = check_vector(v, "y", a.shape[0])
-        data.append((a, v))
-        problems.append(_batch.make(core.SensingProblem, A=a, y=v, x_star=np.empty(0)))
-    if x_star is not None:
-        # a list of vectors (or None) is one per listing; a list of numbers is one vector
-        per_listing = isinstance(x_star, (list, tuple)) and any(v is None or np.ndim(v) > 0 for v in x_star)
-        xs_list = x_star if per_listing else [x_star]
-        if len(xs_list) != len(run_problem):
-            raise ValueError(f"x_star must be one array per problem ({len(run_problem)}), got {len(xs_list)}")
-        given: dict[int, Any] = {}
-        for v, p in zip(xs_list, run_problem):
-            xs = None if v is None else check_vector(v, "x_star", data[p][0].shape[1])
-            if p in given and (xs is None or given[p] is None or not np.array_equal(xs, given[p])):
-                raise ValueError("x_star must be the same for every listing of the same problem")
-            given[p] = xs
-            if xs is not None:
-                problems[p].x_star = xs
-    return problems, data, run_problem
-
-
-def _init_vectors(values: list, sizes: list[int]) -> list[np.ndarray]:
-    """The per-coordinate initialization of each run (one array per distinct scalar and size)."""
-    memo: dict[tuple[float, int], np.ndarray] = {}
-    out = []
-    for a, n in zip(values, sizes):
-        if _batch.is_real(a):
-            if (a, n) not in memo:  # shared by the runs: read-only
-                memo[(a, n)] = _init_vector(a, n)
-                memo[(a, n)].flags.writeable = False
-            out.append(memo[(a, n)])
-        else:
-            out.append(_init_vector(a, n))
-    return out
-
-
-def _init_vector(a: Any, n: int) -> np.ndarray:
-    if _batch.is_real(a):
-        return np.full(n, check_positive(a, "init_scale"))
-    alpha = check_vector(a, "init_scale", n)
-    if np.any(alpha <= 0):
-        raise ValueError("init_scale must be positive")
-    return alpha
-
-
-def _decode(record: Any, problem: tuple[np.ndarray, np.ndarray], runs: dict[str, list], k: int, alpha: np.ndarray,
-            nonnegative: bool,
-            method: str, has_target: bool) -> DiagonalResult:
-    z = record.state
-    n = alpha.size
-    depth, wn = runs["depth"][k], runs["weight_norm"][k]
-    n_radii = 0 if wn is None else (2 if wn == "separate" and not nonnegative else 1)
-    radius: Any = None
-    w = None
-    if n_radii == 0:
-        u = z[:n].copy()
-        v = None if nonnegative else z[n:2 * n].copy()
-    else:
-        w = z[n_radii:].copy()
-        if n_radii == 1:
-            w = _unit(w)
-            radius = float(z[0])
-            u = radius * w[:n]
-            v = None if nonnegative else radius * w[n:]
-        else:
-            w[:n] = _unit(w[:n])
-            w[n:] = _unit(w[n:])
-            radius = (float(z[0]), float(z[1]))
-            u = radius[0] * w[:n]
-            v = radius[1] * w[n:]
-    x = u**depth if v is None else u**depth - v**depth
-    return DiagonalResult(
-        **_batch.base_fields(record, has_target=has_target, fixed_step=method == "descent"),
-        loss=float(record.loss_final), x=x, u=u, v=v, radius=radius, direction=w, n_rejected=int(record.n_rejected),
-        depth=depth, init_scale=alpha, lr_ratio=runs["lr_ratio"][k], weight_norm=wn, nonnegative=nonnegative,
-        method=method, lr=runs["lr"][k] if method == "descent" else None, A=problem[0], y=problem[1])
-
-
-fit = _batch.single(fit_many, _PER_RUN, """Train one diagonal linear network by gradient flow or gradient descent.
+) -> DiagonalResult:
+    """Train one diagonal linear network by gradient flow or gradient descent.
 
     Parameters
     ----------
@@ -429,4 +251,256 @@ fit = _batch.single(fit_many, _PER_RUN, """Train one diagonal linear network by 
     Returns
     -------
     DiagonalResult
-    """)
+    """
+    return FAMILY.run_one(locals())
+
+
+def fit_many(
+    A: Any,
+    y: Any,
+    *,
+    depth: int | Sequence[int] = 2,
+    init_scale: float | np.ndarray | Sequence[float | np.ndarray] = 0.1,
+    method: str = "flow",
+    solver: str | None = None,
+    weight_norm: str | Sequence[str | None] | None = None,
+    lr_ratio: float | Sequence[float] = 1.0,
+    nonnegative: bool = False,
+    x_star: Any = None,
+    lr: float | Sequence[float] | None = None,
+    steps: int = 10_000,
+    t_max: float = 1e8,
+    target_loss: float | None = None,
+    rtol: float = 1e-8,
+    atol: float = 0.0,
+    max_steps: int = 1_000_000,
+    stall_steps: int = 5000,
+    record_times: Any = None,
+    record_every: int | None = None,
+    n_record: int = 200,
+    num_threads: int | None = None,
+    block_size: int = 8,
+    jac_every: int = 4,
+    gd_kernel: str = "lanes",
+) -> list[DiagonalResult]:
+    """Many runs in one C++ call, spread over OpenMP threads.
+
+    ``A``/``y`` (and ``x_star``) may be one problem or lists of problems;
+    ``depth``, ``init_scale``, ``weight_norm``, ``lr_ratio`` and ``lr`` may be
+    scalars or lists. Lists broadcast like 1-D numpy arrays: every list has
+    the same length K or length 1, and run k takes the k-th entry of each
+    (use ``itertools.product`` to build a grid). ``init_scale`` entries may be
+    scalars or length-N arrays; a 2-D array (K, N) gives one vector per run.
+
+    Runs that share a problem and a model (depth, weight_norm) advance
+    together, ``block_size`` at a time, as matrix-matrix products; blocks go
+    to threads. The block layout depends only on the batch, so the numbers
+    are bitwise the same for any ``num_threads``, and agree with separate
+    :func:`fit` calls to rounding. ``jac_every``: the Rosenbrock-W flow
+    rebuilds its Gauss-Newton Jacobian every this many step attempts (and
+    after a rejection). ``gd_kernel``: plain descent blocks of up to 8 runs
+    keep the runs as SIMD lanes with A pre-padded (``"lanes"``, default) or
+    use the generic per-column loop with Eigen products (``"generic"``); both
+    give the same numbers to rounding. Other parameters: see :func:`fit`.
+    """
+    return FAMILY.run(locals())
+
+
+@dataclass(slots=True)
+class _Batch:
+    options: Any
+    method: str
+    nonnegative: bool
+    runs: dict[str, list]
+
+
+class _Adapter(Adapter):
+    """diagonal_batch: SensingProblem (the target on the problem), DiagonalRun, DiagonalBatchOptions."""
+
+    def problems(self, args: dict[str, Any]) -> Problems:
+        return _problems(args["A"], args["y"], args["x_star"])
+
+    def batch(self, opts: dict[str, Any], runs: dict[str, list], problems: Problems) -> _Batch:
+        method = opts["method"]
+        descent = method == "descent"
+        _check_solver(method, opts["solver"], any(wn is not None for wn in runs["weight_norm"]), opts["atol"])
+        if opts["nonnegative"] and "separate" in runs["weight_norm"]:
+            raise ValueError("weight_norm='separate' needs the signed model (one radius for u, one for v); the "
+                             "nonnegative model has the single vector u: use weight_norm='joint'")
+        if descent and runs["lr"][0] is None:
+            raise ValueError("lr is required for method='descent'")
+        options = _options(tuple(opts[n] for n in _OPTION_ARGS))
+        tol = _batch.target_loss(opts["target_loss"])
+        for prob, (_, yv) in zip(problems.core, problems.data):  # default for the flow: a relative residual of 10 rtol
+            prob.tol = tol if tol >= 0 or descent else 50.0 * (options.adaptive.rtol * float(np.linalg.norm(yv))) ** 2
+        return _Batch(options, method, opts["nonnegative"], runs)
+
+    def build(self, k: int, runs: dict[str, list], problems: Problems, batch: _Batch,
+              memo: dict) -> tuple[Any, Any]:
+        p = runs["problem"][k]
+        alpha = _init_vector_memo(runs["init_scale"][k], problems.data[p][0].shape[1], memo)
+        run = core.DiagonalRun(problem=p, depth=runs["depth"][k], nonnegative=batch.nonnegative,
+                               weight_norm=_batch.enum(core.WeightNorm, runs["weight_norm"][k] or "none"),
+                               init_scale=alpha, lr_ratio=runs["lr_ratio"][k], lr=runs["lr"][k] or 0.0)
+        return run, (k, alpha)
+
+    def group_key(self, core_run: Any, info: Any) -> Any:
+        # the core's same(): problem, depth, weight_norm (and nonnegative, which is batch-wide here)
+        return (core_run.problem, core_run.depth, int(core_run.weight_norm))
+
+    def call(self, problems: Problems, core_runs: list, batch: _Batch) -> list:
+        return core.diagonal_batch(problems.core, core_runs, batch.options)
+
+    def decode(self, record: Any, info: Any, problems: Problems, batch: _Batch) -> DiagonalResult:
+        k, alpha = info
+        p = batch.runs["problem"][k]
+        return _decode(record, problems.data[p], batch.runs, k, alpha, batch.nonnegative, batch.method,
+                       problems.core[p].tol >= 0)
+
+
+@_batch.memoized
+def _check_solver(method: str, solver: str | None, normalized: bool, atol: float) -> None:
+    """The solvers that do not apply: "dual" under weight normalization, "bdf" there with atol = 0."""
+    if solver == "dual" and normalized:
+        raise ValueError(f"solver={solver!r} applies to the plain flow only (weight_norm=None)")
+    if solver == "bdf" and method == "flow" and normalized and not atol > 0:
+        raise ValueError("solver='bdf' with weight normalization needs atol > 0 (e.g. 1e-14): its Newton iteration "
+                         "cannot converge relative to coordinates that shrink towards zero; use solver='rosw' "
+                         "(the default under weight normalization) for atol=0")
+
+
+_OPTION_ARGS = ("method", "solver", "steps", "n_record", "record_times", "record_every", "t_max", "rtol", "atol",
+                "max_steps", "stall_steps", "jac_every", "block_size", "num_threads", "gd_kernel")
+
+
+@_batch.memoized
+def _options(values: tuple) -> Any:
+    """The core options shared by a batch, from the checked batch-wide arguments (read-only, memoized)."""
+    (method, solver, steps, n_record, record_times, record_every, t_max, rtol, atol, max_steps, stall_steps,
+     jac_every, block_size, num_threads, gd_kernel) = values
+    descent = method == "descent"
+    steps = steps if descent else 0
+    rec_times = [] if descent else _batch.record_times(record_times, t_max, n_record)
+    return _batch.make(
+        core.DiagonalBatchOptions, method=_batch.enum(core.Method, method),
+        solver=_batch.enum(core.Solver, solver or "automatic"), block_size=block_size, num_threads=num_threads,
+        gd_lanes=gd_kernel == "lanes",
+        fixed=_batch.make(core.FixedStepOptions, steps=steps,
+                          record_every=_batch.record_every_steps(record_every, steps, n_record) if descent else 0),
+        adaptive=_batch.adaptive_options(
+            rtol=rtol, atol=atol, t_max=t_max, max_steps=max_steps, stall_steps=stall_steps, record_times=rec_times,
+            record_every=0 if record_every is None or descent else record_every, jac_every=jac_every))
+
+
+def _problems(A: Any, y: Any, x_star: Any) -> Problems:
+    """The distinct problems as core structs and as checked (A, y) arrays, and
+    each listing's problem index."""
+    uniq_A, uniq_y, run_problem = unique_problems(A, y, "A", "y")
+    problems, data = [], []
+    for a, v in zip(uniq_A, uniq_y):
+        a = check_matrix(a, "A")
+        v = check_vector(v, "y", a.shape[0])
+        data.append((a, v))
+        problems.append(_batch.make(core.SensingProblem, A=a, y=v, x_star=np.empty(0)))
+    if x_star is not None:
+        # a list of vectors (or None) is one per listing; a list of numbers is one vector
+        per_listing = isinstance(x_star, (list, tuple)) and any(v is None or np.ndim(v) > 0 for v in x_star)
+        xs_list = x_star if per_listing else [x_star]
+        if len(xs_list) != len(run_problem):
+            raise ValueError(f"x_star must be one array per problem ({len(run_problem)}), got {len(xs_list)}")
+        given: dict[int, Any] = {}
+        for v, p in zip(xs_list, run_problem):
+            xs = None if v is None else check_vector(v, "x_star", data[p][0].shape[1])
+            if p in given and (xs is None or given[p] is None or not np.array_equal(xs, given[p])):
+                raise ValueError("x_star must be the same for every listing of the same problem")
+            given[p] = xs
+            if xs is not None:
+                problems[p].x_star = xs
+    return Problems(problems, data, run_problem)
+
+
+def _init_vector_memo(a: Any, n: int, memo: dict) -> np.ndarray:
+    """The per-coordinate initialization of a run (one read-only array per distinct scalar and size)."""
+    if not _batch.is_real(a):
+        return _init_vector(a, n)
+    if (a, n) not in memo:  # shared by the runs: read-only
+        memo[(a, n)] = _init_vector(a, n)
+        memo[(a, n)].flags.writeable = False
+    return memo[(a, n)]
+
+
+def _init_vector(a: Any, n: int) -> np.ndarray:
+    if _batch.is_real(a):
+        return np.full(n, check_positive(a, "init_scale"))
+    alpha = check_vector(a, "init_scale", n)
+    if np.any(alpha <= 0):
+        raise ValueError("init_scale must be positive")
+    return alpha
+
+
+def _decode(record: Any, problem: tuple[np.ndarray, np.ndarray], runs: dict[str, list], k: int, alpha: np.ndarray,
+            nonnegative: bool,
+            method: str, has_target: bool) -> DiagonalResult:
+    z = record.state
+    n = alpha.size
+    depth, wn = runs["depth"][k], runs["weight_norm"][k]
+    n_radii = 0 if wn is None else (2 if wn == "separate" and not nonnegative else 1)
+    radius: Any = None
+    w = None
+    if n_radii == 0:
+        u = z[:n].copy()
+        v = None if nonnegative else z[n:2 * n].copy()
+    else:
+        w = z[n_radii:].copy()
+        if n_radii == 1:
+            w = _unit(w)
+            radius = float(z[0])
+            u = radius * w[:n]
+            v = None if nonnegative else radius * w[n:]
+        else:
+            w[:n] = _unit(w[:n])
+            w[n:] = _unit(w[n:])
+            radius = (float(z[0]), float(z[1]))
+            u = radius[0] * w[:n]
+            v = radius[1] * w[n:]
+    x = u**depth if v is None else u**depth - v**depth
+    return DiagonalResult(
+        **_batch.base_fields(record, has_target=has_target, fixed_step=method == "descent"),
+        loss=float(record.loss_final), x=x, u=u, v=v, radius=radius, direction=w, n_rejected=int(record.n_rejected),
+        depth=depth, init_scale=alpha, lr_ratio=runs["lr_ratio"][k], weight_norm=wn, nonnegative=nonnegative,
+        method=method, lr=runs["lr"][k] if method == "descent" else None, A=problem[0], y=problem[1])
+
+
+_B = _batch
+FAMILY = Family.declare("diagonal", fit, fit_many, ("A", "y", "x_star"), [
+    param("depth", _B.integer(2), int, per_run=True),
+    param("init_scale", None, float, np.ndarray, per_run=True, vector=True),
+    choice_param("method", core_names(core.Method)),
+    choice_param("solver", (None, *core_names(core.Solver, drop=("automatic",)))),  # None: the core's choice
+    choice_param("weight_norm", (None, *core_names(core.WeightNorm, drop=("none",))), per_run=True),
+    param("lr_ratio", _B.positive, float, per_run=True),
+    param("nonnegative", _B.boolean, bool),
+    param("lr", _B.optional_positive, float, type(None), per_run=True),
+    param("steps", _B.integer(0), int),
+    param("t_max", _B.positive, float),
+    param("target_loss", _B.optional(_B.nonnegative), float, type(None)),
+    param("rtol", _B.below_one, float),
+    param("atol", _B.nonnegative, float),
+    param("max_steps", _B.integer(1), int),
+    param("stall_steps", _B.integer(0), int),
+    param("record_times", _B.times, tuple, type(None)),
+    param("record_every", _B.optional(_B.integer(1)), int, type(None)),
+    param("n_record", _B.integer(1), int),
+    param("num_threads", _B.num_threads, int, type(None)),
+    param("block_size", _B.integer(1), int),
+    param("jac_every", _B.integer(1), int),
+    choice_param("gd_kernel", _GD_KERNELS),
+], _Adapter())
+"""The diagonal family's declaration (:class:`implicitbias._family.Family`): its parameters, checks and
+choices, for sweeps and other callers."""
+
+# The sweep's names until it reads FAMILY (remove then): the same values as FAMILY's choices, in the order
+# the sweep's messages (and tests) print them.
+_PER_RUN = FAMILY.per_run
+_METHODS = ("flow", "descent")
+_SOLVERS = (None, "dual", "bdf", "rodas5", "rosw", "dopri5")

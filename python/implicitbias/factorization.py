@@ -34,7 +34,6 @@ and Hessian-vector products use the same stacking.
 
 from __future__ import annotations
 
-import numbers
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -42,7 +41,8 @@ from typing import Any
 import numpy as np
 
 from . import _batch
-from ._batch import PerRun, RunResult
+from ._batch import RunResult
+from ._family import Adapter, Family, Problems, choice_param, core_names, param
 from ._native import core
 from ._sensing import parse_sensing
 from ._validation import (
@@ -56,12 +56,12 @@ from ._validation import (
 )
 
 __all__ = [
-    "FactorizationResult", "SensingOperator", "balanced_factorization", "fit", "fit_many", "gradient",
+    "FAMILY", "FactorizationResult", "SensingOperator", "balanced_factorization", "fit", "fit_many", "gradient",
     "initial_layers", "jacobian", "loss", "pack", "product", "sensing_operator", "unpack",
 ]
 
-_METHODS = ("descent", "flow", "trace_penalty", "label_noise_sgd", "sam")
-_INITS = ("gaussian", "balanced")
+_METHODS = core_names(core.FactorizationMethod)
+_INITS = ("gaussian", "balanced")  # drawn in Python (initial_layers): no core enum
 
 
 # --------------------------------------------------------------------------- measurement operators
@@ -291,42 +291,29 @@ class FactorizationResult(RunResult):
     seed: int
 
 
-_PER_RUN = {
-    "depth": PerRun(),
-    "width": PerRun(),
-    "init_scale": PerRun(),
-    "init": PerRun(),
-    "method": PerRun(_batch.choice(*_METHODS)),
-    "lr": PerRun(_batch.optional_positive),
-    "trace_weight": PerRun(_batch.nonnegative),
-    "label_noise_std": PerRun(_batch.nonnegative),
-    "sam_radius": PerRun(_batch.nonnegative),
-    "seed": PerRun(),
-    "init_layers": PerRun(vector=True),
-}
 _STRENGTH = {"trace_penalty": "trace_weight", "label_noise_sgd": "label_noise_std", "sam": "sam_radius"}
 
 
-def fit_many(
+def fit(
     A: Any,
     y: Any,
     *,
-    depth: Any = 3,
-    width: Any = None,
-    init_scale: Any = 0.1,
-    init: Any = "gaussian",
-    method: Any = "descent",
-    lr: Any = None,
+    depth: int = 3,
+    width: int | None = None,
+    init_scale: float = 0.1,
+    init: str = "gaussian",
+    method: str = "descent",
+    lr: float | None = None,
     steps: int = 10_000,
-    trace_weight: Any = 0.0,
-    label_noise_std: Any = 0.0,
-    sam_radius: Any = 0.0,
+    trace_weight: float = 0.0,
+    label_noise_std: float = 0.0,
+    sam_radius: float = 0.0,
     anneal_frac: float = 0.8,
     final_ratio: float = 1e-3,
-    shape: Any = None,
+    shape: tuple[int, int] | None = None,
     M_star: Any = None,
-    init_layers: Any = None,
-    seed: Any = 0,
+    init_layers: Sequence[np.ndarray] | None = None,
+    seed: int | None = 0,
     target_loss: float | None = None,
     t_max: float = 1e4,
     rtol: float = 1e-7,
@@ -335,117 +322,8 @@ def fit_many(
     n_record: int = 100,
     num_threads: int | None = None,
     block_size: int = 1,
-) -> list[FactorizationResult]:
-    """Many runs on one problem in one C++ call, spread over OpenMP threads.
-
-    ``depth``, ``width``, ``init_scale``, ``init``, ``method``, ``lr``,
-    ``trace_weight``, ``label_noise_std``, ``sam_radius``, ``seed`` and
-    ``init_layers`` (a list of layer lists) may be scalars or lists; lists
-    broadcast (equal length K, or length 1) and run k takes the k-th entry of
-    each. Runs sharing a method and layer shapes advance ``block_size`` at a
-    time; the results are bitwise the same for any ``num_threads``. Other
-    parameters: :func:`fit`.
-    """
-    op = _operator(A, shape)
-    yv = check_vector(y, "y", op.n)
-    problem = core.FactorizationProblem(op._core)
-    problem.y = yv
-    if M_star is not None:
-        Ms = check_matrix(M_star, "M_star")
-        if Ms.shape != op.shape:
-            raise ValueError(f"M_star must have shape {op.shape}, got {Ms.shape}")
-        problem.M_star = Ms
-    if init_layers is not None and not (isinstance(init_layers, (list, tuple)) and init_layers
-                                        and isinstance(init_layers[0], (list, tuple))):
-        raise ValueError("init_layers must be a list of layer lists (one per run) in fit_many")
-    K, runs = _batch.broadcast(dict(
-        depth=depth, width=width, init_scale=init_scale, init=init, method=method, lr=lr, trace_weight=trace_weight,
-        label_noise_std=label_noise_std, sam_radius=sam_radius, seed=seed,
-        init_layers=None if init_layers is None else list(init_layers)), _PER_RUN, [0])
-    runs_k = [_run(k, runs, op.shape) for k in range(K)]
-    all_flow = all(r["method"] == "flow" for r in runs_k)
-    problem.tol = (1e-12 * float(np.mean(yv**2)) if all_flow else -1.0) if target_loss is None \
-        else _batch.target_loss(target_loss)
-    options = _options(steps, anneal_frac, final_ratio, t_max, rtol, max_steps, record_every, n_record, block_size,
-                       num_threads, any(r["method"] == "flow" for r in runs_k))
-    core_runs = [core.FactorizationRun(problem=0, method=_batch.enum(core.FactorizationMethod, r["method"]),
-                             dims=r["dims"], z0=r["z0"], lr=r["lr"] or 0.0, strength=r["strength"], seed=r["seed"])
-                 for r in runs_k]
-    keys = [(int(c.method), r["dims"]) for c, r in zip(core_runs, runs_k)]
-    records = _batch.grouped(keys, lambda order: core.factorization_batch([problem], [core_runs[k] for k in order],
-                                                                           options))
-    with np.errstate(over="ignore", invalid="ignore"):  # a diverged run may hold huge values
-        return [_decode(rec, r, problem.tol >= 0) for rec, r in zip(records, runs_k)]
-
-
-@_batch.memoized
-def _options(steps: Any, anneal_frac: Any, final_ratio: Any, t_max: Any, rtol: Any, max_steps: Any, record_every: Any,
-             n_record: Any, block_size: Any, num_threads: Any, any_flow: bool) -> Any:
-    """The options shared by a batch (checked)."""
-    steps = check_positive_int(steps, "steps", minimum=0)
-    af = float(anneal_frac) if isinstance(anneal_frac, numbers.Real) else float("nan")
-    if not 0.0 <= af <= 1.0:
-        raise ValueError(f"anneal_frac must be in [0, 1], got {anneal_frac!r}")
-    fr = check_positive(final_ratio, "final_ratio")
-    if fr > 1:
-        raise ValueError(f"final_ratio must be in (0, 1], got {final_ratio!r}")
-    n_record = check_positive_int(n_record, "n_record")
-    t_max = check_positive(t_max, "t_max")
-    return _batch.make(
-        core.FactorizationBatchOptions,
-        fixed=_batch.make(core.FixedStepOptions, steps=steps,
-                          record_every=_batch.record_every_steps(record_every, steps, n_record)),
-        adaptive=_batch.adaptive_options(rtol=rtol, atol=0.0, t_max=t_max, max_steps=max_steps,
-                                         record_times=_batch.record_times(None, t_max, n_record) if any_flow else []),
-        schedule=_batch.make(core.StrengthSchedule, anneal_steps=round(af * steps), final_ratio=fr),
-        block_size=check_positive_int(block_size, "block_size"), num_threads=_batch.threads(num_threads))
-
-
-def _run(k: int, runs: dict[str, list], shape: tuple[int, int]) -> dict[str, Any]:
-    """Run k's checked settings and initial layers."""
-    meth = runs["method"][k]
-    sd = check_seed(runs["seed"][k])
-    sd = 0 if sd is None else sd
-    strength = runs[_STRENGTH[meth]][k] if meth in _STRENGTH else 0.0
-    if meth == "flow":
-        lr_k = None
-    elif runs["lr"][k] is None:
-        raise ValueError(f"lr is required for method={meth!r}")
-    else:
-        lr_k = runs["lr"][k]
-    il = runs["init_layers"][k]
-    if il is not None:
-        dims, z0 = pack(il, "init_layers")
-        if (dims[-1], dims[0]) != shape:
-            raise ValueError(f"init_layers: the product's shape must be {shape}")
-        L, w, a, ini = len(dims) - 1, (dims[1] if len(dims) > 2 else 0), float("nan"), "given"
-    else:
-        L = check_positive_int(runs["depth"][k], "depth")
-        w = runs["width"][k]
-        w = max(shape) if w is None else check_positive_int(w, "width")
-        a = check_positive(runs["init_scale"][k], "init_scale")
-        ini = str(check_choice(runs["init"][k], "init", _INITS))
-        dims, z0 = pack(initial_layers(shape, L, w, a, ini, sd))
-    return dict(method=meth, seed=sd, strength=strength, lr=lr_k, dims=dims, z0=z0, depth=L, width=w,
-                init_scale=a, init=ini)
-
-
-def _decode(record: Any, r: dict[str, Any], has_target: bool) -> FactorizationResult:
-    layers = unpack(r["dims"], record.state)
-    E = _product(layers)
-    h = record.history
-    result = FactorizationResult(
-        **_batch.base_fields(record, has_target=has_target, fixed_step=r["method"] != "flow"),
-        loss=float(record.loss_final), layers=layers, product=E, trace=float(h["trace"][-1]),
-        nuclear_norm=float(h["nuclear_norm"][-1]), effective_rank=float(h["effective_rank"][-1]),
-        error=float(h["error"][-1]) if "error" in h else None, method=r["method"], depth=r["depth"],
-        width=r["width"], init_scale=r["init_scale"], init=r["init"], lr=r["lr"], strength=r["strength"],
-        seed=r["seed"])
-    result.__dict__["history"] = h  # converted once above: fill the cached history instead of converting again
-    return result
-
-
-fit = _batch.single(fit_many, _PER_RUN, """Train one deep linear network ``E = W_L...W_1`` on ``y_i ~ <A_i, E>``.
+) -> FactorizationResult:
+    """Train one deep linear network ``E = W_L...W_1`` on ``y_i ~ <A_i, E>``.
 
     Parameters
     ----------
@@ -486,4 +364,220 @@ fit = _batch.single(fit_many, _PER_RUN, """Train one deep linear network ``E = W
     Returns
     -------
     FactorizationResult
-    """)
+    """
+    return FAMILY.run_one(locals())
+
+
+def fit_many(
+    A: Any,
+    y: Any,
+    *,
+    depth: int | Sequence[int] = 3,
+    width: int | Sequence[int | None] | None = None,
+    init_scale: float | Sequence[float] = 0.1,
+    init: str | Sequence[str] = "gaussian",
+    method: str | Sequence[str] = "descent",
+    lr: float | Sequence[float | None] | None = None,
+    steps: int = 10_000,
+    trace_weight: float | Sequence[float] = 0.0,
+    label_noise_std: float | Sequence[float] = 0.0,
+    sam_radius: float | Sequence[float] = 0.0,
+    anneal_frac: float = 0.8,
+    final_ratio: float = 1e-3,
+    shape: tuple[int, int] | None = None,
+    M_star: Any = None,
+    init_layers: Sequence[Sequence[np.ndarray]] | None = None,
+    seed: int | Sequence[int | None] | None = 0,
+    target_loss: float | None = None,
+    t_max: float = 1e4,
+    rtol: float = 1e-7,
+    max_steps: int = 1_000_000,
+    record_every: int | None = None,
+    n_record: int = 100,
+    num_threads: int | None = None,
+    block_size: int = 1,
+) -> list[FactorizationResult]:
+    """Many runs on one problem in one C++ call, spread over OpenMP threads.
+
+    ``depth``, ``width``, ``init_scale``, ``init``, ``method``, ``lr``,
+    ``trace_weight``, ``label_noise_std``, ``sam_radius``, ``seed`` and
+    ``init_layers`` (a list of layer lists) may be scalars or lists; lists
+    broadcast (equal length K, or length 1) and run k takes the k-th entry of
+    each. Runs sharing a method and layer shapes advance ``block_size`` at a
+    time; the results are bitwise the same for any ``num_threads``. Other
+    parameters: :func:`fit`.
+    """
+    return FAMILY.run(locals())
+
+
+@dataclass(slots=True)
+class _Batch:
+    options: Any
+    flow_problem: int  # the problem index of the flows (their default target differs: see batch())
+
+
+class _Adapter(Adapter):
+    """factorization_batch: FactorizationProblem (the target on the problem), FactorizationRun,
+    FactorizationBatchOptions."""
+
+    def problems(self, args: dict[str, Any]) -> Problems:
+        op = _operator(args["A"], args["shape"])
+        yv = check_vector(args["y"], "y", op.n)
+        problem = core.FactorizationProblem(op._core)
+        problem.y = yv
+        if args["M_star"] is not None:
+            Ms = check_matrix(args["M_star"], "M_star")
+            if Ms.shape != op.shape:
+                raise ValueError(f"M_star must have shape {op.shape}, got {Ms.shape}")
+            problem.M_star = Ms
+        return Problems([problem], [(op, yv)], [0])
+
+    def batch(self, opts: dict[str, Any], runs: dict[str, list], problems: Problems) -> _Batch:
+        # the target lives on the core's problem: the flows' default (1e-12 mean(y^2)) and the fixed-step
+        # methods' (never stop early) differ, so a batch mixing them gives its flows a problem of their own
+        problem, yv = problems.core[0], problems.data[0][1]
+        flows = [m == "flow" for m in runs["method"]]
+        flow_problem = 0
+        if opts["target_loss"] is None:
+            problem.tol = -1.0
+            if any(flows):
+                if not all(flows):
+                    problems.core.append(core.FactorizationProblem(problems.data[0][0]._core))
+                    problems.core[1].y, problems.core[1].M_star = problem.y, problem.M_star
+                    flow_problem = 1
+                problems.core[flow_problem].tol = 1e-12 * float(np.mean(yv**2))
+        else:
+            problem.tol = opts["target_loss"]
+        options = _options(opts["steps"], opts["anneal_frac"], opts["final_ratio"], opts["t_max"], opts["rtol"],
+                           opts["max_steps"], opts["record_every"], opts["n_record"], opts["block_size"],
+                           opts["num_threads"], any(flows))
+        return _Batch(options, flow_problem)
+
+    def build(self, k: int, runs: dict[str, list], problems: Problems, batch: _Batch,
+              memo: dict) -> tuple[Any, Any]:
+        r = _run(k, runs, problems.data[0][0].shape)
+        run = core.FactorizationRun(problem=batch.flow_problem if r["method"] == "flow" else 0,
+                                    method=_batch.enum(core.FactorizationMethod, r["method"]), dims=r["dims"],
+                                    z0=r["z0"], lr=r["lr"] or 0.0, strength=r["strength"], seed=r["seed"])
+        return run, r
+
+    def group_key(self, core_run: Any, info: Any) -> Any:  # the core's same(): problem, method, layer widths
+        return (core_run.problem, int(core_run.method), info["dims"])
+
+    def call(self, problems: Problems, core_runs: list, batch: _Batch) -> list:
+        return core.factorization_batch(problems.core, core_runs, batch.options)
+
+    def decode(self, record: Any, info: Any, problems: Problems, batch: _Batch) -> FactorizationResult:
+        problem = batch.flow_problem if info["method"] == "flow" else 0
+        return _decode(record, info, problems.core[problem].tol >= 0)
+
+
+@_batch.memoized
+def _options(steps: int, anneal_frac: float, final_ratio: float, t_max: float, rtol: float, max_steps: int,
+             record_every: int | None, n_record: int, block_size: int, num_threads: int, any_flow: bool) -> Any:
+    """The core options shared by a batch, from the checked batch-wide arguments."""
+    return _batch.make(
+        core.FactorizationBatchOptions,
+        fixed=_batch.make(core.FixedStepOptions, steps=steps,
+                          record_every=_batch.record_every_steps(record_every, steps, n_record)),
+        adaptive=_batch.adaptive_options(rtol=rtol, atol=0.0, t_max=t_max, max_steps=max_steps,
+                                         record_times=_batch.record_times(None, t_max, n_record) if any_flow else []),
+        schedule=_batch.make(core.StrengthSchedule, anneal_steps=round(anneal_frac * steps), final_ratio=final_ratio),
+        block_size=block_size, num_threads=num_threads)
+
+
+def _layer_list(value: Any, name: str) -> Any:
+    """One run's initial layers: None or a list of 2-D arrays (checked by :func:`pack`)."""
+    if value is not None and not (isinstance(value, (list, tuple)) and value):
+        raise ValueError(f"{name} must be a list of layers (fit) or a list of layer lists, one per run (fit_many)")
+    return value
+
+
+def _fraction(value: Any, name: str) -> float:
+    """A real in [0, 1]."""
+    v = float(value) if _batch.is_real(value) else float("nan")
+    if not 0.0 <= v <= 1.0:
+        raise ValueError(f"{name} must be in [0, 1], got {value!r}")
+    return v
+
+
+def _ratio(value: Any, name: str) -> float:
+    """A real in (0, 1]."""
+    v = check_positive(value, name)
+    if v > 1:
+        raise ValueError(f"{name} must be in (0, 1], got {value!r}")
+    return v
+
+
+def _run(k: int, runs: dict[str, list], shape: tuple[int, int]) -> dict[str, Any]:
+    """Run k's checked settings and initial layers."""
+    meth = runs["method"][k]
+    sd = runs["seed"][k]  # checked by its Param
+    sd = 0 if sd is None else sd
+    strength = runs[_STRENGTH[meth]][k] if meth in _STRENGTH else 0.0
+    if meth == "flow":
+        lr_k = None
+    elif runs["lr"][k] is None:
+        raise ValueError(f"lr is required for method={meth!r}")
+    else:
+        lr_k = runs["lr"][k]
+    il = runs["init_layers"][k]
+    if il is not None:
+        dims, z0 = pack(il, "init_layers")
+        if (dims[-1], dims[0]) != shape:
+            raise ValueError(f"init_layers: the product's shape must be {shape}")
+        L, w, a, ini = len(dims) - 1, (dims[1] if len(dims) > 2 else 0), float("nan"), "given"
+    else:
+        L = check_positive_int(runs["depth"][k], "depth")
+        w = runs["width"][k]
+        w = max(shape) if w is None else check_positive_int(w, "width")
+        a = check_positive(runs["init_scale"][k], "init_scale")
+        ini = str(check_choice(runs["init"][k], "init", _INITS))
+        dims, z0 = pack(initial_layers(shape, L, w, a, ini, sd))
+    return dict(method=meth, seed=sd, strength=strength, lr=lr_k, dims=dims, z0=z0, depth=L, width=w,
+                init_scale=a, init=ini)
+
+
+def _decode(record: Any, r: dict[str, Any], has_target: bool) -> FactorizationResult:
+    layers = unpack(r["dims"], record.state)
+    E = _product(layers)
+    h = record.history
+    result = FactorizationResult(
+        **_batch.base_fields(record, has_target=has_target, fixed_step=r["method"] != "flow"),
+        loss=float(record.loss_final), layers=layers, product=E, trace=float(h["trace"][-1]),
+        nuclear_norm=float(h["nuclear_norm"][-1]), effective_rank=float(h["effective_rank"][-1]),
+        error=float(h["error"][-1]) if "error" in h else None, method=r["method"], depth=r["depth"],
+        width=r["width"], init_scale=r["init_scale"], init=r["init"], lr=r["lr"], strength=r["strength"],
+        seed=r["seed"])
+    result.__dict__["history"] = h  # converted once above: fill the cached history instead of converting again
+    return result
+
+
+_B = _batch
+FAMILY = Family.declare("factorization", fit, fit_many, ("A", "y", "shape", "M_star"), [
+    param("depth", None, int, per_run=True),  # checked per run (with init_layers, which overrides it)
+    param("width", None, int, type(None), per_run=True),
+    param("init_scale", None, float, per_run=True),
+    choice_param("init", _INITS, per_run=True),
+    choice_param("method", _METHODS, per_run=True),
+    param("lr", _B.optional_positive, float, type(None), per_run=True),
+    param("steps", _B.integer(0), int),
+    param("trace_weight", _B.nonnegative, float, per_run=True),
+    param("label_noise_std", _B.nonnegative, float, per_run=True),
+    param("sam_radius", _B.nonnegative, float, per_run=True),
+    param("anneal_frac", _fraction, float),
+    param("final_ratio", _ratio, float),
+    param("init_layers", _layer_list, list, type(None), per_run=True, vector=True),
+    param("seed", lambda v, name: check_seed(v), int, type(None), per_run=True),
+    param("target_loss", _B.optional(_B.nonnegative), float, type(None)),
+    param("t_max", _B.positive, float),
+    param("rtol", _B.below_one, float),
+    param("max_steps", _B.integer(1), int),
+    param("record_every", _B.optional(_B.integer(1)), int, type(None)),
+    param("n_record", _B.integer(1), int),
+    param("num_threads", _B.num_threads, int, type(None)),
+    param("block_size", _B.integer(1), int),
+], _Adapter())
+"""The factorization family's declaration (:class:`implicitbias._family.Family`)."""
+
+_PER_RUN = FAMILY.per_run  # the sweep's name until it reads FAMILY

@@ -29,6 +29,7 @@ from typing import Any, Callable
 import numpy as np
 
 from . import _batch
+from ._family import core_names
 from ._native import core
 from ._validation import check_choice, check_matrix, check_positive_int, check_seed, check_vector, finite_result
 from .factorization import _checked, _product, pack, unpack
@@ -159,7 +160,7 @@ def _estimate(method: str, target: Any, A: Any, y: Any, num_matvecs: int, seed: 
     m = check_positive_int(num_matvecs, "num_matvecs", minimum={"hutchinson": 1, "hutchpp": 3, "xtrace": 4}[method])
     sd = check_seed(seed)
     sd = 0 if sd is None else sd
-    check_choice(probe, "probe", ("rademacher", "gaussian"))
+    check_choice(probe, "probe", core_names(core.Probe))
     if callable(target):
         if dim is None:
             raise ValueError("dim is required when the first argument is a matvec callable")

@@ -54,7 +54,8 @@ from typing import Any
 import numpy as np
 
 from . import _batch
-from ._batch import PerRun, RunResult
+from ._batch import RunResult
+from ._family import Adapter, Family, Problems, choice_param, core_names, param
 from ._native import core
 from ._validation import (
     check_choice,
@@ -68,14 +69,14 @@ from ._validation import (
     unique_problems,
 )
 
-__all__ = ["MODELS", "NORMS", "SteepestResult", "direction", "fit", "fit_many", "init_params", "param_norm"]
+__all__ = ["FAMILY", "MODELS", "NORMS", "SteepestResult", "direction", "fit", "fit_many", "init_params", "param_norm"]
 
-MODELS = ("linear", "diagonal", "relu2", "mlp")
-NORMS = ("l2", "linf", "l1", "spectral")
-_OPTIMIZERS = ("steepest", "signum", "adam")
-_SCHEDULES = ("constant", "power", "loss")
-_LOSSES = ("exp", "logistic")
-_METHODS = ("descent", "flow")
+MODELS = ("linear", "diagonal", "relu2", "mlp")  # relu2 and mlp are the core's mlp kind
+NORMS = core_names(core.NormKind, drop=("lp",))  # and a float p > 1 (the core's lp)
+_OPTIMIZERS = core_names(core.Optimizer)
+_SCHEDULES = core_names(core.Schedule)
+_LOSSES = core_names(core.LossKind)
+_METHODS = ("descent", "flow")  # SteepestRun.flow False / True
 
 
 def _parse_norm(norm: Any, name: str = "norm") -> tuple[str, float]:
@@ -316,31 +317,67 @@ def _record_steps(steps: int, n_record: int) -> tuple[int, ...]:
     return tuple(int(p) for p in pts)
 
 
-_PER_RUN = {
-    "model": PerRun(_batch.choice(*MODELS)),
-    "norm": PerRun(),
-    "normalized": PerRun(_batch.boolean),
-    "lr": PerRun(_batch.positive),
-    "schedule": PerRun(_batch.choice(*_SCHEDULES)),
-    "loss": PerRun(_batch.choice(*_LOSSES)),
-    "optimizer": PerRun(_batch.choice(*_OPTIMIZERS)),
-    "beta1": PerRun(lambda v, name: _beta(v, name)),
-    "beta2": PerRun(lambda v, name: _beta(v, name)),
-    "eps": PerRun(_batch.nonnegative),
-    "width": PerRun(),
-    "depth": PerRun(),
-    "init_scale": PerRun(),
-    "seed": PerRun(),
-    "init": PerRun(vector=True, one_array=True),
-    "method": PerRun(_batch.choice(*_METHODS)),
-}
+def fit(
+    X: Any,
+    y: Any,
+    model: str = "linear",
+    *,
+    norm: str | float = "l2",
+    normalized: bool = True,
+    lr: float = 0.1,
+    schedule: str = "constant",
+    loss: str = "exp",
+    optimizer: str = "steepest",
+    beta1: float = 0.9,
+    beta2: float = 0.999,
+    eps: float = 1e-8,
+    width: int | None = None,
+    depth: int | None = None,
+    init_scale: float | None = None,
+    seed: int | None = 0,
+    init: np.ndarray | None = None,
+    method: str = "descent",
+    decay_k0: float = 100.0,
+    decay_power: float = 0.5,
+    lr_growth: float = 1.1,
+    lr_backoff: float = 0.5,
+    steps: int = 1000,
+    t_max: float = 100.0,
+    rtol: float = 1e-8,
+    atol: float = 1e-12,
+    max_steps: int = 1_000_000,
+    target_loss: float | None = None,
+    target_log_loss: float | None = None,
+    record_every: int | None = None,
+    n_record: int = 200,
+    num_threads: int | None = None,
+) -> SteepestResult:
+    """Train one homogeneous classifier (steepest descent, Adam, Signum, flow).
 
+    Parameters
+    ----------
+    X : array (n, d); y : array (n,) of labels in {-1, +1}
+    model : ``"linear"``, ``"diagonal"``, ``"relu2"`` (needs ``width``) or ``"mlp"`` (``width``, ``depth``)
+    norm : ``"l2"``, ``"linf"``, ``"l1"``, a float ``p`` > 1, or ``"spectral"``
+        The geometry (docs/science.md, section 2.3).
+    normalized : take unit steps ``lr g# / ||g||_*`` (True) or ``lr g#`` (False)
+    lr : step size (``lr0`` of the schedule), > 0
+    schedule : ``"constant"``, ``"power"`` (``decay_k0``, ``decay_power``) or ``"loss"``
+        (``lr_growth``, ``lr_backoff``); docs/science.md, section 2.5.
+    loss : ``"exp"`` or ``"logistic"``
+    optimizer : ``"steepest"``, ``"signum"`` or ``"adam"`` (``beta1``, ``beta2``, ``eps``)
+    width, depth, init_scale, seed, init : the model's size and initialization (:func:`init_params`)
+    method : ``"descent"`` (``steps`` steps) or ``"flow"`` (``t_max``, ``rtol``, ``atol``, ``max_steps``)
+    target_loss : stop as converged once ``Loss <= target_loss`` (>= 0; default: never)
+    target_log_loss : the same target as ``log(Loss) <= target_log_loss`` (instead of ``target_loss``)
+    record_every, n_record : history points (see :func:`fit_many`)
+    num_threads : OpenMP threads (results do not depend on it)
 
-def _beta(value: Any, name: str) -> float:
-    b = check_positive(value, name, allow_zero=True)
-    if b >= 1.0:
-        raise ValueError(f"{name} must be in [0, 1), got {b}")
-    return b
+    Returns
+    -------
+    SteepestResult
+    """
+    return FAMILY.run_one(locals())
 
 
 def fit_many(
@@ -348,7 +385,7 @@ def fit_many(
     y: Any,
     model: str | Sequence[str] = "linear",
     *,
-    norm: Any = "l2",
+    norm: str | float | Sequence[str | float] = "l2",
     normalized: bool | Sequence[bool] = True,
     lr: float | Sequence[float] = 0.1,
     schedule: str | Sequence[str] = "constant",
@@ -360,8 +397,8 @@ def fit_many(
     width: int | Sequence[int] | None = None,
     depth: int | Sequence[int] | None = None,
     init_scale: float | Sequence[float] | None = None,
-    seed: int | Sequence[int] = 0,
-    init: Any = None,
+    seed: int | Sequence[int | None] | None = 0,
+    init: np.ndarray | Sequence[np.ndarray | None] | None = None,
     method: str | Sequence[str] = "descent",
     decay_k0: float = 100.0,
     decay_power: float = 0.5,
@@ -372,6 +409,7 @@ def fit_many(
     rtol: float = 1e-8,
     atol: float = 1e-12,
     max_steps: int = 1_000_000,
+    target_loss: float | None = None,
     target_log_loss: float | None = None,
     record_every: int | None = None,
     n_record: int = 200,
@@ -392,51 +430,77 @@ def fit_many(
     ``method="flow"`` integrates ``d theta/dt = -Loss g~#`` (or the
     normalized direction) with Dormand-Prince 5(4) up to ``t_max`` (l2 and
     lp geometries, steepest descent only), with ``rtol``/``atol``.
-    ``target_log_loss`` stops a run once ``log(Loss)`` falls to it; asking for
-    it on data that no model of the kind can fit (zero rows, conflicting
+    ``target_loss`` stops a run once the loss falls to it (``target_log_loss``:
+    the same in the log domain, for targets below 1e-308; give one of the
+    two); asking for it on data that no model of the kind can fit (zero rows, conflicting
     duplicates, or for linear/diagonal models no separating hyperplane)
     raises ValueError. History points: every ``record_every`` steps, or
     ``n_record`` log-spaced steps (descent) / times (flow). Other
     parameters: see :func:`fit`.
     """
-    X_list, y_list, run_problem = unique_problems(X, y, "X", "y")
-    X_arrs = [check_matrix(x, "X") for x in X_list]
-    y_arrs = [check_labels(ya, xa.shape[0]) for xa, ya in zip(X_arrs, y_list)]
-    K, runs = _batch.broadcast(dict(
-        model=model, norm=norm, normalized=normalized, lr=lr, schedule=schedule, loss=loss, optimizer=optimizer,
-        beta1=beta1, beta2=beta2, eps=eps, width=width, depth=depth, init_scale=init_scale, seed=seed, init=init,
-        method=method), _PER_RUN, run_problem)
-    options = _options(steps, t_max, rtol, atol, max_steps, target_log_loss, record_every, n_record,
-                       any(m == "flow" for m in runs["method"]))
-    schedule_constants = _schedule_constants(decay_k0, decay_power, lr_growth, lr_backoff)
-    reachable: set | None = set() if options.target_log_loss > -np.inf else None
-    memo: dict = {}
-    specs = [_run_spec(k, runs, X_arrs, y_arrs, schedule_constants, reachable, memo) for k in range(K)]
-    records = core.steepest_batch([core.ClassificationProblem(Xa, ya) for Xa, ya in zip(X_arrs, y_arrs)],
-                                  [sp[0] for sp in specs], options, _batch.threads(num_threads))
-    has_target = options.target_log_loss > -np.inf
-    return [SteepestResult(
-        **_batch.base_fields(rec, has_target=has_target, fixed_step=not core_run.flow),
-        log_loss=float(rec.loss_final), theta=rec.state, model=runs["model"][k], norm=runs["norm"][k],
-        optimizer=runs["optimizer"][k], degree=degree, shapes=shapes, X=X_arrs[runs["problem"][k]],
-        y=y_arrs[runs["problem"][k]], _model_spec=core_run.model)
-        for k, (rec, (core_run, degree, shapes)) in enumerate(zip(records, specs))]
+    return FAMILY.run(locals())
+
+
+@dataclass(slots=True)
+class _Batch:
+    options: Any
+    schedule_constants: dict[str, float]
+    reachable: set | None  # the (problem, model kind) pairs checked for a reachable target (None: no target)
+    has_target: bool
+    num_threads: int
+    runs: dict[str, list]
+
+
+class _Adapter(Adapter):
+    """steepest_batch: ClassificationProblem, SteepestRun, SteepestOptions (the target), num_threads; each
+    run is its own block in the core, so there is nothing to group."""
+
+    grouped = False
+    overflow_ok = False  # the decoder computes nothing from the state
+
+    def problems(self, args: dict[str, Any]) -> Problems:
+        X_list, y_list, run_problem = unique_problems(args["X"], args["y"], "X", "y")
+        X_arrs = [check_matrix(x, "X") for x in X_list]
+        data = [(Xa, check_labels(ya, Xa.shape[0])) for Xa, ya in zip(X_arrs, y_list)]
+        return Problems([core.ClassificationProblem(Xa, ya) for Xa, ya in data], data, run_problem)
+
+    def batch(self, opts: dict[str, Any], runs: dict[str, list], problems: Problems) -> _Batch:
+        if opts["target_loss"] is not None and opts["target_log_loss"] is not None:
+            raise ValueError("give target_loss or target_log_loss, not both")
+        target = opts["target_log_loss"]
+        if opts["target_loss"] is not None:
+            target = math.log(opts["target_loss"]) if opts["target_loss"] > 0 else -np.inf
+        options = _options(opts["steps"], opts["t_max"], opts["rtol"], opts["atol"], opts["max_steps"],
+                           -np.inf if target is None else target, opts["record_every"], opts["n_record"],
+                           any(m == "flow" for m in runs["method"]))
+        constants = {n: opts[n] for n in ("decay_k0", "decay_power", "lr_growth", "lr_backoff")}
+        return _Batch(options, constants, set() if options.target_log_loss > -np.inf else None,
+                      opts["target_loss"] is not None or options.target_log_loss > -np.inf, opts["num_threads"],
+                      runs)
+
+    def build(self, k: int, runs: dict[str, list], problems: Problems, batch: _Batch,
+              memo: dict) -> tuple[Any, Any]:
+        run, degree, shapes = _run_spec(k, runs, problems.data, batch.schedule_constants, batch.reachable, memo)
+        return run, (k, degree, shapes, run.model, run.flow)
+
+    def call(self, problems: Problems, core_runs: list, batch: _Batch) -> list:
+        return core.steepest_batch(problems.core, core_runs, batch.options, batch.num_threads)
+
+    def decode(self, record: Any, info: Any, problems: Problems, batch: _Batch) -> SteepestResult:
+        k, degree, shapes, model_spec, flow = info
+        runs = batch.runs
+        X, y = problems.data[runs["problem"][k]]
+        return SteepestResult(
+            **_batch.base_fields(record, has_target=batch.has_target, fixed_step=not flow),
+            log_loss=float(record.loss_final), theta=record.state, model=runs["model"][k], norm=runs["norm"][k],
+            optimizer=runs["optimizer"][k], degree=degree, shapes=shapes, X=X, y=y, _model_spec=model_spec)
 
 
 @_batch.memoized
-def _options(steps: Any, t_max: Any, rtol: Any, atol: Any, max_steps: Any, target_log_loss: Any, record_every: Any,
-             n_record: Any, any_flow: bool) -> Any:
-    """The options shared by a batch (checked)."""
-    steps = check_positive_int(steps, "steps", minimum=0)
-    n_record = check_positive_int(n_record, "n_record", minimum=2)
-    if target_log_loss is None:
-        target = -np.inf
-    elif not _batch.is_real(target_log_loss) or math.isnan(float(target_log_loss)):
-        raise ValueError(f"target_log_loss must be a real number, got {target_log_loss!r}")
-    else:
-        target = float(target_log_loss)
-    every = 0 if record_every is None else check_positive_int(record_every, "record_every")
-    t_max = check_positive(t_max, "t_max")
+def _options(steps: int, t_max: float, rtol: float, atol: float, max_steps: int, target: float,
+             record_every: int | None, n_record: int, any_flow: bool) -> Any:
+    """The core options shared by a batch, from the checked batch-wide arguments."""
+    every = 0 if record_every is None else record_every
     times = list(np.geomspace(t_max * 1e-4, t_max, n_record)) if (any_flow and every == 0) else []
     # the log-loss is negative: the relative stall rule does not apply to the flow
     adaptive = _batch.adaptive_options(rtol=rtol, atol=atol, t_max=t_max, max_steps=max_steps, stall_steps=0,
@@ -445,18 +509,33 @@ def _options(steps: Any, t_max: Any, rtol: Any, atol: Any, max_steps: Any, targe
                        record_steps=list(_record_steps(steps, n_record)) if every == 0 else [], adaptive=adaptive)
 
 
-def _schedule_constants(decay_k0: Any, decay_power: Any, lr_growth: Any, lr_backoff: Any) -> dict[str, float]:
-    out = {"decay_k0": check_positive(decay_k0, "decay_k0"),
-           "decay_power": check_positive(decay_power, "decay_power", allow_zero=True),
-           "lr_growth": check_positive(lr_growth, "lr_growth"), "lr_backoff": check_positive(lr_backoff, "lr_backoff")}
-    if out["lr_growth"] < 1.0:
-        raise ValueError(f"lr_growth must be >= 1, got {out['lr_growth']}")
-    if out["lr_backoff"] >= 1.0:
-        raise ValueError(f"lr_backoff must be < 1, got {out['lr_backoff']}")
-    return out
+def _beta(value: Any, name: str) -> float:
+    b = check_positive(value, name, allow_zero=True)
+    if b >= 1.0:
+        raise ValueError(f"{name} must be in [0, 1), got {b}")
+    return b
 
 
-def _run_spec(k: int, runs: dict[str, list], X_arrs: list[np.ndarray], y_arrs: list[np.ndarray],
+def _log_target(value: Any, name: str) -> float:
+    if not _batch.is_real(value) or math.isnan(float(value)):
+        raise ValueError(f"{name} must be a real number, got {value!r}")
+    return float(value)
+
+
+def _norm(value: Any, name: str) -> Any:
+    """A norm: one of NORMS or a float p > 1 (returned as given)."""
+    _parse_norm(value, name)
+    return value
+
+
+def _at_least_one(value: Any, name: str) -> float:
+    v = check_positive(value, name)
+    if v < 1.0:
+        raise ValueError(f"{name} must be >= 1, got {v}")
+    return v
+
+
+def _run_spec(k: int, runs: dict[str, list], data: list[tuple[np.ndarray, np.ndarray]],
               schedule_constants: dict[str, float], reachable: set | None,
               memo: dict) -> tuple[Any, int, list[tuple[int, int]]]:
     """Run k as the core's SteepestRun, with its degree and weight shapes.
@@ -465,7 +544,7 @@ def _run_spec(k: int, runs: dict[str, list], X_arrs: list[np.ndarray], y_arrs: l
     reachable ``target_log_loss`` (None: no target, no check); ``memo``:
     initial draws and core structs shared by the runs of one call."""
     p = runs["problem"][k]
-    Xp = X_arrs[p]
+    Xp, yp = data[p]
     mdl, opt, sched, meth = runs["model"][k], runs["optimizer"][k], runs["schedule"][k], runs["method"][k]
     kind, dep, wid, degree, shapes = _model_spec(mdl, Xp.shape[1], runs["width"][k], runs["depth"][k])
     code, pval = _parse_norm(runs["norm"][k])
@@ -483,7 +562,7 @@ def _run_spec(k: int, runs: dict[str, list], X_arrs: list[np.ndarray], y_arrs: l
         theta0 = _initial_draw(mdl, Xp.shape[1], wid or None, dep if kind == "mlp" else None,
                                runs["init_scale"][k], runs["seed"][k])
     if reachable is not None and (p, kind) not in reachable:
-        _check_reachable(Xp, y_arrs[p], mdl)
+        _check_reachable(Xp, yp, mdl)
         reachable.add((p, kind))
     key = ("algorithm", opt, code, pval, runs["normalized"][k], runs["lr"][k], sched, runs["beta1"][k],
            runs["beta2"][k], runs["eps"][k])
@@ -501,27 +580,39 @@ def _run_spec(k: int, runs: dict[str, list], X_arrs: list[np.ndarray], y_arrs: l
     return run, degree, shapes
 
 
-fit = _batch.single(fit_many, _PER_RUN, """Train one homogeneous classifier (steepest descent, Adam, Signum, flow).
+_B = _batch
+FAMILY = Family.declare("steepest", fit, fit_many, ("X", "y"), [
+    choice_param("model", MODELS, per_run=True),
+    param("norm", _norm, str, float, per_run=True),  # one of NORMS or a float p > 1
+    param("normalized", _B.boolean, bool, per_run=True),
+    param("lr", _B.positive, float, per_run=True),
+    choice_param("schedule", _SCHEDULES, per_run=True),
+    choice_param("loss", _LOSSES, per_run=True),
+    choice_param("optimizer", _OPTIMIZERS, per_run=True),
+    param("beta1", _beta, float, per_run=True),
+    param("beta2", _beta, float, per_run=True),
+    param("eps", _B.nonnegative, float, per_run=True),
+    param("width", None, int, type(None), per_run=True),
+    param("depth", None, int, type(None), per_run=True),
+    param("init_scale", None, float, type(None), per_run=True),
+    param("seed", None, int, type(None), per_run=True),
+    param("init", None, np.ndarray, type(None), per_run=True, vector=True, one_array=True),
+    choice_param("method", _METHODS, per_run=True),
+    param("decay_k0", _B.positive, float),
+    param("decay_power", _B.nonnegative, float),
+    param("lr_growth", _at_least_one, float),
+    param("lr_backoff", _B.below_one, float),
+    param("steps", _B.integer(0), int),
+    param("t_max", _B.positive, float),
+    param("rtol", _B.below_one, float),
+    param("atol", _B.nonnegative, float),
+    param("max_steps", _B.integer(1), int),
+    param("target_loss", _B.optional(_B.nonnegative), float, type(None)),
+    param("target_log_loss", _B.optional(_log_target), float, type(None)),
+    param("record_every", _B.optional(_B.integer(1)), int, type(None)),
+    param("n_record", _B.integer(2), int),
+    param("num_threads", _B.num_threads, int, type(None)),
+], _Adapter())
+"""The steepest family's declaration (:class:`implicitbias._family.Family`)."""
 
-    Parameters
-    ----------
-    X : array (n, d); y : array (n,) of labels in {-1, +1}
-    model : ``"linear"``, ``"diagonal"``, ``"relu2"`` (needs ``width``) or ``"mlp"`` (``width``, ``depth``)
-    norm : ``"l2"``, ``"linf"``, ``"l1"``, a float ``p`` > 1, or ``"spectral"``
-        The geometry (docs/science.md, section 2.3).
-    normalized : take unit steps ``lr g# / ||g||_*`` (True) or ``lr g#`` (False)
-    lr : step size (``lr0`` of the schedule), > 0
-    schedule : ``"constant"``, ``"power"`` (``decay_k0``, ``decay_power``) or ``"loss"``
-        (``lr_growth``, ``lr_backoff``); docs/science.md, section 2.5.
-    loss : ``"exp"`` or ``"logistic"``
-    optimizer : ``"steepest"``, ``"signum"`` or ``"adam"`` (``beta1``, ``beta2``, ``eps``)
-    width, depth, init_scale, seed, init : the model's size and initialization (:func:`init_params`)
-    method : ``"descent"`` (``steps`` steps) or ``"flow"`` (``t_max``, ``rtol``, ``atol``, ``max_steps``)
-    target_log_loss : stop as converged once ``log(Loss) <= target_log_loss``
-    record_every, n_record : history points (see :func:`fit_many`)
-    num_threads : OpenMP threads (results do not depend on it)
-
-    Returns
-    -------
-    SteepestResult
-    """)
+_PER_RUN = FAMILY.per_run  # the sweep's name until it reads FAMILY
