@@ -64,7 +64,7 @@ def _same(a, b):
     ({"problem": {"generator": "sparse_regression", "rows": 3}}, ["problem.rows", "n_measurements"]),
     ({"run": {"chunk_size": 0}}, ["run.chunk_size", ">= 1"]),
     ({"grid": {"fit.init_scale": [0.1]}}, ["problem.sparsity", "required by sparse_regression"]),
-    ({"run": {"keep": True}}, ["run.keep", "chunk_size, references, save_params"]),
+    ({"run": {"keep": True}}, ["run.keep", "chunk_size, history, references, save_params"]),
 ])
 def test_spec_errors_name_the_key_and_the_valid_choices(change, words):
     spec = {**SPEC, **change}
