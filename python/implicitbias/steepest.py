@@ -254,11 +254,9 @@ class SteepestResult(RunResult):
     def to_row(self) -> dict[str, Any]:
         """:meth:`RunResult.to_row` and the settings (``model``, ``norm`` as a string,
         ``optimizer``, ``degree``) and ``log_loss``, ``accuracy``, ``margin_l2``, ``margin_linf``,
-        ``margin_l1`` and ``margin_spectral`` (:meth:`margin`; NaN at ``theta = 0`` and, for the
-        spectral margin, for the linear and diagonal models)."""
+        ``margin_l1`` and ``margin_spectral`` (:meth:`margin`; NaN at ``theta = 0``)."""
         with np.errstate(all="ignore"):
-            margins = {f"margin_{n}": self.margin(n) for n in ("l2", "linf", "l1")}
-            margins["margin_spectral"] = self.margin("spectral") if self.shapes else float("nan")
+            margins = {f"margin_{n}": self.margin(n) for n in ("l2", "linf", "l1", "spectral")}
         return {**super().to_row(), "model": self.model, "norm": str(self.norm), "optimizer": self.optimizer,
                 "degree": self.degree, "log_loss": self.log_loss, "accuracy": self.accuracy, **margins}
 

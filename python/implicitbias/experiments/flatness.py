@@ -47,8 +47,8 @@ SPECS = ("flatness",)
 DEPTH1 = "depth 1"
 ESTIMATORS = (("Hutchinson", hessian.hutchinson), ("Hutch++", hessian.hutchpp), ("XTrace", hessian.xtrace))
 # the estimator study: at the trace-penalty run of (depth, n, the first seed), and at a random init
-ESTIMATOR_SETTINGS = {"depth": 3, "n": 120, "budgets": [6, 12, 24, 48, 96, 192, 384, 768], "seeds": 10}
-QUICK_ESTIMATOR_SETTINGS = {"depth": 2, "n": 160, "budgets": [6, 24, 96], "seeds": 3}
+ESTIMATOR_SETTINGS: dict[str, Any] = {"depth": 3, "n": 120, "budgets": [6, 12, 24, 48, 96, 192, 384, 768], "seeds": 10}
+QUICK_ESTIMATOR_SETTINGS: dict[str, Any] = {"depth": 2, "n": 160, "budgets": [6, 24, 96], "seeds": 3}
 
 
 def config(row: Any) -> str:
@@ -68,7 +68,8 @@ def estimators(df: Any, quick: bool = False) -> list[dict[str, Any]]:
     seed0, L = spec["seeds"][0], est["depth"]
     row = df[(df["fit.depth"] == L) & (df["fit.method"] == "trace_penalty") & (df["seed"] == seed0)
              & (df["problem.n_measurements"] == est["n"])].iloc[0]
-    problem = {k: tuple(v) if isinstance(v, list) else v for k, v in spec["problem"].items() if k != "generator"}
+    problem: dict[str, Any] = {k: tuple(v) if isinstance(v, list) else v for k, v in spec["problem"].items()
+                               if k != "generator"}
     prob = data.matrix_sensing(**problem, n_measurements=est["n"], seed=seed0)
     op = factorization.sensing_operator(prob.A)
     d_out, d_in = prob.M_star.shape
