@@ -49,6 +49,11 @@ def test_reproduce_weightnorm_quick_writes_its_files(tmp_path, capsys):
     t_tol = s["t_loss_1e-8_median"]
     assert t_tol[("WN k=100", 2, 0.1)] < t_tol[("plain", 2, 0.1)] / 10
     assert "wrote" in capsys.readouterr().out
+    # a store of another spec under DIR/sweeps is refused with a message, not overwritten
+    meta = out / "sweeps" / "quick" / "weightnorm_trajectories" / "spec.json"
+    meta.write_text(meta.read_text().replace('"hash": "', '"hash": "0'))
+    assert main(["reproduce", "weightnorm", "--quick", "--out", str(out), "--no-progress"]) == 2
+    assert "changed spec is refused" in capsys.readouterr().err
 
 
 def test_cli_rejects_unknown_experiment_and_bad_threads(capsys):

@@ -16,6 +16,7 @@ import time
 
 from . import __version__, _plotting, build_info
 from .experiments import REGISTRY, reproduce
+from .sweep import StoreError
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -48,8 +49,14 @@ def main(argv: list[str] | None = None) -> int:
     if not figures:  # say so before the (long) run, then write the data alone
         print(f"implicitbias: writing data only, no figures: {_plotting.MISSING}", file=sys.stderr)
     start = time.perf_counter()
-    paths = reproduce(REGISTRY[args.experiment], args.out, quick=args.quick, progress=not args.no_progress,
-                      num_threads=args.threads, figures=figures, csv=args.csv)
+    try:
+        paths = reproduce(REGISTRY[args.experiment], args.out, quick=args.quick, progress=not args.no_progress,
+                          num_threads=args.threads, figures=figures, csv=args.csv)
+    except StoreError as exc:  # a store of another spec (e.g. of an older version) in DIR/sweeps
+        print(f"implicitbias: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
     print(f"{args.experiment}: {time.perf_counter() - start:.1f} s; wrote")
     for p in paths:
         print(f"  {p}")
