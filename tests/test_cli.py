@@ -1,49 +1,59 @@
-"""The command line and the weightnorm reproduction (quick mode), end to end."""
+"""The command line and the reproductions (quick mode), end to end."""
 
 from __future__ import annotations
 
-import csv
-import json
 import os
 
 import numpy as np
 import pytest
 
 import implicitbias as ib
-from implicitbias import build_info, data
+from implicitbias import build_info, data, sweep
 from implicitbias.cli import main
-from implicitbias.experiments import weightnorm
+from implicitbias.experiments import spec_path
+
+pd = pytest.importorskip("pandas")
+
+
+def _outputs(out) -> list[str]:
+    return sorted(n for n in os.listdir(out) if n != "sweeps")
+
+
+def _png(path) -> bool:
+    with open(path, "rb") as fh:
+        return fh.read(8) == b"\x89PNG\r\n\x1a\n"
 
 
 def test_reproduce_weightnorm_quick_writes_its_files(tmp_path, capsys):
     out = tmp_path / "res"
-    assert main(["reproduce", "weightnorm", "--quick", "--out", str(out), "--no-progress"]) == 0
-    names = sorted(os.listdir(out))
-    assert names == sorted([
-        "weightnorm_runs.csv", "weightnorm_curves.csv", "weightnorm_summary.json",
+    assert main(["reproduce", "weightnorm", "--quick", "--out", str(out), "--no-progress", "--csv"]) == 0
+    assert _outputs(out) == sorted([
+        "weightnorm_summary.csv", "weightnorm_runs.csv", "weightnorm_trajectories_runs.csv",
         "weightnorm_error_vs_scale.png", "weightnorm_trajectories.png",
     ])
-    for png in ("weightnorm_error_vs_scale.png", "weightnorm_trajectories.png"):
-        with open(out / png, "rb") as fh:
-            assert fh.read(8) == b"\x89PNG\r\n\x1a\n"
-    with open(out / "weightnorm_runs.csv") as fh:
-        rows = list(csv.DictReader(fh))
-    cfg = weightnorm.settings(quick=True)
-    assert len(rows) == len(cfg["depths"]) * len(cfg["seeds"]) * len(cfg["init_scales"]) * len(cfg["configs"])
+    assert all(_png(out / f"weightnorm_{p}.png") for p in ("error_vs_scale", "trajectories"))
+    runs = sweep.load(out / "sweeps" / "quick" / "weightnorm")  # the runs are the rows of the sweep store
+    spec = sweep.read_toml(spec_path("weightnorm", quick=True))
+    assert len(runs) == runs.attrs["n_runs"] == 2 * 4 * 4 * spec["seeds"] and runs.attrs["complete"]
     # every run ended in a documented state and its error is ||x - x*|| (finite)
-    assert {r["status"] for r in rows} <= {"converged", "max_time", "stalled", "max_steps"}
-    assert all(np.isfinite(float(r["error"])) for r in rows)
-    with open(out / "weightnorm_summary.json") as fh:
-        summary = json.load(fh)
-    assert summary["settings"]["n_measurements"] == 40
+    assert set(runs["status"]) <= {"converged", "max_time", "stalled", "max_steps"}
+    assert np.all(np.isfinite(runs["error"]))
+    exported = sweep.read_csv(out / "weightnorm_runs.csv")  # --csv: the store's table, lists included
+    assert exported["history.loss"].tolist() == [list(v) for v in runs["history.loss"]]
+    summary = pd.read_csv(out / "weightnorm_summary.csv")
 
     # the paper's claim, at alpha = 0.1, depth 2: WN (kappa 100) recovers x*, plain flow does not
-    med = {(s["config"], s["depth"], s["init_scale"]): s["error_median"] for s in summary["summary"]}
-    assert med[("WN k=100", 2, 0.1)] < 1e-3 < 0.1 < med[("plain", 2, 0.1)]
+    s = summary.set_index(["config", "depth", "init_scale"])
+    assert s.loc[("WN k=100", 2, 0.1), "error_median"] < 1e-3 < 0.1 < s.loc[("plain", 2, 0.1), "error_median"]
     # and it gets there sooner: the summary's median flow time to a loss of 1e-8 of the start
-    t_tol = {(s["config"], s["depth"], s["init_scale"]): s["t_loss_1e-8_median"] for s in summary["summary"]}
+    t_tol = s["t_loss_1e-8_median"]
     assert t_tol[("WN k=100", 2, 0.1)] < t_tol[("plain", 2, 0.1)] / 10
     assert "wrote" in capsys.readouterr().out
+    # a store of another spec under DIR/sweeps is refused with a message, not overwritten
+    meta = out / "sweeps" / "quick" / "weightnorm_trajectories" / "spec.json"
+    meta.write_text(meta.read_text().replace('"hash": "', '"hash": "0'))
+    assert main(["reproduce", "weightnorm", "--quick", "--out", str(out), "--no-progress"]) == 2
+    assert "changed spec is refused" in capsys.readouterr().err
 
 
 def test_cli_rejects_unknown_experiment_and_bad_threads(capsys):
@@ -104,26 +114,18 @@ def test_sparse_regression_generator():
 
 
 def test_reproduce_margins_quick_writes_its_files(tmp_path):
-    from implicitbias.experiments import margins
-
     out = tmp_path / "m"
     assert main(["reproduce", "margins", "--quick", "--out", str(out), "--no-progress"]) == 0
-    names = sorted(os.listdir(out))
-    assert names == sorted([
-        "margins_table.csv", "margins_trajectories.csv", "margins_drops.csv", "margins_summary.json",
+    assert _outputs(out) == sorted([
+        "margins_summary.csv", "margins_final.csv", "margins_drops.csv",
         "margins_table.png", "margins_trajectories.png", "margins_drop_vs_lr.png",
     ])
-    for png in ("margins_table.png", "margins_trajectories.png", "margins_drop_vs_lr.png"):
-        with open(out / png, "rb") as fh:
-            assert fh.read(8) == b"\x89PNG\r\n\x1a\n"
-    with open(out / "margins_summary.json") as fh:
-        summary = json.load(fh)
-    cfg = margins.settings(quick=True)
-    with open(out / "margins_table.csv") as fh:
-        rows = list(csv.DictReader(fh))
-    assert len(rows) == 2 * len(cfg["seeds"]) * 9
+    assert all(_png(out / f"margins_{p}.png") for p in ("table", "trajectories", "drop_vs_lr"))
+    table = sweep.load(out / "sweeps" / "quick" / "margins")
+    assert len(table) == 2 * 3 * len(table.attrs["spec"]["seeds"])
+    summary = pd.read_csv(out / "margins_summary.csv")
     # each algorithm is best in its own norm (linear model: against the exact optimum)
-    mean = {(s["model"], s["algorithm"], s["margin_norm"]): s["mean"] for s in summary["summary"]}
+    mean = {(r.model, r.algorithm, r.margin_norm): r.mean for r in summary.itertuples()}
     for model in ("linear", "diagonal"):
         for norm in ("l2", "linf", "l1"):
             own = mean[(model, norm, norm)]
@@ -132,43 +134,32 @@ def test_reproduce_margins_quick_writes_its_files(tmp_path):
     for norm in ("l2", "linf", "l1"):
         assert mean[("linear", norm, norm)] > 0.99
     # the largest smoothed-margin drop shrinks with the step (sign descent: strictly)
-    drops = [d for d in summary["drops"] if d["norm"] == "linf"]
-    drops.sort(key=lambda d: -d["lr"])
-    assert drops[-1]["largest_drop"] < drops[0]["largest_drop"]
+    drops = pd.read_csv(out / "margins_drops.csv")
+    linf = drops[drops["norm"] == "linf"].sort_values("lr", ascending=False)["largest_drop"].to_numpy()
+    assert linf[-1] < linf[0]
     # every trajectory run separates the training set
-    assert all(v["accuracy"] == 1.0 for v in summary["final"].values())
+    assert (pd.read_csv(out / "margins_final.csv")["accuracy"] == 1.0).all()
 
 
 def test_reproduce_flatness_quick_writes_its_files(tmp_path, capsys):
-    from implicitbias.experiments import flatness
-
     out = tmp_path / "flat"
     assert main(["reproduce", "flatness", "--quick", "--out", str(out), "--no-progress"]) == 0
-    names = sorted(os.listdir(out))
-    assert names == sorted([
-        "flatness_runs.csv", "flatness_estimators.csv", "flatness_summary.json",
+    assert _outputs(out) == sorted([
+        "flatness_summary.csv", "flatness_estimators.csv", "flatness_estimator_summary.csv",
         "flatness_nuclear.png", "flatness_trace.png",
     ])
-    for png in ("flatness_nuclear.png", "flatness_trace.png"):
-        with open(out / png, "rb") as fh:
-            assert fh.read(8) == b"\x89PNG\r\n\x1a\n"
-    cfg = flatness.settings(quick=True)
-    with open(out / "flatness_runs.csv") as fh:
-        rows = list(csv.DictReader(fh))
-    per_problem = len(cfg["depths"]) * (len(cfg["configs"]) - 1) + 1
-    assert len(rows) == len(cfg["n_measurements"]) * len(cfg["seeds"]) * per_problem
-    assert {r["status"] for r in rows} == {"max_steps"}
-    with open(out / "flatness_summary.json") as fh:
-        summary = json.load(fh)
-    med = {(s["config"], s["depth"], s["n"]): s for s in summary["summary"]}
+    assert all(_png(out / f"flatness_{p}.png") for p in ("nuclear", "trace"))
+    runs = sweep.load(out / "sweeps" / "quick" / "flatness")
+    assert len(runs) == 2 * (5 + 1) and set(runs["status"]) == {"max_steps"}
+    summary = pd.read_csv(out / "flatness_summary.csv").set_index(["config", "depth", "n"])
     # the paper's claim at n = 160 (enough measurements), depth 2: the trace penalty finds the
     # minimum nuclear norm interpolator (and M*), GD from large initialization does not
-    tp, big = med[("trace penalty", 2, 160)], med[("GD large init", 2, 160)]
+    tp, big = summary.loc[("trace penalty", 2, 160)], summary.loc[("GD large init", 2, 160)]
     assert abs(tp["nuclear_ratio_median"] - 1) < 0.05 and tp["error_median"] < 0.05
     assert big["nuclear_ratio_median"] > 2 and big["error_median"] > 1
     # the trace at the end is at least about the bound (RIP constant well below 1 at this n)
-    assert all(s["trace_over_bound_median"] > 0.8 for s in summary["summary"])
-    est = summary["estimator_summary"]
-    assert {e["estimator"] for e in est} == {"Hutchinson", "Hutch++", "XTrace"}
-    assert all(e["rel_error_median"] < 0.5 for e in est)
+    assert (summary["trace_over_bound_median"] > 0.8).all()
+    est = pd.read_csv(out / "flatness_estimator_summary.csv")
+    assert set(est["estimator"]) == {"Hutchinson", "Hutch++", "XTrace"}
+    assert (est["rel_error_median"] < 0.5).all()
     assert "wrote" in capsys.readouterr().out

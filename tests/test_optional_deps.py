@@ -11,9 +11,9 @@ from types import SimpleNamespace
 
 import pytest
 
-from implicitbias import cli
+from implicitbias import _plotting, cli
 from implicitbias._progress import progress_bar
-from implicitbias.experiments import _plotting, weightnorm
+from implicitbias.experiments import weightnorm
 
 
 def test_core_api_does_not_import_matplotlib():
@@ -30,24 +30,28 @@ def test_plot_without_matplotlib_says_how_to_install_it(monkeypatch, tmp_path):
     monkeypatch.setitem(sys.modules, "matplotlib", None)  # import matplotlib now raises ImportError
     assert not _plotting.available()
     with pytest.raises(ImportError, match=r"pip install 'implicitbias\[plot\]'"):
-        weightnorm.plot({"settings": weightnorm.settings(quick=True)}, str(tmp_path))
+        weightnorm.plot({}, {}, str(tmp_path))
 
 
 def test_cli_without_matplotlib_writes_the_data_only(monkeypatch, tmp_path, capsys):
+    pd = pytest.importorskip("pandas")
     monkeypatch.setitem(sys.modules, "matplotlib", None)
     calls = []
 
-    def plot(table, out):
+    def plot(tables, summary, out):
         raise AssertionError("plot must not be called without matplotlib")
 
-    fake = SimpleNamespace(run=lambda **kw: calls.append(kw) or {}, write=lambda table, out: [f"{out}/data.csv"],
-                           plot=plot)
+    def summarize(tables, quick):
+        calls.append((tables, quick))
+        return {"summary": pd.DataFrame({"a": [1.0]})}
+
+    fake = SimpleNamespace(NAME="weightnorm", SPECS=(), summarize=summarize, plot=plot)
     monkeypatch.setitem(cli.REGISTRY, "weightnorm", fake)
     assert cli.main(["reproduce", "weightnorm", "--out", str(tmp_path), "--no-progress"]) == 0
-    assert calls == [{"quick": False, "progress": False, "num_threads": None}]
+    assert calls == [({}, False)]
     captured = capsys.readouterr()
     assert "no figures" in captured.err and "implicitbias[plot]" in captured.err
-    assert "data.csv" in captured.out
+    assert "weightnorm_summary.csv" in captured.out
 
 
 def test_progress_bar_counts_and_can_be_silenced(capsys):

@@ -64,7 +64,7 @@ def _same(a, b):
     ({"problem": {"generator": "sparse_regression", "rows": 3}}, ["problem.rows", "n_measurements"]),
     ({"run": {"chunk_size": 0}}, ["run.chunk_size", ">= 1"]),
     ({"grid": {"fit.init_scale": [0.1]}}, ["problem.sparsity", "required by sparse_regression"]),
-    ({"run": {"keep": True}}, ["run.keep", "chunk_size, references, save_params"]),
+    ({"run": {"keep": True}}, ["run.keep", "chunk_size, history, references, save_params"]),
 ])
 def test_spec_errors_name_the_key_and_the_valid_choices(change, words):
     spec = {**SPEC, **change}
@@ -278,26 +278,30 @@ def test_cli_sweep(tmp_path):
 def test_reproduce_phase_quick(tmp_path):
     pytest.importorskip("matplotlib")
     from implicitbias.cli import main
-    from implicitbias.experiments import phase
+    from implicitbias.experiments import spec_path
 
     out = tmp_path / "phase"
     assert main(["reproduce", "phase", "--quick", "--out", str(out), "--no-progress", "--threads", "1"]) == 0
-    cfg = phase.settings(quick=True)
-    for name in ("plain_runs.csv", "wn_runs.csv", "dt_runs.csv", "summary.json", "recovery.png", "donoho_tanner.png"):
+    for name in ("plain.csv", "wn.csv", "dt.csv", "recovery.png", "donoho_tanner.png"):
         assert (out / f"phase_{name}").stat().st_size > 0
-    summary = json.loads((out / "phase_summary.json").read_text())["summary"]
-    wn = pd.read_csv(out / "phase_wn_runs.csv")
-    assert len(wn) == cfg["seeds"] * len(cfg["depths"]) * cfg["init_scale"][2] * cfg["lr_ratio"][2]
-    for cell in summary["wn"]:  # the probabilities are the share of runs within 1% of x*
-        sel = wn[(wn["fit.init_scale"] == cell["fit.init_scale"]) & (wn["fit.lr_ratio"] == cell["fit.lr_ratio"])]
-        assert len(sel) == cfg["seeds"] and cell["p_recovered"] == np.mean(sel["relative_error"] <= 1e-2)
-    dt = pd.read_csv(out / "phase_dt_runs.csv")
+    # the reproduction's runs are the rows of its specs' stores: `implicitbias sweep SPEC` gives the same table
+    stores = out / "sweeps" / "quick"
+    wn = sweep.load(stores / "phase_wn")
+    assert main(["sweep", spec_path("phase_wn", quick=True), "--out", str(tmp_path / "direct"), "--no-progress"]) == 0
+    _same(sweep.load(tmp_path / "direct"), wn)
+    spec = wn.attrs["spec"]
+    assert len(wn) == len(spec["seeds"]) * 1 * 2 * 2  # depths x init scales x lr ratios
+    for cell in pd.read_csv(out / "phase_wn.csv").itertuples():  # the share of runs within 1% of x*
+        sel = wn[(wn["fit.init_scale"] == cell[2]) & (wn["fit.lr_ratio"] == cell[3])]
+        assert len(sel) == len(spec["seeds"]) and cell.p_recovered == np.mean(sel["relative_error"] <= 1e-2)
+    dt = sweep.load(stores / "phase_dt")
     row = dt.iloc[-1]  # basis pursuit's success, recomputed with the reference solver
-    p = data.sparse_regression(int(row["problem.n_measurements"]), cfg["dim"], int(row["problem.sparsity"]),
+    p = data.sparse_regression(int(row["problem.n_measurements"]), 30, int(row["problem.sparsity"]),
                                seed=int(row["seed"]))
     err = np.linalg.norm(reference.basis_pursuit(p.A, p.y) - p.x_star) / np.linalg.norm(p.x_star)
-    assert bool(row["bp_recovered"]) == (err <= 1e-2)
-    assert {c["delta"] for c in summary["dt"]} == {0.33, 0.67} and len(summary["dt"]) == 3 * 4
+    assert row["bp_relative_error"] == pytest.approx(err, rel=1e-9)
+    summary = pd.read_csv(out / "phase_dt.csv")
+    assert set(summary["delta"]) == {0.33, 0.67} and len(summary) == 3 * 4
 
 
 def test_sweep_dependencies_are_optional(monkeypatch, tmp_path):

@@ -85,6 +85,17 @@ class RunResult:
         """The status in words."""
         return _MESSAGES.get(self.status, self.status)
 
+    def to_row(self) -> dict[str, Any]:
+        """The run as a flat dict of scalars: one row of a table (e.g. a sweep store).
+
+        Every family's row starts with ``status``, ``success``, ``n_steps``,
+        ``n_grad_evals``, ``t_final`` and ``wall_time`` and adds its settings and
+        final scalars (docs/sweeps.md, "Columns"). Missing values are NaN, never
+        None, so that a column keeps one type.
+        """
+        return {"status": self.status, "success": bool(self.success), "n_steps": self.n_steps,
+                "n_grad_evals": self.n_grad_evals, "t_final": self.t_final, "wall_time": self.wall_time}
+
     @functools.cached_property
     def history(self) -> dict[str, np.ndarray]:
         """The recorded channels (converted from the core's record on first use)."""

@@ -1,5 +1,8 @@
-"""The ``implicitbias`` command: ``implicitbias reproduce NAME --out DIR [--quick]``,
-``implicitbias sweep SPEC.toml --out DIR [--scheduler ADDRESS]``, ``implicitbias info``.
+"""The ``implicitbias`` command: ``implicitbias reproduce NAME --out DIR [--quick] [--csv]``,
+``implicitbias sweep SPEC.toml --out DIR [--scheduler ADDRESS] [--csv FILE]``, ``implicitbias info``.
+
+``reproduce`` runs the reproduction's sweep specs (shipped in the package, ``implicitbias.experiments``)
+into stores under ``DIR/sweeps``, then writes its summary tables (CSV) and figures from the stores.
 
 ``implicitbias --version`` prints the version and, in one line, the compiled core in use: its ISA
 variant, the SIMD instruction sets it was compiled for, and OpenMP with its default thread count.
@@ -11,8 +14,9 @@ import argparse
 import sys
 import time
 
-from . import __version__, build_info
-from .experiments import REGISTRY, _plotting
+from . import __version__, _plotting, build_info
+from .experiments import REGISTRY, reproduce
+from .sweep import StoreError
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -20,11 +24,12 @@ def main(argv: list[str] | None = None) -> int:
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--version", action="version", version=version_line())
     sub = parser.add_subparsers(dest="command", required=True)
-    rep = sub.add_parser("reproduce", help="run one paper's experiment; write data (CSV/JSON) and figures (PNG, "
-                         "with the plot extra: matplotlib)")
+    rep = sub.add_parser("reproduce", help="run one paper's experiment (its sweep specs into stores under "
+                         "DIR/sweeps); write its summary (CSV) and figures (PNG, with the plot extra: matplotlib)")
     rep.add_argument("experiment", choices=sorted(REGISTRY), help="which experiment")
     rep.add_argument("--out", default="results", help="output directory (default: results)")
     rep.add_argument("--quick", action="store_true", help="a seconds-long smoke version")
+    rep.add_argument("--csv", action="store_true", help="also write each store's table as DIR/SPEC_runs.csv")
     rep.add_argument("--threads", type=int, default=None, help="OpenMP threads (default: all)")
     rep.add_argument("--no-progress", action="store_true",
                      help="no progress bar (it is drawn on stderr only when that is a terminal)")
@@ -40,13 +45,18 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     if args.threads is not None and args.threads < 1:
         parser.error("--threads must be >= 1")
-    module = REGISTRY[args.experiment]
     figures = _plotting.available()
     if not figures:  # say so before the (long) run, then write the data alone
         print(f"implicitbias: writing data only, no figures: {_plotting.MISSING}", file=sys.stderr)
     start = time.perf_counter()
-    table = module.run(quick=args.quick, progress=not args.no_progress, num_threads=args.threads)
-    paths = module.write(table, args.out) + (module.plot(table, args.out) if figures else [])
+    try:
+        paths = reproduce(REGISTRY[args.experiment], args.out, quick=args.quick, progress=not args.no_progress,
+                          num_threads=args.threads, figures=figures, csv=args.csv)
+    except StoreError as exc:  # a store of another spec (e.g. of an older version) in DIR/sweeps
+        print(f"implicitbias: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
     print(f"{args.experiment}: {time.perf_counter() - start:.1f} s; wrote")
     for p in paths:
         print(f"  {p}")
@@ -63,6 +73,7 @@ def _add_sweep_parser(sub: argparse._SubParsersAction) -> None:
     sw.add_argument("--scheduler", default=None, help="address of a Dask scheduler (implies --backend dask)")
     sw.add_argument("--threads", type=int, default=None, help="OpenMP threads of the local backend (default: all)")
     sw.add_argument("--no-progress", action="store_true", help="no progress bar")
+    sw.add_argument("--csv", default=None, metavar="FILE", help="also write the store's table as CSV to FILE")
 
 
 def _sweep(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
@@ -85,6 +96,8 @@ def _sweep(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
     except KeyboardInterrupt:
         return 130
     print(f"sweep: {len(df)} runs in {args.out} ({time.perf_counter() - start:.1f} s)")
+    if args.csv:
+        print(f"  table: {sweep.to_csv(df, args.csv)}")
     return 0
 
 

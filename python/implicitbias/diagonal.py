@@ -80,6 +80,25 @@ class DiagonalResult(RunResult):
     A: np.ndarray = field(repr=False)
     y: np.ndarray = field(repr=False)
 
+    def to_row(self) -> dict[str, Any]:
+        """:meth:`RunResult.to_row` and the settings (``depth``, ``init_scale``: NaN when it differs
+        between coordinates, ``lr_ratio``, ``weight_norm``: ``"none"`` for plain, ``nonnegative``,
+        ``method``, ``lr``: NaN for a flow) and ``loss``, ``n_rejected``, ``radius`` (joint WN and
+        nonnegative WN), ``radius_u``/``radius_v`` (separate WN) and ``alpha_eff`` (NaN where it is
+        not defined), NaN where a value does not apply."""
+        nan = float("nan")
+        scale = self.init_scale
+        one_radius = isinstance(self.radius, float)
+        return {**super().to_row(), "depth": self.depth,
+                "init_scale": float(scale[0]) if np.all(scale == scale[0]) else nan,
+                "lr_ratio": self.lr_ratio, "weight_norm": self.weight_norm or "none",
+                "nonnegative": self.nonnegative, "method": self.method, "lr": nan if self.lr is None else self.lr,
+                "loss": self.loss, "n_rejected": self.n_rejected, "radius": self.radius if one_radius else nan,
+                "radius_u": self.radius[0] if isinstance(self.radius, tuple) else nan,
+                "radius_v": self.radius[1] if isinstance(self.radius, tuple) else nan,
+                "alpha_eff": nan if self.weight_norm == "separate" and not self.nonnegative
+                else float(self.alpha_eff()[0])}
+
     # ------------------------------------------------------------------ diagnostics
     def invariants(self) -> tuple[np.ndarray, np.ndarray]:
         """Conserved quantities of the flow: (value at t = 0, value at the end).

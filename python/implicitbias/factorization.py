@@ -290,6 +290,17 @@ class FactorizationResult(RunResult):
     strength: float
     seed: int
 
+    def to_row(self) -> dict[str, Any]:
+        """:meth:`RunResult.to_row` and the settings (``method``, ``depth``, ``width``,
+        ``init_scale``, ``init``, ``lr``: NaN for a flow, ``strength``, ``seed``) and ``loss``,
+        ``trace``, ``nuclear_norm``, ``effective_rank`` and ``error`` (NaN without ``M_star``)."""
+        nan = float("nan")
+        return {**super().to_row(), "method": self.method, "depth": self.depth, "width": self.width,
+                "init_scale": self.init_scale, "init": self.init, "lr": nan if self.lr is None else self.lr,
+                "strength": self.strength, "seed": self.seed, "loss": self.loss, "trace": self.trace,
+                "nuclear_norm": self.nuclear_norm, "effective_rank": self.effective_rank,
+                "error": nan if self.error is None else self.error}
+
 
 _STRENGTH = {"trace_penalty": "trace_weight", "label_noise_sgd": "label_noise_std", "sam": "sam_radius"}
 

@@ -252,6 +252,15 @@ class SteepestResult(RunResult):
         """The last recorded smoothed margin (algorithm's norm)."""
         return float(self.history["smoothed_margin"][-1])
 
+    def to_row(self) -> dict[str, Any]:
+        """:meth:`RunResult.to_row` and the settings (``model``, ``norm`` as a string,
+        ``optimizer``, ``degree``) and ``log_loss``, ``accuracy``, ``margin_l2``, ``margin_linf``,
+        ``margin_l1`` and ``margin_spectral`` (:meth:`margin`; NaN at ``theta = 0``)."""
+        with np.errstate(all="ignore"):
+            margins = {f"margin_{n}": self.margin(n) for n in ("l2", "linf", "l1", "spectral")}
+        return {**super().to_row(), "model": self.model, "norm": str(self.norm), "optimizer": self.optimizer,
+                "degree": self.degree, "log_loss": self.log_loss, "accuracy": self.accuracy, **margins}
+
     @property
     def accuracy(self) -> float:
         """Training accuracy of the final parameters."""

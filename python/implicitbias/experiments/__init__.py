@@ -1,10 +1,17 @@
-"""One module per paper's experiment: ``run(...) -> table`` and ``plot(table, out)``.
+"""The paper reproductions: sweep specs run by :mod:`implicitbias.sweep`, summarized and plotted from the store.
 
-``REGISTRY`` maps the names used by ``implicitbias reproduce NAME`` to modules.
+Each reproduction is one or more spec files in ``specs/`` (``specs/quick/``: the
+seconds-long versions; ``implicitbias sweep SPEC --out DIR`` reruns any of
+them) and a module with ``SPECS``, ``summarize(tables)`` and
+``plot(tables, summary, out)``. ``REGISTRY`` maps the names used by
+``implicitbias reproduce NAME`` to the modules; :func:`reproduce` runs one
+(docs/reproductions.md).
 """
 
 from . import flatness, margins, phase, weightnorm
+from ._reproduce import reproduce, run, spec_path, specs, store_path
 
 REGISTRY = {"flatness": flatness, "margins": margins, "phase": phase, "weightnorm": weightnorm}
 
-__all__ = ["REGISTRY", "flatness", "margins", "phase", "weightnorm"]
+__all__ = ["REGISTRY", "flatness", "margins", "phase", "reproduce", "run", "spec_path", "specs", "store_path",
+           "weightnorm"]

@@ -22,215 +22,90 @@ Three parts:
 3. The largest one-step drop of the smoothed margin after perfect accuracy
    against the step size (normalized GD and sign descent, linear model): it
    shrinks with the step, as the theorem's discretization requires.
+
+The three parts are the specs ``specs/margins.toml``, ``margins_trajectories.toml``
+and ``margins_drops.toml`` (``specs/quick/``: the seconds-long versions), run
+by :mod:`implicitbias.sweep`; the summaries and figures come from their stores.
 """
 
 from __future__ import annotations
 
-import os
-import time
 from typing import Any
 
 import numpy as np
-from tqdm import tqdm
 
-from .. import data, reference, steepest
-from .._native import core
-from .._progress import progress_bar
-from ._io import write_outputs
-from ._plotting import pyplot
+from .._plotting import pyplot
+from ._reproduce import save
 
 NAME = "margins"
+SPECS = ("margins", "margins_trajectories", "margins_drops")
 NORMS = ("l2", "linf", "l1")
 ALG_LABEL = {"l2": "GD (l2)", "linf": "sign descent (linf)", "l1": "coordinate descent (l1)"}
+# the trajectory runs' labels by (optimizer, norm, beta1, eps)
+TRAJECTORY_LABEL = {("steepest", "l2"): "GD", ("steepest", "linf"): "sign descent",
+                    ("steepest", "l1"): "coordinate descent", ("adam", 0.0, 0.0): "Adam b1=0 eps=0",
+                    ("adam", 0.9, 0.0): "Adam b1=0.9 eps=0", ("adam", 0.0, 1e-8): "Adam b1=0 eps=1e-8",
+                    ("adam", 0.9, 1e-8): "Adam b1=0.9 eps=1e-8"}
+CURVES = ("step", "log_loss", "accuracy", "margin_l2", "margin_linf", "margin_l1", "margin_spectral",
+          "smoothed_margin", "alignment")
 
 
-def settings(quick: bool = False) -> dict[str, Any]:
-    """The experiment's parameters (``quick``: a seconds-long smoke version)."""
-    # per algorithm: step size and schedule (sign and coordinate descent need
-    # decaying steps on the diagonal net: constant steps chatter, docs/science.md, section 2.5)
-    table_algs = {
-        "linear": {
-            "l2": dict(lr=0.1, schedule="constant"),
-            "linf": dict(lr=0.01, schedule="constant"),
-            "l1": dict(lr=0.1, schedule="constant"),
-        },
-        "diagonal": {
-            "l2": dict(lr=0.1, schedule="constant"),
-            "linf": dict(lr=0.01, schedule="power"),
-            "l1": dict(lr=0.1, schedule="power"),
-        },
-    }
-    return {
-        "n_samples": 15,
-        "dim": 20,
-        "seeds": list(range(2 if quick else 5)),
-        "table_steps": 20_000 if quick else 200_000,
-        "table_algs": table_algs,
-        "diagonal_init_scale": 0.1,
-        "decay_k0": 100.0,
-        "decay_power": 0.5,
-        "digits_samples": 150 if quick else 400,
-        "digits_width": 16 if quick else 32,
-        "digits_steps": 1500 if quick else 20_000,
-        "digits_seed": 0,
-        "beta2": 0.99,
-        "trajectory_algs": [
-            ("GD", dict(optimizer="steepest", norm="l2", lr=0.1, schedule="constant")),
-            ("sign descent", dict(optimizer="steepest", norm="linf", lr=0.003, schedule="power")),
-            # one of the 2080 weights moves per step: it needs a large step to get anywhere
-            ("coordinate descent", dict(optimizer="steepest", norm="l1", lr=1.0, schedule="power")),
-            ("Adam b1=0 eps=0", dict(optimizer="adam", beta1=0.0, eps=0.0, lr=0.003, schedule="power")),
-            ("Adam b1=0.9 eps=0", dict(optimizer="adam", beta1=0.9, eps=0.0, lr=0.003, schedule="power")),
-            ("Adam b1=0 eps=1e-8", dict(optimizer="adam", beta1=0.0, eps=1e-8, lr=0.003, schedule="power")),
-            ("Adam b1=0.9 eps=1e-8", dict(optimizer="adam", beta1=0.9, eps=1e-8, lr=0.003, schedule="power")),
-        ],
-        "drop_lrs": [1.0, 0.3, 0.1, 0.03] if quick else [2.0, 1.0, 0.5, 0.25, 0.1, 0.05, 0.025, 0.01, 0.005],
-        "drop_norms": ["l2", "linf"],
-        "drop_time": 20.0 if quick else 60.0,
-    }
+def trajectory_label(row: Any) -> str:
+    """The label of a trajectory run (``GD``, ``sign descent``, ..., ``Adam b1=0.9 eps=1e-8``)."""
+    if row["fit.optimizer"] == "adam":
+        return TRAJECTORY_LABEL[("adam", row["fit.beta1"], row["fit.eps"])]
+    return TRAJECTORY_LABEL[(row["fit.optimizer"], row["fit.norm"])]
 
 
-_DEFAULTS = {"optimizer": "steepest", "norm": "l2", "lr": 0.1, "schedule": "constant", "beta1": 0.9, "eps": 1e-8}
+def summarize(tables: dict[str, Any], quick: bool = False) -> dict[str, Any]:
+    """The 3x3 tables (mean, min, max over seeds of the margin over its reference, per model, algorithm
+    and margin norm; the diagonal net's l1 column over the best algorithm of the seed instead), the
+    trajectory runs' final values and the largest one-step drop of the smoothed margin per step size."""
+    import pandas as pd
 
-
-def _batch(algs: list[dict[str, Any]]) -> dict[str, Any]:
-    """Per-run lists for fit_many from a list of algorithm dicts."""
-    keys = sorted({k for a in algs for k in a} | {"optimizer", "norm", "lr", "schedule"})
-    return {k: [a.get(k, _DEFAULTS[k]) for a in algs] for k in keys}
-
-
-def _table(cfg: dict[str, Any], num_threads: int | None, bar: tqdm) -> list[dict[str, Any]]:
-    rows = []
-    for seed in cfg["seeds"]:
-        prob = data.separable(n_samples=cfg["n_samples"], dim=cfg["dim"], seed=seed)
-        X, y = prob.X, prob.y
-        lin_opt = {n: reference.max_margin(X, y, n).margin for n in NORMS}
-        diag_ref = {"l2": reference.diagonal_max_margin(X, y, "l1").margin,
-                    "linf": reference.diagonal_max_margin(X, y, "linf").margin, "l1": float("nan")}
-        for model in ("linear", "diagonal"):
-            algs = [dict(norm=n, **cfg["table_algs"][model][n]) for n in NORMS]
-            runs = steepest.fit_many(
-                X, y, model=model, steps=cfg["table_steps"], n_record=10, decay_k0=cfg["decay_k0"],
-                decay_power=cfg["decay_power"], init_scale=cfg["diagonal_init_scale"] if model == "diagonal" else None,
-                num_threads=num_threads, **_batch(algs),
-            )
-            for n_alg, r in zip(NORMS, runs):
-                for n_margin in NORMS:
-                    m = r.margin(n_margin)
-                    ref = lin_opt[n_margin] if model == "linear" else diag_ref[n_margin]
-                    rows.append({
-                        "model": model, "seed": seed, "algorithm": n_alg, "margin_norm": n_margin,
-                        "margin": m, "reference": ref, "ratio": m / ref if np.isfinite(ref) else float("nan"),
-                        "accuracy": r.accuracy, "log_loss": r.log_loss, "status": r.status,
-                    })
-            bar.update(len(runs))
-    # the parameter-l1 column of the diagonal net: relative to the best algorithm of that seed
-    for seed in cfg["seeds"]:
-        col = [row for row in rows if row["model"] == "diagonal" and row["seed"] == seed and row["margin_norm"] == "l1"]
-        best = max(row["margin"] for row in col)
-        for row in col:
-            row["ratio_to_best"] = row["margin"] / best
-    return rows
-
-
-def _trajectories(cfg: dict[str, Any], num_threads: int | None) -> tuple[list[dict[str, Any]], dict[str, Any]]:
-    d = data.digits_binary(n_samples=cfg["digits_samples"], seed=cfg["digits_seed"])
-    algs = [a for _, a in cfg["trajectory_algs"]]
-    runs = steepest.fit_many(
-        d.X, d.y, model="relu2", width=cfg["digits_width"], seed=cfg["digits_seed"], steps=cfg["digits_steps"],
-        beta2=cfg["beta2"], decay_k0=cfg["decay_k0"], decay_power=cfg["decay_power"], n_record=120,
-        num_threads=num_threads, **_batch(algs),
-    )
-    curves, final = [], {}
-    for (label, _), r in zip(cfg["trajectory_algs"], runs):
-        h = r.history
-        for k in range(len(h["step"])):
-            curves.append({"algorithm": label, **{c: float(h[c][k]) for c in (
-                "step", "log_loss", "accuracy", "margin_l2", "margin_linf", "margin_l1", "margin_spectral",
-                "smoothed_margin", "alignment")}})
-        perfect = np.flatnonzero(h["accuracy"] == 1.0)
-        final[label] = {
-            "accuracy": r.accuracy, "log_loss": r.log_loss,
-            "first_perfect_step": float(h["step"][perfect[0]]) if perfect.size else None,
-            **{f"margin_{n}": r.margin(n) for n in ("l2", "linf", "l1", "spectral")},
-            "wall_time": r.wall_time,
-        }
-    return curves, final
-
-
-def _drops(cfg: dict[str, Any], num_threads: int | None, bar: tqdm) -> list[dict[str, Any]]:
-    prob = data.separable(n_samples=cfg["n_samples"], dim=cfg["dim"], seed=cfg["seeds"][0])
-    rows = []
-    for norm in cfg["drop_norms"]:
-        lrs = cfg["drop_lrs"]
-        # the same time horizon for every step size: steps = drop_time / lr
-        runs = []
-        for lr in lrs:
-            runs.append(steepest.fit(prob.X, prob.y, "linear", norm=norm, lr=lr, init=np.full(cfg["dim"], 0.01),
-                                     steps=round(cfg["drop_time"] / lr), record_every=1,
-                                     num_threads=num_threads))
-            bar.update(1)
-        for lr, r in zip(lrs, runs):
-            h = r.history
-            after = np.flatnonzero(h["accuracy"] == 1.0)
-            sm = h["smoothed_margin"][after[0]:] if after.size else np.array([])
-            drop = float(np.max(-np.diff(sm))) if sm.size > 1 else float("nan")
-            rows.append({"norm": norm, "lr": lr, "largest_drop": max(drop, 0.0), "raw_largest_drop": drop,
-                         "final_smoothed_margin": float(sm[-1]) if sm.size else float("nan"),
-                         "steps": r.n_steps})
-    return rows
-
-
-def run(quick: bool = False, progress: bool = True, num_threads: int | None = None) -> dict[str, Any]:
-    """Run the three parts; returns the table (rows, curves, summaries, settings)."""
-    cfg = settings(quick)
-    start = time.perf_counter()
-    total = (len(cfg["seeds"]) * 2 * len(NORMS) + len(cfg["trajectory_algs"])
-             + len(cfg["drop_norms"]) * len(cfg["drop_lrs"]))
-    with progress_bar(total, NAME, enabled=progress) as bar:
-        table_rows = _table(cfg, num_threads, bar)
-        curves, final = _trajectories(cfg, num_threads)
-        bar.update(len(cfg["trajectory_algs"]))
-        drops = _drops(cfg, num_threads, bar)
+    df = tables["margins"]
     summary = []
     for model in ("linear", "diagonal"):
+        m = df[df["fit.model"] == model]
         for a in NORMS:
+            sel = m[m["fit.norm"] == a]
             for n in NORMS:
-                sel = [r for r in table_rows if r["model"] == model and r["algorithm"] == a and r["margin_norm"] == n]
-                key = "ratio" if not (model == "diagonal" and n == "l1") else "ratio_to_best"
-                vals = np.array([r[key] for r in sel])
+                if model == "diagonal" and n == "l1":
+                    key = "ratio_to_best"
+                    best = m.groupby("seed")["margin_l1"].max()
+                    vals = sel["margin_l1"].to_numpy() / best.loc[sel["seed"]].to_numpy()
+                else:
+                    key, vals = "ratio", sel[f"margin_ratio_{n}"].to_numpy()
                 summary.append({"model": model, "algorithm": a, "margin_norm": n, "measure": key,
                                 "mean": float(np.mean(vals)), "min": float(np.min(vals)), "max": float(np.max(vals))})
-    return {"settings": cfg, "table": table_rows, "summary": summary, "curves": curves, "final": final,
-            "drops": drops, "seconds": time.perf_counter() - start, "build": {"isa": core.isa}}
+    final = []
+    for _, r in tables["margins_trajectories"].iterrows():
+        perfect = np.flatnonzero(np.asarray(r["history.accuracy"]) == 1.0)
+        final.append({"algorithm": trajectory_label(r), "accuracy": r["accuracy"], "log_loss": r["log_loss"],
+                      "first_perfect_step": float(r["history.step"][perfect[0]]) if perfect.size else float("nan"),
+                      **{f"margin_{n}": r[f"margin_{n}"] for n in ("l2", "linf", "l1", "spectral")},
+                      "wall_time": r["wall_time"]})
+    drops = []
+    for _, r in tables["margins_drops"].iterrows():
+        after = np.flatnonzero(np.asarray(r["history.accuracy"]) == 1.0)
+        sm = np.asarray(r["history.smoothed_margin"])[after[0]:] if after.size else np.array([])
+        drop = float(np.max(-np.diff(sm))) if sm.size > 1 else float("nan")
+        drops.append({"norm": r["fit.norm"], "lr": r["fit.lr"], "largest_drop": max(drop, 0.0),
+                      "raw_largest_drop": drop, "final_smoothed_margin": float(sm[-1]) if sm.size else float("nan"),
+                      "steps": int(r["n_steps"])})
+    return {"summary": pd.DataFrame(summary), "final": pd.DataFrame(final), "drops": pd.DataFrame(drops)}
 
 
-def write(table: dict[str, Any], out: str) -> list[str]:
-    """Write the data: table, trajectories and drops as CSV, summary as JSON."""
-    return write_outputs(NAME, out, {"table": table["table"], "trajectories": table["curves"], "drops": table["drops"]},
-                         {k: table[k] for k in ("settings", "summary", "final", "drops", "seconds", "build")})
-
-
-def format_table(table: dict[str, Any], model: str) -> str:
-    """The 3x3 table of one model as text (mean ratio to the reference over seeds)."""
-    lines = [f"{model}: margin / reference (mean over {len(table['settings']['seeds'])} seeds)",
-             f"{'algorithm':26s}" + "".join(f"{n:>10s}" for n in NORMS)]
-    for a in NORMS:
-        row = {s["margin_norm"]: s["mean"] for s in table["summary"] if s["model"] == model and s["algorithm"] == a}
-        lines.append(f"{ALG_LABEL[a]:26s}" + "".join(f"{row[n]:10.4f}" for n in NORMS))
-    return "\n".join(lines)
-
-
-def plot(table: dict[str, Any], out: str) -> list[str]:
+def plot(tables: dict[str, Any], summary: dict[str, Any], out: str) -> list[str]:
     """Draw the table heatmaps, the trajectories and the drop figure (PNG); returns the paths."""
     plt = pyplot()
-    os.makedirs(out, exist_ok=True)
-    cfg = table["settings"]
+    spec = tables["margins"].attrs["spec"]
+    points = summary["summary"].to_dict("records")
 
     # 1. the two 3x3 tables
     fig, axes = plt.subplots(1, 2, figsize=(10.5, 4.0))
     for ax, model in zip(axes, ("linear", "diagonal")):
-        M = np.array([[next(s["mean"] for s in table["summary"] if s["model"] == model and s["algorithm"] == a
+        M = np.array([[next(s["mean"] for s in points if s["model"] == model and s["algorithm"] == a
                             and s["margin_norm"] == n) for n in NORMS] for a in NORMS])
         ax.imshow(M, cmap="viridis", vmin=min(0.0, np.nanmin(M)), vmax=1.0)
         for i in range(3):
@@ -242,30 +117,28 @@ def plot(table: dict[str, Any], out: str) -> list[str]:
         ref = ("exact max-margin (QP/LP)" if model == "linear"
                else "predictor LPs; l1 column: / best")
         ax.set_title(f"{model} model: margin / {ref}", fontsize=8.5)
-    fig.suptitle(f"Each algorithm maximizes its own margin (separable data n={cfg['n_samples']}, d={cfg['dim']}, "
-                 f"{len(cfg['seeds'])} seeds, {cfg['table_steps']} steps)", fontsize=10)
-    fig.tight_layout()
-    p1 = os.path.join(out, f"{NAME}_table.png")
-    fig.savefig(p1, dpi=110)
-    plt.close(fig)
+    fig.suptitle(f"Each algorithm maximizes its own margin (separable data n={spec['problem']['n_samples']}, "
+                 f"d={spec['problem']['dim']}, {len(spec['seeds'])} seeds, {spec['fit']['steps']} steps)", fontsize=10)
+    p1 = save(plt, fig, out, f"{NAME}_table.png", 110)
 
     # 2. trajectories after perfect accuracy
-    labels = [label for label, _ in cfg["trajectory_algs"]]
+    traj = tables["margins_trajectories"]
+    labels = [trajectory_label(r) for _, r in traj.iterrows()]
     colors = dict(zip(labels, ["black", "tab:red", "tab:green", "tab:blue", "tab:purple", "tab:cyan", "tab:pink"]))
     styles = dict(zip(labels, ["-", "-", "-", "--", "--", ":", ":"]))
     panels = [("margin_l2", "l2 margin"), ("margin_linf", "l_inf margin"), ("margin_l1", "l1 margin"),
               ("smoothed_margin", "smoothed margin (own norm)")]
     fig, axes = plt.subplots(1, 4, figsize=(16, 3.9))
-    for label in labels:
-        pts = [c for c in table["curves"] if c["algorithm"] == label and c["accuracy"] == 1.0 and c["step"] > 0]
-        if not pts:
+    for label, (_, r) in zip(labels, traj.iterrows()):
+        h = {c: np.asarray(r[f"history.{c}"], dtype=float) for c in CURVES}
+        keep = (h["accuracy"] == 1.0) & (h["step"] > 0)
+        if not keep.any():
             continue
-        s = np.array([c["step"] for c in pts])
         for ax, (key, _) in zip(axes, panels):
-            v = np.array([c[key] for c in pts])
+            v = h[key][keep]
             if key in ("margin_linf", "margin_l1"):  # log axes: the (rare) non-positive points are left out
                 v = np.where(v > 0, v, np.nan)
-            ax.plot(s, v, styles[label], color=colors[label], label=label, lw=1.4)
+            ax.plot(h["step"][keep], v, styles[label], color=colors[label], label=label, lw=1.4)
     for ax, (_, title) in zip(axes, panels):
         ax.set_xscale("log")
         ax.set_xlabel("step")
@@ -274,28 +147,23 @@ def plot(table: dict[str, Any], out: str) -> list[str]:
     for ax in axes[1:3]:
         ax.set_yscale("log")
     axes[0].legend(fontsize=7)
-    fig.suptitle(f"Two-layer ReLU net (width {cfg['digits_width']}, no biases) on digits odd vs even "
-                 f"(n={cfg['digits_samples']}), after perfect training accuracy; Adam beta2={cfg['beta2']}",
-                 fontsize=10)
-    fig.tight_layout()
-    p2 = os.path.join(out, f"{NAME}_trajectories.png")
-    fig.savefig(p2, dpi=110)
-    plt.close(fig)
+    fit = traj.attrs["spec"]["fit"]
+    fig.suptitle(f"Two-layer ReLU net (width {fit['width']}, no biases) on digits odd vs even "
+                 f"(n={traj.attrs['spec']['problem']['n_samples']}), after perfect training accuracy; "
+                 f"Adam beta2={fit['beta2']}", fontsize=10)
+    p2 = save(plt, fig, out, f"{NAME}_trajectories.png", 110)
 
     # 3. largest one-step drop of the smoothed margin vs step size
     fig, ax = plt.subplots(figsize=(5.2, 3.9))
     floor = 1e-17
-    for norm, color in zip(cfg["drop_norms"], ("black", "tab:red")):
-        pts = [d for d in table["drops"] if d["norm"] == norm]
-        ax.loglog([d["lr"] for d in pts], [max(d["largest_drop"], floor) for d in pts], "o-", color=color,
-                  label=f"{ALG_LABEL[norm]}")
+    drops = summary["drops"]
+    for norm, color in zip(("l2", "linf"), ("black", "tab:red")):
+        pts = drops[drops["norm"] == norm]
+        ax.loglog(pts["lr"], np.maximum(pts["largest_drop"], floor), "o-", color=color, label=f"{ALG_LABEL[norm]}")
     ax.set_xlabel("step size lr (normalized steps)")
     ax.set_ylabel("largest one-step drop of the smoothed margin")
     ax.set_title(f"linear model, after perfect accuracy (drops <= {floor:g} drawn at the floor)", fontsize=8)
     ax.grid(True, which="both", alpha=0.3)
     ax.legend(fontsize=8)
-    fig.tight_layout()
-    p3 = os.path.join(out, f"{NAME}_drop_vs_lr.png")
-    fig.savefig(p3, dpi=110)
-    plt.close(fig)
+    p3 = save(plt, fig, out, f"{NAME}_drop_vs_lr.png", 110)
     return [p1, p2, p3]

@@ -1,79 +1,96 @@
-"""What a sweep needs to know about each family: generators, the fit call of one chunk, its rows.
+"""What a sweep computes for each family: one chunk's fit call, its reference columns and its rows.
 
 One chunk is one problem (drawn once from the generator with the run's seed),
 its reference solutions (computed once), one batched ``fit_many`` call over
-the chunk's runs, and one row per run (columns: docs/sweeps.md).
+the chunk's runs, and one row per run: the run's ``to_row()`` and the
+reference columns (docs/sweeps.md, "Columns").
 """
 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Callable
 
 import numpy as np
 
-from .. import data, diagonal, factorization, reference, steepest
+from .. import factorization, hessian, reference
+from ._adapters import DECLARATIONS, VECTOR, Declaration, parameters
 
 NAN = float("nan")
+Columns = Callable[[Any, dict[str, Any]], dict[str, Any]]  # (result, its to_row()) -> the reference columns
+ChunkFit = Callable[[Any, Any, list[dict[str, Any]], int | None], tuple[list, Columns]]
 
 
 @dataclass(frozen=True)
 class Family:
-    """A family's sweep adapter."""
+    """A family's sweep adapter: its declaration, the chunk's fit and reference columns, its parameters."""
 
-    fit_many: Callable[..., list]
-    generators: dict[str, Callable[..., Any]]
-    data_args: tuple[str, ...]  # fit_many arguments the sweep fills in (never in a spec)
-    per_run: frozenset  # fit_many arguments that may differ between the runs of one call
-    chunk: Callable[..., list[dict[str, Any]]]  # (spec, runs, num_threads) -> rows
-    values: Callable[[str, Any], Any] = lambda name, value: value  # spec value -> fit_many value
-    per_run_checks: dict[str, Any] = field(default_factory=dict)  # the family's PerRun declarations
-    choices: dict[str, tuple] = field(default_factory=dict)  # batch-wide string arguments and their choices
+    name: str
+    declaration: Declaration
+    fit: ChunkFit  # (spec, problem, runs, num_threads) -> (results, their reference columns)
+    params: Callable[[Any], np.ndarray]  # a result's final parameters as one vector (run.save_params)
+    references_need: tuple[str, str] | None = None  # (module, pip extra) the references import
+
+    @property
+    def generators(self) -> dict[str, Callable[..., Any]]:
+        return self.declaration.generators
+
+    @property
+    def per_run(self) -> frozenset:
+        return frozenset(self.declaration.per_run)
+
+    def fit_params(self) -> dict[str, Any]:
+        """The ``[fit]`` keys and a prototype of their type (``_adapters.parameters``)."""
+        d = self.declaration
+        return parameters(d.fit_many, d.data_args, d.vectors)
+
+    def value(self, name: str, value: Any) -> Any:
+        """A spec value as fit_many takes it: ``"none"`` is None, a vector argument an array."""
+        if name in self.declaration.vectors:
+            return np.asarray(value, dtype=np.float64)
+        return None if value == "none" and name == "weight_norm" else value
 
     def check_value(self, name: str, value: Any) -> None:
         """Check one fit value as fit_many will (the per-run checks, the choices of batch-wide arguments)."""
-        value = self.values(name, value)
-        if name in self.choices and value not in self.choices[name]:
-            raise ValueError(f"must be one of {self.choices[name]}, got {value!r}")
-        check = getattr(self.per_run_checks.get(name), "check", None)
+        value = self.value(name, value)
+        choices = self.declaration.choices
+        if name in choices and value not in choices[name]:
+            raise ValueError(f"must be one of {choices[name]}, got {value!r}")
+        check = getattr(self.declaration.per_run.get(name), "check", None)
         if check is not None:
             check(value, name)
 
-    def check_extra(self, spec: dict[str, Any]) -> None:
-        """Family-specific checks of a normalized spec: the references' optional dependency."""
-        if self is FAMILIES["factorization"] and spec["run"]["references"]:
-            try:
-                import cvxpy  # noqa: F401
-            except ImportError:
-                from ._spec import SpecError
-                raise SpecError("sweep spec, run.references: the minimum nuclear norm needs cvxpy "
-                                "(pip install 'implicitbias[nuclear]'), or set references = false") from None
+    def rows(self, spec: Any, runs: list[dict[str, Any]], num_threads: int | None) -> list[dict[str, Any]]:
+        """The chunk's rows: the run's coordinates, ``to_row()``, the reference columns, and the
+        final parameters and history channels when the spec asks for them."""
+        gen_kwargs, _ = spec.settings(runs[0])
+        gen = self.generators[spec.spec["problem"]["generator"]]
+        problem = gen(**{k: tuple(v) if isinstance(v, list) else v for k, v in gen_kwargs.items()},
+                      seed=runs[0]["seed"])
+        results, columns = self.fit(spec, problem, runs, num_threads)
+        save, channels = spec.spec["run"]["save_params"], spec.spec["run"]["history"]
+        rows = []
+        for run, r in zip(runs, results):
+            row = {**run, **r.to_row()}
+            row.update(columns(r, row))
+            if save:
+                row["params"] = np.asarray(self.params(r), dtype=np.float64).tolist()
+            for c in channels:
+                row[f"history.{c}"] = r.history[c].tolist() if c in r.history else None
+            rows.append(row)
+        return rows
 
 
-def _fit(fam: Family, spec: Any, runs: list[dict[str, Any]], num_threads: int | None, **data_args: Any) -> list:
+def _fit_many(spec: Any, runs: list[dict[str, Any]], num_threads: int | None, **data_args: Any) -> list:
     """One batched fit_many call: per-run arguments as lists, batch-wide ones once."""
+    fam = FAMILIES[spec.family]
     fits = [spec.settings(r)[1] for r in runs]
     kwargs: dict[str, Any] = {}
     for name in fits[0]:
-        values = [fam.values(name, f[name]) for f in fits]
+        values = [fam.value(name, f[name]) for f in fits]
         kwargs[name] = values if name in fam.per_run else values[0]
-    return fam.fit_many(**data_args, **kwargs, num_threads=num_threads)
-
-
-def _problem(spec: Any, run: dict[str, Any]) -> Any:
-    gen_kwargs, _ = spec.settings(run)
-    gen = FAMILIES[spec.family].generators[spec.spec["problem"]["generator"]]
-    return gen(**{k: tuple(v) if isinstance(v, list) else v for k, v in gen_kwargs.items()}, seed=run["seed"])
-
-
-def _base(r: Any) -> dict[str, Any]:
-    return {"status": r.status, "success": bool(r.success), "n_steps": r.n_steps, "n_grad_evals": r.n_grad_evals,
-            "t_final": r.t_final, "wall_time": r.wall_time}
-
-
-def _params(values: np.ndarray, save: bool) -> dict[str, Any]:
-    return {"params": np.asarray(values, dtype=np.float64).tolist()} if save else {}
+    return fam.declaration.fit_many(**data_args, **kwargs, num_threads=num_threads)
 
 
 def _or_none(solve: Callable[..., Any], *args: Any) -> Any:
@@ -85,40 +102,31 @@ def _or_none(solve: Callable[..., Any], *args: Any) -> Any:
 
 
 # --------------------------------------------------------------------------- diagonal
-def _diagonal_chunk(spec: Any, runs: list[dict[str, Any]], num_threads: int | None) -> list[dict[str, Any]]:
-    p = _problem(spec, runs[0])
-    results = _fit(FAMILIES["diagonal"], spec, runs, num_threads, A=p.A, y=p.y, x_star=p.x_star)
+def _diagonal(spec: Any, p: Any, runs: list[dict[str, Any]], num_threads: int | None) -> tuple[list, Columns]:
+    results = _fit_many(spec, runs, num_threads, A=p.A, y=p.y, x_star=p.x_star)
     refs = spec.spec["run"]["references"]
     nonneg = bool(results[0].nonnegative)
     x_bp = _or_none(reference.basis_pursuit, p.A, p.y, None, nonneg) if refs else None
     limits: dict[tuple[float, int], Any] = {}
     norm_star = float(np.linalg.norm(p.x_star))
-    rows = []
-    for run, r in zip(runs, results):
+
+    def columns(r: Any, row: dict[str, Any]) -> dict[str, Any]:
         error = float(np.linalg.norm(r.x - p.x_star))
-        row = {**run, **_base(r), "loss": r.loss, "n_rejected": r.n_rejected,
-               "radius": r.radius if isinstance(r.radius, float) else NAN,
-               "radius_u": r.radius[0] if isinstance(r.radius, tuple) else NAN,
-               "radius_v": r.radius[1] if isinstance(r.radius, tuple) else NAN,
-               "alpha_eff": NAN if r.weight_norm == "separate" and not nonneg else float(r.alpha_eff()[0]),
-               "error": error, "relative_error": error / norm_star if norm_star > 0 else NAN,
-               "bp_distance": NAN, "bp_relative_error": NAN, "flow_limit_distance": NAN}
+        cols = {"error": error, "relative_error": error / norm_star if norm_star > 0 else NAN,
+                "bp_distance": NAN, "bp_error": NAN, "bp_relative_error": NAN, "flow_limit_distance": NAN}
         if x_bp is not None:
-            row["bp_distance"] = float(np.linalg.norm(r.x - x_bp))
-            row["bp_relative_error"] = float(np.linalg.norm(x_bp - p.x_star)) / norm_star if norm_star > 0 else NAN
+            cols["bp_distance"] = float(np.linalg.norm(r.x - x_bp))
+            cols["bp_error"] = float(np.linalg.norm(x_bp - p.x_star))
+            cols["bp_relative_error"] = cols["bp_error"] / norm_star if norm_star > 0 else NAN
         if refs and r.weight_norm is None and np.all(r.init_scale == r.init_scale[0]):
             key = (float(r.init_scale[0]), r.depth)
             if key not in limits:
                 limits[key] = _or_none(reference.diagonal_flow_limit, p.A, p.y, key[0], key[1], nonneg)
             if limits[key] is not None:
-                row["flow_limit_distance"] = float(np.linalg.norm(r.x - limits[key]))
-        row.update(_params(np.concatenate([r.u] + ([] if r.v is None else [r.v])), spec.spec["run"]["save_params"]))
-        rows.append(row)
-    return rows
+                cols["flow_limit_distance"] = float(np.linalg.norm(r.x - limits[key]))
+        return cols
 
-
-def _diagonal_value(name: str, value: Any) -> Any:
-    return None if name == "weight_norm" and value == "none" else value
+    return results, columns
 
 
 # --------------------------------------------------------------------------- steepest
@@ -139,61 +147,48 @@ def _max_margins(X: np.ndarray, y: np.ndarray, model: str) -> dict[str, float]:
     return out
 
 
-def _steepest_chunk(spec: Any, runs: list[dict[str, Any]], num_threads: int | None) -> list[dict[str, Any]]:
-    p = _problem(spec, runs[0])
-    results = _fit(FAMILIES["steepest"], spec, runs, num_threads, X=p.X, y=p.y,
-                   seed=[r["seed"] for r in runs])
+def _steepest(spec: Any, p: Any, runs: list[dict[str, Any]], num_threads: int | None) -> tuple[list, Columns]:
+    results = _fit_many(spec, runs, num_threads, X=p.X, y=p.y, seed=[r["seed"] for r in runs])
     refs: dict[str, dict[str, float]] = {}
-    rows = []
-    for run, r in zip(runs, results):
+
+    def columns(r: Any, row: dict[str, Any]) -> dict[str, Any]:
         if spec.spec["run"]["references"] and r.model not in refs:
             refs[r.model] = _max_margins(p.X, p.y, r.model)
         best = refs.get(r.model, dict.fromkeys(_MARGIN_NORMS, NAN))
-        row = {**run, **_base(r), "log_loss": r.log_loss, "accuracy": r.accuracy}
-        with np.errstate(all="ignore"):
-            for n in _MARGIN_NORMS:
-                row[f"margin_{n}"] = r.margin(n)
-                row[f"margin_ratio_{n}"] = row[f"margin_{n}"] / best[n]
+        cols = {f"margin_ratio_{n}": row[f"margin_{n}"] / best[n] for n in _MARGIN_NORMS}
         own = r.norm if isinstance(r.norm, str) and r.norm in _MARGIN_NORMS else None
-        row["margin_ratio"] = row[f"margin_ratio_{own}"] if own else NAN
-        row.update(_params(r.theta, spec.spec["run"]["save_params"]))
-        rows.append(row)
-    return rows
+        cols["margin_ratio"] = cols[f"margin_ratio_{own}"] if own else NAN
+        return cols
+
+    return results, columns
 
 
 # --------------------------------------------------------------------------- factorization
-def _factorization_chunk(spec: Any, runs: list[dict[str, Any]], num_threads: int | None) -> list[dict[str, Any]]:
-    p = _problem(spec, runs[0])
+def _factorization(spec: Any, p: Any, runs: list[dict[str, Any]], num_threads: int | None) -> tuple[list, Columns]:
     shape = p.shape if p.kind == "completion" else None
     op = factorization.sensing_operator(p.A, shape)
-    results = _fit(FAMILIES["factorization"], spec, runs, num_threads, A=op, y=p.y, M_star=p.M_star,
-                   seed=[r["seed"] for r in runs])
+    results = _fit_many(spec, runs, num_threads, A=op, y=p.y, M_star=p.M_star, seed=[r["seed"] for r in runs])
     X = reference.min_nuclear_norm(p.A, p.y, shape) if spec.spec["run"]["references"] else None
     x_norm = float(np.linalg.svd(X, compute_uv=False).sum()) if X is not None else NAN
-    rows = []
-    for run, r in zip(runs, results):
-        row = {**run, **_base(r), "loss": r.loss, "trace": r.trace, "nuclear_norm": r.nuclear_norm,
-               "effective_rank": r.effective_rank, "error": NAN if r.error is None else r.error,
-               "strength": r.strength, "nuclear_ratio": r.nuclear_norm / x_norm if x_norm > 0 else NAN,
-               "nuclear_distance": NAN}
+    cvx_error = float(np.linalg.norm(X - p.M_star) / np.linalg.norm(p.M_star)) if X is not None else NAN
+
+    def columns(r: Any, row: dict[str, Any]) -> dict[str, Any]:
+        cols = {"nuclear_cvx": x_norm, "cvx_error": cvx_error,
+                "nuclear_ratio": r.nuclear_norm / x_norm if x_norm > 0 else NAN, "nuclear_distance": NAN,
+                "bound": hessian.proxy_bound(r.product, r.depth), "proxy": hessian.proxy(r.layers)}
         if X is not None and math.isfinite(x_norm):
-            row["nuclear_distance"] = float(np.linalg.norm(r.product - X) / np.linalg.norm(X))
-        row.update(_params(factorization.pack(r.layers)[1], spec.spec["run"]["save_params"]))
-        rows.append(row)
-    return rows
+            cols["nuclear_distance"] = float(np.linalg.norm(r.product - X) / np.linalg.norm(X))
+        return cols
+
+    return results, columns
 
 
 FAMILIES: dict[str, Family] = {
-    "diagonal": Family(diagonal.fit_many, {"sparse_regression": data.sparse_regression},
-                       ("A", "y", "x_star", "num_threads"), frozenset(diagonal._PER_RUN), _diagonal_chunk,
-                       _diagonal_value, diagonal._PER_RUN,
-                       {"method": diagonal._METHODS, "solver": tuple(s for s in diagonal._SOLVERS if s),
-                        "gd_kernel": ("lanes", "generic")}),
-    "steepest": Family(steepest.fit_many, {"separable": data.separable},
-                       ("X", "y", "init", "seed", "num_threads"), frozenset(steepest._PER_RUN), _steepest_chunk,
-                       per_run_checks=steepest._PER_RUN),
-    "factorization": Family(factorization.fit_many, {"matrix_sensing": data.matrix_sensing},
-                            ("A", "y", "shape", "M_star", "init_layers", "seed", "num_threads"),
-                            frozenset(factorization._PER_RUN), _factorization_chunk,
-                            per_run_checks=factorization._PER_RUN, choices={"init": factorization._INITS}),
+    "diagonal": Family("diagonal", DECLARATIONS["diagonal"], _diagonal,
+                       lambda r: np.concatenate([r.u] + ([] if r.v is None else [r.v]))),
+    "steepest": Family("steepest", DECLARATIONS["steepest"], _steepest, lambda r: r.theta),
+    "factorization": Family("factorization", DECLARATIONS["factorization"], _factorization,
+                            lambda r: factorization.pack(r.layers)[1],
+                            references_need=("cvxpy", "implicitbias[nuclear]")),
 }
+__all__ = ["FAMILIES", "VECTOR", "Family"]

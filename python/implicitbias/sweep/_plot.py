@@ -36,7 +36,7 @@ def plot_phase(df: Any, x: str, y: str, value: str, *, agg: str = "mean", ax: An
     the data's range); ``label``: the color bar's label (default ``"{agg} of {value}"``).
     Needs matplotlib (the ``plot`` extra).
     """
-    from ..experiments._plotting import pyplot
+    from .._plotting import pyplot
 
     plt = pyplot()
     table = phase_table(df, x, y, value, agg)

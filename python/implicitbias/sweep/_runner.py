@@ -26,12 +26,12 @@ def compute_chunk(spec: Spec, runs: list[dict[str, Any]], num_threads: int | Non
     worker = _dask_worker()
     family = _families.FAMILIES[spec.family]
     if worker is None:
-        return family.chunk(spec, runs, num_threads)
+        return family.rows(spec, runs, num_threads)
     nthreads = int(getattr(getattr(worker, "state", worker), "nthreads", 1))
     with _LOCKS_GUARD:
         lock = _WORKER_LOCKS.setdefault(str(worker.address), threading.Lock())
     with lock:
-        return family.chunk(spec, runs, nthreads)
+        return family.rows(spec, runs, nthreads)
 
 
 def _dask_worker() -> Any:

@@ -9,7 +9,7 @@ A spec is a dict (or a TOML file with the same keys, see docs/sweeps.md)::
     [fit]                               # fixed keyword arguments of the family's fit_many
     [grid]                              # axes "problem.KEY" / "fit.KEY": their product
     [zip]                               # keys varied together (or [[zip]]: several groups)
-    [run]                               # chunk_size, references, save_params, recovery_tol
+    [run]                               # chunk_size, references, save_params, history
 
 Everything is checked here, before any run starts; errors name the key and
 list the valid ones.
@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import copy
 import hashlib
+import importlib
 import inspect
 import itertools
 import json
@@ -27,15 +28,16 @@ import numbers
 import os
 import sys
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 
 from . import _families
+from ._adapters import parameters
 
 FORMAT = 1
 TOP_KEYS = ("family", "seeds", "problem", "fit", "grid", "zip", "run")
-RUN_KEYS = {"chunk_size": None, "references": True, "save_params": False}
+RUN_KEYS: dict[str, Any] = {"chunk_size": None, "references": True, "save_params": False, "history": []}
 AXIS_FORMS = ("logspace", "linspace")
 
 
@@ -88,7 +90,18 @@ def _real(v: Any) -> bool:
 
 # --------------------------------------------------------------------------- checking values
 def _check_value(key: str, value: Any, default: Any) -> Any:
-    """A TOML scalar checked against the type of the parameter's default (int for an int default, etc.)."""
+    """A TOML scalar checked against the type of the parameter's default (int for an int default, etc.);
+    a vector argument takes a list of numbers or a ``{logspace|linspace = [a, b, n]}`` table."""
+    if default is _families.VECTOR:
+        values = _axis_values(key, value) if isinstance(value, dict) else value
+        if not isinstance(values, list) or not values or not all(_real(v) for v in values):
+            raise _fail(key, f"must be a non-empty list of numbers or a {{logspace|linspace = [a, b, n]}} table, "
+                        f"got {value!r}")
+        return [float(v) for v in values]
+    if isinstance(default, list):  # a list of strings (run.history)
+        if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+            raise _fail(key, f"must be a list of strings, got {value!r}")
+        return list(value)
     if isinstance(default, tuple):
         if not isinstance(value, list) or len(value) != len(default) or not all(_real(v) for v in value):
             raise _fail(key, f"must be a list of {len(default)} numbers, got {value!r}")
@@ -109,22 +122,6 @@ def _check_value(key: str, value: Any, default: Any) -> Any:
     if default is None and not (isinstance(value, str) or _real(value)):
         raise _fail(key, f"must be a number or a string, got {value!r}")
     return float(value) if isinstance(default, float) and isinstance(value, numbers.Integral) else value
-
-
-def _params(func: Callable[..., Any], exclude: tuple[str, ...]) -> dict[str, Any]:
-    """Keyword parameters of ``func`` and their defaults (None for a required one)."""
-    out = {}
-    for p in inspect.signature(func).parameters.values():
-        if p.name not in exclude:
-            default = None if p.default is inspect.Parameter.empty else p.default
-            if default is None:  # the type from the annotation's first alternative: "int | None" -> int
-                first = str(p.annotation).split("|")[0].strip()
-                default = _PROTOTYPES.get(first)
-            out[p.name] = default
-    return out
-
-
-_PROTOTYPES: dict[str, Any] = {"int": 0, "float": 0.0, "str": "", "bool": False}
 
 
 # --------------------------------------------------------------------------- the spec
@@ -208,11 +205,15 @@ def check(spec: dict[str, Any] | Spec) -> Spec:
     fam = _families.FAMILIES[family]
     seeds = _check_seeds(spec.get("seeds", 1))
     problem, gen_params = _check_problem(spec.get("problem"), fam)
-    fit_params = _params(fam.fit_many, fam.data_args)
+    fit_params = fam.fit_params()
     fit = _check_section("fit", spec.get("fit", {}), fit_params)
     run = _check_section("run", spec.get("run", {}), RUN_KEYS)
     if run["chunk_size"] is not None and (not isinstance(run["chunk_size"], int) or run["chunk_size"] < 1):
         raise _fail("run.chunk_size", f"must be an int >= 1, got {run['chunk_size']!r}")
+    channels = fam.declaration.history
+    for c in run["history"]:
+        if c not in channels:
+            raise _fail("run.history", f"{c!r} is not a recorded channel of this family", channels)
     valid = {f"problem.{k}": d for k, d in gen_params.items()} | {f"fit.{k}": d for k, d in fit_params.items()}
     axes = _check_axes(spec.get("grid", {}), spec.get("zip", []), valid)
     varied = {key for group in axes for key, _ in group}
@@ -235,7 +236,13 @@ def check(spec: dict[str, Any] | Spec) -> Spec:
             raise _fail(key, str(exc).removeprefix(f"{key[4:]} ")) from None
     normalized = {"format": FORMAT, "family": family, "seeds": seeds, "problem": problem, "fit": fit,
                   "axes": [[[k, v] for k, v in group] for group in axes], "run": run}
-    fam.check_extra(normalized)
+    need = fam.references_need
+    if need and run["references"]:
+        try:
+            importlib.import_module(need[0])
+        except ImportError:
+            raise _fail("run.references", f"the references of this family need {need[0]} (pip install "
+                        f"'{need[1]}'), or set references = false") from None
     text = json.dumps(normalized, sort_keys=True, separators=(",", ":"))
     return Spec(spec=normalized, hash=hashlib.sha256(text.encode()).hexdigest(), axes=axes)
 
@@ -259,7 +266,7 @@ def _check_problem(problem: Any, fam: Any) -> tuple[dict[str, Any], dict[str, An
     name = problem["generator"]
     if name not in fam.generators:
         raise _fail("problem.generator", f"{name!r} is not a generator of this family", sorted(fam.generators))
-    params = _params(fam.generators[name], ("seed",))
+    params = parameters(fam.generators[name], ("seed",))
     fixed = _check_section("problem", {k: v for k, v in problem.items() if k != "generator"}, params, fill=False)
     return {"generator": name, **fixed}, params
 

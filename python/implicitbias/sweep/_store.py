@@ -19,6 +19,8 @@ import re
 import tempfile
 from typing import Any
 
+import numpy as np
+
 from .._version import __version__
 from ._spec import Spec
 
@@ -143,4 +145,34 @@ def load(path: str | os.PathLike, index: bool = False) -> Any:
         df = df.set_index(coords + ["seed"])
     df.attrs.update({"spec": meta["spec"], "hash": meta["hash"], "n_runs": meta["n_runs"],
                      "complete": len(df) == meta["n_runs"]})
+    return df
+
+
+def _list_columns(df: Any) -> list[str]:
+    return [c for c in df.columns if c == "params" or str(c).startswith("history.")]
+
+
+def to_csv(table: Any, path: str | os.PathLike) -> str:
+    """Write a store's table (a store directory or a :func:`load` DataFrame) as CSV; returns the path.
+
+    Scalars are written with ``repr`` precision (they read back bitwise); the list
+    columns (``params``, ``history.*``) as JSON arrays. :func:`read_csv` reads it back.
+    """
+    df = load(table) if isinstance(table, (str, os.PathLike)) else table
+    out = df.copy()
+    for c in _list_columns(out):
+        out[c] = [None if v is None else json.dumps(np.asarray(v).tolist()) for v in out[c]]
+    out.to_csv(path, index=False)
+    return os.fspath(path)
+
+
+def read_csv(path: str | os.PathLike) -> Any:
+    """A table written by :func:`to_csv`, with its list columns as lists again (a pandas DataFrame)."""
+    try:
+        import pandas as pd
+    except ImportError:
+        raise _missing("read_csv") from None
+    df = pd.read_csv(path)
+    for c in _list_columns(df):
+        df[c] = [json.loads(v) if isinstance(v, str) else None for v in df[c]]
     return df

@@ -1,4 +1,4 @@
-"""matplotlib for the experiments' figures: an optional dependency (the ``plot`` extra)."""
+"""matplotlib for the figures (phase diagrams, reproductions): an optional dependency (the ``plot`` extra)."""
 
 from __future__ import annotations
 
