@@ -52,12 +52,9 @@ def test_choices_come_from_the_core():
     assert s["loss"].choices == tuple(core.LossKind.__members__)
     assert set(steepest.NORMS) == set(core.NormKind.__members__) - {"lp"}
     assert factorization.FAMILY.params["method"].choices == tuple(core.FactorizationMethod.__members__)
-    # the private names the sweep still reads (until it switches to FAMILY) hold the same values
-    assert set(diagonal._METHODS) == set(d["method"].choices) and set(diagonal._SOLVERS) == set(d["solver"].choices)
     assert factorization._INITS == factorization.FAMILY.params["init"].choices
     for fam in FAMILIES:
         assert fam.fit_many.__module__ == fam.fit.__module__
-        assert getattr(ib, fam.name)._PER_RUN == fam.per_run
 
 
 @pytest.mark.parametrize("fam", FAMILIES, ids=lambda f: f.name)

@@ -517,9 +517,3 @@ FAMILY = Family.declare("diagonal", fit, fit_many, ("A", "y", "x_star"), [
 ], _Adapter())
 """The diagonal family's declaration (:class:`implicitbias._family.Family`): its parameters, checks and
 choices, for sweeps and other callers."""
-
-# The sweep's names until it reads FAMILY (remove then): the same values as FAMILY's choices, in the order
-# the sweep's messages (and tests) print them.
-_PER_RUN = FAMILY.per_run
-_METHODS = ("flow", "descent")
-_SOLVERS = (None, "dual", "bdf", "rodas5", "rosw", "dopri5")

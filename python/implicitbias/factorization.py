@@ -590,5 +590,3 @@ FAMILY = Family.declare("factorization", fit, fit_many, ("A", "y", "shape", "M_s
     param("block_size", _B.integer(1), int),
 ], _Adapter())
 """The factorization family's declaration (:class:`implicitbias._family.Family`)."""
-
-_PER_RUN = FAMILY.per_run  # the sweep's name until it reads FAMILY

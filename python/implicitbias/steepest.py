@@ -623,5 +623,3 @@ FAMILY = Family.declare("steepest", fit, fit_many, ("X", "y"), [
     param("num_threads", _B.num_threads, int, type(None)),
 ], _Adapter())
 """The steepest family's declaration (:class:`implicitbias._family.Family`)."""
-
-_PER_RUN = FAMILY.per_run  # the sweep's name until it reads FAMILY

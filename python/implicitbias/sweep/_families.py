@@ -15,7 +15,7 @@ from typing import Any, Callable
 import numpy as np
 
 from .. import factorization, hessian, reference
-from ._adapters import DECLARATIONS, VECTOR, Declaration, parameters
+from ._adapters import DECLARATIONS, VECTOR, Declaration, fit_parameters
 
 NAN = float("nan")
 Columns = Callable[[Any, dict[str, Any]], dict[str, Any]]  # (result, its to_row()) -> the reference columns
@@ -41,9 +41,8 @@ class Family:
         return frozenset(self.declaration.per_run)
 
     def fit_params(self) -> dict[str, Any]:
-        """The ``[fit]`` keys and a prototype of their type (``_adapters.parameters``)."""
-        d = self.declaration
-        return parameters(d.fit_many, d.data_args, d.vectors)
+        """The ``[fit]`` keys and a prototype of their type (``_adapters.fit_parameters``)."""
+        return fit_parameters(self.declaration)
 
     def value(self, name: str, value: Any) -> Any:
         """A spec value as fit_many takes it: ``"none"`` is None, a vector argument an array."""
@@ -55,7 +54,7 @@ class Family:
         """Check one fit value as fit_many will (the per-run checks, the choices of batch-wide arguments)."""
         value = self.value(name, value)
         choices = self.declaration.choices
-        if name in choices and value not in choices[name]:
+        if name in choices and value is not None and value not in choices[name]:  # None: fit_many's own check
             raise ValueError(f"must be one of {choices[name]}, got {value!r}")
         check = getattr(self.declaration.per_run.get(name), "check", None)
         if check is not None:
