@@ -30,6 +30,7 @@
 // which run_fixed_step calls before the field evaluations of each step.
 #pragma once
 
+#include "driver.hpp"
 #include "run_book.hpp"
 #include "types.hpp"
 
@@ -45,31 +46,6 @@ struct FixedStepOptions {
   std::int64_t steps = 1000;
   double tol = -1.0;              // stop when loss <= tol (negative: never)
   std::int64_t record_every = 0;  // 0: record only the first and last state
-};
-
-struct AdaptiveOptions {
-  double rtol = 1e-8;
-  double atol = 0.0;
-  double tol = -1.0;              // stop when loss <= tol (negative: never)
-  double t_max = 1e6;
-  std::int64_t max_steps = 10'000'000;  // accepted + rejected attempts
-  double h0 = 0.0;                // first step; 0 picks it automatically
-  std::vector<double> record_times;     // increasing; the run lands on each
-  std::int64_t record_every = 0;  // also record every k accepted steps (0: off)
-  // Stop as `stalled` when, over the last stall_steps accepted steps, the
-  // best loss has not fallen by the factor stall_factor AND no coordinate of
-  // the state has moved by more than stall_rel_change relative to itself.
-  // This ends runs at a stationary point that is not a zero of the loss
-  // (no interpolator), and explicit runs stuck at their accuracy floor (the
-  // loss of a stiff problem cannot go much below (rtol |z|)^2); a plateau of
-  // the dynamics (saddle to saddle) keeps moving its small coordinates and
-  // is not stopped.  stall_steps = 0 turns the rule off.
-  std::int64_t stall_steps = 5000;
-  double stall_factor = 0.99;
-  double stall_rel_change = 1e-3;
-  // Rosenbrock-W only: rebuild the Jacobian approximation every jac_every
-  // step attempts (and after any rejection or change of the set of runs).
-  std::int64_t jac_every = 4;
 };
 
 namespace detail {
@@ -145,15 +121,15 @@ void run_fixed_step(Model& model, const Mat& Z0, const Vec& lr, const FixedStepO
   out = book.take();
 }
 
-// The adaptive driver shared by every embedded method.  A stepper advances
-// all active runs by their own step sizes hv(c) from (Z, FZ = F(Z)) and
-// returns Znew, Fnew = F(Znew), loss_new = loss(Znew) and err(c), the
-// embedded error estimate in the mixed norm
-//   sqrt(mean_i (e_i / (atol + rtol * max(|z_i|, |z_new_i|)))^2),
-// accepted when <= 1.  Runs stop at loss <= tol (converged), t >= t_max
-// (max_time), after max_steps attempts (max_steps), when the loss stalls
-// (stalled), or when the step size underflows or nothing stays finite
-// (diverged; the last accepted state is kept).
+// The loop of the one-step embedded methods over a block (the control of
+// the runs is driver.hpp's).  A stepper advances all active runs by their own
+// step sizes hv(c) from (Z, FZ = F(Z)) and returns Znew, Fnew = F(Znew),
+// loss_new = loss(Znew) and err(c), the embedded error estimate in the error
+// norm of driver.hpp, accepted when <= 1.  The step size follows
+//   h <- h * min(fac_max, max(fac_min, 0.9 err^(-1 / (error_order + 1))))
+// (no growth right after a rejection); a run whose step size underflows
+// (h <= 1e-14 max(1, t)) or that leaves the finite numbers ends as diverged
+// with its last accepted state.
 //   stepper(Z, FZ, ids, hv, Znew, Fnew, loss_new, err) -> grad evals per run
 template <class Model, class Stepper>
 void run_adaptive(Model& model, const Mat& Z0, const AdaptiveOptions& opt, std::vector<RunRecord>& out,
@@ -163,6 +139,7 @@ void run_adaptive(Model& model, const Mat& Z0, const AdaptiveOptions& opt, std::
   const Index K = Z0.cols();
   const Index dim = Z0.rows();
   auto book = model_run_book(model, K);
+  AdaptiveControl<decltype(book)> control(book, opt, dim, K);
   const auto& rt = opt.record_times;
 
   Mat Z = Z0, FZ(dim, K), Znew(dim, K), Fnew(dim, K), Zs(dim, K), F1(dim, K);
@@ -171,30 +148,22 @@ void run_adaptive(Model& model, const Mat& Z0, const AdaptiveOptions& opt, std::
   std::vector<double> t(K, 0.0), h(K, opt.h0), cur_loss(K, 0.0);
   std::vector<std::size_t> next_rec(K, 0);
   std::vector<char> last_rejected(K, 0), clipped;
-  std::vector<std::int64_t> attempts(K, 0), best_step(K, 0);
-  std::vector<double> best_loss(K, 0.0);
-  Mat Zref = Z0;  // per run id: the state when its best loss was last improved
 
   auto finish = [&](Index c, Status s) {
     const int j = book.id(c);
     book.finish(c, s, Z.col(c), t[j], cur_loss[j]);
   };
-  auto scale = [&](Index c, const Mat& Za, const Mat& Zb) {
-    return (opt.atol + opt.rtol * Za.col(c).array().abs().max(Zb.col(c).array().abs())).max(1e-300).matrix().eval();
-  };
   auto compact = [&]() { book.compact({&Z, &FZ}, {&Znew, &Fnew, &Zs, &F1}); };
+  auto exact = [](double&) {};  // the loss of a step is exact
 
   // First evaluation and the initial record.
   model.field(Z, book.ids(), FZ, loss);
   for (Index c = 0; c < K; ++c) {
     const int j = static_cast<int>(c);
     book.count_evals(j);
-    cur_loss[j] = best_loss[j] = loss(c);
+    cur_loss[j] = loss(c);
     while (next_rec[j] < rt.size() && rt[next_rec[j]] <= 0.0) ++next_rec[j];
-    book.record(j, Z.col(c), 0.0, loss(c));
-    Status s = Status::running;
-    if (!std::isfinite(loss(c)) || !FZ.col(c).allFinite()) s = Status::diverged;
-    else if (loss(c) <= opt.tol) s = Status::converged;
+    const Status s = control.start(j, Z.col(c), loss(c), FZ.col(c).allFinite());
     if (s != Status::running) finish(c, s);
   }
   compact();
@@ -204,9 +173,8 @@ void run_adaptive(Model& model, const Mat& Z0, const AdaptiveOptions& opt, std::
     const Index n = book.n_active();
     Vec d1(n);
     for (Index c = 0; c < n; ++c) {
-      const Vec sc = scale(c, Z, Z);
-      const double d0 = std::sqrt((Z.col(c).array() / sc.array()).square().mean());
-      d1(c) = std::sqrt((FZ.col(c).array() / sc.array()).square().mean());
+      const double d0 = error_norm(opt, Z.col(c), Z.col(c), Z.col(c));
+      d1(c) = error_norm(opt, FZ.col(c), Z.col(c), Z.col(c));
       hv(c) = std::min((d0 < 1e-5 || d1(c) < 1e-5) ? 1e-6 : 0.01 * d0 / d1(c), opt.t_max);
     }
     Zs.noalias() = Z + FZ * hv.head(n).asDiagonal();
@@ -214,8 +182,7 @@ void run_adaptive(Model& model, const Mat& Z0, const AdaptiveOptions& opt, std::
     for (Index c = 0; c < n; ++c) {
       const int j = book.id(c);
       book.count_evals(j);
-      const Vec sc = scale(c, Z, Z);
-      double d2 = std::sqrt(((F1.col(c) - FZ.col(c)).array() / sc.array()).square().mean()) / hv(c);
+      double d2 = error_norm(opt, F1.col(c) - FZ.col(c), Z.col(c), Z.col(c)) / hv(c);
       if (!std::isfinite(d2)) d2 = 1e300;
       const double dm = std::max(d1(c), d2);
       const double h1 = dm <= 1e-15 ? std::max(1e-6, hv(c) * 1e-3) : std::pow(0.01 / dm, -expo);
@@ -243,9 +210,7 @@ void run_adaptive(Model& model, const Mat& Z0, const AdaptiveOptions& opt, std::
 
     for (Index c = 0; c < n; ++c) {
       const int j = book.id(c);
-      RunRecord& rec = book.rec(j);
       book.count_evals(j, evals);
-      attempts[j] += 1;
       const double hc = hv(c);
       const double e = err(c);
       const bool finite = std::isfinite(e) && std::isfinite(loss_new(c)) && Znew.col(c).allFinite() &&
@@ -253,52 +218,28 @@ void run_adaptive(Model& model, const Mat& Z0, const AdaptiveOptions& opt, std::
       Status s = Status::running;
       if (finite && e <= 1.0) {
         const bool hit = clipped[static_cast<std::size_t>(c)] != 0;
+        const double t_old = t[j];
         // A clipped step lands exactly on its target time.
         t[j] = hit ? (next_rec[j] < rt.size() ? std::min(opt.t_max, rt[next_rec[j]]) : opt.t_max) : t[j] + hc;
-        Z.col(c) = Znew.col(c);
-        FZ.col(c) = Fnew.col(c);
+        while (next_rec[j] < rt.size() && rt[next_rec[j]] <= t[j]) ++next_rec[j];
         cur_loss[j] = loss_new(c);
-        rec.n_steps += 1;
         double fac = e > 0 ? safety * std::pow(e, expo) : fac_max;
         fac = std::min(last_rejected[j] ? 1.0 : fac_max, std::max(fac_min, fac));
         h[j] = hit ? std::max(h[j], hc * fac) : hc * fac;
         last_rejected[j] = 0;
-        bool recorded = false;
-        while (next_rec[j] < rt.size() && rt[next_rec[j]] <= t[j]) {
-          ++next_rec[j];
-          if (!recorded) {
-            book.record(j, Z.col(c), t[j], cur_loss[j]);
-            recorded = true;
-          }
-        }
-        if (!recorded && opt.record_every > 0 && rec.n_steps % opt.record_every == 0)
-          book.record(j, Z.col(c), t[j], cur_loss[j]);
-        if (cur_loss[j] < opt.stall_factor * best_loss[j]) {
-          best_loss[j] = cur_loss[j];
-          best_step[j] = rec.n_steps;
-          Zref.col(j) = Z.col(c);
-        }
-        if (cur_loss[j] <= opt.tol) s = Status::converged;
-        else if (t[j] >= opt.t_max) s = Status::max_time;
-        else if (attempts[j] >= opt.max_steps) s = Status::max_steps;
-        else if (opt.stall_steps > 0 && rec.n_steps - best_step[j] >= opt.stall_steps) {
-          const double moved = ((Z.col(c) - Zref.col(j)).array().abs() /
-                                (Zref.col(j).array().abs() + opt.atol).max(1e-300))
-                                   .maxCoeff();
-          if (moved <= opt.stall_rel_change) {
-            s = Status::stalled;
-          } else {  // still moving: a plateau; look again one window later
-            best_step[j] = rec.n_steps;
-            Zref.col(j) = Z.col(c);
-          }
-        }
+        auto dense = [&](double, Vec& zr) {  // (the steps land on the record times)
+          zr = Znew.col(c);
+          return cur_loss[j];
+        };
+        s = control.accepted(j, t_old, t[j], Znew.col(c), cur_loss[j], dense, exact);
+        Z.col(c) = Znew.col(c);
+        FZ.col(c) = Fnew.col(c);
       } else {
-        rec.n_rejected += 1;
         const double fac = finite ? std::max(fac_min, safety * std::pow(e, expo)) : 0.1;
         h[j] = hc * std::min(1.0, fac);
         last_rejected[j] = 1;
+        s = control.rejected(j);
         if (!(h[j] > 1e-14 * std::max(1.0, std::abs(t[j])))) s = Status::diverged;
-        else if (attempts[j] >= opt.max_steps) s = Status::max_steps;
       }
       if (s != Status::running) finish(c, s);
     }
@@ -308,16 +249,13 @@ void run_adaptive(Model& model, const Mat& Z0, const AdaptiveOptions& opt, std::
 }
 
 namespace detail {
-// Embedded error in the mixed norm, per column, for the step Z -> Znew with
-// error vector h(c) * E(:, c).
-inline void mixed_error(const Mat& Z, const Mat& Znew, const Mat& E, const Eigen::Ref<const Vec>& hv,
-                        const AdaptiveOptions& opt, Vec& err) {
-  const Index n = Z.cols();
-  err.resize(n);
-  for (Index c = 0; c < n; ++c) {
-    const auto sc = (opt.atol + opt.rtol * Z.col(c).array().abs().max(Znew.col(c).array().abs())).max(1e-300);
-    err(c) = hv(c) * std::sqrt((E.col(c).array() / sc).square().mean());
-  }
+// The embedded error of the steps Z -> Znew with error vectors h(c) E(:, c)
+// (step_error, driver.hpp).
+template <class Model>
+void scaled_error(Model& model, const Mat& Z, const Mat& Znew, const Mat& E, const std::vector<int>& ids,
+                  const Eigen::Ref<const Vec>& hv, const AdaptiveOptions& opt, Vec& err) {
+  step_error(model, Z, Znew, E, ids, opt, err);
+  err.array() *= hv.array();
 }
 }  // namespace detail
 
@@ -359,7 +297,7 @@ void run_dopri5(Model& model, const Mat& Z0, const AdaptiveOptions& opt, std::ve
     Znew.noalias() = Z + S * H;
     model.field(Znew, ids, k7, loss_new);
     S.noalias() = e1 * k1 + e3 * k3 + e4 * k4 + e5 * k5 + e6 * k6 + e7 * k7;
-    detail::mixed_error(Z, Znew, S, hv, opt, err);
+    detail::scaled_error(model, Z, Znew, S, ids, hv, opt, err);
     return 6;
   };
   run_adaptive(model, Z0, opt, out, stepper, 4.0);
@@ -433,7 +371,7 @@ void run_rosw(Model& model, const Mat& Z0, const AdaptiveOptions& opt, std::vect
     Znew.noalias() = Z + S * H;
     model.field(Znew, ids, Fnew, loss_new);
     S.noalias() = e1 * k1 + e2 * k2 + e3 * k3 + e4 * k4;
-    detail::mixed_error(Z, Znew, S, hv, opt, err);
+    detail::scaled_error(model, Z, Znew, S, ids, hv, opt, err);
     // A rejected step may come from a stale Jacobian: rebuild it next time.
     for (std::size_t c = 0; c < ids.size(); ++c)
       if (!(err(static_cast<Index>(c)) <= 1.0)) since_jac[static_cast<std::size_t>(ids[c])] = -1;

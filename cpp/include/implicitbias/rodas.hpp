@@ -5,10 +5,9 @@
 // run_adaptive (flow.hpp), so step control, records, status and step
 // accounting mean the same as for dopri5 and rosw.
 //
-// A model may define the error norm of a step itself,
-//   error_norm(Z, Znew, E, ids, opt, err)  (err(c) <= 1 accepts the step),
-// e.g. to measure the error of a transformed state in its original
-// coordinates; otherwise the mixed norm of run_adaptive is used.
+// The error of a step is step_error's (driver.hpp): the model's error_norm
+// if it has one (e.g. the dual flow measures it in the primal coordinates),
+// else the error norm of driver.hpp.
 //
 // Per step, with W = I - gamma h J (J the model's Jacobian at the step's start):
 //   W k_1 = gamma h F(z)
@@ -28,22 +27,10 @@
 #include "types.hpp"
 
 #include <array>
-#include <type_traits>
-#include <utility>
 #include <cmath>
 #include <vector>
 
 namespace implicitbias {
-
-namespace detail {
-template <class M, class = void>
-struct has_error_norm : std::false_type {};
-template <class M>
-struct has_error_norm<M, std::void_t<decltype(std::declval<M&>().error_norm(
-                             std::declval<const Mat&>(), std::declval<const Mat&>(), std::declval<const Mat&>(),
-                             std::declval<const std::vector<int>&>(), std::declval<const AdaptiveOptions&>(),
-                             std::declval<Vec&>()))>> : std::true_type {};
-}  // namespace detail
 
 namespace rodas5 {
 constexpr double gamma = 0.19;
@@ -78,7 +65,6 @@ void run_rodas5(Model& model, const Mat& Z0, const AdaptiveOptions& opt, std::ve
   std::vector<char> refresh;
   auto stepper = [&](const Mat& Z, const Mat& FZ, const std::vector<int>& ids, const Eigen::Ref<const Vec>& hv,
                      Mat& Znew, Mat& Fnew, Vec& loss_new, Vec& err) {
-    const Index n = Z.cols();
     gh = rodas5::gamma * hv;
     const auto GH = gh.asDiagonal();
     refresh.assign(ids.size(), 1);
@@ -102,15 +88,7 @@ void run_rodas5(Model& model, const Mat& Z0, const AdaptiveOptions& opt, std::ve
     }
     Znew.noalias() = Ys + k[7];
     model.field(Znew, ids, Fnew, loss_new);
-    if constexpr (detail::has_error_norm<Model>::value) {
-      model.error_norm(Z, Znew, k[7], ids, opt, err);
-    } else {
-      err.resize(n);
-      for (Index c = 0; c < n; ++c) {
-        const auto sc = (opt.atol + opt.rtol * Z.col(c).array().abs().max(Znew.col(c).array().abs())).max(1e-300);
-        err(c) = std::sqrt((k[7].col(c).array() / sc).square().mean());
-      }
-    }
+    step_error(model, Z, Znew, k[7], ids, opt, err);
     return 8;
   };
   run_adaptive(model, Z0, opt, out, stepper, 4.0);
