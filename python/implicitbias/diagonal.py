@@ -416,7 +416,8 @@ fit = _batch.single(fit_many, _PER_RUN, """Train one diagonal linear network by 
         ``50 * (rtol * ||y||)^2``, i.e. a relative residual of ``10 * rtol``;
         for descent: never stop early.
     record_times : increasing array of times, optional
-        Flow: the integrator lands on each of these times and records there.
+        Flow: times taken from each method's dense output (the steps do not
+        land on them, so they never change a trajectory; docs/science.md, 4.9).
         Default: ``n_record`` log-spaced times from ``1e-3`` to ``t_max``.
     record_every : int, optional
         Record every k steps (descent; default ``max(1, steps // n_record)``)

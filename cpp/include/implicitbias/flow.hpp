@@ -125,28 +125,32 @@ void run_fixed_step(Model& model, const Mat& Z0, const Vec& lr, const FixedStepO
 // the runs is driver.hpp's).  A stepper advances all active runs by their own
 // step sizes hv(c) from (Z, FZ = F(Z)) and returns Znew, Fnew = F(Znew),
 // loss_new = loss(Znew) and err(c), the embedded error estimate in the error
-// norm of driver.hpp, accepted when <= 1.  The step size follows
+// norm of driver.hpp, accepted when <= 1; dense(c, theta, h, Z, Znew, FZ,
+// Fnew, z) writes the state at t + theta h of the accepted step of column c
+// (its continuous extension), from which the records between the steps are
+// taken: steps land on t_max only, never on a record time.  The step size follows
 //   h <- h * min(fac_max, max(fac_min, 0.9 err^(-1 / (error_order + 1))))
 // (no growth right after a rejection); a run whose step size underflows
 // (h <= 1e-14 max(1, t)) or that leaves the finite numbers ends as diverged
 // with its last accepted state.
-//   stepper(Z, FZ, ids, hv, Znew, Fnew, loss_new, err) -> grad evals per run
-template <class Model, class Stepper>
+//   stepper(book, Z, FZ, ids, hv, Znew, Fnew, loss_new, err) -> grad evals per run
+// (the stepper counts its Jacobians and factorizations in the book).
+template <class Model, class Stepper, class Dense>
 void run_adaptive(Model& model, const Mat& Z0, const AdaptiveOptions& opt, std::vector<RunRecord>& out,
-                  Stepper&& stepper, double error_order) {
+                  Stepper&& stepper, Dense&& dense, double error_order) {
   constexpr double safety = 0.9, fac_min = 0.2, fac_max = 10.0;
   const double expo = -1.0 / (error_order + 1.0);
   const Index K = Z0.cols();
   const Index dim = Z0.rows();
   auto book = model_run_book(model, K);
   AdaptiveControl<decltype(book)> control(book, opt, dim, K);
-  const auto& rt = opt.record_times;
 
   Mat Z = Z0, FZ(dim, K), Znew(dim, K), Fnew(dim, K), Zs(dim, K), F1(dim, K);
-  Vec loss(K), loss_new(K), err(K), hv(K);
+  Vec loss(K), loss_new(K), err(K), hv(K), lrec(1);
+  Mat zrec(dim, 1);  // a state from the dense output, and its run
+  std::vector<int> idrec(1);
 
   std::vector<double> t(K, 0.0), h(K, opt.h0), cur_loss(K, 0.0);
-  std::vector<std::size_t> next_rec(K, 0);
   std::vector<char> last_rejected(K, 0), clipped;
 
   auto finish = [&](Index c, Status s) {
@@ -162,7 +166,6 @@ void run_adaptive(Model& model, const Mat& Z0, const AdaptiveOptions& opt, std::
     const int j = static_cast<int>(c);
     book.count_evals(j);
     cur_loss[j] = loss(c);
-    while (next_rec[j] < rt.size() && rt[next_rec[j]] <= 0.0) ++next_rec[j];
     const Status s = control.start(j, Z.col(c), loss(c), FZ.col(c).allFinite());
     if (s != Status::running) finish(c, s);
   }
@@ -193,20 +196,18 @@ void run_adaptive(Model& model, const Mat& Z0, const AdaptiveOptions& opt, std::
   while (!book.empty()) {
     book.poll();
     const Index n = book.n_active();
-    // Step sizes, clipped to land on the next record time and on t_max.
+    // Step sizes, clipped to land on t_max.
     clipped.assign(static_cast<std::size_t>(n), 0);
     for (Index c = 0; c < n; ++c) {
       const int j = book.id(c);
-      double target = opt.t_max;
-      if (next_rec[j] < rt.size()) target = std::min(target, rt[next_rec[j]]);
       double hc = h[j];
-      if (t[j] + hc >= target * (1.0 - 1e-14)) {
-        hc = target - t[j];
+      if (t[j] + hc >= opt.t_max * (1.0 - 1e-14)) {
+        hc = opt.t_max - t[j];
         clipped[static_cast<std::size_t>(c)] = 1;
       }
       hv(c) = hc;
     }
-    const int evals = stepper(Z, FZ, book.ids(), hv.head(n), Znew, Fnew, loss_new, err);
+    const int evals = stepper(book, Z, FZ, book.ids(), hv.head(n), Znew, Fnew, loss_new, err);
 
     for (Index c = 0; c < n; ++c) {
       const int j = book.id(c);
@@ -219,19 +220,20 @@ void run_adaptive(Model& model, const Mat& Z0, const AdaptiveOptions& opt, std::
       if (finite && e <= 1.0) {
         const bool hit = clipped[static_cast<std::size_t>(c)] != 0;
         const double t_old = t[j];
-        // A clipped step lands exactly on its target time.
-        t[j] = hit ? (next_rec[j] < rt.size() ? std::min(opt.t_max, rt[next_rec[j]]) : opt.t_max) : t[j] + hc;
-        while (next_rec[j] < rt.size() && rt[next_rec[j]] <= t[j]) ++next_rec[j];
+        t[j] = hit ? opt.t_max : t[j] + hc;  // a clipped step lands exactly on t_max
         cur_loss[j] = loss_new(c);
         double fac = e > 0 ? safety * std::pow(e, expo) : fac_max;
         fac = std::min(last_rejected[j] ? 1.0 : fac_max, std::max(fac_min, fac));
         h[j] = hit ? std::max(h[j], hc * fac) : hc * fac;
         last_rejected[j] = 0;
-        auto dense = [&](double, Vec& zr) {  // (the steps land on the record times)
-          zr = Znew.col(c);
-          return cur_loss[j];
+        auto dense_at = [&](double tr, Vec& zr) {
+          dense(c, (tr - t_old) / hc, hc, Z, Znew, FZ, Fnew, zr);
+          zrec.col(0) = zr;
+          idrec[0] = j;
+          model.loss(zrec, idrec, lrec);
+          return lrec(0);
         };
-        s = control.accepted(j, t_old, t[j], Znew.col(c), cur_loss[j], dense, exact);
+        s = control.accepted(j, t_old, t[j], Znew.col(c), cur_loss[j], dense_at, exact);
         Z.col(c) = Znew.col(c);
         FZ.col(c) = Fnew.col(c);
       } else {
@@ -259,6 +261,18 @@ void scaled_error(Model& model, const Mat& Z, const Mat& Znew, const Mat& E, con
 }
 }  // namespace detail
 
+// The cubic Hermite interpolant of a step from the states and fields at
+// both ends (Hairer, Norsett & Wanner, Sec. II.6, eq. 6.7), the dense output
+// of the Rosenbrock steppers: order 3 (local error O(h^4)),
+//   z(t + theta h) = (1 - theta) z + theta z_new
+//                    + theta (theta - 1) ((1 - 2 theta) (z_new - z) + (theta - 1) h F(z) + theta h F(z_new)).
+inline void hermite_dense(Index c, double th, double h, const Mat& Z, const Mat& Znew, const Mat& FZ, const Mat& Fnew,
+                          Vec& z) {
+  const Vec dz = Znew.col(c) - Z.col(c);
+  z = (1.0 - th) * Z.col(c) + th * Znew.col(c) +
+      (th * (th - 1.0)) * ((1.0 - 2.0 * th) * dz + ((th - 1.0) * h) * FZ.col(c) + (th * h) * Fnew.col(c));
+}
+
 // Dormand-Prince 5(4) with FSAL (Dormand & Prince 1980; Hairer, Norsett &
 // Wanner, Table II.5.2): explicit, 6 gradient evaluations per step.
 template <class Model>
@@ -274,10 +288,14 @@ void run_dopri5(Model& model, const Mat& Z0, const AdaptiveOptions& opt, std::ve
                    b6 = 11.0 / 84;
   constexpr double e1 = 71.0 / 57600, e3 = -71.0 / 16695, e4 = 71.0 / 1920,
                    e5 = -17253.0 / 339200, e6 = 22.0 / 525, e7 = -1.0 / 40;
+  // the continuous extension (Shampine 1986; Hairer, Norsett & Wanner, Sec. II.6)
+  constexpr double d1 = -12715105075.0 / 11282082432, d3 = 87487479700.0 / 32700410799,
+                   d4 = -10690763975.0 / 1880347072, d5 = 701980252875.0 / 199316789632,
+                   d6 = -1453857185.0 / 822651844, d7 = 69997945.0 / 29380423;
   Mat k2, k3, k4, k5, k6, Zs, S;
   Vec lscratch;
-  auto stepper = [&](const Mat& Z, const Mat& k1, const std::vector<int>& ids, const Eigen::Ref<const Vec>& hv,
-                     Mat& Znew, Mat& k7, Vec& loss_new, Vec& err) {
+  auto stepper = [&](auto&, const Mat& Z, const Mat& k1, const std::vector<int>& ids,
+                     const Eigen::Ref<const Vec>& hv, Mat& Znew, Mat& k7, Vec& loss_new, Vec& err) {
     const auto H = hv.asDiagonal();
     Zs.noalias() = Z + (a21 * k1) * H;
     model.field(Zs, ids, k2, lscratch);
@@ -300,7 +318,16 @@ void run_dopri5(Model& model, const Mat& Z0, const AdaptiveOptions& opt, std::ve
     detail::scaled_error(model, Z, Znew, S, ids, hv, opt, err);
     return 6;
   };
-  run_adaptive(model, Z0, opt, out, stepper, 4.0);
+  // z(t + theta h) = z + theta (r2 + (1 - theta) (r3 + theta (r4 + (1 - theta) r5))), order 4
+  auto dense = [&](Index c, double th, double h, const Mat& Z, const Mat& Znew, const Mat& k1, const Mat& k7, Vec& z) {
+    const Vec r2 = Znew.col(c) - Z.col(c);
+    const Vec r3 = h * k1.col(c) - r2;
+    const Vec r4 = r2 - h * k7.col(c) - r3;
+    const Vec r5 = h * (d1 * k1.col(c) + d3 * k3.col(c) + d4 * k4.col(c) + d5 * k5.col(c) + d6 * k6.col(c) +
+                        d7 * k7.col(c));
+    z = Z.col(c) + th * (r2 + (1.0 - th) * (r3 + th * (r4 + (1.0 - th) * r5)));
+  };
+  run_adaptive(model, Z0, opt, out, stepper, dense, 4.0);
 }
 
 // ROS34PW2 (Rang & Angermann 2005): a 4-stage, order-3, L-stable
@@ -328,8 +355,8 @@ void run_rosw(Model& model, const Mat& Z0, const AdaptiveOptions& opt, std::vect
   // Per run id: attempts since its Jacobian was rebuilt; -1 forces a rebuild.
   std::vector<std::int64_t> since_jac(static_cast<std::size_t>(Z0.cols()), -1);
   std::vector<char> refresh;
-  auto stepper = [&](const Mat& Z, const Mat& FZ, const std::vector<int>& ids, const Eigen::Ref<const Vec>& hv,
-                     Mat& Znew, Mat& Fnew, Vec& loss_new, Vec& err) {
+  auto stepper = [&](auto&, const Mat& Z, const Mat& FZ, const std::vector<int>& ids,
+                     const Eigen::Ref<const Vec>& hv, Mat& Znew, Mat& Fnew, Vec& loss_new, Vec& err) {
     const auto H = hv.asDiagonal();
     gh = g * hv;
     refresh.assign(ids.size(), 0);
@@ -377,7 +404,7 @@ void run_rosw(Model& model, const Mat& Z0, const AdaptiveOptions& opt, std::vect
       if (!(err(static_cast<Index>(c)) <= 1.0)) since_jac[static_cast<std::size_t>(ids[c])] = -1;
     return 4;
   };
-  run_adaptive(model, Z0, opt, out, stepper, 2.0);
+  run_adaptive(model, Z0, opt, out, stepper, hermite_dense, 2.0);
 }
 
 }  // namespace implicitbias

@@ -63,8 +63,8 @@ void run_rodas5(Model& model, const Mat& Z0, const AdaptiveOptions& opt, std::ve
   Mat Ys, Fs;
   Vec lscratch, gh;
   std::vector<char> refresh;
-  auto stepper = [&](const Mat& Z, const Mat& FZ, const std::vector<int>& ids, const Eigen::Ref<const Vec>& hv,
-                     Mat& Znew, Mat& Fnew, Vec& loss_new, Vec& err) {
+  auto stepper = [&](auto&, const Mat& Z, const Mat& FZ, const std::vector<int>& ids,
+                     const Eigen::Ref<const Vec>& hv, Mat& Znew, Mat& Fnew, Vec& loss_new, Vec& err) {
     gh = rodas5::gamma * hv;
     const auto GH = gh.asDiagonal();
     refresh.assign(ids.size(), 1);
@@ -91,7 +91,7 @@ void run_rodas5(Model& model, const Mat& Z0, const AdaptiveOptions& opt, std::ve
     step_error(model, Z, Znew, k[7], ids, opt, err);
     return 8;
   };
-  run_adaptive(model, Z0, opt, out, stepper, 4.0);
+  run_adaptive(model, Z0, opt, out, stepper, hermite_dense, 4.0);
 }
 
 }  // namespace implicitbias
