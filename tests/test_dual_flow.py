@@ -6,7 +6,8 @@ integrators (rosw, dopri5), the flow limit of ``reference.diagonal_flow_limit``
 (Newton on the dual problem), the closed forms of the dual map checked against
 finite differences and the conserved quantities, and ``scipy.integrate.solve_ivp``
 on the weight-normalized polar system. The shared adaptive driver (section 4.9): records from each
-method's dense output leave the trajectory alone and match scipy's DOP853 on the 2N-dimensional flow.
+method's dense output leave the trajectory alone and match scipy's DOP853 on the 2N-dimensional flow;
+the Jacobian and factorization counts of every method.
 """
 
 from __future__ import annotations
@@ -250,8 +251,9 @@ def test_records_do_not_change_the_trajectory(solver):
     assert [len(r.history["t"]) for r in runs] == [3, 51, 39]
     for r in runs[1:]:
         np.testing.assert_array_equal(r.x, runs[0].x)
-        assert (r.n_steps, r.n_rejected, r.n_grad_evals, r.t_final, r.status) == (
-            runs[0].n_steps, runs[0].n_rejected, runs[0].n_grad_evals, runs[0].t_final, runs[0].status)
+        assert (r.n_steps, r.n_rejected, r.n_grad_evals, r.n_jac, r.n_lu, r.t_final, r.status) == (
+            runs[0].n_steps, runs[0].n_rejected, runs[0].n_grad_evals, runs[0].n_jac, runs[0].n_lu,
+            runs[0].t_final, runs[0].status)
 
 
 @pytest.mark.parametrize("solver", ["bdf", "dual", "rosw", "dopri5"])
@@ -282,3 +284,25 @@ def test_dense_records_match_the_step_that_lands_there(solver):
     ends = [fit(p.A, p.y, t_max=t, n_record=2, **kw) for t in times]
     np.testing.assert_allclose(r.history["loss"][1:-1], [e.loss for e in ends], rtol=1e-6)
 
+
+@pytest.mark.parametrize("depth", [2, 3])
+def test_jacobian_and_factorization_counts(depth):
+    """n_jac and n_lu follow each method's structure (docs/science.md, section 4.9)."""
+    p = sparse_regression(8, 16, 2, seed=1)
+    r = {s: fit(p.A, p.y, depth=depth, init_scale=1e-3, solver=s, rtol=1e-8, t_max=1e9) for s in FLOW_SOLVERS}
+    assert r["dopri5"].n_jac == r["dopri5"].n_lu == 0  # explicit
+    for s in ("rodas5", "dual"):  # Rodas5: one Jacobian and one factorization per attempt
+        assert r[s].n_jac == r[s].n_lu == r[s].n_steps + r[s].n_rejected > 0
+    # ROS34PW2: one factorization per attempt; a Jacobian every jac_every = 4 attempts and after a rejection
+    w = r["rosw"]
+    attempts = w.n_steps + w.n_rejected
+    assert w.n_lu == attempts
+    assert -(-attempts // 4) <= w.n_jac <= -(-attempts // 4) + w.n_rejected
+    # the BDF on this stiff flow (init 1e-3): Jacobians and factorizations kept over many steps
+    b = r["bdf"]
+    assert b.status == "converged"
+    assert 1 <= b.n_jac <= b.n_lu < b.n_steps / 3
+    many = fit_many(p.A, p.y, depth=depth, init_scale=[1e-3, 1e-2], solver="bdf", rtol=1e-8, t_max=1e9)
+    assert (many[0].n_jac, many[0].n_lu) == (b.n_jac, b.n_lu)  # counted per run
+    d = fit(p.A, p.y, method="descent", lr=0.01, steps=20)
+    assert d.n_jac == d.n_lu == 0

@@ -325,7 +325,7 @@ class BdfIntegrator {
   bool jac_current_ = false, have_jac_ = false, loss_exact_ = true;
   int order_ = 1, n_equal_ = 0;
   double safety_ = 0.9, err_ = 0.0, h_next_ = 0.0;
-  std::int64_t n_jac_ = 0, n_factor_ = 0;  // (counted for inspection with a debugger)
+  std::int64_t n_jac_ = 0, n_factor_ = 0;  // of the current run: its n_jac and n_lu
 };
 
 // One BDF step from (t, D_) of size h, retried at smaller sizes until the
@@ -471,7 +471,13 @@ void BdfIntegrator<Model>::run_one(Book& book, Control& control, const Eigen::Re
   have_jac_ = false;
   loss_exact_ = true;
   crate_ = 1.0;
-  auto finish = [&](Status s) { book.finish(0, s, Y_.col(0), t, loss); book.compact({}); };
+  n_jac_ = n_factor_ = 0;
+  auto finish = [&](Status s) {
+    book.rec(j).n_jac = n_jac_;
+    book.rec(j).n_lu = n_factor_;
+    book.finish(0, s, Y_.col(0), t, loss);
+    book.compact({});
+  };
   const Status s0 = control.start(j, Y_.col(0), loss, F_.allFinite());
   if (s0 != Status::running) return finish(s0);
   double h = opt_.h0 > 0.0 ? opt_.h0 : 1e-6;

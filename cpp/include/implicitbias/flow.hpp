@@ -355,7 +355,7 @@ void run_rosw(Model& model, const Mat& Z0, const AdaptiveOptions& opt, std::vect
   // Per run id: attempts since its Jacobian was rebuilt; -1 forces a rebuild.
   std::vector<std::int64_t> since_jac(static_cast<std::size_t>(Z0.cols()), -1);
   std::vector<char> refresh;
-  auto stepper = [&](auto&, const Mat& Z, const Mat& FZ, const std::vector<int>& ids,
+  auto stepper = [&](auto& book, const Mat& Z, const Mat& FZ, const std::vector<int>& ids,
                      const Eigen::Ref<const Vec>& hv, Mat& Znew, Mat& Fnew, Vec& loss_new, Vec& err) {
     const auto H = hv.asDiagonal();
     gh = g * hv;
@@ -365,8 +365,10 @@ void run_rosw(Model& model, const Mat& Z0, const AdaptiveOptions& opt, std::vect
       if (sj < 0 || sj >= opt.jac_every) {
         refresh[c] = 1;
         sj = 0;
+        book.count_jacobian(ids[c]);
       }
       ++sj;
+      book.count_factorization(ids[c]);  // one factorization per run and attempt
     }
     model.prepare_jacobian(Z, FZ, ids, refresh);
     model.factor(ids, gh);

@@ -63,13 +63,17 @@ void run_rodas5(Model& model, const Mat& Z0, const AdaptiveOptions& opt, std::ve
   Mat Ys, Fs;
   Vec lscratch, gh;
   std::vector<char> refresh;
-  auto stepper = [&](auto&, const Mat& Z, const Mat& FZ, const std::vector<int>& ids,
+  auto stepper = [&](auto& book, const Mat& Z, const Mat& FZ, const std::vector<int>& ids,
                      const Eigen::Ref<const Vec>& hv, Mat& Znew, Mat& Fnew, Vec& loss_new, Vec& err) {
     gh = rodas5::gamma * hv;
     const auto GH = gh.asDiagonal();
     refresh.assign(ids.size(), 1);
     model.prepare_jacobian(Z, FZ, ids, refresh);
     model.factor(ids, gh);
+    for (int id : ids) {  // one Jacobian and one factorization per run and attempt
+      book.count_jacobian(id);
+      book.count_factorization(id);
+    }
     k[0].noalias() = FZ * GH;
     model.solve(k[0], ids, gh);
     for (int i = 1; i < 8; ++i) {
