@@ -213,7 +213,8 @@ def fit_many(
 
     Runs that share a problem and a model (depth, weight_norm) advance
     together, ``block_size`` at a time, as matrix-matrix products; blocks go
-    to threads. The block layout depends only on the batch, so the numbers
+    to threads. The BDF (``solver="bdf"``) integrates a block's runs one after
+    another, so ``block_size`` does not change its results. The block layout depends only on the batch, so the numbers
     are bitwise the same for any ``num_threads``, and agree with separate
     :func:`fit` calls to rounding. ``jac_every``: the Rosenbrock-W flow
     rebuilds its Gauss-Newton Jacobian every this many step attempts (and

@@ -26,16 +26,14 @@
 // model's error_norm; the order is raised or lowered after q + 1 steps of
 // equal size by comparing the error estimates of orders q - 1, q, q + 1.
 //
-// It keeps the shared bookkeeping of a RunBook (run_book.hpp): status, step
-// accounting (n_steps accepted, n_rejected, n_grad_evals = field
-// evaluations), book.poll() once per step, and the records at record_times
-// taken from the BDF interpolating polynomial (the step does not land on
-// them; the loss at a record is evaluated there, not counted as a gradient
-// evaluation), plus every record_every-th step.  Runs stop at loss <= tol
-// (converged), t = t_max (the last step lands on it; max_time), after
-// max_steps attempts, by the stall rule of run_adaptive (flow.hpp), or as
-// diverged when the step size underflows or nothing stays finite.  The runs
-// of a block are integrated one after another (each its own history).
+// It is a stepper of the shared control (driver.hpp): records (at
+// record_times from the BDF interpolating polynomial, which is its dense
+// output), step accounting and the stop and stall rules are the control's;
+// the BDF ends a run as diverged itself when the step size underflows or
+// nothing stays finite, and the last step lands on t_max.  It counts its
+// Jacobians (n_jac) and factorizations (n_lu) per run.  The runs of a block
+// are integrated one after another, each with its own history, so
+// block_size does not change its results.
 #pragma once
 
 #include "flow.hpp"

@@ -1,11 +1,14 @@
-// The generic integrator shared by every model: a fixed-step descent loop and
-// an adaptive Dormand-Prince 5(4) Runge-Kutta method for the gradient flow.
+// The generic integrator shared by every model: a fixed-step descent loop,
+// the loop of the one-step adaptive methods over a block (run_adaptive, with
+// the control of driver.hpp) and its explicit Dormand-Prince 5(4) and
+// Rosenbrock-W ROS34PW2 steppers for the gradient flow.
 //
 // Both advance a *block* of independent runs whose states are the columns of
 // one matrix, so that a model can evaluate all vector fields with
 // matrix-matrix products.  Each run keeps its own step size and stop state.
 // The loops hold the algorithms only: the records, counters, clock, the set
-// of active runs and the end of a run are a RunBook's (run_book.hpp); a run
+// of active runs and the end of a run are a RunBook's (run_book.hpp), the
+// adaptive records and stop rules an AdaptiveControl's (driver.hpp); a run
 // that stops leaves the working set, and the others go on.  Nothing here
 // depends on the number of threads.
 //
