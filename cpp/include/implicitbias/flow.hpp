@@ -266,7 +266,7 @@ void scaled_error(Model& model, const Mat& Z, const Mat& Znew, const Mat& E, con
 
 // The cubic Hermite interpolant of a step from the states and fields at
 // both ends (Hairer, Norsett & Wanner, Sec. II.6, eq. 6.7), the dense output
-// of the Rosenbrock steppers: order 3 (local error O(h^4)),
+// of ROS34PW2: order 3 (local error O(h^4)), the order of the method,
 //   z(t + theta h) = (1 - theta) z + theta z_new
 //                    + theta (theta - 1) ((1 - 2 theta) (z_new - z) + (theta - 1) h F(z) + theta h F(z_new)).
 inline void hermite_dense(Index c, double th, double h, const Mat& Z, const Mat& Znew, const Mat& FZ, const Mat& Fnew,

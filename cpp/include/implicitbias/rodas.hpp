@@ -52,6 +52,16 @@ constexpr double C[7][7] = {
      -6.551835421242162, 0},
     {42.57076742291101, -13.80770672017997, 93.98938432427124, 18.77919633714503, -31.58359187223370,
      -6.685968952921985, -5.810979938412932}};
+// The dense output (Di Marzo 1993; the coefficients as tabulated in
+// OrdinaryDiffEq.jl's Rodas5Tableau): q_r = sum_j H_rj k_j (r = 1..3) and
+//   z(t + theta h) = (1 - theta) z + theta (z_new + (1 - theta) (q_1 + theta (q_2 + theta q_3))).
+constexpr double H[3][8] = {
+    {27.354592673333357, -6.925207756232857, 26.40037733258859, 0.5635230501052979, -4.699151156849391,
+     -1.6008677469422725, -1.5306074446748028, -1.3929872940716344},
+    {44.19024239501722, 1.3677947663381929e-13, 202.93261852171622, -35.5669339789154, -181.91095152160645,
+     3.4116351403665033, 2.5793540257308067, 2.2435122582734066},
+    {-44.0988150021747, -5.755396159656812e-13, -181.26175034586677, 56.99302194811676, 183.21182741427398,
+     -7.480257918273637, -5.792426076169686, -5.32503859794143}};
 }  // namespace rodas5
 
 // The Rodas5 flow.  The model provides field / loss / diagnostics (flow.hpp)
@@ -95,7 +105,15 @@ void run_rodas5(Model& model, const Mat& Z0, const AdaptiveOptions& opt, std::ve
     step_error(model, Z, Znew, k[7], ids, opt, err);
     return 8;
   };
-  run_adaptive(model, Z0, opt, out, stepper, hermite_dense, 4.0);
+  std::array<Vec, 3> q;
+  auto dense = [&](Index c, double th, double, const Mat& Z, const Mat& Znew, const Mat&, const Mat&, Vec& z) {
+    for (std::size_t r = 0; r < 3; ++r) {
+      q[r] = rodas5::H[r][0] * k[0].col(c);
+      for (std::size_t j = 1; j < 8; ++j) q[r] += rodas5::H[r][j] * k[j].col(c);
+    }
+    z = (1.0 - th) * Z.col(c) + th * (Znew.col(c) + (1.0 - th) * (q[0] + th * (q[1] + th * q[2])));
+  };
+  run_adaptive(model, Z0, opt, out, stepper, dense, 4.0);
 }
 
 }  // namespace implicitbias
