@@ -36,8 +36,8 @@ def test_bdf_matches_the_2n_flow_along_the_trajectory(depth, nonneg):
         r = fit(p.A, p.y, solver="rosw", t_max=t, rtol=1e-12, **kw)
         assert b.status == "max_time" and b.t_final == t
         assert np.linalg.norm(b.x - r.x) <= 1e-8 * max(1.0, np.linalg.norm(r.x)), t
-    # the records between steps come from the BDF polynomial: same t, loss and error as rosw's,
-    # which lands on each record time
+    # the records between steps come from the BDF polynomial: same t, loss and error as rosw's
+    # (from its cubic Hermite dense output)
     b = fit(p.A, p.y, solver="bdf", t_max=30.0, rtol=1e-10, record_times=np.linspace(0.05, 30.0, 40), **kw)
     r = fit(p.A, p.y, solver="rosw", t_max=30.0, rtol=1e-12, record_times=np.linspace(0.05, 30.0, 40), **kw)
     np.testing.assert_array_equal(b.history["t"], r.history["t"])
@@ -68,7 +68,8 @@ def test_bdf_limit_matches_reference_depth_3():
 
 def test_bdf_bookkeeping_is_the_shared_one():
     """A block of runs: each run alone gives the same numbers (each its own first step: at depth 3 they
-    differ with the init); counters and stop rules mean the same."""
+    differ with the init), so block_size changes nothing for the BDF (docs/science.md, 4.9); counters and
+    stop rules mean the same."""
     p = _problem(False)
     inits = [0.2, 0.05, 0.01]
     many = fit_many(p.A, p.y, depth=3, init_scale=inits, solver="bdf", rtol=1e-9, t_max=1e9, block_size=3)

@@ -761,11 +761,12 @@ def test_flow_history_lands_on_record_times(solver, wn):
         assert h["radius"][-1] == r.radius
     if wn == "separate":
         assert (h["radius_u"][-1], h["radius_v"][-1]) == r.radius
-    # a run stopped at an earlier record time reproduces that history point
+    # a run stopped at an earlier record time reproduces that history point to the integrator's tolerance
+    # (the record is the dense output of the step across t = 1, r1 lands a step there; section 4.9)
     r1 = fit(A, y, depth=2, init_scale=0.3, weight_norm=wn, solver=solver, record_times=rec[:3], t_max=1.0,
              target_loss=0.0, x_star=x0)
     assert r1.t_final == 1.0
-    assert r1.loss == pytest.approx(h["loss"][3], rel=1e-12)
+    assert r1.loss == pytest.approx(h["loss"][3], rel=1e-7)  # measured <= 7e-9 at rtol 1e-8
 
 
 def test_flow_default_record_times_and_record_every():

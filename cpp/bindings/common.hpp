@@ -99,6 +99,8 @@ inline void register_run_types(py::module_& m) {
       .def_readonly("n_steps", &RunRecord::n_steps)
       .def_readonly("n_rejected", &RunRecord::n_rejected)
       .def_readonly("n_grad_evals", &RunRecord::n_grad_evals)
+      .def_readonly("n_jac", &RunRecord::n_jac)
+      .def_readonly("n_lu", &RunRecord::n_lu)
       .def_readonly("t_final", &RunRecord::t_final)
       .def_readonly("loss_final", &RunRecord::loss_final)
       .def_readonly("wall_time", &RunRecord::wall_time)

@@ -63,6 +63,10 @@ class RunResult:
         The status in words.
     n_steps, n_grad_evals : int
         Accepted steps and gradient evaluations.
+    n_jac, n_lu : int
+        Jacobian evaluations and factorizations of the Newton or stage
+        matrix by an implicit flow method (``bdf``, ``dual``, ``rodas5``,
+        ``rosw``); 0 for ``dopri5`` and descent (docs/science.md, section 4.9).
     t_final : float
         Flow time reached, or the sum of the step sizes (descent).
     wall_time : float
@@ -76,6 +80,8 @@ class RunResult:
     success: bool
     n_steps: int
     n_grad_evals: int
+    n_jac: int
+    n_lu: int
     t_final: float
     wall_time: float
     _record: Any = field(repr=False, compare=False)
@@ -145,7 +151,8 @@ def base_fields(record: Any, *, has_target: bool, fixed_step: bool) -> dict[str,
     status = record.status.name
     success = status == "converged" or (not has_target and status == ("max_steps" if fixed_step else "max_time"))
     return {"status": status, "success": success, "n_steps": int(record.n_steps),
-            "n_grad_evals": int(record.n_grad_evals), "t_final": float(record.t_final),
+            "n_grad_evals": int(record.n_grad_evals), "n_jac": int(record.n_jac), "n_lu": int(record.n_lu),
+            "t_final": float(record.t_final),
             "wall_time": float(record.wall_time), "_record": record}
 
 

@@ -257,7 +257,8 @@ def fit(
         ``50 * (rtol * ||y||)^2``, i.e. a relative residual of ``10 * rtol``;
         for descent: never stop early.
     record_times : increasing array of times, optional
-        Flow: the integrator lands on each of these times and records there.
+        Flow: times taken from each method's dense output (the steps do not
+        land on them, so they never change a trajectory; docs/science.md, 4.9).
         Default: ``n_record`` log-spaced times from ``1e-3`` to ``t_max``.
     record_every : int, optional
         Record every k steps (descent; default ``max(1, steps // n_record)``)
@@ -313,7 +314,9 @@ def fit_many(
 
     Runs that share a problem and a model (depth, weight_norm) advance
     together, ``block_size`` at a time, as matrix-matrix products; blocks go
-    to threads. The block layout depends only on the batch, so the numbers
+    to threads. The BDF (``solver="bdf"``) integrates a block's runs one after
+    another, so ``block_size`` does not change its results. The block layout
+    depends only on the batch, so the numbers
     are bitwise the same for any ``num_threads``, and agree with separate
     :func:`fit` calls to rounding. ``jac_every``: the Rosenbrock-W flow
     rebuilds its Gauss-Newton Jacobian every this many step attempts (and

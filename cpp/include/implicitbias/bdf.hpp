@@ -26,16 +26,14 @@
 // model's error_norm; the order is raised or lowered after q + 1 steps of
 // equal size by comparing the error estimates of orders q - 1, q, q + 1.
 //
-// It keeps the shared bookkeeping of a RunBook (run_book.hpp): status, step
-// accounting (n_steps accepted, n_rejected, n_grad_evals = field
-// evaluations), book.poll() once per step, and the records at record_times
-// taken from the BDF interpolating polynomial (the step does not land on
-// them; the loss at a record is evaluated there, not counted as a gradient
-// evaluation), plus every record_every-th step.  Runs stop at loss <= tol
-// (converged), t = t_max (the last step lands on it; max_time), after
-// max_steps attempts, by the stall rule of run_adaptive (flow.hpp), or as
-// diverged when the step size underflows or nothing stays finite.  The runs
-// of a block are integrated one after another (each its own history).
+// It is a stepper of the shared control (driver.hpp): records (at
+// record_times from the BDF interpolating polynomial, which is its dense
+// output), step accounting and the stop and stall rules are the control's;
+// the BDF ends a run as diverged itself when the step size underflows or
+// nothing stays finite, and the last step lands on t_max.  It counts its
+// Jacobians (n_jac) and factorizations (n_lu) per run.  The runs of a block
+// are integrated one after another, each with its own history, so
+// block_size does not change its results.
 #pragma once
 
 #include "flow.hpp"
@@ -127,22 +125,19 @@ class BdfIntegrator {
 
   void run(const Mat& Z0, std::vector<RunRecord>& out) {
     auto book = model_run_book(model_, Z0.cols());
-    while (!book.empty()) run_one(book, Z0.col(book.id(0)));
+    Control control(book, opt_, Z0.rows(), Z0.cols());
+    while (!book.empty()) run_one(book, control, Z0.col(book.id(0)));
     out = book.take();
   }
 
  private:
   using Book = decltype(model_run_book(std::declval<Model&>(), Index{}));
+  using Control = AdaptiveControl<Book>;
 
   // Error norm of E at states Y, Y1 (one column), the model's if it has one.
   double norm(const Mat& Y, const Mat& Y1, const Mat& E) {
-    if constexpr (detail::has_error_norm<Model>::value) {
-      model_.error_norm(Y, Y1, E, ids_, opt_, errv_);
-      return errv_(0);
-    } else {
-      const auto sc = (opt_.atol + opt_.rtol * Y.col(0).array().abs().max(Y1.col(0).array().abs())).max(1e-300);
-      return std::sqrt((E.col(0).array() / sc).square().mean());
-    }
+    step_error(model_, Y, Y1, E, ids_, opt_, errv_);
+    return errv_(0);
   }
 
   // The norm of a step's error E with the weights of its predictor (one
@@ -298,9 +293,10 @@ class BdfIntegrator {
     }
   }
 
-  void run_one(Book& book, const Eigen::Ref<const Vec>& z0);
-  bool step(Book& book, double& t, double& h, double t_bound, int& status);
-  void after_step(Book& book, double t_old, double t, double h, double& loss);
+  void run_one(Book& book, Control& control, const Eigen::Ref<const Vec>& z0);
+  bool step(Book& book, Control& control, double t, double& h, Status& status);
+  void update_history();
+  void next_order_and_step(double h);
   // The loss at Y_, evaluated once per accepted step when it is needed.
   void exact_loss(Book& book, double& loss) {
     if (loss_exact_) return;
@@ -310,7 +306,7 @@ class BdfIntegrator {
     loss = lv_(0);
     loss_exact_ = true;
   }
-  void record_interp(Book& book, double t_rec, double t, double h);
+  double interpolate(double t_rec, double t, double h, Vec& z);
 
   Model& model_;
   const AdaptiveOptions& opt_;
@@ -327,16 +323,15 @@ class BdfIntegrator {
   bool jac_current_ = false, have_jac_ = false, loss_exact_ = true;
   int order_ = 1, n_equal_ = 0;
   double safety_ = 0.9, err_ = 0.0, h_next_ = 0.0;
-  std::size_t next_rec_ = 0;
-  std::int64_t attempts_ = 0;
-  std::int64_t n_jac_ = 0, n_factor_ = 0;  // (counted for inspection with a debugger)
+  std::int64_t n_jac_ = 0, n_factor_ = 0;  // of the current run: its n_jac and n_lu
 };
 
-// One BDF step from (t, D_) of size h (the step actually taken is returned
-// in h, the proposal for the next in h_next_). status: 0 accepted,
-// 1 step size underflow / non-finite.
+// One BDF step from (t, D_) of size h, retried at smaller sizes until the
+// error test accepts it (the step taken is returned in h, the proposal for
+// the next in h_next_).  Returns false with status diverged (step size
+// underflow) or max_steps (the control's budget, counted per attempt).
 template <class Model>
-bool BdfIntegrator<Model>::step(Book& book, double& t, double& h, double t_bound, int& status) {
+bool BdfIntegrator<Model>::step(Book& book, Control& control, double t, double& h, Status& status) {
   const double min_step = 10.0 * std::abs(std::nextafter(t, std::numeric_limits<double>::infinity()) - t);
   if (h < min_step) {
     rescale(min_step / h);
@@ -344,25 +339,29 @@ bool BdfIntegrator<Model>::step(Book& book, double& t, double& h, double t_bound
     n_equal_ = 0;
   }
   jac_current_ = false;
-  RunRecord& rec = book.rec(ids_[0]);
+  const int j = ids_[0];
+  // a rejected attempt: the next is tried at factor * h
+  auto reject = [&](double factor) {
+    rescale(factor);
+    h *= factor;
+    n_equal_ = 0;
+    status = control.rejected(j);
+    return status == Status::running;
+  };
   for (;;) {
     book.poll();
     if (!(h >= min_step) || !std::isfinite(h)) {
-      status = 1;
+      status = Status::diverged;
       return false;
     }
-    if (t + h > t_bound) {
-      rescale((t_bound - t) / h);
-      h = t_bound - t;
+    if (t + h > opt_.t_max) {
+      rescale((opt_.t_max - t) / h);
+      h = opt_.t_max - t;
       n_equal_ = 0;
     }
     int iters = 0;
     if (!corrector(book, h, iters)) {
-      rec.n_rejected += 1;
-      rescale(0.5);
-      h *= 0.5;
-      n_equal_ = 0;
-      if (++attempts_ >= opt_.max_steps) { status = 2; return false; }
+      if (!reject(0.5)) return false;
       continue;
     }
     safety_ = 0.9 * (2 * bdf::newton_maxiter + 1) / static_cast<double>(2 * bdf::newton_maxiter + iters);
@@ -376,24 +375,19 @@ bool BdfIntegrator<Model>::step(Book& book, double& t, double& h, double t_bound
     else
       err_ = step_norm(Yp_, Y_, E_);
     if (!(err_ <= 1.0)) {
-      rec.n_rejected += 1;
-      const double f = std::isfinite(err_) ? std::max(bdf::min_factor, safety_ * std::pow(err_, -1.0 / (order_ + 1))) : 0.1;
-      rescale(f);
-      h *= f;
-      n_equal_ = 0;
-      if (++attempts_ >= opt_.max_steps) { status = 2; return false; }
+      if (!reject(std::isfinite(err_) ? std::max(bdf::min_factor, safety_ * std::pow(err_, -1.0 / (order_ + 1))) : 0.1))
+        return false;
       continue;
     }
-    ++attempts_;
-    status = 0;
+    status = Status::running;
     return true;
   }
 }
 
-// Interpolates the state at t_rec in (t - h, t] from D_ (scipy's
-// BdfDenseOutput) and records it.
+// The state at t_rec in (t - h, t] from D_ (scipy's BdfDenseOutput), into z;
+// returns the loss there.
 template <class Model>
-void BdfIntegrator<Model>::record_interp(Book& book, double t_rec, double t, double h) {
+double BdfIntegrator<Model>::interpolate(double t_rec, double t, double h, Vec& z) {
   Yrec_ = D_.col(0);
   if constexpr (kImage) Zrec_ = ZD_.col(0);
   double p = 1.0;
@@ -404,14 +398,13 @@ void BdfIntegrator<Model>::record_interp(Book& book, double t_rec, double t, dou
   }
   if constexpr (kImage) model_.loss_image(Zrec_, ids_, lv_);
   else model_.loss(Yrec_, ids_, lv_);
-  book.count_evals(ids_[0]);
-  book.record(ids_[0], Yrec_.col(0), t_rec, lv_(0));
+  z = Yrec_.col(0);
+  return lv_(0);
 }
 
-// Updates the differences after an accepted step of size h to t (state Y_,
-// correction d_), records, and changes order and step size.
+// The differences after an accepted step (state Y_, correction d_).
 template <class Model>
-void BdfIntegrator<Model>::after_step(Book& book, double t_old, double t, double h, double& loss) {
+void BdfIntegrator<Model>::update_history() {
   const int q = order_;
   D_.col(q + 2) = d_ - D_.col(q + 1);
   D_.col(q + 1) = d_;
@@ -422,25 +415,14 @@ void BdfIntegrator<Model>::after_step(Book& book, double t_old, double t, double
     for (int i = q; i >= 0; --i) ZD_.col(i) += ZD_.col(i + 1);
     if (++since_sync_ >= bdf::image_resync) resync();
   }
-  RunRecord& rec = book.rec(ids_[0]);
-  rec.n_steps += 1;
-  const auto& rt = opt_.record_times;
-  bool recorded = false;
-  while (next_rec_ < rt.size() && rt[next_rec_] <= t) {
-    const double tr = rt[next_rec_++];
-    if (tr <= t_old) continue;
-    if (tr >= t) {
-      exact_loss(book, loss);
-      book.record(ids_[0], Y_.col(0), t, loss);
-      recorded = true;
-    } else {
-      record_interp(book, tr, t, h);
-    }
-  }
-  if (!recorded && opt_.record_every > 0 && rec.n_steps % opt_.record_every == 0) {
-    exact_loss(book, loss);
-    book.record(ids_[0], Y_.col(0), t, loss);
-  }
+}
+
+// The order and the step size after an accepted step of size h: after q + 1
+// steps of equal size, the order (q - 1, q or q + 1) whose error estimate
+// allows the largest step.
+template <class Model>
+void BdfIntegrator<Model>::next_order_and_step(double h) {
+  const int q = order_;
   n_equal_ += 1;
   if (n_equal_ < q + 1) {
     h_next_ = h;
@@ -471,7 +453,7 @@ void BdfIntegrator<Model>::after_step(Book& book, double t_old, double t, double
 // Integrates the run in column 0 of the book from z0 until it stops, then
 // finishes it (the book drops it).
 template <class Model>
-void BdfIntegrator<Model>::run_one(Book& book, const Eigen::Ref<const Vec>& z0) {
+void BdfIntegrator<Model>::run_one(Book& book, Control& control, const Eigen::Ref<const Vec>& z0) {
   const int j = book.id(0);
   ids_.assign(1, j);
   const Index dim = z0.size();
@@ -487,14 +469,15 @@ void BdfIntegrator<Model>::run_one(Book& book, const Eigen::Ref<const Vec>& z0) 
   have_jac_ = false;
   loss_exact_ = true;
   crate_ = 1.0;
-  attempts_ = 0;
-  next_rec_ = 0;
-  const auto& rt = opt_.record_times;
-  while (next_rec_ < rt.size() && rt[next_rec_] <= 0.0) ++next_rec_;
-  book.record(j, Y_.col(0), 0.0, loss);
-  auto finish = [&](Status s) { book.finish(0, s, Y_.col(0), t, loss); book.compact({}); };
-  if (!std::isfinite(loss) || !F_.allFinite()) return finish(Status::diverged);
-  if (loss <= opt_.tol) return finish(Status::converged);
+  n_jac_ = n_factor_ = 0;
+  auto finish = [&](Status s) {
+    book.rec(j).n_jac = n_jac_;
+    book.rec(j).n_lu = n_factor_;
+    book.finish(0, s, Y_.col(0), t, loss);
+    book.compact({});
+  };
+  const Status s0 = control.start(j, Y_.col(0), loss, F_.allFinite());
+  if (s0 != Status::running) return finish(s0);
   double h = opt_.h0 > 0.0 ? opt_.h0 : 1e-6;
   if constexpr (detail::has_first_step<Model>::value) {
     if (opt_.h0 <= 0.0) h = model_.first_step(Y_, ids_);  // this run's own first step
@@ -503,19 +486,17 @@ void BdfIntegrator<Model>::run_one(Book& book, const Eigen::Ref<const Vec>& z0) 
   D_.col(1) = h * F_;
   resync();
   if constexpr (kImage) ZY_ = ZD_.col(0);
-  double best_loss = loss;
-  std::int64_t best_step = 0;
-  Vec zref = Y_.col(0);
+  auto exact = [&](double& l) { exact_loss(book, l); };
   for (;;) {
     const Vec y_old = D_.col(0);
     if constexpr (kImage) Zold_ = ZD_.col(0);
-    int status = 0;
+    Status status = Status::running;
     const double t_old = t;
-    if (!step(book, t, h, opt_.t_max, status)) {
+    if (!step(book, control, t, h, status)) {
       Y_ = y_old;  // the last accepted state
       if constexpr (kImage) ZY_ = Zold_;
       exact_loss(book, loss);
-      return finish(status == 2 ? Status::max_steps : Status::diverged);
+      return finish(status);
     }
     t = t_old + h >= opt_.t_max * (1.0 - 1e-15) ? opt_.t_max : t_old + h;
     // The loss at the last Newton iterate stands in for the loss at the
@@ -533,23 +514,12 @@ void BdfIntegrator<Model>::run_one(Book& book, const Eigen::Ref<const Vec>& z0) 
       t = t_old;
       return finish(Status::diverged);
     }
-    after_step(book, t_old, t, h, loss);
+    update_history();
+    auto dense = [&](double tr, Vec& z) { return interpolate(tr, t, h, z); };
+    const Status s = control.accepted(j, t_old, t, Y_.col(0), loss, dense, exact);
+    if (s != Status::running) return finish(s);
+    next_order_and_step(h);
     h = h_next_;
-    RunRecord& rec = book.rec(j);
-    if (loss < opt_.stall_factor * best_loss) {
-      best_loss = loss;
-      best_step = rec.n_steps;
-      zref = Y_.col(0);
-    }
-    if (loss <= opt_.tol) return finish(Status::converged);
-    if (t >= opt_.t_max) return finish(Status::max_time);
-    if (attempts_ >= opt_.max_steps) { exact_loss(book, loss); return finish(Status::max_steps); }
-    if (opt_.stall_steps > 0 && rec.n_steps - best_step >= opt_.stall_steps) {
-      const double moved = ((Y_.col(0) - zref).array().abs() / (zref.array().abs() + opt_.atol).max(1e-300)).maxCoeff();
-      if (moved <= opt_.stall_rel_change) { exact_loss(book, loss); return finish(Status::stalled); }
-      best_step = rec.n_steps;
-      zref = Y_.col(0);
-    }
   }
 }
 

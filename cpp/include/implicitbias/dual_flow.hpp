@@ -22,6 +22,7 @@
 #pragma once
 
 #include "diagonal.hpp"
+#include "driver.hpp"
 #include "types.hpp"
 
 #include <algorithm>
@@ -164,7 +165,7 @@ class DualDiagonalModel {
       for (int q = 0; q < parts; ++q) {
         const Arr big = lu.col(q).max(lu1.col(q)).exp();  // max(|u|, |u_new|)
         const Arr du = big * ku.col(q).max(ku1.col(q)) * Ez_.col(c).array().abs();
-        acc += (du / (opt.atol + opt.rtol * big).max(1e-300)).square().sum();
+        acc += (du / error_weights(opt, big)).square().sum();
       }
       err(c) = std::sqrt(acc / static_cast<double>(parts * N));
     }
@@ -357,7 +358,7 @@ class DualDiagonalModel {
     nw_.resize(N, parts);
     for (int q = 0; q < parts; ++q) {
       const Arr big = lu.col(q).exp();
-      nw_.col(q) = big * ku.col(q) / (opt.atol + opt.rtol * big).max(1e-300);
+      nw_.col(q) = big * ku.col(q) / error_weights(opt, big);
     }
   }
   // sqrt(mean (w_i (A^T E)_i)^2) with the weights of newton_weights.

@@ -1,11 +1,14 @@
-// The generic integrator shared by every model: a fixed-step descent loop and
-// an adaptive Dormand-Prince 5(4) Runge-Kutta method for the gradient flow.
+// The generic integrator shared by every model: a fixed-step descent loop,
+// the loop of the one-step adaptive methods over a block (run_adaptive, with
+// the control of driver.hpp) and its explicit Dormand-Prince 5(4) and
+// Rosenbrock-W ROS34PW2 steppers for the gradient flow.
 //
 // Both advance a *block* of independent runs whose states are the columns of
 // one matrix, so that a model can evaluate all vector fields with
 // matrix-matrix products.  Each run keeps its own step size and stop state.
 // The loops hold the algorithms only: the records, counters, clock, the set
-// of active runs and the end of a run are a RunBook's (run_book.hpp); a run
+// of active runs and the end of a run are a RunBook's (run_book.hpp), the
+// adaptive records and stop rules an AdaptiveControl's (driver.hpp); a run
 // that stops leaves the working set, and the others go on.  Nothing here
 // depends on the number of threads.
 //
@@ -30,6 +33,7 @@
 // which run_fixed_step calls before the field evaluations of each step.
 #pragma once
 
+#include "driver.hpp"
 #include "run_book.hpp"
 #include "types.hpp"
 
@@ -45,31 +49,6 @@ struct FixedStepOptions {
   std::int64_t steps = 1000;
   double tol = -1.0;              // stop when loss <= tol (negative: never)
   std::int64_t record_every = 0;  // 0: record only the first and last state
-};
-
-struct AdaptiveOptions {
-  double rtol = 1e-8;
-  double atol = 0.0;
-  double tol = -1.0;              // stop when loss <= tol (negative: never)
-  double t_max = 1e6;
-  std::int64_t max_steps = 10'000'000;  // accepted + rejected attempts
-  double h0 = 0.0;                // first step; 0 picks it automatically
-  std::vector<double> record_times;     // increasing; the run lands on each
-  std::int64_t record_every = 0;  // also record every k accepted steps (0: off)
-  // Stop as `stalled` when, over the last stall_steps accepted steps, the
-  // best loss has not fallen by the factor stall_factor AND no coordinate of
-  // the state has moved by more than stall_rel_change relative to itself.
-  // This ends runs at a stationary point that is not a zero of the loss
-  // (no interpolator), and explicit runs stuck at their accuracy floor (the
-  // loss of a stiff problem cannot go much below (rtol |z|)^2); a plateau of
-  // the dynamics (saddle to saddle) keeps moving its small coordinates and
-  // is not stopped.  stall_steps = 0 turns the rule off.
-  std::int64_t stall_steps = 5000;
-  double stall_factor = 0.99;
-  double stall_rel_change = 1e-3;
-  // Rosenbrock-W only: rebuild the Jacobian approximation every jac_every
-  // step attempts (and after any rejection or change of the set of runs).
-  std::int64_t jac_every = 4;
 };
 
 namespace detail {
@@ -145,56 +124,52 @@ void run_fixed_step(Model& model, const Mat& Z0, const Vec& lr, const FixedStepO
   out = book.take();
 }
 
-// The adaptive driver shared by every embedded method.  A stepper advances
-// all active runs by their own step sizes hv(c) from (Z, FZ = F(Z)) and
-// returns Znew, Fnew = F(Znew), loss_new = loss(Znew) and err(c), the
-// embedded error estimate in the mixed norm
-//   sqrt(mean_i (e_i / (atol + rtol * max(|z_i|, |z_new_i|)))^2),
-// accepted when <= 1.  Runs stop at loss <= tol (converged), t >= t_max
-// (max_time), after max_steps attempts (max_steps), when the loss stalls
-// (stalled), or when the step size underflows or nothing stays finite
-// (diverged; the last accepted state is kept).
-//   stepper(Z, FZ, ids, hv, Znew, Fnew, loss_new, err) -> grad evals per run
-template <class Model, class Stepper>
+// The loop of the one-step embedded methods over a block (the control of
+// the runs is driver.hpp's).  A stepper advances all active runs by their own
+// step sizes hv(c) from (Z, FZ = F(Z)) and returns Znew, Fnew = F(Znew),
+// loss_new = loss(Znew) and err(c), the embedded error estimate in the error
+// norm of driver.hpp, accepted when <= 1; dense(c, theta, h, Z, Znew, FZ,
+// Fnew, z) writes the state at t + theta h of the accepted step of column c
+// (its continuous extension), from which the records between the steps are
+// taken: steps land on t_max only, never on a record time.  The step size follows
+//   h <- h * min(fac_max, max(fac_min, 0.9 err^(-1 / (error_order + 1))))
+// (no growth right after a rejection); a run whose step size underflows
+// (h <= 1e-14 max(1, t)) or that leaves the finite numbers ends as diverged
+// with its last accepted state.
+//   stepper(book, Z, FZ, ids, hv, Znew, Fnew, loss_new, err) -> grad evals per run
+// (the stepper counts its Jacobians and factorizations in the book).
+template <class Model, class Stepper, class Dense>
 void run_adaptive(Model& model, const Mat& Z0, const AdaptiveOptions& opt, std::vector<RunRecord>& out,
-                  Stepper&& stepper, double error_order) {
+                  Stepper&& stepper, Dense&& dense, double error_order) {
   constexpr double safety = 0.9, fac_min = 0.2, fac_max = 10.0;
   const double expo = -1.0 / (error_order + 1.0);
   const Index K = Z0.cols();
   const Index dim = Z0.rows();
   auto book = model_run_book(model, K);
-  const auto& rt = opt.record_times;
+  AdaptiveControl<decltype(book)> control(book, opt, dim, K);
 
   Mat Z = Z0, FZ(dim, K), Znew(dim, K), Fnew(dim, K), Zs(dim, K), F1(dim, K);
-  Vec loss(K), loss_new(K), err(K), hv(K);
+  Vec loss(K), loss_new(K), err(K), hv(K), lrec(1);
+  Mat zrec(dim, 1);  // a state from the dense output, and its run
+  std::vector<int> idrec(1);
 
   std::vector<double> t(K, 0.0), h(K, opt.h0), cur_loss(K, 0.0);
-  std::vector<std::size_t> next_rec(K, 0);
   std::vector<char> last_rejected(K, 0), clipped;
-  std::vector<std::int64_t> attempts(K, 0), best_step(K, 0);
-  std::vector<double> best_loss(K, 0.0);
-  Mat Zref = Z0;  // per run id: the state when its best loss was last improved
 
   auto finish = [&](Index c, Status s) {
     const int j = book.id(c);
     book.finish(c, s, Z.col(c), t[j], cur_loss[j]);
   };
-  auto scale = [&](Index c, const Mat& Za, const Mat& Zb) {
-    return (opt.atol + opt.rtol * Za.col(c).array().abs().max(Zb.col(c).array().abs())).max(1e-300).matrix().eval();
-  };
   auto compact = [&]() { book.compact({&Z, &FZ}, {&Znew, &Fnew, &Zs, &F1}); };
+  auto exact = [](double&) {};  // the loss of a step is exact
 
   // First evaluation and the initial record.
   model.field(Z, book.ids(), FZ, loss);
   for (Index c = 0; c < K; ++c) {
     const int j = static_cast<int>(c);
     book.count_evals(j);
-    cur_loss[j] = best_loss[j] = loss(c);
-    while (next_rec[j] < rt.size() && rt[next_rec[j]] <= 0.0) ++next_rec[j];
-    book.record(j, Z.col(c), 0.0, loss(c));
-    Status s = Status::running;
-    if (!std::isfinite(loss(c)) || !FZ.col(c).allFinite()) s = Status::diverged;
-    else if (loss(c) <= opt.tol) s = Status::converged;
+    cur_loss[j] = loss(c);
+    const Status s = control.start(j, Z.col(c), loss(c), FZ.col(c).allFinite());
     if (s != Status::running) finish(c, s);
   }
   compact();
@@ -204,9 +179,8 @@ void run_adaptive(Model& model, const Mat& Z0, const AdaptiveOptions& opt, std::
     const Index n = book.n_active();
     Vec d1(n);
     for (Index c = 0; c < n; ++c) {
-      const Vec sc = scale(c, Z, Z);
-      const double d0 = std::sqrt((Z.col(c).array() / sc.array()).square().mean());
-      d1(c) = std::sqrt((FZ.col(c).array() / sc.array()).square().mean());
+      const double d0 = error_norm(opt, Z.col(c), Z.col(c), Z.col(c));
+      d1(c) = error_norm(opt, FZ.col(c), Z.col(c), Z.col(c));
       hv(c) = std::min((d0 < 1e-5 || d1(c) < 1e-5) ? 1e-6 : 0.01 * d0 / d1(c), opt.t_max);
     }
     Zs.noalias() = Z + FZ * hv.head(n).asDiagonal();
@@ -214,8 +188,7 @@ void run_adaptive(Model& model, const Mat& Z0, const AdaptiveOptions& opt, std::
     for (Index c = 0; c < n; ++c) {
       const int j = book.id(c);
       book.count_evals(j);
-      const Vec sc = scale(c, Z, Z);
-      double d2 = std::sqrt(((F1.col(c) - FZ.col(c)).array() / sc.array()).square().mean()) / hv(c);
+      double d2 = error_norm(opt, F1.col(c) - FZ.col(c), Z.col(c), Z.col(c)) / hv(c);
       if (!std::isfinite(d2)) d2 = 1e300;
       const double dm = std::max(d1(c), d2);
       const double h1 = dm <= 1e-15 ? std::max(1e-6, hv(c) * 1e-3) : std::pow(0.01 / dm, -expo);
@@ -226,26 +199,22 @@ void run_adaptive(Model& model, const Mat& Z0, const AdaptiveOptions& opt, std::
   while (!book.empty()) {
     book.poll();
     const Index n = book.n_active();
-    // Step sizes, clipped to land on the next record time and on t_max.
+    // Step sizes, clipped to land on t_max.
     clipped.assign(static_cast<std::size_t>(n), 0);
     for (Index c = 0; c < n; ++c) {
       const int j = book.id(c);
-      double target = opt.t_max;
-      if (next_rec[j] < rt.size()) target = std::min(target, rt[next_rec[j]]);
       double hc = h[j];
-      if (t[j] + hc >= target * (1.0 - 1e-14)) {
-        hc = target - t[j];
+      if (t[j] + hc >= opt.t_max * (1.0 - 1e-14)) {
+        hc = opt.t_max - t[j];
         clipped[static_cast<std::size_t>(c)] = 1;
       }
       hv(c) = hc;
     }
-    const int evals = stepper(Z, FZ, book.ids(), hv.head(n), Znew, Fnew, loss_new, err);
+    const int evals = stepper(book, Z, FZ, book.ids(), hv.head(n), Znew, Fnew, loss_new, err);
 
     for (Index c = 0; c < n; ++c) {
       const int j = book.id(c);
-      RunRecord& rec = book.rec(j);
       book.count_evals(j, evals);
-      attempts[j] += 1;
       const double hc = hv(c);
       const double e = err(c);
       const bool finite = std::isfinite(e) && std::isfinite(loss_new(c)) && Znew.col(c).allFinite() &&
@@ -253,52 +222,29 @@ void run_adaptive(Model& model, const Mat& Z0, const AdaptiveOptions& opt, std::
       Status s = Status::running;
       if (finite && e <= 1.0) {
         const bool hit = clipped[static_cast<std::size_t>(c)] != 0;
-        // A clipped step lands exactly on its target time.
-        t[j] = hit ? (next_rec[j] < rt.size() ? std::min(opt.t_max, rt[next_rec[j]]) : opt.t_max) : t[j] + hc;
-        Z.col(c) = Znew.col(c);
-        FZ.col(c) = Fnew.col(c);
+        const double t_old = t[j];
+        t[j] = hit ? opt.t_max : t[j] + hc;  // a clipped step lands exactly on t_max
         cur_loss[j] = loss_new(c);
-        rec.n_steps += 1;
         double fac = e > 0 ? safety * std::pow(e, expo) : fac_max;
         fac = std::min(last_rejected[j] ? 1.0 : fac_max, std::max(fac_min, fac));
         h[j] = hit ? std::max(h[j], hc * fac) : hc * fac;
         last_rejected[j] = 0;
-        bool recorded = false;
-        while (next_rec[j] < rt.size() && rt[next_rec[j]] <= t[j]) {
-          ++next_rec[j];
-          if (!recorded) {
-            book.record(j, Z.col(c), t[j], cur_loss[j]);
-            recorded = true;
-          }
-        }
-        if (!recorded && opt.record_every > 0 && rec.n_steps % opt.record_every == 0)
-          book.record(j, Z.col(c), t[j], cur_loss[j]);
-        if (cur_loss[j] < opt.stall_factor * best_loss[j]) {
-          best_loss[j] = cur_loss[j];
-          best_step[j] = rec.n_steps;
-          Zref.col(j) = Z.col(c);
-        }
-        if (cur_loss[j] <= opt.tol) s = Status::converged;
-        else if (t[j] >= opt.t_max) s = Status::max_time;
-        else if (attempts[j] >= opt.max_steps) s = Status::max_steps;
-        else if (opt.stall_steps > 0 && rec.n_steps - best_step[j] >= opt.stall_steps) {
-          const double moved = ((Z.col(c) - Zref.col(j)).array().abs() /
-                                (Zref.col(j).array().abs() + opt.atol).max(1e-300))
-                                   .maxCoeff();
-          if (moved <= opt.stall_rel_change) {
-            s = Status::stalled;
-          } else {  // still moving: a plateau; look again one window later
-            best_step[j] = rec.n_steps;
-            Zref.col(j) = Z.col(c);
-          }
-        }
+        auto dense_at = [&](double tr, Vec& zr) {
+          dense(c, (tr - t_old) / hc, hc, Z, Znew, FZ, Fnew, zr);
+          zrec.col(0) = zr;
+          idrec[0] = j;
+          model.loss(zrec, idrec, lrec);
+          return lrec(0);
+        };
+        s = control.accepted(j, t_old, t[j], Znew.col(c), cur_loss[j], dense_at, exact);
+        Z.col(c) = Znew.col(c);
+        FZ.col(c) = Fnew.col(c);
       } else {
-        rec.n_rejected += 1;
         const double fac = finite ? std::max(fac_min, safety * std::pow(e, expo)) : 0.1;
         h[j] = hc * std::min(1.0, fac);
         last_rejected[j] = 1;
+        s = control.rejected(j);
         if (!(h[j] > 1e-14 * std::max(1.0, std::abs(t[j])))) s = Status::diverged;
-        else if (attempts[j] >= opt.max_steps) s = Status::max_steps;
       }
       if (s != Status::running) finish(c, s);
     }
@@ -308,18 +254,27 @@ void run_adaptive(Model& model, const Mat& Z0, const AdaptiveOptions& opt, std::
 }
 
 namespace detail {
-// Embedded error in the mixed norm, per column, for the step Z -> Znew with
-// error vector h(c) * E(:, c).
-inline void mixed_error(const Mat& Z, const Mat& Znew, const Mat& E, const Eigen::Ref<const Vec>& hv,
-                        const AdaptiveOptions& opt, Vec& err) {
-  const Index n = Z.cols();
-  err.resize(n);
-  for (Index c = 0; c < n; ++c) {
-    const auto sc = (opt.atol + opt.rtol * Z.col(c).array().abs().max(Znew.col(c).array().abs())).max(1e-300);
-    err(c) = hv(c) * std::sqrt((E.col(c).array() / sc).square().mean());
-  }
+// The embedded error of the steps Z -> Znew with error vectors h(c) E(:, c)
+// (step_error, driver.hpp).
+template <class Model>
+void scaled_error(Model& model, const Mat& Z, const Mat& Znew, const Mat& E, const std::vector<int>& ids,
+                  const Eigen::Ref<const Vec>& hv, const AdaptiveOptions& opt, Vec& err) {
+  step_error(model, Z, Znew, E, ids, opt, err);
+  err.array() *= hv.array();
 }
 }  // namespace detail
+
+// The cubic Hermite interpolant of a step from the states and fields at
+// both ends (Hairer, Norsett & Wanner, Sec. II.6, eq. 6.7), the dense output
+// of ROS34PW2: order 3 (local error O(h^4)), the order of the method,
+//   z(t + theta h) = (1 - theta) z + theta z_new
+//                    + theta (theta - 1) ((1 - 2 theta) (z_new - z) + (theta - 1) h F(z) + theta h F(z_new)).
+inline void hermite_dense(Index c, double th, double h, const Mat& Z, const Mat& Znew, const Mat& FZ, const Mat& Fnew,
+                          Vec& z) {
+  const Vec dz = Znew.col(c) - Z.col(c);
+  z = (1.0 - th) * Z.col(c) + th * Znew.col(c) +
+      (th * (th - 1.0)) * ((1.0 - 2.0 * th) * dz + ((th - 1.0) * h) * FZ.col(c) + (th * h) * Fnew.col(c));
+}
 
 // Dormand-Prince 5(4) with FSAL (Dormand & Prince 1980; Hairer, Norsett &
 // Wanner, Table II.5.2): explicit, 6 gradient evaluations per step.
@@ -336,10 +291,14 @@ void run_dopri5(Model& model, const Mat& Z0, const AdaptiveOptions& opt, std::ve
                    b6 = 11.0 / 84;
   constexpr double e1 = 71.0 / 57600, e3 = -71.0 / 16695, e4 = 71.0 / 1920,
                    e5 = -17253.0 / 339200, e6 = 22.0 / 525, e7 = -1.0 / 40;
+  // the continuous extension (Shampine 1986; Hairer, Norsett & Wanner, Sec. II.6)
+  constexpr double d1 = -12715105075.0 / 11282082432, d3 = 87487479700.0 / 32700410799,
+                   d4 = -10690763975.0 / 1880347072, d5 = 701980252875.0 / 199316789632,
+                   d6 = -1453857185.0 / 822651844, d7 = 69997945.0 / 29380423;
   Mat k2, k3, k4, k5, k6, Zs, S;
   Vec lscratch;
-  auto stepper = [&](const Mat& Z, const Mat& k1, const std::vector<int>& ids, const Eigen::Ref<const Vec>& hv,
-                     Mat& Znew, Mat& k7, Vec& loss_new, Vec& err) {
+  auto stepper = [&](auto&, const Mat& Z, const Mat& k1, const std::vector<int>& ids,
+                     const Eigen::Ref<const Vec>& hv, Mat& Znew, Mat& k7, Vec& loss_new, Vec& err) {
     const auto H = hv.asDiagonal();
     Zs.noalias() = Z + (a21 * k1) * H;
     model.field(Zs, ids, k2, lscratch);
@@ -359,10 +318,19 @@ void run_dopri5(Model& model, const Mat& Z0, const AdaptiveOptions& opt, std::ve
     Znew.noalias() = Z + S * H;
     model.field(Znew, ids, k7, loss_new);
     S.noalias() = e1 * k1 + e3 * k3 + e4 * k4 + e5 * k5 + e6 * k6 + e7 * k7;
-    detail::mixed_error(Z, Znew, S, hv, opt, err);
+    detail::scaled_error(model, Z, Znew, S, ids, hv, opt, err);
     return 6;
   };
-  run_adaptive(model, Z0, opt, out, stepper, 4.0);
+  // z(t + theta h) = z + theta (r2 + (1 - theta) (r3 + theta (r4 + (1 - theta) r5))), order 4
+  auto dense = [&](Index c, double th, double h, const Mat& Z, const Mat& Znew, const Mat& k1, const Mat& k7, Vec& z) {
+    const Vec r2 = Znew.col(c) - Z.col(c);
+    const Vec r3 = h * k1.col(c) - r2;
+    const Vec r4 = r2 - h * k7.col(c) - r3;
+    const Vec r5 = h * (d1 * k1.col(c) + d3 * k3.col(c) + d4 * k4.col(c) + d5 * k5.col(c) + d6 * k6.col(c) +
+                        d7 * k7.col(c));
+    z = Z.col(c) + th * (r2 + (1.0 - th) * (r3 + th * (r4 + (1.0 - th) * r5)));
+  };
+  run_adaptive(model, Z0, opt, out, stepper, dense, 4.0);
 }
 
 // ROS34PW2 (Rang & Angermann 2005): a 4-stage, order-3, L-stable
@@ -390,8 +358,8 @@ void run_rosw(Model& model, const Mat& Z0, const AdaptiveOptions& opt, std::vect
   // Per run id: attempts since its Jacobian was rebuilt; -1 forces a rebuild.
   std::vector<std::int64_t> since_jac(static_cast<std::size_t>(Z0.cols()), -1);
   std::vector<char> refresh;
-  auto stepper = [&](const Mat& Z, const Mat& FZ, const std::vector<int>& ids, const Eigen::Ref<const Vec>& hv,
-                     Mat& Znew, Mat& Fnew, Vec& loss_new, Vec& err) {
+  auto stepper = [&](auto& book, const Mat& Z, const Mat& FZ, const std::vector<int>& ids,
+                     const Eigen::Ref<const Vec>& hv, Mat& Znew, Mat& Fnew, Vec& loss_new, Vec& err) {
     const auto H = hv.asDiagonal();
     gh = g * hv;
     refresh.assign(ids.size(), 0);
@@ -400,8 +368,10 @@ void run_rosw(Model& model, const Mat& Z0, const AdaptiveOptions& opt, std::vect
       if (sj < 0 || sj >= opt.jac_every) {
         refresh[c] = 1;
         sj = 0;
+        book.count_jacobian(ids[c]);
       }
       ++sj;
+      book.count_factorization(ids[c]);  // one factorization per run and attempt
     }
     model.prepare_jacobian(Z, FZ, ids, refresh);
     model.factor(ids, gh);
@@ -433,13 +403,13 @@ void run_rosw(Model& model, const Mat& Z0, const AdaptiveOptions& opt, std::vect
     Znew.noalias() = Z + S * H;
     model.field(Znew, ids, Fnew, loss_new);
     S.noalias() = e1 * k1 + e2 * k2 + e3 * k3 + e4 * k4;
-    detail::mixed_error(Z, Znew, S, hv, opt, err);
+    detail::scaled_error(model, Z, Znew, S, ids, hv, opt, err);
     // A rejected step may come from a stale Jacobian: rebuild it next time.
     for (std::size_t c = 0; c < ids.size(); ++c)
       if (!(err(static_cast<Index>(c)) <= 1.0)) since_jac[static_cast<std::size_t>(ids[c])] = -1;
     return 4;
   };
-  run_adaptive(model, Z0, opt, out, stepper, 2.0);
+  run_adaptive(model, Z0, opt, out, stepper, hermite_dense, 2.0);
 }
 
 }  // namespace implicitbias

@@ -5,10 +5,9 @@
 // run_adaptive (flow.hpp), so step control, records, status and step
 // accounting mean the same as for dopri5 and rosw.
 //
-// A model may define the error norm of a step itself,
-//   error_norm(Z, Znew, E, ids, opt, err)  (err(c) <= 1 accepts the step),
-// e.g. to measure the error of a transformed state in its original
-// coordinates; otherwise the mixed norm of run_adaptive is used.
+// The error of a step is step_error's (driver.hpp): the model's error_norm
+// if it has one (e.g. the dual flow measures it in the primal coordinates),
+// else the error norm of driver.hpp.
 //
 // Per step, with W = I - gamma h J (J the model's Jacobian at the step's start):
 //   W k_1 = gamma h F(z)
@@ -28,22 +27,10 @@
 #include "types.hpp"
 
 #include <array>
-#include <type_traits>
-#include <utility>
 #include <cmath>
 #include <vector>
 
 namespace implicitbias {
-
-namespace detail {
-template <class M, class = void>
-struct has_error_norm : std::false_type {};
-template <class M>
-struct has_error_norm<M, std::void_t<decltype(std::declval<M&>().error_norm(
-                             std::declval<const Mat&>(), std::declval<const Mat&>(), std::declval<const Mat&>(),
-                             std::declval<const std::vector<int>&>(), std::declval<const AdaptiveOptions&>(),
-                             std::declval<Vec&>()))>> : std::true_type {};
-}  // namespace detail
 
 namespace rodas5 {
 constexpr double gamma = 0.19;
@@ -65,6 +52,16 @@ constexpr double C[7][7] = {
      -6.551835421242162, 0},
     {42.57076742291101, -13.80770672017997, 93.98938432427124, 18.77919633714503, -31.58359187223370,
      -6.685968952921985, -5.810979938412932}};
+// The dense output (Di Marzo 1993; the coefficients as tabulated in
+// OrdinaryDiffEq.jl's Rodas5Tableau): q_r = sum_j H_rj k_j (r = 1..3) and
+//   z(t + theta h) = (1 - theta) z + theta (z_new + (1 - theta) (q_1 + theta (q_2 + theta q_3))).
+constexpr double H[3][8] = {
+    {27.354592673333357, -6.925207756232857, 26.40037733258859, 0.5635230501052979, -4.699151156849391,
+     -1.6008677469422725, -1.5306074446748028, -1.3929872940716344},
+    {44.19024239501722, 1.3677947663381929e-13, 202.93261852171622, -35.5669339789154, -181.91095152160645,
+     3.4116351403665033, 2.5793540257308067, 2.2435122582734066},
+    {-44.0988150021747, -5.755396159656812e-13, -181.26175034586677, 56.99302194811676, 183.21182741427398,
+     -7.480257918273637, -5.792426076169686, -5.32503859794143}};
 }  // namespace rodas5
 
 // The Rodas5 flow.  The model provides field / loss / diagnostics (flow.hpp)
@@ -76,14 +73,17 @@ void run_rodas5(Model& model, const Mat& Z0, const AdaptiveOptions& opt, std::ve
   Mat Ys, Fs;
   Vec lscratch, gh;
   std::vector<char> refresh;
-  auto stepper = [&](const Mat& Z, const Mat& FZ, const std::vector<int>& ids, const Eigen::Ref<const Vec>& hv,
-                     Mat& Znew, Mat& Fnew, Vec& loss_new, Vec& err) {
-    const Index n = Z.cols();
+  auto stepper = [&](auto& book, const Mat& Z, const Mat& FZ, const std::vector<int>& ids,
+                     const Eigen::Ref<const Vec>& hv, Mat& Znew, Mat& Fnew, Vec& loss_new, Vec& err) {
     gh = rodas5::gamma * hv;
     const auto GH = gh.asDiagonal();
     refresh.assign(ids.size(), 1);
     model.prepare_jacobian(Z, FZ, ids, refresh);
     model.factor(ids, gh);
+    for (int id : ids) {  // one Jacobian and one factorization per run and attempt
+      book.count_jacobian(id);
+      book.count_factorization(id);
+    }
     k[0].noalias() = FZ * GH;
     model.solve(k[0], ids, gh);
     for (int i = 1; i < 8; ++i) {
@@ -102,18 +102,18 @@ void run_rodas5(Model& model, const Mat& Z0, const AdaptiveOptions& opt, std::ve
     }
     Znew.noalias() = Ys + k[7];
     model.field(Znew, ids, Fnew, loss_new);
-    if constexpr (detail::has_error_norm<Model>::value) {
-      model.error_norm(Z, Znew, k[7], ids, opt, err);
-    } else {
-      err.resize(n);
-      for (Index c = 0; c < n; ++c) {
-        const auto sc = (opt.atol + opt.rtol * Z.col(c).array().abs().max(Znew.col(c).array().abs())).max(1e-300);
-        err(c) = std::sqrt((k[7].col(c).array() / sc).square().mean());
-      }
-    }
+    step_error(model, Z, Znew, k[7], ids, opt, err);
     return 8;
   };
-  run_adaptive(model, Z0, opt, out, stepper, 4.0);
+  std::array<Vec, 3> q;
+  auto dense = [&](Index c, double th, double, const Mat& Z, const Mat& Znew, const Mat&, const Mat&, Vec& z) {
+    for (std::size_t r = 0; r < 3; ++r) {
+      q[r] = rodas5::H[r][0] * k[0].col(c);
+      for (std::size_t j = 1; j < 8; ++j) q[r] += rodas5::H[r][j] * k[j].col(c);
+    }
+    z = (1.0 - th) * Z.col(c) + th * (Znew.col(c) + (1.0 - th) * (q[0] + th * (q[1] + th * q[2])));
+  };
+  run_adaptive(model, Z0, opt, out, stepper, dense, 4.0);
 }
 
 }  // namespace implicitbias

@@ -6,7 +6,8 @@
 //   - the records: per run the channels [step,] t, <loss>, n_grad_evals,
 //     wall_time, then the model's diagnostics, one value per recorded point;
 //     the step channel (steepest) holds the run's n_steps at the time;
-//   - the counters (n_steps, n_rejected, n_grad_evals of each record);
+//   - the counters (n_steps, n_rejected, n_grad_evals, n_jac, n_lu of each
+//     record);
 //   - the clock of the block (wall_time: seconds since the book was made);
 //   - the active set: the ids of the runs still going, one per column of the
 //     loop's matrices; finish() marks a column, compact() drops the marked
@@ -93,6 +94,8 @@ class RunBook {
 
   RunRecord& rec(int j) { return recs_[static_cast<std::size_t>(j)]; }
   void count_evals(int j, std::int64_t n = 1) { rec(j).n_grad_evals += n; }
+  void count_jacobian(int j) { rec(j).n_jac += 1; }
+  void count_factorization(int j) { rec(j).n_lu += 1; }
   // The records, moved out (the book is done).
   std::vector<RunRecord> take() { return std::move(recs_); }
 

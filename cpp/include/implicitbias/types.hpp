@@ -60,6 +60,8 @@ struct RunRecord {
   std::int64_t n_steps = 0;    // accepted steps (GD: steps taken)
   std::int64_t n_rejected = 0; // rejected adaptive steps
   std::int64_t n_grad_evals = 0;
+  std::int64_t n_jac = 0;      // Jacobian evaluations (implicit flow methods)
+  std::int64_t n_lu = 0;       // factorizations of their Newton / stage matrix
   double t_final = 0.0;        // flow time (GD: steps * lr)
   double loss_final = 0.0;
   double wall_time = 0.0;      // seconds spent in the block that held this run
