@@ -2,8 +2,7 @@
 // one batched entry point.
 #include "common.hpp"
 
-// the batch itself is compiled in cpp/src/diagonal_batch.cpp (its types come from diagonal_batch.hpp)
-#include "compiled_diagonal.hpp"
+#include <implicitbias/diagonal_batch.hpp>
 
 namespace implicitbias::bindings {
 
@@ -16,7 +15,7 @@ py::list diagonal_batch(const std::vector<SensingProblem>& problems, const std::
     if (p.x_star.size() != 0 && p.x_star.size() != p.A.cols())
       throw InvalidArgument("x_star must have one entry per column of A");
   }
-  return run_released([&] { return compiled_diagonal_batch(problems, runs, options); });
+  return run_released([&] { return run_diagonal_batch(problems, runs, options); });
 }
 
 }  // namespace

@@ -9,8 +9,6 @@
 #include <implicitbias/factorization.hpp>
 #include <implicitbias/trace.hpp>
 
-#include "compiled_factorization.hpp"  // the batch itself: cpp/src/factorization_batch.cpp
-
 #include <memory>
 
 namespace implicitbias::bindings {
@@ -169,7 +167,7 @@ py::list fact_batch(const std::vector<FactorizationProblem>& problems, const std
     if (p.M_star.size() != 0 && (p.M_star.rows() != p.meas.d_out() || p.M_star.cols() != p.meas.d_in()))
       throw InvalidArgument("M_star must have the measurement shape");
   }
-  return run_released([&] { return compiled_factorization_batch(problems, runs, options); });
+  return run_released([&] { return run_factorization_batch(problems, runs, options); });
 }
 
 }  // namespace

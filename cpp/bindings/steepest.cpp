@@ -5,8 +5,6 @@
 
 #include <implicitbias/steepest.hpp>
 
-#include "compiled_steepest.hpp"  // the batch itself: cpp/src/steepest_batch.cpp
-
 namespace implicitbias::bindings {
 
 namespace {
@@ -47,7 +45,7 @@ py::list steepest_batch(const std::vector<ClassificationProblem>& problems, cons
     check_spec(r.spec);
     check_norm(r.alg.norm);
   }
-  return run_released([&] { return compiled_steepest_batch(problems, runs, options, num_threads); });
+  return run_released([&] { return run_steepest_batch(problems, runs, options, num_threads); });
 }
 
 }  // namespace

@@ -1,6 +1,0 @@
-// Explicit instances of the diagonal family's flow integrators (see diagonal_flows.hpp).
-#include "diagonal_flows.hpp"
-
-namespace implicitbias {
-IMPLICITBIAS_INSTANTIATE_FLOW(run_bdf, DualDiagonalModel)
-}  // namespace implicitbias

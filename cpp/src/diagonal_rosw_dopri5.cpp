@@ -1,7 +1,0 @@
-// Explicit instances of the diagonal family's flow integrators (see diagonal_flows.hpp).
-#include "diagonal_flows.hpp"
-
-namespace implicitbias {
-IMPLICITBIAS_INSTANTIATE_FLOW(run_rosw, DiagonalBlockModel)
-IMPLICITBIAS_INSTANTIATE_FLOW(run_dopri5, DiagonalBlockModel)
-}  // namespace implicitbias
