@@ -23,7 +23,7 @@ import time
 import numpy as np
 
 sys.path.insert(0, os.path.dirname(__file__))
-import peers  # noqa: E402
+import peers
 
 W2 = dict(M=40, N=100, sparsity=4, rtol=1e-8, atol=1e-14, target_loss=1e-20, t_max=1e6)
 
@@ -104,7 +104,7 @@ def w2_table(repeats):
         common = dict(rtol=W2["rtol"], atol=W2["atol"], target=W2["target_loss"], t_max=W2["t_max"])
         entries = {}
         for solver, n_record in (("dual", 200), ("dual", 2), ("bdf", 200), ("bdf", 2), ("rosw", 200)):
-            def f(solver=solver, n_record=n_record):
+            def f(solver=solver, n_record=n_record, alpha=alpha):
                 r = ib.diagonal.fit(A, y, init_scale=alpha, solver=solver, rtol=W2["rtol"], atol=W2["atol"],
                                     target_loss=W2["target_loss"], t_max=W2["t_max"], n_record=n_record)
                 return r.x, r.status, r.n_grad_evals, 0
@@ -112,14 +112,15 @@ def w2_table(repeats):
             label += ", 200 record times (default)" if n_record == 200 else ", first/last point only (as the peers)"
             entries[label] = (f, repeats)
         entries["scipy LSODA, 2N system"] = (
-            lambda: (*peers.flow_solve_ivp(A, y, alpha, method="LSODA", **common)[:3], 0), max(1, repeats // 3))
+            lambda alpha=alpha, common=common: (*peers.flow_solve_ivp(A, y, alpha, method="LSODA", **common)[:3], 0),
+            max(1, repeats // 3))
         entries["scipy BDF, dual system, analytic Jacobian"] = (
-            lambda: scipy_bdf_dual(A, y, alpha, W2["rtol"], W2["atol"], W2["target_loss"], W2["t_max"]),
+            lambda alpha=alpha: scipy_bdf_dual(A, y, alpha, W2["rtol"], W2["atol"], W2["target_loss"], W2["t_max"]),
             max(1, repeats // 3))
         try:
             import sksundae  # noqa: F401
             entries["CVODE BDF (scikit-sundae), dual system, analytic Jacobian"] = (
-                lambda: cvode_dual(A, y, alpha, W2["rtol"], W2["atol"], W2["target_loss"], W2["t_max"]),
+                lambda alpha=alpha: cvode_dual(A, y, alpha, W2["rtol"], W2["atol"], W2["target_loss"], W2["t_max"]),
                 max(1, repeats // 3))
         except ImportError:
             pass
@@ -141,7 +142,7 @@ def wn_table(repeats):
     for kappa in (10.0, 100.0):
         res = {}
         for solver in ("rosw", "bdf", "rodas5"):
-            def f(solver=solver):
+            def f(solver=solver, kappa=kappa):
                 return ib.diagonal.fit(A, y, init_scale=0.1, weight_norm="joint", lr_ratio=kappa, solver=solver,
                                        rtol=W2["rtol"], atol=W2["atol"], target_loss=W2["target_loss"],
                                        t_max=W2["t_max"])
@@ -155,7 +156,7 @@ def wn_table(repeats):
                              err_to_limit=float(np.linalg.norm(r.x - x_lim)), repeats=repeats))
             print(rows[-1], flush=True)
         n = max(1, repeats // 3)
-        (x, status, nfev, _), t = _median_time(lambda: peers.wn_flow_solve_ivp(
+        (x, status, nfev, _), t = _median_time(lambda kappa=kappa: peers.wn_flow_solve_ivp(
             A, y, 0.1, kappa, rtol=W2["rtol"], atol=W2["atol"], target=W2["target_loss"], t_max=W2["t_max"]), n)
         rows.append(dict(table="WN", lr_ratio=kappa, peer="scipy LSODA, same polar system", seconds=t,
                          n_grad_evals=nfev, status=status, err_to_limit=float(np.linalg.norm(x - x_lim)), repeats=n))
@@ -174,7 +175,7 @@ def scaling_table(sizes, dual_max):
         M, s = int(0.4 * N), max(1, int(0.04 * N))
         prob = data.sparse_regression(n_measurements=M, dim=N, sparsity=s, seed=0)
         sv, xv = np.ones(M), np.ones(N)
-        _, t_eval = _median_time(lambda: prob.A @ (prob.A.T @ sv + xv), 7)
+        _, t_eval = _median_time(lambda prob=prob, sv=sv, xv=xv: prob.A @ (prob.A.T @ sv + xv), 7)
         for solver in ("dual", "bdf"):
             if solver == "dual" and N > dual_max:
                 continue

@@ -172,9 +172,9 @@ def wn_flow_solve_ivp(A, y, alpha, kappa, *, method="LSODA", rtol=1e-8, atol=1e-
 def flow_limit_newton(A, y, alpha, tol=1e-14):
     """Depth-2 flow limit x = 2 a^2 sinh(A^T lam), A x = y, by damped Newton on the dual."""
     c, lam = 2.0 * alpha**2, np.zeros(A.shape[0])
-    def phi(l):
+    def phi(lam_):
         with np.errstate(over="ignore"):  # a trial step may overflow: inf is rejected by the line search
-            return c * np.cosh(A.T @ l).sum() - l @ y
+            return c * np.cosh(A.T @ lam_).sum() - lam_ @ y
     for _ in range(200):
         s = A.T @ lam
         r = A @ (c * np.sinh(s)) - y

@@ -20,6 +20,8 @@ import argparse
 import json
 from collections import defaultdict
 
+DASH = "\u2013"  # an en dash: the empty cell of a table
+
 
 def fmt_t(s):
     return f"{s * 1e6:.0f} us" if s < 1e-3 else f"{s * 1e3:.2f} ms" if s < 1 else f"{s:.2f} s"
@@ -42,7 +44,8 @@ def header(doc):
     lines = [f"Machine: {i.get('cpu_model', m.get('cpu', {}).get('brand_raw', '?'))}, {i.get('cpu_count')} cores, "
              f"SIMD {', '.join(i.get('simd', [])) or '?'}; implicitbias {i.get('implicitbias')} "
              f"(core `{build.get('isa', '?') if isinstance(build, dict) else build}`), NumPy {i.get('numpy')}, "
-             f"SciPy {i.get('scipy')}, torch {i.get('torch') or 'not installed'}, jax {i.get('jax') or 'not installed'}; "
+             f"SciPy {i.get('scipy')}, torch {i.get('torch') or 'not installed'}, "
+             f"jax {i.get('jax') or 'not installed'}; "
              f"size `{i.get('bench_size')}`; load average (1 min) at start {load(i, 'start')}, "
              f"at end {load(i, 'end')}; {doc.get('datetime', '')}."]
     if i.get("note"):
@@ -54,7 +57,8 @@ def header(doc):
 
 
 def workloads(groups, peak):
-    L = ["| workload | implicitbias | fastest peer | peer time | peer / implicitbias | implicitbias GFLOP/s (of peak) |",
+    L = ["| workload | implicitbias | fastest peer | peer time | peer / implicitbias "
+         "| implicitbias GFLOP/s (of peak) |",
          "|---|---:|---|---:|---:|---:|"]
     detail = ["| workload | implementation | variant | min | mean | rounds | GFLOP/s (of peak) | notes |",
               "|---|---|---|---:|---:|---:|---:|---|"]
@@ -63,10 +67,12 @@ def workloads(groups, peak):
         t_ib = best_ib["stats"]["min"] if best_ib else None
         t_p = best_peer["stats"]["min"] if best_peer else None
         gf = gflops(best_ib, t_ib) if best_ib else None
-        L.append(f"| {g} | {fmt_t(t_ib) if t_ib else '–'} | "
-                 f"{best_peer['extra_info']['peer'] + ' ' + best_peer['extra_info'].get('variant', '') if best_peer else '–'} | "
-                 f"{fmt_t(t_p) if t_p else '–'} | {f'{t_p / t_ib:.2f}' if t_ib and t_p else '–'} | "
-                 f"{f'{gf:.1f} ({gf / peak:.0%})' if gf and peak else '–'} |")
+        peer_name = (best_peer["extra_info"]["peer"] + " " + best_peer["extra_info"].get("variant", "")
+                     if best_peer else DASH)
+        L.append(f"| {g} | {fmt_t(t_ib) if t_ib else DASH} | "
+                 f"{peer_name} | "
+                 f"{fmt_t(t_p) if t_p else DASH} | {f'{t_p / t_ib:.2f}' if t_ib and t_p else DASH} | "
+                 f"{f'{gf:.1f} ({gf / peak:.0%})' if gf and peak else DASH} |")
         for b in sorted(bs, key=lambda b: b["stats"]["min"]):
             e, s = b["extra_info"], b["stats"]
             gf = gflops(b, s["min"])
@@ -74,14 +80,15 @@ def workloads(groups, peak):
                               if k in ("status", "n_grad_evals", "err_to_limit", "first_call_s", "rel_error",
                                        "max_rel_diff_vs_numpy", "max_rel_diff_at_check_steps", "n_steps",
                                        "products_s"))
-            detail.append(f"| {g} | {e.get('peer')} | {e.get('variant', '')} | {fmt_t(s['min'])} | {fmt_t(s['mean'])} | "
-                          f"{s['rounds']} | {f'{gf:.1f} ({gf / peak:.0%})' if gf and peak else '–'} | {notes} |")
+            detail.append(f"| {g} | {e.get('peer')} | {e.get('variant', '')} | {fmt_t(s['min'])} | "
+                          f"{fmt_t(s['mean'])} | "
+                          f"{s['rounds']} | {f'{gf:.1f} ({gf / peak:.0%})' if gf and peak else DASH} | {notes} |")
     return L + ["", "All rows (sorted by min time):", ""] + detail
 
 
 def overhead(groups):
     cells = defaultdict(dict)
-    for g, bs in groups.items():
+    for bs in groups.values():
         for b in bs:
             e = b["extra_info"]
             key = (e["call"], "auto" if e["num_threads"] is None else str(e["num_threads"]))
@@ -89,8 +96,8 @@ def overhead(groups):
     L = ["| call | num_threads | quiet, mean | one core busy, mean |", "|---|---|---:|---:|"]
     for (call, th), c in sorted(cells.items()):
         per = " per run" if call.endswith("fit_many") else ""
-        L.append(f"| `{call}`{per} | {th} | {fmt_t(c['quiet']) if 'quiet' in c else '–'} | "
-                 f"{fmt_t(c['busy']) if 'busy' in c else '–'} |")
+        L.append(f"| `{call}`{per} | {th} | {fmt_t(c['quiet']) if 'quiet' in c else DASH} | "
+                 f"{fmt_t(c['busy']) if 'busy' in c else DASH} |")
     return L
 
 

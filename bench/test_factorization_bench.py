@@ -89,7 +89,8 @@ def test_t2_trace_penalty(benchmark, fact, peer, ib, size):
             benchmark.extra_info["agreement"] = f"unchecked: {harness.missing('torch')}"
             return
         loss, trace = peers.torch_factorization(A, y)
-        ref = peers.torch_trace_penalty_train(loss, trace, layers, steps=steps, weight=TRACE_PENALTY["trace_weight"], **T2)
+        ref = peers.torch_trace_penalty_train(loss, trace, layers, steps=steps, weight=TRACE_PENALTY["trace_weight"],
+                                              **T2)
     else:
         ref = ib_train()
     diff = max(float(np.abs(a - b).max()) for a, b in zip(out, ref))

@@ -9,6 +9,10 @@ from __future__ import annotations
 
 import importlib
 import os
+import platform
+import shutil
+import subprocess
+from pathlib import Path
 
 import pytest
 
@@ -39,3 +43,27 @@ def test_expected_isa_variants_are_built_importable_and_chosen():
         _native.check_core_version(importlib.import_module(f"implicitbias.{_MODULE[v]}"))
     if os.environ.get("IMPLICITBIAS_ISA", "").strip() == "":
         assert info["isa"] == (runnable[0] if runnable else "baseline"), "the fastest runnable core was not chosen"
+
+
+# Registers each core may not use: the baseline core runs on every x86-64 CPU (SSE2), the AVX2 core
+# on CPUs without AVX-512.  Each core compiles all of its translation units with its own -march flags
+# and links no object of another core (CMakeLists.txt); an object or inline Eigen code shared across
+# the variants would put wider instructions into a narrower core, which crashes on the CPUs it is for.
+_FORBIDDEN_REGISTERS = {"_core.": ("%ymm", "%zmm"), "_core_x86_64_v3.": ("%zmm",)}
+
+
+@pytest.mark.skipif(platform.machine() not in ("x86_64", "AMD64"), reason="the ISA variants are x86-64 only")
+@pytest.mark.skipif(shutil.which("objdump") is None, reason="needs objdump (binutils) to disassemble the cores")
+def test_no_core_contains_instructions_of_a_wider_variant():
+    package = Path(ib.__file__).parent
+    checked = 0
+    for core in sorted(package.glob("_core*.so")):
+        forbidden = next((regs for prefix, regs in _FORBIDDEN_REGISTERS.items() if core.name.startswith(prefix)), ())
+        if not forbidden:
+            continue  # the AVX-512 core may use every register
+        listing = subprocess.run(["objdump", "-d", "--no-show-raw-insn", str(core)], check=True,
+                                 capture_output=True, text=True).stdout
+        wider = [line.strip() for line in listing.splitlines() if any(r in line for r in forbidden)]
+        assert not wider, f"{core.name} uses {forbidden} ({len(wider)} instructions), e.g. {wider[:3]}"
+        checked += 1
+    assert checked >= 1, f"no baseline core found in {package}"

