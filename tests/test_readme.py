@@ -42,8 +42,11 @@ def test_readme_is_short():
 def test_the_two_setup_commands_and_ci_runs_the_test_command():
     assert [b.strip() for b in _blocks("bash")] == SETUP
     ci = ROOT / ".ci" / "run"
-    if ci.is_file():  # the CI script runs the README's test command as written (keep the two in sync)
-        assert SETUP[1] in ci.read_text().splitlines()
+    if ci.is_file():  # the CI script runs the README's test command as written (keep the two in sync),
+        # as two consecutive lines so that `set -e` stops on a failing install (it ignores the left of `&&`)
+        install, test = SETUP[1].split(" && ")
+        lines = [line.strip() for line in ci.read_text().splitlines()]
+        assert any(a.removeprefix("time ") == install and b == test for a, b in zip(lines, lines[1:]))
 
 
 @pytest.fixture(scope="module")
