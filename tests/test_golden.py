@@ -58,7 +58,9 @@ NOT_COMPARABLE = {
                       "(1264 vs 1489 steps), final losses at the 1e-15 level differ by up to 4x",
     "diag.fit.default.plain/": "the default solver is the BDF (see diag.flow.bdf.)",
     "diag.fit.default.nonneg/": "the default solver is the BDF (see diag.flow.bdf.)",
-    "diag.flow.dopri5.separate.L3/": "a 37,470-step run ends one step later (counters differ by 1)",
+    "diag.flow.dopri5.": "explicit dopri5 on a stiff flow runs at its stability limit: since records come from "
+                         "dense output no record time re-synchronizes the steps, so rejections follow rounding "
+                         "(n_rejected up to 4% apart) and a run cut at t_max ends at another loss (rel. 9e-4)",
     "steep.diagonal.": "the initial outputs u^2 - v^2 are exactly 0 in one build and +-1e-17 in the "
                        "other: accuracy 0 vs 0.7, zero patterns of the margins differ",
     "steep.linear.norms.norm1/": "sign/l1 steps move coordinates that are 0 up to rounding (theta entry "
