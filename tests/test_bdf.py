@@ -121,7 +121,8 @@ def test_bdf_weight_normalized_with_fast_directions(lr_ratio):
 def test_bdf_needs_a_seventh_of_lsodas_gradient_evaluations_on_w2(init):
     """The README's W2 claim in counts (deterministic, unlike times): the default solver with its 200 default
     records needs at most a seventh of the right-hand sides that scipy's LSODA needs on the 2N-dimensional system
-    (u, v) at the same rtol/atol and stop rule (measured with records from dense output: 882 vs 7,926 at init 1e-2, 1,255 vs 14,077 at 1e-3), and
+    (u, v) at the same rtol/atol and stop rule (measured with records from dense output: 882 vs 7,926 at init 1e-2,
+    1,255 vs 14,077 at 1e-3), and
     both end at the same point, the flow's limit."""
     from scipy.integrate import solve_ivp
 
