@@ -12,6 +12,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -109,10 +110,17 @@ print("done", flush=True)
 def test_sigint_raises_keyboard_interrupt_within_a_second(threads: int) -> None:
     env = dict(os.environ, PYTHONPATH=PACKAGE_PARENT + os.pathsep + os.environ.get("PYTHONPATH", ""))
     code = f"CALLS = {CALLS!r}\n" + CHILD
+    # SIGINT back to its default in the child: a process started with SIGINT ignored (a background job of a
+    # non-interactive shell) passes that on, and Python then installs no KeyboardInterrupt handler at all
     proc = subprocess.Popen([sys.executable, "-c", code, str(threads)], stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True, env=env)
+                            stderr=subprocess.PIPE, text=True, env=env,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     assert proc.stdout is not None and proc.stderr is not None
     seen = []
+    # a lost interrupt must fail the test, not hang it: the child is killed after 10 minutes (the whole case
+    # takes seconds), which ends its output and fails the assertions below
+    watchdog = threading.Timer(600.0, proc.kill)
+    watchdog.start()
     try:
         for line in proc.stdout:
             words = line.split()
@@ -131,6 +139,7 @@ def test_sigint_raises_keyboard_interrupt_within_a_second(threads: int) -> None:
             assert same == ["same", "True"], f"{family}: a call after the interrupt gave a different result"
             seen.append(family)
     finally:
+        watchdog.cancel()
         if proc.poll() is None:
             proc.kill()
         proc.communicate()

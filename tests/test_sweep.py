@@ -181,8 +181,11 @@ CRASH_SPEC = {**SPEC, "seeds": 8, "grid": {"fit.init_scale": [1e-3, 1e-2, 0.1], 
 def _start(out):
     code = ("import json, sys; from implicitbias import sweep; "
             "sweep.run(json.loads(sys.argv[1]), sys.argv[2], progress=False, num_threads=1)")
+    # SIGINT back to its default in the child, so that Python installs its KeyboardInterrupt handler even
+    # when this process was started with SIGINT ignored (a background job of a non-interactive shell)
     return subprocess.Popen([sys.executable, "-c", code, json.dumps(CRASH_SPEC), str(out)],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
 
 
 def _wait_for_chunks(proc, parts, n, timeout=120):
