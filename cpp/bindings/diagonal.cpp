@@ -32,7 +32,6 @@ void register_diagonal(py::module_& m) {
       .value("rosw", Solver::rosw)
       .value("dopri5", Solver::dopri5)
       .value("rodas5", Solver::rodas5)
-      .value("dual", Solver::dual)
       .value("bdf", Solver::bdf)
       .value("automatic", Solver::automatic);
 

@@ -65,7 +65,7 @@ class RunResult:
         Accepted steps and gradient evaluations.
     n_jac, n_lu : int
         Jacobian evaluations and factorizations of the Newton or stage
-        matrix by an implicit flow method (``bdf``, ``dual``, ``rodas5``,
+        matrix by an implicit flow method (``bdf``, ``rodas5``,
         ``rosw``); 0 for ``dopri5`` and descent (docs/science.md, section 4.9).
     t_final : float
         Flow time reached, or the sum of the step sizes (descent).

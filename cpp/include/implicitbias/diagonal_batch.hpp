@@ -17,11 +17,21 @@
 namespace implicitbias {
 
 enum class Method : int { descent = 0, flow = 1 };
-// automatic: bdf for plain runs, rosw for weight-normalized ones.  dual:
-// the plain flow in dual coordinates (dual_flow.hpp) with Rodas5 (rodas.hpp);
-// bdf: the same dual flow with the variable-order BDF (bdf.hpp); with
-// weight normalization (atol > 0), the BDF on the polar system.
-enum class Solver : int { dopri5 = 0, rosw = 1, rodas5 = 2, dual = 3, automatic = 4, bdf = 5 };
+// The coordinates follow from the solver and the model, they are not a
+// separate choice: automatic is bdf for plain runs, rosw for weight-normalized
+// ones.  bdf: the plain flow in dual coordinates (dual_flow.hpp) with the
+// variable-order BDF (bdf.hpp); with weight normalization (atol > 0), the BDF
+// on the polar system.  rodas5: the plain flow in dual coordinates with
+// Rodas5 (rodas.hpp), which needs the exact Jacobian that only the dual
+// system has (on the 2N-dimensional or polar system, with the Gauss-Newton
+// W-matrix, it lost its order: 1e-5 errors at rtol 1e-10), so plain runs
+// only.  rosw and dopri5: the 2N-dimensional system (polar under weight
+// normalization).  (3 was the old name "dual" of rodas5.)
+enum class Solver : int { dopri5 = 0, rosw = 1, rodas5 = 2, automatic = 4, bdf = 5 };
+
+inline constexpr const char* kRodas5WeightNorm =
+    "solver 'rodas5' integrates the plain flow in dual coordinates, where its exact Jacobian exists; with weight "
+    "normalization use solver 'bdf' (atol > 0) or 'rosw' (the default)";
 
 // Under weight normalization the BDF's Newton iteration uses the Gauss-Newton
 // Jacobian, which leaves out the growing modes; with a purely relative error
@@ -60,7 +70,7 @@ inline void run_diagonal_flow(const SensingProblem& prob, const DiagonalSpec& sp
     // Gauss-Newton Jacobian in the Newton iteration (its accuracy sets the
     // convergence rate, not the solution)
     run_bdf(model, Z0, adaptive, out);
-  } else if (solver == Solver::dual || solver == Solver::bdf) {
+  } else if (solver == Solver::rodas5 || solver == Solver::bdf) {
     Mat alpha(prob.A.cols(), static_cast<Index>(hi - lo));
     for (std::size_t k = lo; k < hi; ++k) alpha.col(static_cast<Index>(k - lo)) = runs[k].init_scale;
     if (solver == Solver::bdf)
@@ -73,8 +83,6 @@ inline void run_diagonal_flow(const SensingProblem& prob, const DiagonalSpec& sp
     else
       run_dual_block(prob, spec, alpha, adaptive, out,
                      [](auto& m, const Mat& S0, const AdaptiveOptions& o, std::vector<RunRecord>& r) { run_rodas5(m, S0, o, r); });
-  } else if (solver == Solver::rodas5) {
-    run_rodas5(model, Z0, adaptive, out);
   } else if (solver == Solver::rosw) {
     run_rosw(model, Z0, adaptive, out);
   } else {
@@ -95,8 +103,8 @@ inline std::vector<RunRecord> run_diagonal_batch(const std::vector<SensingProble
       throw InvalidArgument("weight_norm='separate' needs the signed model (the nonnegative model has one vector)");
     if (r.init_scale.size() != prob.A.cols())
       throw InvalidArgument("init_scale length must equal the number of columns of A");
-    if (opt.method == Method::flow && opt.solver == Solver::dual && r.spec.weight_norm != WeightNorm::none)
-      throw InvalidArgument("solver 'dual' applies to the plain flow only (weight_norm none)");
+    if (opt.method == Method::flow && opt.solver == Solver::rodas5 && r.spec.weight_norm != WeightNorm::none)
+      throw InvalidArgument(kRodas5WeightNorm);
     if (opt.method == Method::flow && opt.solver == Solver::bdf && r.spec.weight_norm != WeightNorm::none &&
         !(opt.adaptive.atol > 0.0))
       throw InvalidArgument(kBdfWeightNormAtol);
