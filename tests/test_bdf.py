@@ -10,6 +10,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from implicitbias._native import core
 from implicitbias.data import sparse_regression
 from implicitbias.diagonal import fit, fit_many
 from implicitbias.reference import diagonal_flow_limit
@@ -43,8 +44,11 @@ def test_bdf_matches_the_2n_flow_along_the_trajectory(depth, nonneg):
     np.testing.assert_array_equal(b.history["t"], r.history["t"])
     np.testing.assert_allclose(b.history["loss"], r.history["loss"], rtol=1e-7, atol=1e-14)
     np.testing.assert_allclose(b.history["error"], r.history["error"], rtol=1e-7, atol=1e-12)
-    # fewer steps than records: the records really are interpolated
-    assert b.n_steps < 40 * 20 and len(b.history["t"]) == 41
+    # the records are interpolated, not stepped to: without them the run takes the same steps to the same end
+    e = fit(p.A, p.y, solver="bdf", t_max=30.0, rtol=1e-10, n_record=2, **kw)
+    assert len(b.history["t"]) == 41 and len(e.history["t"]) < 41
+    assert (b.n_steps, b.n_rejected, b.n_grad_evals) == (e.n_steps, e.n_rejected, e.n_grad_evals)
+    np.testing.assert_array_equal(b.x, e.x)
 
 
 @pytest.mark.parametrize("nonneg", [False, True])
@@ -91,12 +95,12 @@ def test_bdf_at_tiny_init(nonneg):
     (at an overshooting predictor it would be huge and the Newton corrections would vanish)."""
     p = sparse_regression(10, 24, 3, seed=7, nonnegative=nonneg)
     runs = {s: fit(p.A, p.y, init_scale=1e-30, nonnegative=nonneg, rtol=1e-8, t_max=1e14, solver=s)
-            for s in ("dual", "bdf")}
+            for s in ("rodas5", "bdf")}
     assert runs["bdf"].status == "converged"
     # the time at which the loss reaches its target depends on where steps land (the loss decays slowly
     # at the end): within a few percent
-    assert abs(runs["bdf"].t_final - runs["dual"].t_final) <= 0.05 * runs["dual"].t_final
-    np.testing.assert_allclose(runs["bdf"].x, runs["dual"].x, atol=1e-6 * np.linalg.norm(runs["dual"].x))
+    assert abs(runs["bdf"].t_final - runs["rodas5"].t_final) <= 0.05 * runs["rodas5"].t_final
+    np.testing.assert_allclose(runs["bdf"].x, runs["rodas5"].x, atol=1e-6 * np.linalg.norm(runs["rodas5"].x))
     q = sparse_regression(10, 24, 2, seed=5, nonnegative=nonneg)
     r = fit(q.A, q.y, init_scale=1e-100, nonnegative=nonneg, rtol=1e-10, t_max=1e12, solver="bdf")
     assert r.status == "converged" and np.isfinite(r.x).all()
@@ -115,6 +119,10 @@ def test_bdf_weight_normalized_with_fast_directions(lr_ratio):
     assert all(r.status == "converged" for r in out.values())
     assert np.linalg.norm(out["bdf"].x - out["rosw"].x) <= 1e-6 * np.linalg.norm(out["rosw"].x)
     assert out["bdf"].n_grad_evals < out["rosw"].n_grad_evals / 3
+
+
+# gradient evaluations of the default flow on W2 per core variant (recorded on the development machine)
+MEASURED_W2_EVALS = {"baseline": {1e-2: 920, 1e-3: 1924}, "x86-64-v3": {1e-2: 882, 1e-3: 1255}}
 
 
 @pytest.mark.parametrize("init", [1e-2, 1e-3])
@@ -143,6 +151,11 @@ def test_bdf_needs_a_seventh_of_lsodas_gradient_evaluations_on_w2(init):
     assert sol.status == 1
     x_lsoda = sol.y[:N, -1] ** 2 - sol.y[N:, -1] ** 2
     assert r.n_grad_evals <= sol.nfev / 7
+    # and no regression against the counts measured with this core variant (the BDF's discrete decisions
+    # change with the last bits: 920 / 1,924 with the baseline core, 882 / 1,255 with the AVX2 one)
+    measured = MEASURED_W2_EVALS.get(core.isa)
+    if measured is not None:
+        assert r.n_grad_evals <= 1.05 * measured[init], (core.isa, r.n_grad_evals, measured[init])
     x_lim = diagonal_flow_limit(A, y, init_scale=init, depth=2)
     assert np.linalg.norm(r.x - x_lim) <= 1e-8 * np.linalg.norm(x_lim)
     assert np.linalg.norm(x_lsoda - x_lim) <= 1e-8 * np.linalg.norm(x_lim)

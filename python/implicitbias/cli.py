@@ -74,6 +74,8 @@ def _add_sweep_parser(sub: argparse._SubParsersAction) -> None:
     sw.add_argument("--threads", type=int, default=None, help="OpenMP threads of the local backend (default: all)")
     sw.add_argument("--no-progress", action="store_true", help="no progress bar")
     sw.add_argument("--csv", default=None, metavar="FILE", help="also write the store's table as CSV to FILE")
+    sw.add_argument("--allow-version-change", action="store_true",
+                    help="resume a store made by another build of implicitbias (recorded in its spec.json)")
 
 
 def _sweep(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
@@ -89,7 +91,7 @@ def _sweep(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
     start = time.perf_counter()
     try:
         df = sweep.run(args.spec, args.out, backend=backend, client=args.scheduler, progress=not args.no_progress,
-                       num_threads=args.threads)
+                       num_threads=args.threads, allow_version_change=args.allow_version_change)
     except (sweep.SpecError, sweep.StoreError) as exc:
         print(f"implicitbias: {exc}", file=sys.stderr)
         return 2

@@ -47,12 +47,16 @@ def _dask_worker() -> Any:
 
 
 def run(spec: Any, out: str | os.PathLike, backend: str = "local", client: Any = None, progress: bool = True,
-        num_threads: int | None = None) -> Any:
+        num_threads: int | None = None, allow_version_change: bool = False) -> Any:
     """Run a sweep into the store ``out`` and return its table (:func:`load`).
 
     ``spec``: a dict, a :class:`Spec` or the path of a TOML file (docs/sweeps.md).
     Chunks already in ``out`` are skipped (resume); a store of another spec is
-    refused. ``backend="local"`` computes the chunks one after the other, each
+    refused (the spec's hash covers the defaults of the fit arguments it leaves
+    out), and so is a store made by another build of the package (version, core
+    variant, or a content hash of the core and the Python sources: numbers may
+    differ) unless ``allow_version_change`` (recorded in the store's
+    ``spec.json``). ``backend="local"`` computes the chunks one after the other, each
     with ``num_threads`` OpenMP threads (None: all cores). ``backend="dask"``
     submits them to ``client`` (a ``distributed.Client``, a scheduler address,
     or None for a new ``LocalCluster`` with one thread per worker process);
@@ -72,7 +76,7 @@ def run(spec: Any, out: str | os.PathLike, backend: str = "local", client: Any =
         raise ValueError("client is for backend='dask'")
     chunks = spec.chunks()
     n_runs = sum(len(c) for c in chunks)
-    store = Store(out, spec, len(chunks), n_runs)
+    store = Store(out, spec, len(chunks), n_runs, allow_version_change=allow_version_change)
     done = store.done()
     todo = [i for i in range(len(chunks)) if i not in done]
     with progress_bar(n_runs, "sweep", enabled=progress) as bar:

@@ -35,7 +35,7 @@ import numpy as np
 from . import _families
 from ._adapters import parameters
 
-FORMAT = 1
+FORMAT = 2  # 2: the hash covers the defaults of the fit arguments a spec leaves out
 TOP_KEYS = ("family", "seeds", "problem", "fit", "grid", "zip", "run")
 RUN_KEYS: dict[str, Any] = {"chunk_size": None, "references": True, "save_params": False, "history": []}
 AXIS_FORMS = ("logspace", "linspace")
@@ -243,8 +243,24 @@ def check(spec: dict[str, Any] | Spec) -> Spec:
         except ImportError:
             raise _fail("run.references", f"the references of this family need {need[0]} (pip install "
                         f"'{need[1]}'), or set references = false") from None
-    text = json.dumps(normalized, sort_keys=True, separators=(",", ":"))
+    # the hash covers what the runs are given, not only what the spec wrote: every fit argument the spec
+    # leaves out enters with the family's current default (a release that changes a default changes the hash)
+    resolved = {k: _jsonable(p.default) for k, p in fam.declaration.family.params.items()
+                if k not in fam.declaration.data_args and f"fit.{k}" not in varied}
+    resolved.update(fit)
+    text = json.dumps({**normalized, "fit": resolved}, sort_keys=True, separators=(",", ":"))
     return Spec(spec=normalized, hash=hashlib.sha256(text.encode()).hexdigest(), axes=axes)
+
+
+def _jsonable(value: Any) -> Any:
+    """A default as JSON can hash it (arrays and tuples as lists, other objects by their repr)."""
+    if value is None or isinstance(value, (bool, int, float, str)):
+        return value
+    if isinstance(value, (np.ndarray, list, tuple)):
+        return [_jsonable(v) for v in np.asarray(value, dtype=object).ravel().tolist()]
+    if isinstance(value, np.generic):
+        return value.item()
+    return repr(value)
 
 
 def _check_seeds(seeds: Any) -> list[int]:

@@ -2,7 +2,7 @@
 
 Layout of a store directory ``DIR`` (docs/sweeps.md, "Store")::
 
-    DIR/spec.json                   the normalized spec, its SHA-256 hash, the counts and versions
+    DIR/spec.json                   the normalized spec, its SHA-256 hash, the counts and the build identity
     DIR/parts/chunk-000000.parquet  the rows of chunk 0 (one row per run), written once
     DIR/parts/.chunk-....tmp        a chunk being written (removed when the sweep starts again)
 
@@ -13,10 +13,13 @@ resumes by computing exactly the chunks whose file is missing.
 
 from __future__ import annotations
 
+import functools
+import hashlib
 import json
 import os
 import re
 import tempfile
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -31,7 +34,25 @@ TIMING_COLUMNS = ("wall_time",)  # the only columns that differ between two comp
 
 
 class StoreError(ValueError):
-    """A store directory that cannot take this sweep (it holds another spec)."""
+    """A store directory that cannot take this sweep (it holds another spec, or was made by another build)."""
+
+
+@functools.lru_cache(maxsize=1)
+def build_identity() -> dict[str, str]:
+    """What the numbers of a run depend on besides its spec: the package version, the core variant in use,
+    and a SHA-256 over the loaded core's file and the package's Python sources and shipped specs (the version
+    string does not change between commits that change numbers; this does)."""
+    import implicitbias
+
+    from .._native import core
+
+    h = hashlib.sha256()
+    root = Path(implicitbias.__file__).parent
+    files = [Path(core.__file__ or "")] + sorted(p for p in root.rglob("*") if p.suffix in (".py", ".toml"))
+    for f in files:
+        h.update(str(f.relative_to(root) if f.is_relative_to(root) else f.name).encode())
+        h.update(f.read_bytes())
+    return {"implicitbias": __version__, "core": str(getattr(core, "isa", "")), "content": h.hexdigest()[:16]}
 
 
 def _missing(what: str) -> ImportError:
@@ -62,22 +83,34 @@ def _atomic_write(path: str, write: Any) -> None:
 class Store:
     """A store directory opened for a spec (created, or checked against the stored hash)."""
 
-    def __init__(self, path: str | os.PathLike, spec: Spec, n_chunks: int, n_runs: int) -> None:
+    def __init__(self, path: str | os.PathLike, spec: Spec, n_chunks: int, n_runs: int,
+                 allow_version_change: bool = False) -> None:
         self.path = os.fspath(path)
         self.parts = os.path.join(self.path, PARTS)
         meta_path = os.path.join(self.path, SPEC_FILE)
+        identity = build_identity()
         if os.path.exists(meta_path):
             with open(meta_path) as fh:
                 stored = json.load(fh)
             if stored.get("hash") != spec.hash:
                 raise StoreError(
                     f"{self.path} holds a sweep of another spec (stored hash {str(stored.get('hash'))[:12]}, "
-                    f"this spec {spec.hash[:12]}): resuming with a changed spec is refused; use a new --out "
-                    f"directory (or delete {self.path} to start over)")
+                    f"this spec {spec.hash[:12]}; the hash covers the defaults of the fit arguments too): "
+                    f"resuming with a changed spec is refused; use a new --out directory (or delete {self.path} "
+                    "to start over)")
+            if identity not in [stored.get("identity"), *stored.get("resumed_by", [])]:
+                if not allow_version_change:
+                    raise StoreError(
+                        f"{self.path} was made by another build of implicitbias ({_describe(stored.get('identity'))}; "
+                        f"this is {_describe(identity)}): its chunks and the new ones could differ in their numbers. "
+                        "Use a new --out directory, or resume anyway with --allow-version-change "
+                        "(sweep.run(..., allow_version_change=True)), which records both builds in spec.json")
+                stored.setdefault("resumed_by", []).append(identity)
+                _atomic_write(meta_path, lambda tmp: _dump_json(tmp, stored))
         else:
             os.makedirs(self.parts, exist_ok=True)
             meta = {"hash": spec.hash, "spec": spec.spec, "n_runs": n_runs, "n_chunks": n_chunks,
-                    "implicitbias": __version__, "store_format": 1}
+                    "implicitbias": __version__, "identity": identity, "store_format": 2}
             _atomic_write(meta_path, lambda tmp: _dump_json(tmp, meta))
         os.makedirs(self.parts, exist_ok=True)
         for name in os.listdir(self.parts):  # chunks a killed writer left half-written
@@ -100,6 +133,12 @@ class Store:
             return
         table = pa.Table.from_pylist(rows)
         _atomic_write(path, lambda tmp: pq.write_table(table, tmp))
+
+
+def _describe(identity: Any) -> str:
+    if not isinstance(identity, dict):
+        return "an unrecorded build (a store of an older implicitbias)"
+    return f"version {identity.get('implicitbias')}, core {identity.get('core')}, content {identity.get('content')}"
 
 
 def _dump_json(path: str, obj: Any) -> None:
