@@ -7,6 +7,7 @@ claims success), or finite numbers. A crash kills the test process; a hang is ru
 
 from __future__ import annotations
 
+import re
 from typing import Any, Callable
 
 import numpy as np
@@ -17,15 +18,24 @@ STATUSES = {"converged", "max_steps", "max_time", "diverged", "stalled"}
 
 
 def rejects_or_returns(fn: Callable[..., Any], names: str | tuple[str, ...], *args: Any, **kwargs: Any) -> Any:
-    """Call ``fn``; a ValueError/TypeError must name one of ``names``. Returns the result or None."""
+    """Call ``fn``; a ValueError/TypeError must name one of ``names`` as a word. Returns the result or None.
+
+    A name counts only as a whole word (``init_scale`` in "init_scale must be positive" or
+    "fit.init_scale[1]", but "y" not inside "layer" and "A" not inside "Adam"), so an error that blames
+    another argument fails the test."""
     names = (names,) if isinstance(names, str) else names
     COUNTS["calls"] += 1
     try:
         return fn(*args, **kwargs)
     except (ValueError, TypeError) as exc:
         COUNTS["rejected"] += 1
-        assert any(n in str(exc) for n in names), f"{type(exc).__name__} does not name {names}: {exc}"
+        assert any(names_word(n, str(exc)) for n in names), f"{type(exc).__name__} does not name {names}: {exc}"
         return None
+
+
+def names_word(name: str, message: str) -> bool:
+    """``name`` occurs in ``message`` as a whole word (not inside a longer identifier or word)."""
+    return re.search(rf"(?<![A-Za-z0-9_]){re.escape(name)}(?![A-Za-z0-9_])", message) is not None
 
 
 def check_run(r: Any, *state_attrs: str) -> None:
@@ -80,7 +90,8 @@ def bad_array(kind: str, good: np.ndarray) -> Any:
 
 
 # valid arrays in another dtype, order or memory layout: the result must be the same as for the float64 copy
-LAYOUTS = ("float32", "int", "bool", "fortran", "strided", "readonly", "list", "huge", "denormal")
+# (extreme magnitudes are not a layout: tests/test_fuzz_fit.py fuzzes them on their own)
+LAYOUTS = ("float32", "int", "bool", "fortran", "strided", "readonly", "list")
 
 
 def relaid(kind: str, good: np.ndarray) -> tuple[Any, np.ndarray]:
@@ -105,9 +116,7 @@ def relaid(kind: str, good: np.ndarray) -> tuple[Any, np.ndarray]:
         return ro, good
     if kind == "list":
         return good.tolist(), good
-    if kind == "huge":
-        return good * 1e150, good * 1e150
-    return good * 1e-310, good * 1e-310  # subnormal entries
+    raise ValueError(f"unknown layout {kind!r}")
 
 
 finite_floats = st.floats(min_value=-3.0, max_value=3.0, allow_nan=False, allow_infinity=False)

@@ -42,6 +42,12 @@ FAMILIES = {
 _NOT_OPTIONS = {"A", "X", "y", "x_star", "M_star", "init", "init_layers"}
 
 
+# per-run options and a valid value of each
+_GOOD_PER_RUN = {"depth": 2, "init_scale": 0.1, "lr": 0.05, "lr_ratio": 1.0, "norm": "l2", "eps": 1e-8, "beta1": 0.9,
+                 "seed": 0, "width": 2, "trace_weight": 0.0, "label_noise_std": 0.0, "sam_radius": 0.0,
+                 "weight_norm": None, "optimizer": "steepest"}
+
+
 def _options(family: str) -> list[str]:
     fn, arrays, _, _ = FAMILIES[family]
     return [p for p in inspect.signature(fn).parameters if p not in _NOT_OPTIONS and p not in arrays]
@@ -55,6 +61,8 @@ def _call(family: str, many: bool, **changes):
     kwargs = {**arrays, **base, **changes}
     if many and "init" in kwargs:
         kwargs["init"] = [kwargs["init"]]
+    if many and isinstance(kwargs.get("init_scale"), np.ndarray) and kwargs["init_scale"].ndim == 1:
+        kwargs["init_scale"] = [kwargs["init_scale"]]  # one vector for every run (a bare array is one per run)
     return fn(**kwargs)
 
 
@@ -84,6 +92,8 @@ def test_layouts_give_the_run_of_their_float64_copy(family, data):
     kind = data.draw(st.sampled_from(LAYOUTS), label="layout")
     odd, same = relaid(kind, arrays[name])
     got = rejects_or_returns(lambda: _call(family, False, **{name: odd}), name)
+    # the float64 copy may itself be invalid (int or bool rounding of a positive scale to 0): then both
+    # are rejected; test_valid_calls_return_results is the floor that valid data runs
     want = rejects_or_returns(lambda: _call(family, False, **{name: same}), name)
     if kind != "bool" or got is not None:  # bool sensing matrices may be refused (by name)
         assert (got is None) == (want is None), f"{name} as {kind}: accepted {got is not None}, float64: {want}"
@@ -93,6 +103,29 @@ def test_layouts_give_the_run_of_their_float64_copy(family, data):
     assert got.status == want.status and got.n_steps == want.n_steps
     for a in attrs:
         np.testing.assert_array_equal(getattr(got, a), getattr(want, a))
+
+
+@pytest.mark.parametrize("family", FAMILIES)
+def test_valid_calls_return_results(family):
+    """The floor under the fuzzing: a rule that rejected every call would pass the tests that accept a
+    rejection by name, so every option at its own default, and a list of two valid per-run values, must
+    return runs (not an error)."""
+    fn = FAMILIES[family][0]
+    params = inspect.signature(fn).parameters
+    returned = 0
+    for name in _options(family):
+        default = params[name].default
+        if default is inspect.Parameter.empty or name in FAMILIES[family][2]:  # the base run sets these
+            continue
+        check_run(_call(family, False, **{name: default}), *FAMILIES[family][3])
+        returned += 1
+    assert returned >= 8, returned  # every family has at least this many options with defaults
+    for name, good in _GOOD_PER_RUN.items():
+        if name in params and not (family.startswith("steepest") and name == "depth"):
+            runs = _call(family, True, **{name: [good, good]})
+            assert len(runs) == 2
+            for run in runs:
+                check_run(run, *FAMILIES[family][3])
 
 
 @pytest.mark.parametrize("family", FAMILIES)
@@ -112,13 +145,9 @@ def test_odd_options_are_rejected_by_name_or_run_honestly(family, data, value, m
 @given(data=st.data(), value=ODD_SCALARS)
 def test_one_odd_entry_in_a_list_is_rejected_or_runs(family, data, value):
     fn = FAMILIES[family][0]
-    per_run = [p for p in ("depth", "init_scale", "lr", "lr_ratio", "norm", "eps", "beta1", "seed", "width",
-                           "trace_weight", "label_noise_std", "sam_radius", "weight_norm", "optimizer")
-               if p in inspect.signature(fn).parameters]
+    per_run = [p for p in _GOOD_PER_RUN if p in inspect.signature(fn).parameters]
     name = data.draw(st.sampled_from(per_run), label="option")
-    good = {"depth": 2, "init_scale": 0.1, "lr": 0.05, "lr_ratio": 1.0, "norm": "l2", "eps": 1e-8, "beta1": 0.9,
-            "seed": 0, "width": 2, "trace_weight": 0.0, "label_noise_std": 0.0, "sam_radius": 0.0,
-            "weight_norm": None, "optimizer": "steepest"}[name]
+    good = _GOOD_PER_RUN[name]
     if family.startswith("steepest") and name == "depth":
         good = None
     runs = rejects_or_returns(lambda: _call(family, True, **{name: [good, value]}), name)
@@ -163,3 +192,11 @@ def test_random_problems_of_any_shape_and_magnitude_run_honestly(n, d, seed, sca
         r = rejects_or_returns(lambda: fn(**{**base, **kwargs}), ("A", "X", "y"))
     if r is not None:
         check_run(r, *attrs)
+
+
+def test_an_error_names_an_argument_only_as_a_word():
+    """The matcher of rejects_or_returns: "y" inside "layer" or "A" inside "Adam" is not a name."""
+    from _fuzz import names_word
+    assert names_word("y", "y must be finite") and names_word("init_scale", "fit.init_scale[1] must be positive")
+    assert not names_word("y", "layer 2 has the wrong shape") and not names_word("A", "Adam needs beta1 < 1")
+    assert not names_word("lr", "lr_ratio must be positive")

@@ -5,6 +5,8 @@
 
 #include <Eigen/Core>
 
+#include <cstdlib>
+#include <cstring>
 #include <string>
 
 namespace implicitbias::bindings {
@@ -74,6 +76,17 @@ PYBIND11_MODULE(IMPLICITBIAS_MODULE_NAME, m) {
         return false;
       },
       py::arg("feature"), "Whether this CPU supports 'avx2' (x86-64-v3) or 'avx512' (x86-64-v4).");
+  m.def(
+      "_leak_for_tests",
+      [](std::size_t bytes) {
+        // never freed, and written so that the pages are resident: a C++ leak of this size per call
+        char* block = static_cast<char*>(std::malloc(bytes));
+        if (block != nullptr) std::memset(block, 1, bytes);
+        return block != nullptr;
+      },
+      py::arg("bytes"),
+      "Allocates `bytes` and never frees them (tests/test_memory.py: its bound catches a C++ leak of this size "
+      "per call). Not for use.");
   implicitbias::bindings::register_run_types(m);
   implicitbias::bindings::register_diagonal(m);
   implicitbias::bindings::register_steepest(m);

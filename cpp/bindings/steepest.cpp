@@ -144,9 +144,12 @@ void register_steepest(py::module_& m) {
         Vec f, G(theta.size());
         hm.outputs(theta, f);
         hm.grad_sum(theta, c, G);
-        return G;
+        return py::make_tuple(G, static_cast<long>(spec.kind == ModelKind::mlp ? hm.samples_used() : X.rows()));
       },
-      py::arg("model"), py::arg("X"), py::arg("theta"), py::arg("c"), "sum_i c_i grad_theta f(x_i; theta).");
+      py::arg("model"), py::arg("X"), py::arg("theta"), py::arg("c"),
+      "(G, samples_used): G = sum_i c_i grad_theta f(x_i; theta), and the number of samples whose backward "
+      "pass ran (ReLU nets skip the samples of negligible weight when that provably changes G by at most "
+      "2^-53 ||G||).");
   m.def(
       "classification_loss",
       [](const HomogeneousSpec& spec, const Mat& X, const Vec& y, const Vec& theta, LossKind loss) {

@@ -149,6 +149,10 @@ class HomogeneousModel {
     }
   }
 
+  // Samples whose backward pass the last mlp grad_sum ran (all, or the
+  // active ones when the skip applied); for tests of the skip rule.
+  Index samples_used() const { return samples_used_; }
+
   // G = sum_i c_i grad_theta f(x_i; theta), after outputs(theta) (mlp).
   void grad_sum(const Eigen::Ref<const Vec>& theta, const Vec& c, Eigen::Ref<Vec> G) {
     const Mat& X = prob_.X;
@@ -175,9 +179,13 @@ class HomogeneousModel {
         for (Index i = 0; i < n; ++i) (std::abs(c(i)) > cut ? active_ : skipped_).push_back(i);
         if (static_cast<Index>(active_.size()) < (3 * n) / 4) {
           mlp_grad_sum(theta, c, G, true);
-          if (skipped_bound(theta, c) <= 0x1p-53 * G.norm()) break;
+          if (skipped_bound(theta, c) <= 0x1p-53 * G.norm()) {
+            samples_used_ = static_cast<Index>(active_.size());
+            break;
+          }
         }
         mlp_grad_sum(theta, c, G, false);
+        samples_used_ = n;
         break;
       }
     }
@@ -292,6 +300,7 @@ class HomogeneousModel {
   Index P_;
   std::vector<Mat> act_, acta_;
   std::vector<Index> active_, skipped_;
+  Index samples_used_ = 0;
   Mat delta_, tmp_, Xa_;
   Vec ca_;
   Vec beta_, xc_, f_, c_, lt_;
