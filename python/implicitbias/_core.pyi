@@ -1,5 +1,5 @@
 # Type stubs of the compiled core (the same API in every ISA variant), generated with
-# pybind11-stubgen from the built module: pybind11-stubgen implicitbias._core -o <dir>
+# pybind11-stubgen from the built module: tools/make_stubs.sh
 """
 implicitbias compiled core (Eigen kernels, OpenMP batches).
 """
@@ -8,6 +8,7 @@ import collections.abc
 import numpy
 import numpy.typing
 import typing
+__all__: list[str] = ['AdaptiveOptions', 'AlgorithmSpec', 'ClassificationProblem', 'DiagonalBatchOptions', 'DiagonalRun', 'FactorizationBatchOptions', 'FactorizationMeasurements', 'FactorizationMethod', 'FactorizationProblem', 'FactorizationRun', 'FixedStepOptions', 'HomogeneousSpec', 'LossKind', 'Method', 'ModelKind', 'NormKind', 'NormSpec', 'Optimizer', 'Probe', 'RunRecord', 'Schedule', 'SensingProblem', 'Solver', 'Status', 'SteepestOptions', 'SteepestRun', 'StrengthSchedule', 'TraceEstimator', 'WeightNorm', 'callable_estimate', 'classification_loss', 'compiler', 'cpu_supports', 'diagonal_batch', 'eigen_version', 'factorization_batch', 'factorization_estimate', 'factorization_eval', 'factorization_hvp', 'factorization_jacobian', 'factorization_trace', 'factorization_trace_gradient', 'homogeneous_grad_sum', 'homogeneous_outputs', 'isa', 'max_threads', 'openmp_enabled', 'openmp_version', 'param_norm', 'simd_instruction_sets', 'steepest_batch', 'steepest_direction']
 class Status:
     """
     How a run ended.
@@ -315,14 +316,14 @@ class Solver:
     
       rodas5
     
-      dual
+      bdf
     
       automatic
     """
     __members__: typing.ClassVar[dict[str, Solver]]
     automatic: typing.ClassVar[Solver]
+    bdf: typing.ClassVar[Solver]
     dopri5: typing.ClassVar[Solver]
-    dual: typing.ClassVar[Solver]
     rodas5: typing.ClassVar[Solver]
     rosw: typing.ClassVar[Solver]
     @typing.overload
@@ -395,7 +396,11 @@ class DiagonalRun:
     """
     nonnegative: bool
     weight_norm: WeightNorm
+    @typing.overload
     def __init__(self) -> None:
+        ...
+    @typing.overload
+    def __init__(self, *, problem: typing.SupportsInt | typing.SupportsIndex, depth: typing.SupportsInt | typing.SupportsIndex, nonnegative: bool, weight_norm: WeightNorm, init_scale: typing.Annotated[numpy.typing.ArrayLike, numpy.float64, "[m, 1]"], lr_ratio: typing.SupportsFloat | typing.SupportsIndex, lr: typing.SupportsFloat | typing.SupportsIndex) -> None:
         ...
     @property
     def depth(self) -> int:
@@ -794,7 +799,11 @@ class SteepestRun:
     flow: bool
     loss: LossKind
     model: HomogeneousSpec
+    @typing.overload
     def __init__(self) -> None:
+        ...
+    @typing.overload
+    def __init__(self, *, problem: typing.SupportsInt | typing.SupportsIndex, model: HomogeneousSpec, loss: LossKind, algorithm: AlgorithmSpec, theta0: typing.Annotated[numpy.typing.ArrayLike, numpy.float64, "[m, 1]"], flow: bool) -> None:
         ...
     @property
     def problem(self) -> int:
@@ -1049,7 +1058,11 @@ class FactorizationRun:
     One run of a factorization batch.
     """
     method: FactorizationMethod
+    @typing.overload
     def __init__(self) -> None:
+        ...
+    @typing.overload
+    def __init__(self, *, problem: typing.SupportsInt | typing.SupportsIndex, method: FactorizationMethod, dims: collections.abc.Sequence[typing.SupportsInt | typing.SupportsIndex], z0: typing.Annotated[numpy.typing.ArrayLike, numpy.float64, "[m, 1]"], lr: typing.SupportsFloat | typing.SupportsIndex, strength: typing.SupportsFloat | typing.SupportsIndex, seed: typing.SupportsInt | typing.SupportsIndex) -> None:
         ...
     @property
     def dims(self) -> list[int]:
@@ -1123,6 +1136,10 @@ class FactorizationBatchOptions:
     @num_threads.setter
     def num_threads(self, arg0: typing.SupportsInt | typing.SupportsIndex) -> None:
         ...
+def _leak_for_tests(bytes: typing.SupportsInt | typing.SupportsIndex) -> bool:
+    """
+    Allocates `bytes` and never frees them (tests/test_memory.py: its bound catches a C++ leak of this size per call). Not for use.
+    """
 def callable_estimate(method: TraceEstimator, matvec: collections.abc.Callable, dim: typing.SupportsInt | typing.SupportsIndex, num_matvecs: typing.SupportsInt | typing.SupportsIndex, seed: typing.SupportsInt | typing.SupportsIndex, probe: Probe, block: bool) -> tuple:
     """
     Stochastic trace estimate over a Python matvec callable: (estimate, stderr, matvecs).
@@ -1169,9 +1186,9 @@ def factorization_trace_gradient(meas: FactorizationMeasurements, dims: collecti
     """
     (trace, gradient of the trace with respect to z).
     """
-def homogeneous_grad_sum(model: HomogeneousSpec, X: typing.Annotated[numpy.typing.ArrayLike, numpy.float64, "[m, n]"], theta: typing.Annotated[numpy.typing.ArrayLike, numpy.float64, "[m, 1]"], c: typing.Annotated[numpy.typing.ArrayLike, numpy.float64, "[m, 1]"]) -> typing.Annotated[numpy.typing.NDArray[numpy.float64], "[m, 1]"]:
+def homogeneous_grad_sum(model: HomogeneousSpec, X: typing.Annotated[numpy.typing.ArrayLike, numpy.float64, "[m, n]"], theta: typing.Annotated[numpy.typing.ArrayLike, numpy.float64, "[m, 1]"], c: typing.Annotated[numpy.typing.ArrayLike, numpy.float64, "[m, 1]"]) -> tuple[typing.Annotated[numpy.typing.NDArray[numpy.float64], "[m, 1]"], int]:
     """
-    sum_i c_i grad_theta f(x_i; theta).
+    (G, samples_used): G = sum_i c_i grad_theta f(x_i; theta), and the number of samples whose backward pass ran (ReLU nets skip the samples of negligible weight when that provably changes G by at most 2^-53 ||G||).
     """
 def homogeneous_outputs(model: HomogeneousSpec, X: typing.Annotated[numpy.typing.ArrayLike, numpy.float64, "[m, n]"], theta: typing.Annotated[numpy.typing.ArrayLike, numpy.float64, "[m, 1]"]) -> typing.Annotated[numpy.typing.NDArray[numpy.float64], "[m, 1]"]:
     """
@@ -1207,6 +1224,7 @@ def steepest_direction(g: typing.Annotated[numpy.typing.ArrayLike, numpy.float64
     """
     (g#, ||g||_*) for the norm; shapes are the (rows, cols) weight blocks (spectral).
     """
+__version__: str = '0.1.0'
 compiler: str = 'GCC 12.2.0'
 eigen_version: str = '3.4.1'
 isa: str = 'baseline'
