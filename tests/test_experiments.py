@@ -116,3 +116,42 @@ def _tiny_margins(tmp_path):
     spec["fit"]["steps"] = 50
     spec["seeds"] = 1
     return sweep.run(spec, tmp_path / "m", progress=False, num_threads=1)
+
+
+def test_reproduce_saddles_quick(tmp_path):
+    """saddles: the stored trajectories sit on the limit staircase (reference.saddle_sequence) at alpha = 1e-60,
+    their distance to it shrinks from alpha = 1e-5, and the stored x is the run's own (its loss, a direct fit)."""
+    from implicitbias.experiments import reproduce, saddles
+    from implicitbias.reference import basis_pursuit, saddle_sequence
+
+    paths = reproduce(saddles, str(tmp_path), quick=True, progress=False, num_threads=1, figures=False)
+    assert sorted(os.path.basename(p) for p in paths) == ["saddles", "saddles_distance.csv", "saddles_staircase.csv"]
+    df = sweep.load(tmp_path / "sweeps" / "quick" / "saddles")
+    A, y = saddles.problem_of(df)
+    seq = saddle_sequence(A, y)
+    np.testing.assert_allclose(seq.saddles[-1], basis_pursuit(A, y), atol=1e-8)
+    assert np.round(seq.times[1:], 2).tolist() == [0.34, 2.84, 5.36, 8.86, 13.31, 24.86]  # docs/experiments.md
+    assert seq.losses[-1] < 1e-25
+    import pandas as pd
+
+    dist = pd.read_csv(tmp_path / "saddles_distance.csv")
+    tiny, big = dist[dist["init_scale"] == 1e-60], dist[dist["init_scale"] == 1e-5]
+    assert len(tiny) == len(big) == seq.n_jumps + 1 >= 5
+    assert tiny["distance"].max() < 1e-6 < big["distance"].max()
+    assert np.all(tiny["distance"].to_numpy()[1:] < big["distance"].to_numpy()[1:])
+    stairs = pd.read_csv(tmp_path / "saddles_staircase.csv")
+    np.testing.assert_allclose(stairs["tau_start"], seq.times)
+    spec = sweep.read_toml(spec_path("saddles", quick=True))
+    for _, r in df.iterrows():
+        X = np.array([list(v) for v in r["history.x"]])
+        loss = 0.5 * np.sum((X @ A.T - y) ** 2, axis=1)
+        # to rounding: at alpha = 1e-60 x = 2 alpha^2 sinh(z) with |z| ~ 70 amplifies the rounding of z = A^T s
+        np.testing.assert_allclose(np.sqrt(2 * loss), np.sqrt(2 * np.asarray(r["history.loss"])), rtol=0,
+                                   atol=1e-11)
+    r = df[df["fit.init_scale"] == 1e-60].iloc[0]
+    k = spec["zip"][0]["fit.init_scale"].index(1e-60)
+    direct = diagonal.fit(A, y, init_scale=1e-60, t_max=spec["zip"][0]["fit.t_max"][k],
+                          record_times=np.linspace(*spec["zip"][0]["fit.record_times"][k]["linspace"][:2],
+                                                   spec["zip"][0]["fit.record_times"][k]["linspace"][2]),
+                          **{n: v for n, v in spec["fit"].items()}, num_threads=1)
+    np.testing.assert_array_equal(direct.history["x"], np.array([list(v) for v in r["history.x"]]))

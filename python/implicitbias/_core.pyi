@@ -440,6 +440,7 @@ class DiagonalBatchOptions:
     fixed: FixedStepOptions
     gd_lanes: bool
     method: Method
+    record_state: bool
     solver: Solver
     def __init__(self) -> None:
         ...

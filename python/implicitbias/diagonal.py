@@ -59,8 +59,12 @@ class DiagonalResult(RunResult):
     history : dict of ndarrays
         ``t``, ``loss``, ``n_grad_evals``, ``wall_time``, ``error``
         (``||x - x_star||_2`` when ``x_star`` was given), ``radius`` or
-        ``radius_u``/``radius_v`` (WN). Time is in units of the loss
-        (docs/science.md, section 1.1); descent after k steps is at ``k * lr``.
+        ``radius_u``/``radius_v`` (WN); with ``record_state=True`` also ``x``,
+        ``u`` and ``v`` (``v`` for the signed model), arrays of shape
+        ``(n_records, N)``: the predictor and the factors at each record point
+        (for a flow, the state of the same dense output as the recorded loss).
+        Time is in units of the loss (docs/science.md, section 1.1); descent
+        after k steps is at ``k * lr``.
     """
 
     loss: float
@@ -98,6 +102,21 @@ class DiagonalResult(RunResult):
                 "radius_v": self.radius[1] if isinstance(self.radius, tuple) else nan,
                 "alpha_eff": nan if self.weight_norm == "separate" and not self.nonnegative
                 else float(self.alpha_eff()[0])}
+
+    def _history_from(self, raw: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        """The core's channels, with the per-coordinate state channels ``x[i]``, ``u[i]``, ``v[i]``
+        (``record_state``) stacked into ``(n_records, N)`` arrays ``x``, ``u``, ``v``."""
+        out: dict[str, np.ndarray] = {}
+        parts: dict[str, list[np.ndarray]] = {}
+        for name, values in raw.items():
+            bracket = name.find("[")
+            if bracket > 0 and name.endswith("]"):
+                parts.setdefault(name[:bracket], []).append(values)
+            else:
+                out[name] = values
+        for name, cols in parts.items():
+            out[name] = np.column_stack(cols)
+        return out
 
     # ------------------------------------------------------------------ diagnostics
     def invariants(self) -> tuple[np.ndarray, np.ndarray]:
@@ -211,6 +230,7 @@ def fit(
     block_size: int = 8,
     jac_every: int = 4,
     gd_kernel: str = "lanes",
+    record_state: bool = False,
 ) -> DiagonalResult:
     """Train one diagonal linear network by gradient flow or gradient descent.
 
@@ -268,6 +288,12 @@ def fit(
         OpenMP threads (results do not depend on it).
     block_size, jac_every, gd_kernel
         See :func:`fit_many`.
+    record_state : bool
+        Also record the trajectory: ``history["x"]``, ``history["u"]`` and
+        (signed model) ``history["v"]``, shape ``(n_records, N)``, at the same
+        record points as the loss (flows: from the integrator's dense output at
+        ``record_times``, the same state as the recorded loss; descent: every
+        ``record_every`` steps). Off by default; it never changes a trajectory.
 
     Returns
     -------
@@ -303,6 +329,7 @@ def fit_many(
     block_size: int = 8,
     jac_every: int = 4,
     gd_kernel: str = "lanes",
+    record_state: bool = False,
 ) -> list[DiagonalResult]:
     """Many runs in one C++ call, spread over OpenMP threads.
 
@@ -394,21 +421,21 @@ def _check_solver(method: str, solver: str | None, normalized: bool, atol: float
 
 
 _OPTION_ARGS = ("method", "solver", "steps", "n_record", "record_times", "record_every", "t_max", "rtol", "atol",
-                "max_steps", "stall_steps", "jac_every", "block_size", "num_threads", "gd_kernel")
+                "max_steps", "stall_steps", "jac_every", "block_size", "num_threads", "gd_kernel", "record_state")
 
 
 @_batch.memoized
 def _options(values: tuple) -> Any:
     """The core options shared by a batch, from the checked batch-wide arguments (read-only, memoized)."""
     (method, solver, steps, n_record, record_times, record_every, t_max, rtol, atol, max_steps, stall_steps,
-     jac_every, block_size, num_threads, gd_kernel) = values
+     jac_every, block_size, num_threads, gd_kernel, record_state) = values
     descent = method == "descent"
     steps = steps if descent else 0
     rec_times = [] if descent else _batch.record_times(record_times, t_max, n_record)
     return _batch.make(
         core.DiagonalBatchOptions, method=_batch.enum(core.Method, method),
         solver=_batch.enum(core.Solver, solver or "automatic"), block_size=block_size, num_threads=num_threads,
-        gd_lanes=gd_kernel == "lanes",
+        gd_lanes=gd_kernel == "lanes", record_state=record_state,
         fixed=_batch.make(core.FixedStepOptions, steps=steps,
                           record_every=_batch.record_every_steps(record_every, steps, n_record) if descent else 0),
         adaptive=_batch.adaptive_options(
@@ -519,6 +546,7 @@ FAMILY = Family.declare("diagonal", fit, fit_many, ("A", "y", "x_star"), [
     param("block_size", _B.integer(1), int),
     param("jac_every", _B.integer(1), int),
     choice_param("gd_kernel", _GD_KERNELS),
+    param("record_state", _B.boolean, bool),
 ], _Adapter())
 """The diagonal family's declaration (:class:`implicitbias._family.Family`): its parameters, checks and
 choices, for sweeps and other callers."""

@@ -60,6 +60,16 @@ struct DiagonalLayout {
   }
 };
 
+// The diagnostic channels of a recorded state, appended to names: x[0..N),
+// u[0..N) and, for the signed model, v[0..N) (the predictor and the factors
+// at each record point; Python stacks them into (n_records, N) arrays).
+inline void state_channel_names(Index N, bool signed_model, std::vector<std::string>& names) {
+  for (const char* part : {"x", "u", "v"}) {
+    if (part[0] == 'v' && !signed_model) break;
+    for (Index i = 0; i < N; ++i) names.push_back(std::string(part) + "[" + std::to_string(i) + "]");
+  }
+}
+
 // Elementwise integer power by repeated multiplication (exact for small p).
 inline void int_pow(const Eigen::Ref<const Arr>& base, int p, Eigen::Ref<Arr> out) {
   if (p == 0) {
@@ -95,8 +105,10 @@ inline Vec diagonal_initial_state(const DiagonalSpec& s, const Vec& alpha) {
 // A block of runs of one spec on one problem; per-run lr_ratio (kappa).
 class DiagonalBlockModel {
  public:
-  DiagonalBlockModel(const SensingProblem& prob, const DiagonalSpec& spec, const Vec& kappa)
-      : prob_(prob), spec_(spec), kappa_(kappa), lay_(DiagonalLayout::make(spec, prob.A.cols())) {}
+  // record_state: the diagnostics also hold x, u and v (state_channel_names).
+  DiagonalBlockModel(const SensingProblem& prob, const DiagonalSpec& spec, const Vec& kappa, bool record_state = false)
+      : prob_(prob), spec_(spec), kappa_(kappa), lay_(DiagonalLayout::make(spec, prob.A.cols())),
+        record_state_(record_state) {}
 
   Index state_dim() const { return lay_.dim(); }
   const DiagonalLayout& layout() const { return lay_; }
@@ -412,17 +424,24 @@ class DiagonalBlockModel {
       names.emplace_back("radius_u");
       names.emplace_back("radius_v");
     }
+    if (record_state_) state_channel_names(lay_.N, lay_.n_parts == 2, names);
     return names;
   }
 
   void diagnostics(const Eigen::Ref<const Vec>& z, int /*id*/, double* out) {
     int k = 0;
-    if (prob_.x_star.size() > 0) {
+    const bool need_x = prob_.x_star.size() > 0 || record_state_;
+    if (need_x) {
       Mat Z1 = z;
-      predictor(Z1, X_);
-      out[k++] = (X_.col(0) - prob_.x_star).norm();
+      predictor(Z1, X_);  // U_, V_: u and v at z
     }
+    if (prob_.x_star.size() > 0) out[k++] = (X_.col(0) - prob_.x_star).norm();
     for (int r = 0; r < lay_.n_radii; ++r) out[k++] = z(r);
+    if (!record_state_) return;
+    const Index N = lay_.N;
+    Eigen::Map<Vec>(out + k, N) = X_.col(0);
+    Eigen::Map<Vec>(out + k + N, N) = U_.col(0).matrix();
+    if (lay_.n_parts == 2) Eigen::Map<Vec>(out + k + 2 * N, N) = V_.col(0).matrix();
   }
 
  private:
@@ -472,6 +491,7 @@ class DiagonalBlockModel {
   DiagonalSpec spec_;
   Vec kappa_;
   DiagonalLayout lay_;
+  bool record_state_ = false;
   Arr U_, V_, Pu_, Pv_;
   Mat X_, R_, G_;
   // Gauss-Newton data of each run at the state where it was last prepared

@@ -58,12 +58,16 @@ struct BatchOptions {
   int num_threads = 0;
   // plain GD blocks of <= 8 runs take the SIMD-lanes kernel (diagonal_lanes.hpp)
   bool gd_lanes = true;
+  // record x, u and v at every record point (the models' state channels,
+  // state_channel_names in diagonal.hpp; flows: from the dense output)
+  bool record_state = false;
 };
 
 // The flow of one block with the chosen solver.
 inline void run_diagonal_flow(const SensingProblem& prob, const DiagonalSpec& spec, const std::vector<DiagonalRun>& runs,
                               std::size_t lo, std::size_t hi, DiagonalBlockModel& model, const Mat& Z0, Solver solver,
-                              const AdaptiveOptions& adaptive, std::vector<RunRecord>& out) {
+                              const AdaptiveOptions& adaptive, std::vector<RunRecord>& out,
+                              bool record_state = false) {
   if (solver == Solver::automatic) solver = spec.weight_norm == WeightNorm::none ? Solver::bdf : Solver::rosw;
   if (solver == Solver::bdf && spec.weight_norm != WeightNorm::none) {
     // no dual reduction: the BDF on the polar system, with the model's
@@ -79,10 +83,11 @@ inline void run_diagonal_flow(const SensingProblem& prob, const DiagonalSpec& sp
                        AdaptiveOptions ob = o;
                        ob.h0 = adaptive.h0;  // each run its own first step (bdf.hpp), not the block's smallest
                        run_bdf(m, S0, ob, r);
-                     });
+                     }, record_state);
     else
       run_dual_block(prob, spec, alpha, adaptive, out,
-                     [](auto& m, const Mat& S0, const AdaptiveOptions& o, std::vector<RunRecord>& r) { run_rodas5(m, S0, o, r); });
+                     [](auto& m, const Mat& S0, const AdaptiveOptions& o, std::vector<RunRecord>& r) { run_rodas5(m, S0, o, r); },
+                     record_state);
   } else if (solver == Solver::rosw) {
     run_rosw(model, Z0, adaptive, out);
   } else {
@@ -128,7 +133,7 @@ inline std::vector<RunRecord> run_diagonal_batch(const std::vector<SensingProble
       lr(c) = r.lr;
       Z0.col(c) = diagonal_initial_state(r.spec, r.init_scale);
     }
-    DiagonalBlockModel model(prob, first.spec, kappa);
+    DiagonalBlockModel model(prob, first.spec, kappa, opt.record_state);
     const double tol = prob.tol;
     if (opt.method == Method::descent) {
       FixedStepOptions fixed = opt.fixed;
@@ -138,7 +143,7 @@ inline std::vector<RunRecord> run_diagonal_batch(const std::vector<SensingProble
     } else {
       AdaptiveOptions adaptive = opt.adaptive;
       adaptive.tol = tol;
-      run_diagonal_flow(prob, first.spec, runs, lo, hi, model, Z0, opt.solver, adaptive, out);
+      run_diagonal_flow(prob, first.spec, runs, lo, hi, model, Z0, opt.solver, adaptive, out, opt.record_state);
     }
   });
 }

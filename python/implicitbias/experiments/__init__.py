@@ -8,10 +8,10 @@ them) and a module with ``SPECS``, ``summarize(tables)`` and
 (docs/reproductions.md).
 """
 
-from . import flatness, margins, phase, weightnorm
+from . import flatness, margins, phase, saddles, weightnorm
 from ._reproduce import reproduce, run, spec_path, specs, store_path
 
-REGISTRY = {"flatness": flatness, "margins": margins, "phase": phase, "weightnorm": weightnorm}
+REGISTRY = {"flatness": flatness, "margins": margins, "phase": phase, "weightnorm": weightnorm, "saddles": saddles}
 
-__all__ = ["REGISTRY", "flatness", "margins", "phase", "reproduce", "run", "spec_path", "specs", "store_path",
-           "weightnorm"]
+__all__ = ["REGISTRY", "flatness", "margins", "phase", "reproduce", "run", "saddles", "spec_path", "specs",
+           "store_path", "weightnorm"]

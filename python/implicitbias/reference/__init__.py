@@ -17,6 +17,13 @@ simulations are compared against. Where each public name lives:
     by Newton's method on a smooth strictly convex dual problem (solver in
     :mod:`._dual_newton`, dual potentials in :mod:`._potentials`).
 
+* :mod:`.saddles` -- the vanishing-initialization limit of the depth-2 diagonal flow
+  (docs/science.md, section 1.10):
+
+  - :func:`saddle_sequence` / :class:`SaddleSequence` -- the saddle-to-saddle process: jump
+    times in ``tau = 2 t / log(1/alpha)``, the saddles (sign-constrained least squares on the
+    active set), ``nu`` at each jump; the last saddle is basis pursuit.
+
 * :mod:`.margin` -- max-margin classifiers (docs/science.md, section 2):
 
   - :func:`max_margin` / :class:`MaxMargin` -- the l2 / l_inf / l1 max-margin
@@ -40,16 +47,19 @@ from __future__ import annotations
 
 from .margin import DiagonalMaxMargin, MaxMargin, diagonal_max_margin, max_margin
 from .nuclear import InaccurateSolveWarning, min_nuclear_norm
+from .saddles import SaddleSequence, saddle_sequence
 from .sparse import basis_pursuit, diagonal_flow_limit, hyperbolic_entropy
 
 __all__ = [
     "DiagonalMaxMargin",
     "InaccurateSolveWarning",
     "MaxMargin",
+    "SaddleSequence",
     "basis_pursuit",
     "diagonal_flow_limit",
     "diagonal_max_margin",
     "hyperbolic_entropy",
     "max_margin",
     "min_nuclear_norm",
+    "saddle_sequence",
 ]

@@ -53,7 +53,7 @@ class Declaration:
 DECLARATIONS: dict[str, Declaration] = {
     "diagonal": Declaration(
         diagonal.FAMILY, {"sparse_regression": data.sparse_regression}, (), frozenset({"record_times"}),
-        ("t", "loss", "n_grad_evals", "wall_time", "error", "radius", "radius_u", "radius_v")),
+        ("t", "loss", "n_grad_evals", "wall_time", "error", "radius", "radius_u", "radius_v", "x", "u", "v")),
     "steepest": Declaration(
         steepest.FAMILY, {"separable": data.separable, "digits_binary": data.digits_binary}, ("seed",),
         frozenset({"init"}),

@@ -200,9 +200,17 @@ def to_csv(table: Any, path: str | os.PathLike) -> str:
     df = load(table) if isinstance(table, (str, os.PathLike)) else table
     out = df.copy()
     for c in _list_columns(out):
-        out[c] = [None if v is None else json.dumps(np.asarray(v).tolist()) for v in out[c]]
+        out[c] = [None if v is None else json.dumps(_nested_list(v)) for v in out[c]]
     out.to_csv(path, index=False)
     return os.fspath(path)
+
+
+def _nested_list(v: Any) -> Any:
+    """A list column's value as nested lists (Parquet gives a 2-D channel, e.g. ``history.x``, as an
+    object array of rows)."""
+    if isinstance(v, np.ndarray) and v.dtype == object:
+        return [_nested_list(e) for e in v]
+    return np.asarray(v).tolist()
 
 
 def read_csv(path: str | os.PathLike) -> Any:
