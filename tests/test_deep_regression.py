@@ -249,3 +249,25 @@ def test_depth_two_flow_follows_the_saxe_mode_dynamics():
     assert learned[1.2][0] > 0.95 and learned[1.2][1] < 0.2 and learned[1.2][2] < 0.01  # the largest mode
     assert learned[2.5][1] > 0.95 and learned[2.5][2] < 0.5  # then the second
     assert r.history["loss"][-1] < 1e-6 * r.history["loss"][0]  # then the third
+
+
+@pytest.mark.parametrize("n", [3, 12], ids=["raw", "compressed"])
+def test_label_noise_has_the_law_of_noise_on_the_original_targets(n):
+    """One step of label-noise descent on a depth-1 model: the noise part of the step,
+    (2 sigma / n) xi^T X for fresh N(0, 1) targets' noise xi, has covariance (4 sigma^2 / n^2) X^T X
+    whether the samples (n = 3) or a QR factor of [X Y] (n = 12 > d_in + d_out = 3) are kept."""
+    rng = np.random.default_rng(n)
+    X, Y = rng.standard_normal((n, 2)), rng.standard_normal((n, 1))
+    op = factorization.regression_operator(X, Y)
+    init = [rng.standard_normal((1, 2))]
+    sigma, K = 0.7, 4000
+    kw = dict(lr=1.0, steps=1, anneal_frac=1.0, final_ratio=1.0)
+    gd = factorization.fit(op, None, method="descent", init_layers=init, **kw).layers[0]
+    noisy = factorization.fit_many(op, None, method="label_noise_sgd", label_noise_std=sigma, seed=list(range(K)),
+                                   init_layers=[init], **kw)
+    D = np.array([r.layers[0][0] - gd[0] for r in noisy])  # (K, 2) samples of the noise part of the step
+    exact = 4 * sigma**2 / n**2 * (X.T @ X)
+    assert np.abs(D.mean(axis=0)).max() < 4 * np.sqrt(np.diag(exact).max() / K)
+    emp = D.T @ D / K
+    # sample covariance of K Gaussian draws: entrywise standard error <= sqrt(2 / K) * max variance
+    assert np.abs(emp - exact).max() < 4 * np.sqrt(2.0 / K) * np.diag(exact).max()
