@@ -163,12 +163,12 @@ def _operator(A: Any, shape: Any = None, *, prepare: bool = True) -> SensingOper
 
 
 def _is_regression(A: Any, y: Any) -> bool:
-    """Regression data: a :class:`RegressionOperator`, or a 2-D ``y`` (then ``A`` is the inputs X)."""
+    """Regression data: a :class:`RegressionOperator`, or a 2-D ``y`` with a 2-D ``A`` (the inputs X)."""
     if isinstance(A, RegressionOperator):
         return True
     try:
-        return y is not None and not isinstance(A, SensingOperator) and np.ndim(y) == 2
-    except ValueError:  # ragged y: check_vector names it
+        return y is not None and not isinstance(A, SensingOperator) and np.ndim(y) == 2 and np.ndim(A) == 2
+    except ValueError:  # ragged A or y: SensingOperator or check_vector names it
         return False
 
 
