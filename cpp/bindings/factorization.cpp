@@ -24,7 +24,7 @@ DeepLinear make_net(const Measurements& m, const std::vector<Index>& dims, const
 }
 
 void check_y(const Measurements& m, const Vec& y) {
-  if (y.size() != m.n()) throw InvalidArgument("y must have one entry per measurement");
+  if (y.size() != m.n_residuals()) throw InvalidArgument("y must have one entry per measurement");
 }
 
 py::dict fact_eval(const Measurements& m, const std::vector<Index>& dims, const Vec& z, const Vec& y) {
@@ -160,6 +160,20 @@ std::shared_ptr<Measurements> make_completion(Index d_out, Index d_in, const std
   return std::make_shared<Measurements>(Measurements::completion(d_out, d_in, rows, cols));
 }
 
+std::shared_ptr<Measurements> make_regression(const Mat& X, const Mat& Y) {
+  py::gil_scoped_release release;
+  return std::make_shared<Measurements>(Measurements::regression(X, Y));
+}
+
+const char* kind_name(Measurements::Kind k) {
+  switch (k) {
+    case Measurements::Kind::gaussian: return "gaussian";
+    case Measurements::Kind::completion: return "completion";
+    case Measurements::Kind::regression: return "regression";
+  }
+  return "";
+}
+
 py::list fact_batch(const std::vector<FactorizationProblem>& problems, const std::vector<FactorizationRun>& runs,
                     const FactorizationBatchOptions& options) {
   for (const auto& p : problems) {
@@ -188,19 +202,24 @@ void register_factorization(py::module_& m) {
       .value("xtrace", Estimator::xtrace);
   py::class_<Measurements, std::shared_ptr<Measurements>>(
       m, "FactorizationMeasurements", py::module_local(),
-      "A measurement operator f_i = <A_i, E>: dense sensing matrices or entry sampling.")
+      "A measurement operator f_i = <A_i, E>: dense sensing matrices, entry sampling or regression data.")
       .def_static("gaussian", &make_gaussian, py::arg("d_out"), py::arg("d_in"), py::arg("A_stack"),
                   py::arg("prepare") = true,
                   "Dense sensing; A_stack is the C-ordered (n, d_out, d_in) array reshaped to (n*d_out, d_in).\n"
                   "prepare: form sum_i A_i (x) A_i when small (pays off over many trace evaluations).")
       .def_static("completion", &make_completion, py::arg("d_out"), py::arg("d_in"), py::arg("rows"),
                   py::arg("cols"), "Entry sampling (matrix completion) A_i = e_{rows[i]} e_{cols[i]}^T.")
+      .def_static("regression", &make_regression, py::arg("X"), py::arg("Y"),
+                  "Regression data: inputs X (n, d_in), targets Y (n, d_out); loss (1/n) ||E X^T - Y^T||_F^2.\n"
+                  "Kept as a QR factor of [X Y] when n > d_in + d_out; the targets in residual space are\n"
+                  "`targets`.")
       .def_property_readonly("n", &Measurements::n)
+      .def_property_readonly("n_residuals", &Measurements::n_residuals)
+      .def_property_readonly("targets", &Measurements::regression_targets)
+      .def_property_readonly("gram", &Measurements::gram)
       .def_property_readonly("d_out", &Measurements::d_out)
       .def_property_readonly("d_in", &Measurements::d_in)
-      .def_property_readonly("kind", [](const Measurements& x) {
-        return x.kind() == Measurements::Kind::gaussian ? "gaussian" : "completion";
-      })
+      .def_property_readonly("kind", [](const Measurements& x) { return kind_name(x.kind()); })
       .def_property_readonly("uses_kronecker", &Measurements::uses_kronecker);
   py::class_<FactorizationProblem>(m, "FactorizationProblem", py::module_local(),
                                    "Measurements, labels y, optional M_star and the loss at which runs stop.")

@@ -1002,7 +1002,7 @@ class TraceEstimator:
         ...
 class FactorizationMeasurements:
     """
-    A measurement operator f_i = <A_i, E>: dense sensing matrices or entry sampling.
+    A measurement operator f_i = <A_i, E>: dense sensing matrices, entry sampling or regression data.
     """
     @staticmethod
     def completion(d_out: typing.SupportsInt | typing.SupportsIndex, d_in: typing.SupportsInt | typing.SupportsIndex, rows: collections.abc.Sequence[typing.SupportsInt | typing.SupportsIndex], cols: collections.abc.Sequence[typing.SupportsInt | typing.SupportsIndex]) -> FactorizationMeasurements:
@@ -1015,6 +1015,13 @@ class FactorizationMeasurements:
         Dense sensing; A_stack is the C-ordered (n, d_out, d_in) array reshaped to (n*d_out, d_in).
         prepare: form sum_i A_i (x) A_i when small (pays off over many trace evaluations).
         """
+    @staticmethod
+    def regression(X: typing.Annotated[numpy.typing.ArrayLike, numpy.float64, "[m, n]"], Y: typing.Annotated[numpy.typing.ArrayLike, numpy.float64, "[m, n]"]) -> FactorizationMeasurements:
+        """
+        Regression data: inputs X (n, d_in), targets Y (n, d_out); loss (1/n) ||E X^T - Y^T||_F^2.
+        Kept as a QR factor of [X Y] when n > d_in + d_out; the targets in residual space are
+        `targets`.
+        """
     @property
     def d_in(self) -> int:
         ...
@@ -1022,10 +1029,19 @@ class FactorizationMeasurements:
     def d_out(self) -> int:
         ...
     @property
+    def gram(self) -> typing.Annotated[numpy.typing.NDArray[numpy.float64], "[m, n]"]:
+        ...
+    @property
     def kind(self) -> str:
         ...
     @property
     def n(self) -> int:
+        ...
+    @property
+    def n_residuals(self) -> int:
+        ...
+    @property
+    def targets(self) -> typing.Annotated[numpy.typing.NDArray[numpy.float64], "[m, 1]"]:
         ...
     @property
     def uses_kronecker(self) -> bool:

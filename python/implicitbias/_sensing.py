@@ -57,4 +57,5 @@ def parse_sensing(A: Any, shape: Any = None, name: str = "A") -> tuple[str, np.n
         return "completion", arr, (d_out, d_in)
     raise ValueError(
         f"{name} must be a float array (n, d_out, d_in) of sensing matrices or an int array (n, 2) "
-        f"of (row, column) pairs, got shape {arr.shape} and dtype {arr.dtype}")
+        f"of (row, column) pairs (or regression inputs X (n, d_in) with 2-D targets y (n, d_out)), "
+        f"got shape {arr.shape} and dtype {arr.dtype}")

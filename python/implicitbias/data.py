@@ -14,16 +14,18 @@ from dataclasses import dataclass
 import numpy as np
 import scipy.special
 
-from ._validation import check_positive, check_positive_int, check_seed, finite_result
+from ._validation import check_matrix, check_positive, check_positive_int, check_seed, finite_result
 
 __all__ = [
     "BinaryClassification",
     "MatrixSensing",
+    "Regression",
     "SparseRegression",
     "digits_binary",
     "matrix_sensing",
     "separable",
     "sparse_regression",
+    "whitened_regression",
 ]
 
 
@@ -333,3 +335,59 @@ def matrix_sensing(
         A = np.stack([flat // d_in, flat % d_in], axis=1).astype(np.int64)
         y = M[A[:, 0], A[:, 1]].copy()
     return MatrixSensing(A=A, y=y, M_star=M, kind=kind, shape=(d_out, d_in))
+
+
+@dataclass(frozen=True)
+class Regression:
+    """A noiseless linear regression data set ``Y = X A_true^T`` (deep linear regression).
+
+    Attributes
+    ----------
+    X : ndarray (n, d_in)
+        Inputs, whitened: ``X^T X / n = I``.
+    Y : ndarray (n, d_out)
+        Targets ``X A_true^T``.
+    A_true : ndarray (d_out, d_in)
+        The planted map.
+
+    ``(X, Y)`` is accepted as ``(A, y)`` by :mod:`implicitbias.factorization` and :mod:`implicitbias.hessian`.
+    """
+
+    X: np.ndarray
+    Y: np.ndarray
+    A_true: np.ndarray
+
+
+def whitened_regression(
+    n: int = 20,
+    d_in: int = 20,
+    d_out: int | None = None,
+    A_true: np.ndarray | None = None,
+    seed: int | None = 0,
+) -> Regression:
+    """Whitened regression data of the edge-of-stability setup.
+
+    ``X = sqrt(n) Q`` with ``Q`` (n, d_in) the orthonormal factor of a QR of an
+    i.i.d. N(0, 1) matrix (needs ``n >= d_in``), so ``X^T X / n = I`` exactly
+    (for ``n = d_in`` this is the ``X = Q sqrt(d)`` of Cohen et al. 2021); ``Y = X A_true^T``.
+    ``A_true`` (d_out, d_in) defaults to i.i.d. N(0, 1/d_in) entries
+    (``d_out`` defaults to ``d_in``; with ``A_true`` given, ``d_out`` must be
+    None or its row count). ``seed`` draws ``Q`` and then the default ``A_true``.
+    """
+    n = check_positive_int(n, "n")
+    d_in = check_positive_int(d_in, "d_in")
+    if n < d_in:
+        raise ValueError(f"n must be >= d_in = {d_in} for whitened inputs, got {n}")
+    rng = np.random.default_rng(check_seed(seed))
+    Q = np.linalg.qr(rng.standard_normal((n, d_in)))[0]
+    X = np.sqrt(n) * Q
+    if A_true is None:
+        k = d_in if d_out is None else check_positive_int(d_out, "d_out")
+        A = rng.standard_normal((k, d_in)) / np.sqrt(d_in)
+    else:
+        A = check_matrix(A_true, "A_true").copy()
+        if A.shape[1] != d_in:
+            raise ValueError(f"A_true must have shape (d_out, {d_in}), got {A.shape}")
+        if d_out is not None and check_positive_int(d_out, "d_out") != A.shape[0]:
+            raise ValueError(f"d_out ({d_out}) does not match A_true's rows ({A.shape[0]})")
+    return Regression(X=X, Y=X @ A.T, A_true=A)

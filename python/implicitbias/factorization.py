@@ -8,6 +8,17 @@ completion, never densified); loss
 
     Loss(W) = (1/n) sum_i (<A_i, E> - y_i)^2        (dimensionless, mean square).
 
+Regression data (deep linear regression, docs/families/factorization.md,
+"Deep linear regression"): inputs ``X`` (n, d_0) and targets ``Y`` (n, d_L),
+given as ``A = X, y = Y`` (a 2-D ``y`` means regression data) or as one
+:func:`regression_operator`, with the same convention
+
+    Loss(W) = (1/n) ||E X^T - Y^T||_F^2 = (1/n) sum_s ||E x_s - y_s||^2     (units of Y squared),
+
+twice the ``0.5 * mean over samples`` loss of many deep-learning codes: a step
+``lr`` here is a step ``2 lr`` there, flow time ``t`` here is ``2 t`` there, and
+curvatures (Hessian, its trace) are twice theirs.
+
 Training (:func:`fit`, :func:`fit_many`) runs in C++ through the package's
 generic integrator; ``method``:
 
@@ -56,8 +67,9 @@ from ._validation import (
 )
 
 __all__ = [
-    "FAMILY", "FactorizationResult", "SensingOperator", "balanced_factorization", "fit", "fit_many", "gradient",
-    "initial_layers", "jacobian", "loss", "pack", "product", "sensing_operator", "unpack",
+    "FAMILY", "FactorizationResult", "RegressionOperator", "SensingOperator", "balanced_factorization", "fit",
+    "fit_many", "gradient", "initial_layers", "jacobian", "loss", "pack", "product", "regression_operator",
+    "sensing_operator", "unpack",
 ]
 
 _METHODS = core_names(core.FactorizationMethod)
@@ -98,12 +110,85 @@ def sensing_operator(A: Any, shape: Any = None) -> SensingOperator:
     return SensingOperator(A, shape)
 
 
+class RegressionOperator(SensingOperator):
+    """Regression data ``X`` (n, d_in), ``Y`` (n, d_out) prepared once for the C++ core.
+
+    The loss ``(1/n) ||E X^T - Y^T||_F^2`` depends on the data only through
+    ``X^T X / n``, ``Y^T X / n`` and ``||Y||_F^2 / n``; when ``n > d_in + d_out``
+    the core keeps the triangular factor of a QR of ``[X Y]`` instead of the
+    samples (same Gram matrix, so the same loss, gradient, Hessian and trace,
+    at a cost independent of n). Pass it as ``A`` with ``y=None`` (it holds
+    the targets). Attributes: ``X``, ``Y``, ``n`` (samples), ``shape`` =
+    ``(d_out, d_in)``, ``kind = "regression"``.
+    """
+
+    def __init__(self, X: Any, Y: Any, *, x_name: str = "X", y_name: str = "Y") -> None:
+        X = check_matrix(X, x_name)
+        Y = check_matrix(Y, y_name)
+        if Y.shape[0] != X.shape[0]:
+            raise ValueError(f"{y_name} must have one row per sample of {x_name} ({X.shape[0]}), "
+                             f"got shape {Y.shape}")
+        self.kind = "regression"
+        self.shape = (int(Y.shape[1]), int(X.shape[1]))
+        self.X, self.Y = X, Y
+        self.A = X
+        self._core = core.FactorizationMeasurements.regression(np.asfortranarray(X), np.asfortranarray(Y))
+        self.n = int(X.shape[0])
+        self._targets = np.asarray(self._core.targets)
+
+    @property
+    def zero_loss(self) -> float:
+        """The loss at ``E = 0``: ``||Y||_F^2 / n``."""
+        return float(np.sum(self.Y**2)) / self.n
+
+    def __repr__(self) -> str:
+        return f"RegressionOperator(shape={self.shape}, n={self.n})"
+
+
+def regression_operator(X: Any, Y: Any) -> RegressionOperator:
+    """Prepare regression data once: inputs ``X`` (n, d_in), targets ``Y`` (n, d_out), finite."""
+    if isinstance(X, RegressionOperator):
+        if Y is not None:
+            raise ValueError("Y must be None when X is already a RegressionOperator")
+        return X
+    return RegressionOperator(X, Y)
+
+
 def _operator(A: Any, shape: Any = None, *, prepare: bool = True) -> SensingOperator:
     if isinstance(A, SensingOperator):
         if shape is not None and tuple(shape) != A.shape:
             raise ValueError(f"shape {tuple(shape)} does not match the operator's shape {A.shape}")
         return A
     return SensingOperator(A, shape, prepare=prepare)
+
+
+def _is_regression(A: Any, y: Any) -> bool:
+    """Regression data: a :class:`RegressionOperator`, or a 2-D ``y`` with a 2-D ``A`` (the inputs X)."""
+    if isinstance(A, RegressionOperator):
+        return True
+    try:
+        return y is not None and not isinstance(A, SensingOperator) and np.ndim(y) == 2 and np.ndim(A) == 2
+    except ValueError:  # ragged A or y: SensingOperator or check_vector names it
+        return False
+
+
+def _data(A: Any, y: Any, shape: Any = None, *, prepare: bool = True,
+          need_y: bool = True) -> tuple[SensingOperator, np.ndarray | None]:
+    """The operator and the targets in its residual space (checked; y may be None if not need_y)."""
+    if _is_regression(A, y):
+        if isinstance(A, RegressionOperator):
+            if y is not None:
+                raise ValueError("y must be None with a RegressionOperator (it holds the targets Y)")
+            reg = A
+        else:
+            reg = RegressionOperator(A, y, x_name="A", y_name="y")
+        if shape is not None and tuple(shape) != reg.shape:
+            raise ValueError(f"shape {tuple(shape)} does not match the regression data's shape {reg.shape}")
+        return reg, reg._targets
+    op = _operator(A, shape, prepare=prepare)
+    if y is None and need_y:
+        raise ValueError("y is required (a vector of n measurements, or the (n, d_out) targets with inputs A)")
+    return op, None if y is None else check_vector(y, "y", op.n)
 
 
 # --------------------------------------------------------------------------- layers
@@ -154,19 +239,19 @@ def _product(layers: Sequence[np.ndarray]) -> np.ndarray:
 def _checked(layers: Any, A: Any, y: Any = None, *, prepare: bool = True):
     dims, z = pack(layers)
     try:
-        is_pairs = not isinstance(A, SensingOperator) and np.ndim(A) == 2
+        is_pairs = not _is_regression(A, y) and not isinstance(A, SensingOperator) and np.ndim(A) == 2
     except ValueError:  # a ragged nested list: SensingOperator names A
         is_pairs = False
-    op = _operator(A, (dims[-1], dims[0]) if is_pairs else None, prepare=prepare)
+    op, yv = _data(A, y, (dims[-1], dims[0]) if is_pairs else None, prepare=prepare, need_y=False)
     if (dims[-1], dims[0]) != op.shape:
         raise ValueError(f"layers: the product's shape {(dims[-1], dims[0])} must equal the measurement shape "
                          f"{op.shape}")
-    yv = None if y is None else check_vector(y, "y", op.n)
     return dims, z, op, yv
 
 
 def loss(layers: Any, A: Any, y: Any) -> float:
-    """``Loss = (1/n) sum_i (<A_i, W_L...W_1> - y_i)^2``."""
+    """``Loss = (1/n) sum_i (<A_i, W_L...W_1> - y_i)^2``; regression data (``A = X``, 2-D ``y = Y``, or a
+    :class:`RegressionOperator` with ``y=None``): ``(1/n) ||W_L...W_1 X^T - Y^T||_F^2``."""
     dims, z, op, yv = _checked(layers, A, y, prepare=False)
     return finite_result(float(core.factorization_eval(op._core, dims, z, yv)["loss"]), "layers", "loss")
 
@@ -178,7 +263,11 @@ def gradient(layers: Any, A: Any, y: Any) -> list[np.ndarray]:
 
 
 def jacobian(layers: Any, A: Any) -> np.ndarray:
-    """Per-measurement gradients: ``(n, n_params)``, row i = ``grad f_i`` stacked like :func:`pack`."""
+    """Per-measurement gradients: ``(n, n_params)``, row i = ``grad f_i`` stacked like :func:`pack`.
+
+    Regression data (a :class:`RegressionOperator`): one row per output and kept row, ``f_{sa} = (E x_s)_a``
+    in order ``a + d_out s`` (the kept rows are the samples, or the QR factor's rows when
+    ``n > d_in + d_out``: ``J^T J`` is the data's either way)."""
     dims, z, op, _ = _checked(layers, A, prepare=False)
     return finite_result(np.asarray(core.factorization_jacobian(op._core, dims, z)), "layers", "Jacobian")
 
@@ -339,7 +428,9 @@ def fit(
     Parameters
     ----------
     A : float array (n, d_out, d_in), int array (n, 2) of index pairs, or a
-        :class:`SensingOperator`; ``y`` : array (n,).
+        :class:`SensingOperator`; ``y`` : array (n,). Regression data: ``A`` the
+        inputs X (n, d_in) and ``y`` the targets Y (n, d_out), or ``A`` a
+        :class:`RegressionOperator` and ``y=None`` (module docstring).
     depth : int >= 1
         L, the number of layers.
     width : int, optional
@@ -364,7 +455,8 @@ def fit(
         Ground truth; records ``history["error"]`` and ``result.error``.
     target_loss : float >= 0, optional
         Stop as converged when the loss is <= target_loss (default: never for
-        the fixed-step methods; ``1e-12 * mean(y^2)`` for the flow).
+        the fixed-step methods; ``1e-12 * mean(y^2)`` for the flow, ``1e-12 ||Y||_F^2 / n``
+        with regression data).
     t_max, rtol, max_steps : flow only (time horizon, relative tolerance,
         step attempts).
     record_every : int, optional
@@ -432,8 +524,7 @@ class _Adapter(Adapter):
     FactorizationBatchOptions."""
 
     def problems(self, args: dict[str, Any]) -> Problems:
-        op = _operator(args["A"], args["shape"])
-        yv = check_vector(args["y"], "y", op.n)
+        op, yv = _data(args["A"], args["y"], args["shape"])
         problem = core.FactorizationProblem(op._core)
         problem.y = yv
         if args["M_star"] is not None:
@@ -456,7 +547,9 @@ class _Adapter(Adapter):
                     problems.core.append(core.FactorizationProblem(problems.data[0][0]._core))
                     problems.core[1].y, problems.core[1].M_star = problem.y, problem.M_star
                     flow_problem = 1
-                problems.core[flow_problem].tol = 1e-12 * float(np.mean(yv**2))
+                zero = problems.data[0][0].zero_loss if isinstance(problems.data[0][0], RegressionOperator) \
+                    else float(np.mean(yv**2))
+                problems.core[flow_problem].tol = 1e-12 * zero
         else:
             problem.tol = opts["target_loss"]
         options = _options(opts["steps"], opts["anneal_frac"], opts["final_ratio"], opts["t_max"], opts["rtol"],

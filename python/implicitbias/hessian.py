@@ -16,6 +16,12 @@ on ``y``: the residual part of ``H`` has zero diagonal blocks because each
 is a product of a row norm and a column norm, so the trace costs O(n L) after
 the products.
 
+Regression data (``A = X`` with a 2-D ``y = Y``, or a
+:class:`~implicitbias.factorization.RegressionOperator` with ``y=None``) has
+``Loss = (1/n) ||E X^T - Y^T||_F^2`` and the closed form
+``tr H = 2 sum_j ||W_{L:j+1}||_F^2 <X^T X / n, W_{j-1:1}^T W_{j-1:1}>``
+(docs/families/factorization.md, "Deep linear regression").
+
 Stochastic estimators (:func:`hutchinson`, :func:`hutchpp`, :func:`xtrace`)
 take a budget of Hessian-vector products and a seed; they work for this model
 (first argument: the layers) and for any symmetric operator given as a Python
@@ -32,7 +38,7 @@ from . import _batch
 from ._family import core_names
 from ._native import core
 from ._validation import check_choice, check_matrix, check_positive_int, check_seed, check_vector, finite_result
-from .factorization import _checked, _product, pack, unpack
+from .factorization import RegressionOperator, _checked, _product, pack, unpack
 
 __all__ = [
     "TraceEstimate", "dense", "hutchinson", "hutchpp", "hvp", "proxy", "proxy_bound", "trace", "trace_gradient",
@@ -180,7 +186,7 @@ def _estimate(method: str, target: Any, A: Any, y: Any, num_matvecs: int, seed: 
         est, se, used = core.callable_estimate(_batch.enum(core.TraceEstimator, method), checked, D, m, sd,
                                                _batch.enum(core.Probe, probe), bool(block))
     else:
-        if y is None:
+        if y is None and not isinstance(A, RegressionOperator):
             raise ValueError("y is required for the model's Hessian")
         dims, z, op, yv = _checked(target, A, y, prepare=False)
         est, se, used = core.factorization_estimate(_batch.enum(core.TraceEstimator, method), op._core, dims, z, yv,

@@ -10,6 +10,16 @@
 // matrices A_i (d_L x d_0) or entry sampling A_i = e_{r_i} e_{c_i}^T (matrix
 // completion, kept as index pairs).  Loss (1/n) sum_i (f_i - y_i)^2.
 //
+// Regression data (deep linear regression): inputs X (n x d_0), targets Y
+// (n x d_L), loss (1/n) ||E X^T - Y^T||_F^2 = (1/n) sum_{s,a} (f_{sa} - y_{sa})^2
+// with measurements A_{sa} = e_a x_s^T: n stays the number of samples (the
+// normalizer), the residual vector has d_L * n entries.  The loss depends on
+// the data only through K^T K, K = [X Y]; when n > d_0 + d_L the samples are
+// replaced by the rows of the triangular factor T of a QR of K (T^T T = K^T K,
+// so loss, gradient, Hessian and trace are unchanged) and the kernels never
+// touch n-sized arrays.  For this operator M(Q) = <G, Q> I and
+// M^T(R) = tr(R) G with G = X^T X.
+//
 // A state vector z stacks vec(W_1), ..., vec(W_L) (each column-major).
 //
 // Exact trace of the Hessian at any point (each f_i is linear in each layer,
@@ -30,6 +40,7 @@
 #include "rng.hpp"
 #include "types.hpp"
 
+#include <Eigen/QR>
 #include <Eigen/SVD>
 
 #include <cmath>
@@ -52,7 +63,7 @@ struct MeasScratch {
 
 class Measurements {
  public:
-  enum class Kind : int { gaussian = 0, completion = 1 };
+  enum class Kind : int { gaussian = 0, completion = 1, regression = 2 };
 
   // Dense sensing from the stack of the A_i, row-major (n * d_out) x d_in:
   // rows i * d_out .. i * d_out + d_out - 1 hold A_i (a C-ordered (n, d_out,
@@ -111,16 +122,58 @@ class Measurements {
     return m;
   }
 
+  // Regression data: X (n x d_in), Y (n x d_out), both column-major.  The
+  // targets of the loss are the residual-space vector regression_targets()
+  // (vec of the d_out x m matrix Yc^T, Yc the kept target rows).
+  static Measurements regression(const Mat& X, const Mat& Y) {
+    if (X.rows() < 1 || X.cols() < 1 || Y.cols() < 1)
+      throw InvalidArgument("X and Y must be non-empty");
+    if (Y.rows() != X.rows()) throw InvalidArgument("Y must have one row per row of X (sample)");
+    Measurements m;
+    m.kind_ = Kind::regression;
+    m.d_out_ = Y.cols();
+    m.d_in_ = X.cols();
+    m.n_ = X.rows();
+    const Index p = m.d_in_ + m.d_out_;
+    if (m.n_ > p) {  // compress: K = Q T, keep T (p x p upper triangular)
+      Mat K(m.n_, p);
+      K << X, Y;
+      Eigen::HouseholderQR<Mat> qr(K);
+      const Mat T = qr.matrixQR().topRows(p).triangularView<Eigen::Upper>();
+      m.Xc_ = T.leftCols(m.d_in_);
+      m.Yt_ = T.rightCols(m.d_out_).transpose();
+    } else {
+      m.Xc_ = X;
+      m.Yt_ = Y.transpose();
+    }
+    m.gram_.noalias() = m.Xc_.transpose() * m.Xc_;
+    m.MI_ = m.gram_.trace() * Mat::Identity(m.d_out_, m.d_out_);
+    m.MtI_ = static_cast<double>(m.d_out_) * m.gram_;
+    return m;
+  }
+  // vec(Yc^T), the targets in residual space (regression only)
+  Vec regression_targets() const { return Eigen::Map<const Vec>(Yt_.data(), Yt_.size()); }
+  // The kept input rows (the samples, or the compressed factor's rows).
+  const Mat& regression_inputs() const { return Xc_; }
+  // sum_s x_s x_s^T = X^T X (regression only)
+  const Mat& gram() const { return gram_; }
+
   Kind kind() const { return kind_; }
+  // The loss normalizer: number of measurements (sensing, completion) or of
+  // samples (regression).
   Index n() const { return n_; }
+  // Length of the measurement / residual vector f.
+  Index n_residuals() const { return kind_ == Kind::regression ? d_out_ * Xc_.rows() : n_; }
   Index d_out() const { return d_out_; }
   Index d_in() const { return d_in_; }
   bool uses_kronecker() const { return use_kron_; }
 
   // f_i = <A_i, E>
   void forward(const Mat& E, Vec& f) const {
-    f.resize(n_);
-    if (kind_ == Kind::gaussian) {
+    f.resize(n_residuals());
+    if (kind_ == Kind::regression) {
+      Eigen::Map<Mat>(f.data(), d_out_, Xc_.rows()).noalias() = E * Xc_.transpose();
+    } else if (kind_ == Kind::gaussian) {
       const Mat Et = E.transpose();  // its storage is E flattened row-major
       f.noalias() = rows_t().transpose() * Eigen::Map<const Vec>(Et.data(), Et.size());
     } else {
@@ -130,7 +183,9 @@ class Measurements {
   // G = sum_i u_i A_i
   void adjoint(const Vec& u, Mat& G) const {
     G.resize(d_out_, d_in_);
-    if (kind_ == Kind::gaussian) {
+    if (kind_ == Kind::regression) {
+      G.noalias() = Eigen::Map<const Mat>(u.data(), d_out_, Xc_.rows()) * Xc_;
+    } else if (kind_ == Kind::gaussian) {
       const Vec g = rows_t() * u;  // G flattened row-major
       G = Eigen::Map<const RowMat>(g.data(), d_out_, d_in_);
     } else {
@@ -140,7 +195,10 @@ class Measurements {
   }
   // A_i itself (dense), for per-measurement work.
   void measurement(Index i, Mat& Ai) const {
-    if (kind_ == Kind::gaussian) {
+    if (kind_ == Kind::regression) {  // i = a + d_out s: e_a x_s^T
+      Ai.setZero(d_out_, d_in_);
+      Ai.row(i % d_out_) = Xc_.row(i / d_out_);
+    } else if (kind_ == Kind::gaussian) {
       Ai = A(i);
     } else {
       Ai.setZero(d_out_, d_in_);
@@ -153,7 +211,9 @@ class Measurements {
   // out = M(Q) = sum_i A_i Q A_i^T  (Q: d_in x d_in, out: d_out x d_out)
   void sandwich(const Mat& Q, Mat& out, MeasScratch& s) const {
     out.resize(d_out_, d_out_);
-    if (kind_ == Kind::completion) {
+    if (kind_ == Kind::regression) {
+      out = (gram_.array() * Q.array()).sum() * Mat::Identity(d_out_, d_out_);
+    } else if (kind_ == Kind::completion) {
       out.setZero();
       for (Index i = 0; i < n_; ++i) out(rows_[i], rows_[i]) += Q(cols_[i], cols_[i]);
     } else if (use_kron_) {
@@ -170,7 +230,9 @@ class Measurements {
   // out = M^T(R) = sum_i A_i^T R A_i  (R: d_out x d_out, out: d_in x d_in)
   void sandwich_t(const Mat& R, Mat& out, MeasScratch& s) const {
     out.resize(d_in_, d_in_);
-    if (kind_ == Kind::completion) {
+    if (kind_ == Kind::regression) {
+      out = R.trace() * gram_;
+    } else if (kind_ == Kind::completion) {
       out.setZero();
       for (Index i = 0; i < n_; ++i) out(cols_[i], cols_[i]) += R(rows_[i], rows_[i]);
     } else if (use_kron_) {
@@ -190,6 +252,7 @@ class Measurements {
 
   // sum_i <A_i Q A_i^T, R>; for entry sampling sum_i R(r_i, r_i) Q(c_i, c_i).
   double pair(const Mat& Q, const Mat& R, MeasScratch& sc) const {
+    if (kind_ == Kind::regression) return (gram_.array() * Q.array()).sum() * R.trace();
     if (kind_ == Kind::completion) {
       double s = 0.0;
       for (Index i = 0; i < n_; ++i) s += R(rows_[i], rows_[i]) * Q(cols_[i], cols_[i]);
@@ -215,6 +278,7 @@ class Measurements {
 
   RowMat S_;
   Mat T_, MI_, MtI_;
+  Mat Xc_, Yt_, gram_;  // regression: kept inputs (m x d_in), targets Yc^T (d_out x m), X^T X
   bool use_kron_ = false;
   std::vector<Index> rows_, cols_;
 };
@@ -427,11 +491,12 @@ inline void factorization_hvp(DeepLinear& net, const Measurements& m, Factorizat
   }
 }
 
-// Per-measurement gradients: J (n x n_params), row i = grad f_i.
+// Per-measurement gradients: J (n_residuals x n_params), row i = grad f_i
+// (regression: i = a + d_out s over the kept rows s; J^T J is that of the data).
 inline Mat factorization_jacobian(const DeepLinear& net, const Measurements& m, FactorizationWork& w) {
-  Mat J(m.n(), net.n_params());
+  Mat J(m.n_residuals(), net.n_params());
   Vec row(net.n_params());
-  for (Index i = 0; i < m.n(); ++i) {
+  for (Index i = 0; i < m.n_residuals(); ++i) {
     if (m.kind() == Measurements::Kind::completion) {
       // S_k^T e_r e_c^T P_{k-1}^T = (row r of S_k)^T (column c of P_{k-1})^T
       for (int k = 1; k <= net.depth(); ++k) {
@@ -542,10 +607,13 @@ class FactorizationBlockModel {
           if (strength > 0) factorization_trace_gradient(net_, meas_, w_, f, -strength, true);
           break;
         case FactMethod::label_noise_sgd: {
-          // fresh labels y_i + sigma xi_i: residual r_i - sigma xi_i
+          // fresh labels y_i + sigma xi_i: residual r_i - sigma xi_i.  Regression
+          // data kept as a QR factor: the noise on its d_out * (d_in + d_out)
+          // rows gives a gradient noise of the same Gaussian law as fresh noise
+          // on the n original targets (T^T T = K^T K).
           if (strength > 0) {
             Rng rng(seeds_[static_cast<std::size_t>(id)], 0x4c4e, static_cast<std::uint64_t>(step_));
-            for (Index i = 0; i < meas_.n(); ++i) w_.r(i) -= strength * rng.normal();
+            for (Index i = 0; i < meas_.n_residuals(); ++i) w_.r(i) -= strength * rng.normal();
           }
           factorization_gradient_from_residual(net_, meas_, w_.r, w_, f, -1.0);
           break;
