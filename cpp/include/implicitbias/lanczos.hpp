@@ -1,0 +1,295 @@
+// Eigenvalues and spectral densities of a symmetric operator H given by its
+// products with blocks of vectors:  matvec(X, Y) sets Y = H X  (X: dim x b),
+// the same convention as trace.hpp.  No Python here; the operator is a
+// template parameter, so a training loop can call these on its own HVP.
+//
+// block_lanczos: a few eigenpairs at one or both ends of the spectrum.
+//   Block Krylov space K = span{X0, H X0, H^2 X0, ...} built one block of b
+//   columns per step with full reorthogonalization (two classical
+//   Gram-Schmidt passes against the whole basis Q, "twice is enough"), and
+//   Rayleigh-Ritz on it: T = Q^T H Q is formed explicitly from the stored
+//   products H Q (not from the three-term block recurrence), so a rank
+//   deficient block (an invariant subspace was reached) is simply refilled
+//   with random directions and the projection stays exact.  Ritz pairs
+//   (theta, v = Q s) are ranked by value; for each wanted pair the residual
+//   ||H v - theta v|| is computed from the stored products (no extra
+//   matvecs).  For symmetric H an eigenvalue lies within that residual of
+//   theta (Bauer-Fike / Weyl), which is the error bound reported.  Stops
+//   when every wanted residual is <= tol * max|theta| (the spectral norm
+//   estimate), when the basis spans the whole space (then the pairs are
+//   exact to rounding), or when the matvec budget is used.  Symmetry is
+//   checked on the fly: for symmetric H the two computed values of each
+//   entry of Q^T H Q, q_i^T (H q_j) and q_j^T (H q_i), agree to rounding.
+//   A warm start passes previous Ritz vectors as the first block.
+//
+// lanczos_quadrature: the Lanczos tridiagonal of each of several random
+//   probes (Rademacher or Gaussian), normalized q = z / ||z||, run together
+//   so that H is applied to a block of probes; full reorthogonalization
+//   against each probe's own basis.  Its eigen decomposition T = S diag(theta)
+//   S^T gives the Gauss quadrature  q^T f(H) q ~ sum_j S(0, j)^2 f(theta_j),
+//   exact for polynomials f of degree < 2m (m steps).  A probe whose
+//   recurrence breaks down (beta ~ 0: an invariant subspace) stops early with
+//   an exact quadrature.
+// Probes and refills come from Rng(seed, stream): results depend only on the
+// seed (and the operator), not on threads.
+#pragma once
+
+#include "interrupt.hpp"
+#include "rng.hpp"
+#include "trace.hpp"
+#include "types.hpp"
+
+#include <Eigen/Eigenvalues>
+
+#include <algorithm>
+#include <cmath>
+#include <cstdint>
+#include <limits>
+#include <string>
+#include <vector>
+
+namespace implicitbias {
+
+enum class EigenWhich : int { largest = 0, smallest = 1, both = 2 };
+
+struct EigenOptions {
+  Index k = 1;                       // wanted pairs (both: k / 2 smallest and the rest largest)
+  EigenWhich which = EigenWhich::largest;
+  Index block = 0;                   // block size; 0: max(k, columns of the start block)
+  double tol = 1e-8;                 // relative residual at which a pair counts as converged
+  std::int64_t max_matvecs = 0;      // budget (0: until the basis spans the space)
+  std::uint64_t seed = 0;
+  double symmetry_tol = 1e-6;        // relative asymmetry of Q^T H Q that raises
+};
+
+struct EigenResult {
+  Vec values;          // ascending
+  Mat vectors;         // dim x k, orthonormal, column j goes with values(j)
+  Vec residuals;       // ||H v_j - values(j) v_j||
+  std::int64_t matvecs = 0;
+  Index basis = 0;     // size of the Krylov basis at the end
+  bool converged = false;
+  double asymmetry = 0.0;  // largest relative asymmetry of Q^T H Q seen
+};
+
+namespace detail {
+
+// Orthonormalizes the columns of R against Q.leftCols(m) and each other and
+// appends them to Q (columns m .. m + R.cols() - 1).  Columns that vanish
+// (relative norm below 1e-10: an invariant subspace) are replaced by random
+// Gaussian directions.  Returns the number of columns appended (fewer only
+// when the space is exhausted).
+inline Index append_orthonormal(Mat& Q, Index m, Mat R, Rng& rng) {
+  const Index dim = Q.rows();
+  if (m > 0)
+    for (int pass = 0; pass < 2; ++pass) R.noalias() -= Q.leftCols(m) * (Q.leftCols(m).transpose() * R);
+  Index cur = m;
+  for (Index c = 0; c < R.cols() && cur < dim; ++c) {
+    Vec x = R.col(c);
+    for (int attempt = 0; attempt < 4; ++attempt) {
+      const double before = x.norm();
+      for (int pass = 0; pass < 2; ++pass)
+        if (cur > 0) x.noalias() -= Q.leftCols(cur) * (Q.leftCols(cur).transpose() * x);
+      const double after = x.norm();
+      if (after > 1e-10 * before && after > 0.0 && std::isfinite(after)) {
+        Q.col(cur++) = x / after;
+        break;
+      }
+      for (Index r = 0; r < dim; ++r) x(r) = rng.normal();
+    }
+  }
+  return cur - m;
+}
+
+inline void wanted_indices(Index m, Index k, EigenWhich which, std::vector<Index>& idx) {
+  idx.clear();
+  const Index kk = std::min(k, m);
+  if (which == EigenWhich::smallest) {
+    for (Index i = 0; i < kk; ++i) idx.push_back(i);
+  } else if (which == EigenWhich::largest) {
+    for (Index i = m - kk; i < m; ++i) idx.push_back(i);
+  } else {
+    const Index lo = kk / 2, hi = kk - lo;
+    for (Index i = 0; i < lo; ++i) idx.push_back(i);
+    for (Index i = m - hi; i < m; ++i) idx.push_back(i);
+  }
+}
+
+}  // namespace detail
+
+template <class MatVec>
+EigenResult block_lanczos(MatVec&& matvec, Index dim, const EigenOptions& o, const Mat& start = Mat()) {
+  if (dim < 1) throw InvalidArgument("dim must be >= 1");
+  if (o.k < 1 || o.k > dim) throw InvalidArgument("k must be between 1 and the operator's size");
+  if (start.size() != 0 && start.rows() != dim) throw InvalidArgument("start must have one row per dimension");
+  if (!(o.tol >= 0.0)) throw InvalidArgument("tol must be >= 0");
+  if (o.max_matvecs < 0) throw InvalidArgument("max_matvecs must be >= 0");
+  Index b = o.block > 0 ? o.block : std::max<Index>(o.k, start.cols());
+  b = std::min(b, dim);
+  const std::int64_t budget = o.max_matvecs > 0 ? o.max_matvecs : std::numeric_limits<std::int64_t>::max();
+  if (budget < b) throw InvalidArgument("max_matvecs must be at least the block size");
+
+  Rng rng(o.seed, 0x4c616e63);
+  Mat X0(dim, b);
+  const Index s = std::min<Index>(start.cols(), b);
+  if (s > 0) X0.leftCols(s) = start.leftCols(s);
+  for (Index c = s; c < b; ++c)
+    for (Index r = 0; r < dim; ++r) X0(r, c) = rng.normal();
+
+  // capacity grows by doubling; Q and HQ share it
+  Index cap = std::min<Index>(dim, std::max<Index>(4 * b, 32));
+  Mat Q(dim, cap), HQ(dim, cap), T(cap, cap);
+  Index m = detail::append_orthonormal(Q, 0, X0, rng);
+  Index m_old = 0;
+  EigenResult res;
+  std::vector<Index> idx;
+  Mat W;
+  InterruptPoller poller;
+  while (true) {
+    poller.poll();
+    const Index nb = m - m_old;
+    matvec(Q.middleCols(m_old, nb), W);
+    if (W.rows() != dim || W.cols() != nb) throw InvalidArgument("matvec returned a block of the wrong shape");
+    if (!W.allFinite()) throw InvalidArgument("the operator returned NaN or inf");
+    res.matvecs += nb;
+    HQ.middleCols(m_old, nb) = W;
+    // T(:, new) = Q^T (H Q_new); T(new, :) = Q_new^T (H Q) computed independently: their
+    // difference measures asymmetry (zero to rounding for symmetric H)
+    const Mat colpart = Q.leftCols(m).transpose() * W;                      // m x nb
+    const Mat rowpart = HQ.leftCols(m).transpose() * Q.middleCols(m_old, nb);  // m x nb: (H q_i)^T q_new
+    const double scale = std::max(colpart.norm(), rowpart.norm());
+    if (scale > 0.0) {
+      const double asym = (colpart - rowpart).norm() / scale;
+      res.asymmetry = std::max(res.asymmetry, asym);
+      if (asym > o.symmetry_tol)
+        throw InvalidArgument("the operator is not symmetric: q_i^T H q_j and q_j^T H q_i differ by a relative " +
+                              std::to_string(asym) + " (symmetry_tol " + std::to_string(o.symmetry_tol) + ")");
+    }
+    const Mat sym = 0.5 * (colpart + rowpart);
+    T.block(0, m_old, m, nb) = sym;
+    T.block(m_old, 0, nb, m) = sym.transpose();
+
+    Eigen::SelfAdjointEigenSolver<Mat> es(T.topLeftCorner(m, m));
+    const Vec& theta = es.eigenvalues();
+    const double norm_est = std::max(std::abs(theta(0)), std::abs(theta(m - 1)));
+    detail::wanted_indices(m, o.k, o.which, idx);
+    const Index kk = static_cast<Index>(idx.size());
+    Mat Sw(m, kk);
+    for (Index j = 0; j < kk; ++j) Sw.col(j) = es.eigenvectors().col(idx[static_cast<std::size_t>(j)]);
+    Mat V = Q.leftCols(m) * Sw, HV = HQ.leftCols(m) * Sw;
+    res.values.resize(kk);
+    res.residuals.resize(kk);
+    bool all_converged = kk == o.k;
+    for (Index j = 0; j < kk; ++j) {
+      const double nv = V.col(j).norm();
+      V.col(j) /= nv;
+      HV.col(j) /= nv;
+      const double th = V.col(j).dot(HV.col(j));  // Rayleigh quotient of the computed vector
+      res.values(j) = th;
+      res.residuals(j) = (HV.col(j) - th * V.col(j)).norm();
+      if (res.residuals(j) > o.tol * norm_est) all_converged = false;
+    }
+    res.vectors = std::move(V);
+    res.basis = m;
+    const bool exhausted = m >= dim;
+    if (all_converged || exhausted) {
+      res.converged = true;
+      break;
+    }
+    const std::int64_t left = budget - res.matvecs;
+    if (left <= 0) break;
+    const Index next = static_cast<Index>(std::min<std::int64_t>({static_cast<std::int64_t>(b), left,
+                                                                   static_cast<std::int64_t>(dim - m)}));
+    if (m + next > cap) {
+      const Index nc = std::min<Index>(dim, std::max<Index>(2 * cap, m + next));
+      Q.conservativeResize(Eigen::NoChange, nc);
+      HQ.conservativeResize(Eigen::NoChange, nc);
+      T.conservativeResize(nc, nc);
+      cap = nc;
+    }
+    // next block: the new products with the basis removed (Krylov directions)
+    Mat R = W.leftCols(next) - Q.leftCols(m) * colpart.leftCols(next);
+    m_old = m;
+    m += detail::append_orthonormal(Q, m, std::move(R), rng);
+    if (m == m_old) {  // nothing new could be added (space exhausted)
+      res.converged = true;
+      break;
+    }
+  }
+  return res;
+}
+
+struct Quadrature {
+  std::vector<Vec> nodes;    // per probe: the Ritz values theta_j (ascending)
+  std::vector<Vec> weights;  // per probe: S(0, j)^2 (sum to 1)
+  std::int64_t matvecs = 0;
+};
+
+template <class MatVec>
+Quadrature lanczos_quadrature(MatVec&& matvec, Index dim, Index num_probes, Index steps, std::uint64_t seed,
+                              Probe probe = Probe::rademacher) {
+  if (dim < 1) throw InvalidArgument("dim must be >= 1");
+  if (num_probes < 1) throw InvalidArgument("num_probes must be >= 1");
+  if (steps < 1) throw InvalidArgument("steps must be >= 1");
+  const Index m = std::min(steps, dim);
+  const Index P = num_probes;
+  Rng rng(seed, 0x534c5100);
+  Mat Z(dim, P);
+  fill_probes(Z, rng, probe);
+  std::vector<Mat> Qs(static_cast<std::size_t>(P), Mat(dim, m));
+  std::vector<Vec> alpha(static_cast<std::size_t>(P), Vec::Zero(m)), beta(static_cast<std::size_t>(P), Vec::Zero(m));
+  std::vector<Index> len(static_cast<std::size_t>(P), 0);
+  std::vector<Index> active;
+  for (Index p = 0; p < P; ++p) {
+    const double nz = Z.col(p).norm();
+    if (!(nz > 0.0)) throw InvalidArgument("a probe vector is zero");
+    Qs[static_cast<std::size_t>(p)].col(0) = Z.col(p) / nz;
+    active.push_back(p);
+  }
+  Quadrature out;
+  InterruptPoller poller;
+  Mat X, Y;
+  for (Index j = 0; j < m && !active.empty(); ++j) {
+    poller.poll();
+    const Index na = static_cast<Index>(active.size());
+    X.resize(dim, na);
+    for (Index a = 0; a < na; ++a) X.col(a) = Qs[static_cast<std::size_t>(active[static_cast<std::size_t>(a)])].col(j);
+    matvec(X, Y);
+    if (Y.rows() != dim || Y.cols() != na) throw InvalidArgument("matvec returned a block of the wrong shape");
+    if (!Y.allFinite()) throw InvalidArgument("the operator returned NaN or inf");
+    out.matvecs += na;
+    std::vector<Index> still;
+    for (Index a = 0; a < na; ++a) {
+      const auto p = static_cast<std::size_t>(active[static_cast<std::size_t>(a)]);
+      Mat& Qp = Qs[p];
+      Vec w = Y.col(a);
+      alpha[p](j) = Qp.col(j).dot(w);
+      len[p] = j + 1;
+      if (j + 1 == m) continue;
+      for (int pass = 0; pass < 2; ++pass) w.noalias() -= Qp.leftCols(j + 1) * (Qp.leftCols(j + 1).transpose() * w);
+      const double bj = w.norm();
+      double tnorm = 0.0;
+      for (Index i = 0; i <= j; ++i) tnorm = std::max(tnorm, std::abs(alpha[p](i)) + (i > 0 ? beta[p](i - 1) : 0.0));
+      if (!(bj > 1e-12 * std::max(tnorm, Y.col(a).norm()))) continue;  // invariant subspace: exact quadrature
+      beta[p](j) = bj;
+      Qp.col(j + 1) = w / bj;
+      still.push_back(static_cast<Index>(p));
+    }
+    active.swap(still);
+  }
+  for (Index p = 0; p < P; ++p) {
+    const auto pp = static_cast<std::size_t>(p);
+    const Index n = len[pp];
+    Mat Tp = Mat::Zero(n, n);
+    for (Index i = 0; i < n; ++i) {
+      Tp(i, i) = alpha[pp](i);
+      if (i + 1 < n) Tp(i, i + 1) = Tp(i + 1, i) = beta[pp](i);
+    }
+    Eigen::SelfAdjointEigenSolver<Mat> es(Tp);
+    out.nodes.push_back(es.eigenvalues());
+    out.weights.push_back(es.eigenvectors().row(0).transpose().array().square().matrix());
+  }
+  return out;
+}
+
+}  // namespace implicitbias
