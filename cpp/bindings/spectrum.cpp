@@ -86,21 +86,7 @@ SymmetricOperator callable_operator(const py::function& matvec, Index dim, bool 
   op.dim = dim;
   op.native = false;
   op.kind = "callable";
-  op.apply = [matvec, block](const Mat& X, Mat& Y) {
-    Y.resize(X.rows(), X.cols());
-    if (block) {
-      const Mat out = matvec(X).cast<Mat>();
-      if (out.rows() != X.rows() || out.cols() != X.cols())
-        throw InvalidArgument("matvec must return an array of the shape of its input");
-      Y = out;
-      return;
-    }
-    for (Index c = 0; c < X.cols(); ++c) {
-      const Vec out = matvec(Vec(X.col(c))).cast<Vec>();
-      if (out.size() != X.rows()) throw InvalidArgument("matvec must return a vector of length dim");
-      Y.col(c) = out;
-    }
-  };
+  op.apply = python_matvec(matvec, block);
   return op;
 }
 

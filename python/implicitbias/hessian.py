@@ -563,7 +563,7 @@ def density(target: Any, A: Any = None, y: Any = None, *, num_probes: int = 10, 
     ``(1/dim) sum_j N(t; lambda_j, width^2)`` without bias in the probes;
     the per-point standard error is the sample std over probes / sqrt(probes)
     (docs/science.md, section 3.9). ``width``: the Gaussian smoothing width
-    (default 1% of the spread of all nodes, or 1e-3 * max(1, |node|) if
+    (default 1% of the spread of all nodes, or 1e-3 * max(1, abs(node)) if
     they coincide). ``grid``: a number of points spanning the nodes +- 5
     widths, or an array of points. ``target``: as :func:`eigenvalues`.
     """
