@@ -20,6 +20,13 @@ Stochastic estimators (:func:`hutchinson`, :func:`hutchpp`, :func:`xtrace`)
 take a budget of Hessian-vector products and a seed; they work for this model
 (first argument: the layers) and for any symmetric operator given as a Python
 callable ``matvec(v) -> H v`` (first argument: the callable, with ``dim``).
+
+The spectrum (docs/science.md, section 3.9): :func:`eigenvalues` (block
+Lanczos with residual error bounds and warm starts) and :func:`density`
+(stochastic Lanczos quadrature with standard errors) on this model, on the
+diagonal network's exact Hessian (:func:`diagonal_operator`), or on any
+symmetric operator (:func:`as_operator`: a dense array, a scipy
+``LinearOperator``, a callable).
 """
 
 from __future__ import annotations
@@ -450,7 +457,7 @@ def eigenvalues(target: Any, A: Any = None, y: Any = None, *, k: int = 1, which:
     products (default ``min(dim, max(500, 50 * block))`` columns; a
     RuntimeWarning says when it stopped unconverged). ``start``: a previous
     :class:`Eigenpairs` (warm start from its vectors) or a ``(dim, s)``
-    array. Symmetry is checked on the way: the two computed values
+    array. Symmetry is checked over the first 8 blocks: the two computed values
     ``q_i^T H q_j`` and ``q_j^T H q_i`` must agree to ``symmetry_tol``
     (relative), else ValueError.
     """

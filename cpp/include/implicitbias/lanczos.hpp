@@ -5,8 +5,8 @@
 //
 // block_lanczos: a few eigenpairs at one or both ends of the spectrum.
 //   Block Krylov space K = span{X0, H X0, H^2 X0, ...} built one block of b
-//   columns per step with full reorthogonalization (two classical
-//   Gram-Schmidt passes against the whole basis Q, "twice is enough"), and
+//   columns per step with full reorthogonalization (classical Gram-Schmidt
+//   against the whole basis Q, twice, "twice is enough"), and
 //   Rayleigh-Ritz on it: T = Q^T H Q is formed explicitly from the stored
 //   products H Q (not from the three-term block recurrence), so a rank
 //   deficient block (an invariant subspace was reached) is simply refilled
@@ -20,8 +20,9 @@
 //   exact to rounding), or when the matvec budget is used.  The check
 //   (O(m^3) for a basis of m vectors) runs at every step while m < 8 b and
 //   then each time m has grown by m / 8.  Symmetry is
-//   checked on the fly: for symmetric H the two computed values of each
-//   entry of Q^T H Q, q_i^T (H q_j) and q_j^T (H q_i), agree to rounding.
+//   checked over the first 8 blocks: for symmetric H the two computed values
+//   of each entry of Q^T H Q, q_i^T (H q_j) and q_j^T (H q_i), agree to
+//   rounding.
 //   A warm start passes previous Ritz vectors as the first block.
 //
 // lanczos_quadrature: the Lanczos tridiagonal of each of several random
@@ -77,27 +78,35 @@ struct EigenResult {
 namespace detail {
 
 // Orthonormalizes the columns of R against Q.leftCols(m) and each other and
-// appends them to Q (columns m .. m + R.cols() - 1).  Columns that vanish
-// (relative norm below 1e-10: an invariant subspace) are replaced by random
-// Gaussian directions.  Returns the number of columns appended (fewer only
-// when the space is exhausted).
+// appends them to Q (columns m .. m + R.cols() - 1): one block Gram-Schmidt
+// pass against the basis, then per column one more pass against the basis and
+// the columns already appended, repeated when it removed more than half of
+// the norm ("twice is enough", Kahan-Parlett).  Columns that vanish (below
+// 1e-10 of their norm before the projections: an invariant subspace) are
+// replaced by random Gaussian directions.  Returns the number of columns
+// appended (fewer only when the space is exhausted).
 inline Index append_orthonormal(Mat& Q, Index m, Mat R, Rng& rng) {
   const Index dim = Q.rows();
-  if (m > 0)
-    for (int pass = 0; pass < 2; ++pass) R.noalias() -= Q.leftCols(m) * (Q.leftCols(m).transpose() * R);
+  const Vec norms0 = R.colwise().norm().transpose();
+  if (m > 0) R.noalias() -= Q.leftCols(m) * (Q.leftCols(m).transpose() * R);
   Index cur = m;
   for (Index c = 0; c < R.cols() && cur < dim; ++c) {
     Vec x = R.col(c);
+    double ref = norms0(c);
     for (int attempt = 0; attempt < 4; ++attempt) {
-      const double before = x.norm();
-      for (int pass = 0; pass < 2; ++pass)
-        if (cur > 0) x.noalias() -= Q.leftCols(cur) * (Q.leftCols(cur).transpose() * x);
-      const double after = x.norm();
-      if (after > 1e-10 * before && after > 0.0 && std::isfinite(after)) {
+      double after = x.norm();
+      for (int pass = 0; pass < 3 && cur > 0; ++pass) {
+        const double before = after;
+        x.noalias() -= Q.leftCols(cur) * (Q.leftCols(cur).transpose() * x);
+        after = x.norm();
+        if (after > 0.5 * before) break;
+      }
+      if (after > 1e-10 * ref && after > 0.0 && std::isfinite(after)) {
         Q.col(cur++) = x / after;
         break;
       }
       for (Index r = 0; r < dim; ++r) x(r) = rng.normal();
+      ref = x.norm();
     }
   }
   return cur - m;
@@ -176,17 +185,21 @@ EigenResult block_lanczos(MatVec&& matvec, Index dim, const EigenOptions& o, con
     HQ.middleCols(m_old, nb) = W;
     // T(:, new) = Q^T (H Q_new); T(new, :) = Q_new^T (H Q) computed independently: their
     // difference measures asymmetry (zero to rounding for symmetric H)
-    const Mat colpart = Q.leftCols(m).transpose() * W;                      // m x nb
-    const Mat rowpart = HQ.leftCols(m).transpose() * Q.middleCols(m_old, nb);  // m x nb: (H q_i)^T q_new
-    const double scale = std::max(colpart.norm(), rowpart.norm());
-    if (scale > 0.0) {
-      const double asym = (colpart - rowpart).norm() / scale;
-      res.asymmetry = std::max(res.asymmetry, asym);
-      if (asym > o.symmetry_tol)
-        throw InvalidArgument("the operator is not symmetric: q_i^T H q_j and q_j^T H q_i differ by a relative " +
-                              std::to_string(asym) + " (symmetry_tol " + std::to_string(o.symmetry_tol) + ")");
+    // (for the first 8 blocks; afterwards T(new, :) = T(:, new)^T)
+    const Mat colpart = Q.leftCols(m).transpose() * W;  // m x nb
+    Mat sym = colpart;
+    if (m_old < 8 * b) {
+      const Mat rowpart = HQ.leftCols(m).transpose() * Q.middleCols(m_old, nb);  // (H q_i)^T q_new
+      const double scale = std::max(colpart.norm(), rowpart.norm());
+      if (scale > 0.0) {
+        const double asym = (colpart - rowpart).norm() / scale;
+        res.asymmetry = std::max(res.asymmetry, asym);
+        if (asym > o.symmetry_tol)
+          throw InvalidArgument("the operator is not symmetric: q_i^T H q_j and q_j^T H q_i differ by a relative " +
+                                std::to_string(asym) + " (symmetry_tol " + std::to_string(o.symmetry_tol) + ")");
+      }
+      sym = 0.5 * (colpart + rowpart);
     }
-    const Mat sym = 0.5 * (colpart + rowpart);
     T.block(0, m_old, m, nb) = sym;
     T.block(m_old, 0, nb, m) = sym.transpose();
 
