@@ -190,6 +190,19 @@ def test_eigenvalues_are_deterministic_in_the_seed():
     np.testing.assert_allclose(c.values, a.values, rtol=0, atol=1e-10 * np.abs(a.values).max())
 
 
+def test_results_do_not_depend_on_how_the_products_are_blocked():
+    """A callable on single vectors and one on blocks give bitwise the same eigenpairs and density when
+    their products are bitwise the same (an elementwise diagonal operator)."""
+    d = np.r_[np.linspace(-1.0, 2.0, 57), 3.0, 3.5]
+    one = hessian.eigenvalues(lambda v: d * v, dim=d.size, k=3, tol=1e-12)
+    blk = hessian.eigenvalues(lambda V: d[:, None] * V, dim=d.size, k=3, tol=1e-12, block=True)
+    np.testing.assert_array_equal(one.values, blk.values)
+    np.testing.assert_array_equal(one.residuals, blk.residuals)
+    s1 = hessian.density(lambda v: d * v, dim=d.size, num_probes=5, steps=10)
+    s2 = hessian.density(lambda V: d[:, None] * V, dim=d.size, num_probes=5, steps=10, block=True)
+    np.testing.assert_array_equal(s1.density, s2.density)
+
+
 def test_eigenvalues_reject_bad_input():
     H = rotated(np.arange(6.0))
     with pytest.raises(ValueError, match="k must be <="):
