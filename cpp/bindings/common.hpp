@@ -18,6 +18,7 @@
 #include <implicitbias/interrupt.hpp>
 #include <implicitbias/types.hpp>
 
+#include <functional>
 #include <utility>
 #include <vector>
 
@@ -82,6 +83,26 @@ template <class Fn>
 py::list run_released(Fn&& fn) {
   std::vector<RunRecord> records = interruptible(std::forward<Fn>(fn));
   return to_python(std::move(records));
+}
+
+// The block product of a Python callable: matvec(V) -> H V on (dim, k) arrays when block is true,
+// else matvec(v) -> H v on vectors, column by column.  Call with the GIL held.
+inline std::function<void(const Mat&, Mat&)> python_matvec(const py::function& matvec, bool block) {
+  return [matvec, block](const Mat& X, Mat& Y) {
+    Y.resize(X.rows(), X.cols());
+    if (block) {
+      const Mat out = matvec(X).cast<Mat>();
+      if (out.rows() != X.rows() || out.cols() != X.cols())
+        throw InvalidArgument("matvec must return an array of the shape of its input");
+      Y = out;
+      return;
+    }
+    for (Index c = 0; c < X.cols(); ++c) {
+      const Vec out = matvec(Vec(X.col(c))).cast<Vec>();
+      if (out.size() != X.rows()) throw InvalidArgument("matvec must return a vector of length dim");
+      Y.col(c) = out;
+    }
+  };
 }
 
 inline void register_run_types(py::module_& m) {

@@ -132,22 +132,7 @@ py::tuple fact_estimate(Estimator method, const Measurements& m, const std::vect
 // A Python callable v -> H v (1-D arrays) or V -> H V (2-D, columns) when block=True.
 py::tuple callable_estimate(Estimator method, const py::function& matvec, Index dim,
                             std::int64_t num_matvecs, std::uint64_t seed, Probe p, bool block) {
-  auto mv = [&](const Mat& X, Mat& Y) {
-    Y.resize(X.rows(), X.cols());
-    if (block) {
-      const Mat out = matvec(X).cast<Mat>();
-      if (out.rows() != X.rows() || out.cols() != X.cols())
-        throw InvalidArgument("matvec must return an array of the shape of its input");
-      Y = out;
-      return;
-    }
-    for (Index c = 0; c < X.cols(); ++c) {
-      const Vec out = matvec(Vec(X.col(c))).cast<Vec>();
-      if (out.size() != X.rows()) throw InvalidArgument("matvec must return a vector of length dim");
-      Y.col(c) = out;
-    }
-  };
-  return to_tuple(dispatch_estimate(method, mv, dim, num_matvecs, seed, p));
+  return to_tuple(dispatch_estimate(method, python_matvec(matvec, block), dim, num_matvecs, seed, p));
 }
 
 std::shared_ptr<Measurements> make_gaussian(Index d_out, Index d_in, const Eigen::Ref<const RowMat>& stack,

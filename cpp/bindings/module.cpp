@@ -13,6 +13,7 @@ namespace implicitbias::bindings {
 void register_diagonal(py::module_& m);
 void register_steepest(py::module_& m);
 void register_factorization(py::module_& m);
+void register_spectrum(py::module_& m);
 }
 
 namespace {
@@ -91,4 +92,5 @@ PYBIND11_MODULE(IMPLICITBIAS_MODULE_NAME, m) {
   implicitbias::bindings::register_diagonal(m);
   implicitbias::bindings::register_steepest(m);
   implicitbias::bindings::register_factorization(m);
+  implicitbias::bindings::register_spectrum(m);
 }

@@ -1157,9 +1157,77 @@ def _leak_for_tests(bytes: typing.SupportsInt | typing.SupportsIndex) -> bool:
     """
     Allocates `bytes` and never frees them (tests/test_memory.py: its bound catches a C++ leak of this size per call). Not for use.
     """
+class EigenWhich:
+    """
+    Which end of the spectrum block Lanczos targets.
+    
+    Members:
+    
+      largest
+    
+      smallest
+    
+      both
+    """
+    __members__: typing.ClassVar[dict[str, EigenWhich]]
+    both: typing.ClassVar[EigenWhich]
+    largest: typing.ClassVar[EigenWhich]
+    smallest: typing.ClassVar[EigenWhich]
+    @typing.overload
+    def __eq__(self, other: EigenWhich) -> bool:
+        ...
+    @typing.overload
+    def __eq__(self, other: typing.Any) -> bool:
+        ...
+    def __getstate__(self) -> int:
+        ...
+    def __hash__(self) -> int:
+        ...
+    def __index__(self) -> int:
+        ...
+    def __init__(self, value: typing.SupportsInt | typing.SupportsIndex) -> None:
+        ...
+    def __int__(self) -> int:
+        ...
+    @typing.overload
+    def __ne__(self, other: EigenWhich) -> bool:
+        ...
+    @typing.overload
+    def __ne__(self, other: typing.Any) -> bool:
+        ...
+    def __repr__(self) -> str:
+        ...
+    def __setstate__(self, state: typing.SupportsInt | typing.SupportsIndex) -> None:
+        ...
+    def __str__(self) -> str:
+        ...
+    @property
+    def name(self) -> str:
+        ...
+    @property
+    def value(self) -> int:
+        ...
+class SymmetricOperator:
+    """
+    A symmetric operator given by its block products (an exact Hessian or a callable).
+    """
+    def apply(self, V: typing.Annotated[numpy.typing.ArrayLike, numpy.float64, "[m, n]"]) -> typing.Annotated[numpy.typing.NDArray[numpy.float64], "[m, n]"]:
+        """
+        H V for the columns of V (dim x k).
+        """
+    @property
+    def dim(self) -> int:
+        ...
+    @property
+    def kind(self) -> str:
+        ...
 def callable_estimate(method: TraceEstimator, matvec: collections.abc.Callable, dim: typing.SupportsInt | typing.SupportsIndex, num_matvecs: typing.SupportsInt | typing.SupportsIndex, seed: typing.SupportsInt | typing.SupportsIndex, probe: Probe, block: bool) -> tuple:
     """
     Stochastic trace estimate over a Python matvec callable: (estimate, stderr, matvecs).
+    """
+def callable_operator(matvec: collections.abc.Callable, dim: typing.SupportsInt | typing.SupportsIndex, block: bool) -> SymmetricOperator:
+    """
+    A Python matvec callable as a SymmetricOperator (calls keep the GIL).
     """
 def classification_loss(model: HomogeneousSpec, X: typing.Annotated[numpy.typing.ArrayLike, numpy.float64, "[m, n]"], y: typing.Annotated[numpy.typing.ArrayLike, numpy.float64, "[m, 1]"], theta: typing.Annotated[numpy.typing.ArrayLike, numpy.float64, "[m, 1]"], loss: LossKind) -> tuple[float, typing.Annotated[numpy.typing.NDArray[numpy.float64], "[m, 1]"], typing.Annotated[numpy.typing.NDArray[numpy.float64], "[m, 1]"]]:
     """
@@ -1173,6 +1241,14 @@ def diagonal_batch(problems: collections.abc.Sequence[SensingProblem], runs: col
     """
     Run a batch of diagonal-network runs (descent or flow) over OpenMP threads with the GIL
     released; one RunRecord per run. Low level: use implicitbias.diagonal.fit / fit_many.
+    """
+def diagonal_hessian_dense(A: typing.Annotated[numpy.typing.ArrayLike, numpy.float64, "[m, n]"], y: typing.Annotated[numpy.typing.ArrayLike, numpy.float64, "[m, 1]"], u: typing.Annotated[numpy.typing.ArrayLike, numpy.float64, "[m, 1]"], v: typing.Annotated[numpy.typing.ArrayLike, numpy.float64, "[m, 1]"] | None, depth: typing.SupportsInt | typing.SupportsIndex, nonnegative: bool) -> typing.Annotated[numpy.typing.NDArray[numpy.float64], "[m, n]"]:
+    """
+    The dense form of diagonal_hessian_operator (small problems).
+    """
+def diagonal_hessian_operator(A: typing.Annotated[numpy.typing.ArrayLike, numpy.float64, "[m, n]"], y: typing.Annotated[numpy.typing.ArrayLike, numpy.float64, "[m, 1]"], u: typing.Annotated[numpy.typing.ArrayLike, numpy.float64, "[m, 1]"], v: typing.Annotated[numpy.typing.ArrayLike, numpy.float64, "[m, 1]"] | None, depth: typing.SupportsInt | typing.SupportsIndex, nonnegative: bool) -> SymmetricOperator:
+    """
+    The exact Hessian of 0.5||A x - y||^2 in the diagonal network's factors (u, v) or u.
     """
 def factorization_batch(problems: collections.abc.Sequence[FactorizationProblem], runs: collections.abc.Sequence[FactorizationRun], options: FactorizationBatchOptions) -> list:
     """
@@ -1195,6 +1271,10 @@ def factorization_jacobian(meas: FactorizationMeasurements, dims: collections.ab
     """
     Per-measurement gradients: row i is grad f_i (stacked like z).
     """
+def factorization_operator(meas: FactorizationMeasurements, dims: collections.abc.Sequence[typing.SupportsInt | typing.SupportsIndex], z: typing.Annotated[numpy.typing.ArrayLike, numpy.float64, "[m, 1]"], y: typing.Annotated[numpy.typing.ArrayLike, numpy.float64, "[m, 1]"]) -> SymmetricOperator:
+    """
+    The exact loss Hessian of deep matrix factorization at z as a SymmetricOperator.
+    """
 def factorization_trace(meas: FactorizationMeasurements, dims: collections.abc.Sequence[typing.SupportsInt | typing.SupportsIndex], z: typing.Annotated[numpy.typing.ArrayLike, numpy.float64, "[m, 1]"]) -> float:
     """
     Exact trace of the loss Hessian at z (closed form).
@@ -1210,6 +1290,15 @@ def homogeneous_grad_sum(model: HomogeneousSpec, X: typing.Annotated[numpy.typin
 def homogeneous_outputs(model: HomogeneousSpec, X: typing.Annotated[numpy.typing.ArrayLike, numpy.float64, "[m, n]"], theta: typing.Annotated[numpy.typing.ArrayLike, numpy.float64, "[m, 1]"]) -> typing.Annotated[numpy.typing.NDArray[numpy.float64], "[m, 1]"]:
     """
     f(x_i; theta) for every row of X.
+    """
+def lanczos_eigen(op: SymmetricOperator, k: typing.SupportsInt | typing.SupportsIndex, which: EigenWhich, block: typing.SupportsInt | typing.SupportsIndex, tol: typing.SupportsFloat | typing.SupportsIndex, max_matvecs: typing.SupportsInt | typing.SupportsIndex, seed: typing.SupportsInt | typing.SupportsIndex, symmetry_tol: typing.SupportsFloat | typing.SupportsIndex, start: typing.Annotated[numpy.typing.ArrayLike, numpy.float64, "[m, n]"]) -> dict:
+    """
+    Block Lanczos with full reorthogonalization: dict of values (ascending), vectors, residuals,
+    matvecs, basis, converged, asymmetry.
+    """
+def lanczos_quadrature(op: SymmetricOperator, num_probes: typing.SupportsInt | typing.SupportsIndex, steps: typing.SupportsInt | typing.SupportsIndex, seed: typing.SupportsInt | typing.SupportsIndex, probe: Probe) -> tuple:
+    """
+    Lanczos quadrature per random probe: (nodes per probe, weights per probe, matvecs).
     """
 def max_threads() -> int:
     """

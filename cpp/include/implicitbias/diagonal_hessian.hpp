@@ -1,0 +1,91 @@
+// The exact Hessian of a diagonal linear network's loss in its factors.
+//
+// Loss 0.5 ||A x - y||^2 (A: M x N) with, elementwise, depth L >= 2,
+//   signed:      x = u^L - v^L,  z = (u, v)  (2N parameters)
+//   nonnegative: x = u^L,        z = u       (N parameters).
+// With r = A x - y, g = A^T r, the derivatives a = dx/du = L u^(L-1),
+// b = dx/dv = -L v^(L-1), and the second derivatives
+// a' = L (L-1) u^(L-2), b' = -L (L-1) v^(L-2):
+//   H = J^T J + diag(a' g, b' g),   J = A [diag(a), diag(b)]   (M x 2N),
+// (the nonnegative model keeps the u blocks only).  A product H X costs two
+// products with A, O(M N) per column; dense() forms H (small problems).
+// The Hessian is that of the loss in z whatever the training method
+// (weight normalization reparametrizes the dynamics, not the loss).
+#pragma once
+
+#include "diagonal.hpp"
+#include "types.hpp"
+
+namespace implicitbias {
+
+class DiagonalHessian {
+ public:
+  DiagonalHessian(Mat A, const Vec& y, const Vec& u, const Vec& v, int depth, bool nonnegative)
+      : A_(std::move(A)), nonneg_(nonnegative) {
+    const Index N = A_.cols();
+    if (depth < 2) throw InvalidArgument("depth must be >= 2");
+    if (y.size() != A_.rows()) throw InvalidArgument("y must have one entry per row of A");
+    if (u.size() != N) throw InvalidArgument("u must have one entry per column of A");
+    if (!nonnegative && v.size() != N) throw InvalidArgument("v must have one entry per column of A");
+    const double L = depth;
+    Arr pu(N, 1), pu2(N, 1);
+    int_pow(u.array(), depth - 1, pu);
+    int_pow(u.array(), depth - 2, pu2);
+    Vec x = pu.matrix().cwiseProduct(u);
+    a_ = L * pu.matrix();
+    Vec du2 = L * (L - 1.0) * pu2.matrix();
+    if (!nonnegative) {
+      Arr pv(N, 1), pv2(N, 1);
+      int_pow(v.array(), depth - 1, pv);
+      int_pow(v.array(), depth - 2, pv2);
+      x -= pv.matrix().cwiseProduct(v);
+      b_ = -L * pv.matrix();
+      dv2_ = -L * (L - 1.0) * pv2.matrix();
+    }
+    const Vec r = A_ * x - y;
+    loss_ = 0.5 * r.squaredNorm();
+    g_ = A_.transpose() * r;
+    cu_ = du2.cwiseProduct(g_);
+    if (!nonnegative) cv_ = dv2_.cwiseProduct(g_);
+  }
+
+  Index n() const { return A_.cols(); }
+  Index dim() const { return nonneg_ ? n() : 2 * n(); }
+  double loss() const { return loss_; }
+
+  // Y = H X for the columns of X (dim x k).
+  void apply(const Mat& X, Mat& Y) const {
+    if (X.rows() != dim()) throw InvalidArgument("the vectors must have one entry per parameter");
+    const Index N = n();
+    Mat S = a_.asDiagonal() * X.topRows(N);
+    if (!nonneg_) S.noalias() += b_.asDiagonal() * X.bottomRows(N);
+    const Mat AS = A_ * S;                      // J X = A (a X_u + b X_v)
+    const Mat G = A_.transpose() * AS;          // A^T J X
+    Y.resize(X.rows(), X.cols());
+    Y.topRows(N) = a_.asDiagonal() * G;
+    Y.topRows(N) += cu_.asDiagonal() * X.topRows(N);
+    if (!nonneg_) {
+      Y.bottomRows(N) = b_.asDiagonal() * G;
+      Y.bottomRows(N) += cv_.asDiagonal() * X.bottomRows(N);
+    }
+  }
+
+  Mat dense() const {
+    const Index N = n();
+    Mat J(A_.rows(), dim());
+    J.leftCols(N) = A_ * a_.asDiagonal();
+    if (!nonneg_) J.rightCols(N) = A_ * b_.asDiagonal();
+    Mat H = J.transpose() * J;
+    H.diagonal().head(N) += cu_;
+    if (!nonneg_) H.diagonal().tail(N) += cv_;
+    return H;
+  }
+
+ private:
+  Mat A_;
+  bool nonneg_;
+  Vec a_, b_, dv2_, g_, cu_, cv_;
+  double loss_ = 0.0;
+};
+
+}  // namespace implicitbias
