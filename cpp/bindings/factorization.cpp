@@ -9,6 +9,8 @@
 #include <implicitbias/factorization.hpp>
 #include <implicitbias/trace.hpp>
 
+#include "spectrum.hpp"  // the spectrum bindings, compiled in this unit
+
 #include <memory>
 
 namespace implicitbias::bindings {

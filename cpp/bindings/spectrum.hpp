@@ -1,6 +1,10 @@
 // Bindings for the Hessian's spectrum: symmetric operators (the deep
 // factorization's exact HVP, the diagonal network's exact Hessian, a Python
 // matvec callable), block Lanczos eigenpairs and Lanczos quadrature over them.
+// Compiled inside the factorization unit (factorization.cpp includes this
+// file once): it needs the same factorization headers, and a unit of its own
+// would parse them again in every core variant (CMakeLists.txt).
+#pragma once
 #include "common.hpp"
 
 #include <pybind11/functional.h>
