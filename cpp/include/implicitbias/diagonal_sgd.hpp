@@ -1,0 +1,487 @@
+// Stochastic and accelerated descent on plain diagonal networks (docs/dynamics.md):
+// SGD on batches, label-noise SGD, n-SAM and 1-SAM, each with heavy-ball or
+// Nesterov momentum and a step-size schedule, and the exact bookkeeping of
+// the effective initialization.
+//
+// Model x = u^L - v^L (or x = u^L), loss 0.5 ||A x - y||^2, batch loss
+// 0.5 sum_{i in B} (a_i . x - y_i)^2 (summed), batch gradient g = A_B^T r_B.
+// With q_u = L u^(L-2), q_v = L v^(L-2) the gradient is (q_u u g, -q_v v g),
+// so every step is a per-coordinate multiplication
+//   u <- u (1 + du),   v <- v (1 + dv)
+// and the loop is written in these multipliers:
+//   sgd, label_noise_sgd: du = -eta q_u g,  dv = eta q_v g (label noise: the
+//     batch's labels y_i + sigma xi_i, xi_i ~ N(0, 1) fresh every step);
+//   sam (n-SAM): at z' = z + rho grad / ||grad|| (grad of the batch loss),
+//     u' = u f_u, v' = v f_v with f_u = 1 + rho q_u g / n, f_v = 1 - rho q_v g / n,
+//     n = ||grad||; g' = A_B^T (A_B x' - y_B); du = -eta q_u f_u^(L-1) g',
+//     dv = eta q_v f_v^(L-1) g';
+//   sam per example (1-SAM): the same with one perturbation per example i of
+//     the batch (its own gradient r_i a_i (q_u u, -q_v v) and norm n_i), the
+//     sum of the examples' perturbed gradients: du = -eta q_u sum_i r'_i a_i f_{u,i}^(L-1);
+//   heavy ball (momentum beta): z_{k+1} = z_k - eta grad_k + beta (z_k - z_{k-1}),
+//     i.e. 1 + du_k = (1 + du^grad_k) + beta w_k with w_k = (u_k - u_{k-1}) / u_k
+//     = du_{k-1} / (1 + du_{k-1});
+//   Nesterov: the gradient step is taken from the look-ahead point
+//     z~ = z_k + beta (z_k - z_{k-1}) = z_k (1 + beta w_k):
+//     1 + du_k = (1 + beta w_k)(1 + du^grad(z~)).
+// The range(A^T) direction h of a step is g (sgd, label noise) or the
+// perturbed g' (SAM), run through the momentum buffer c_k = beta c_{k-1} + h_k.
+// Bookkeeping (depth 2; docs/dynamics.md derives it), per coordinate:
+//   log_a2  += log|1 + du| + log|1 + dv|                 (log a_k^2 - 2 log alpha)
+//   ell     += log|1 + du| - log|1 + dv| + 4 eta c_k     (log(alpha_+ / alpha_-))
+//   s       += eta c_k                                   (sum_j eta_j c_j)
+// so that arcsinh(x_k / (2 a_k^2)) = ell_k - 4 s_k exactly (up to rounding).
+// The nonnegative model keeps log_a2 += 2 log|1 + du| + 4 eta c_k
+// (log alpha_eff^2 - 2 log alpha with x_k = alpha_eff^2 exp(-4 s_k)) and ell = 0.
+//
+// Every run is computed on its own, with loops in a fixed order (no products
+// across the runs of a block), so a run's numbers do not depend on its block,
+// the block size or the thread count.  Batches are drawn from the counter-based
+// Rng (rng.hpp) keyed by the run's seed and the step (with replacement), or the
+// epoch (without replacement: one permutation per epoch).
+#pragma once
+
+#include "diagonal.hpp"
+#include "rng.hpp"
+#include "run_book.hpp"
+#include "schedule.hpp"
+#include "types.hpp"
+
+#include <algorithm>
+#include <cmath>
+#include <cstdint>
+#include <limits>
+#include <string>
+#include <vector>
+
+namespace implicitbias {
+
+// Stream ids of the Rng (rng.hpp): batches with replacement, epoch
+// permutations, label noise (the factorization family's label-noise stream).
+inline constexpr std::uint64_t kBatchStream = 0x5347;   // "SG"
+inline constexpr std::uint64_t kEpochStream = 0x4550;   // "EP"
+inline constexpr std::uint64_t kLabelNoiseStream = 0x4c4e;  // "LN"
+
+enum class DescentKind : int { sgd = 0, label_noise_sgd = 1, sam = 2 };
+
+// The settings of one stochastic run (besides the model and the start).
+struct StochasticSpec {
+  DescentKind kind = DescentKind::sgd;
+  StepSizeRule rule;
+  Index batch_size = 0;      // 0: full batch (every row, in order)
+  bool epochs = false;       // without replacement, by epochs
+  double momentum = 0.0;     // beta in [0, 1)
+  bool nesterov = false;
+  double strength = 0.0;     // sam_radius (sam) or label_noise_std (label_noise_sgd)
+  bool sam_per_example = false;
+  std::uint64_t seed = 0;
+  std::int64_t warmup_steps() const { return rule.warmup_steps; }
+};
+
+// The batch of step `step`: indices into the M rows (full batch: all, in order).
+class BatchSampler {
+ public:
+  BatchSampler(Index M, Index batch_size, bool epochs, std::uint64_t seed)
+      : M_(M), b_(batch_size <= 0 || batch_size > M ? M : batch_size), full_(batch_size <= 0), epochs_(epochs),
+        seed_(seed) {}
+
+  Index size_at(std::int64_t step) const {
+    if (full_ || !epochs_) return b_;
+    const std::int64_t per = steps_per_epoch();
+    const Index pos = static_cast<Index>(step % per);
+    return std::min<Index>(b_, M_ - pos * b_);
+  }
+  bool full() const { return full_; }
+
+  // Fills idx (resized) with the batch of `step`.
+  void draw(std::int64_t step, std::vector<Index>& idx) {
+    if (full_) {
+      idx.resize(static_cast<std::size_t>(M_));
+      for (Index i = 0; i < M_; ++i) idx[static_cast<std::size_t>(i)] = i;
+      return;
+    }
+    if (!epochs_) {
+      idx.resize(static_cast<std::size_t>(b_));
+      Rng rng(seed_, kBatchStream, static_cast<std::uint64_t>(step));
+      for (Index k = 0; k < b_; ++k) idx[static_cast<std::size_t>(k)] = below(rng, M_);
+      return;
+    }
+    const std::int64_t per = steps_per_epoch();
+    const std::int64_t epoch = step / per;
+    if (epoch != epoch_) {  // Fisher-Yates on 0..M-1, keyed by the epoch
+      perm_.resize(static_cast<std::size_t>(M_));
+      for (Index i = 0; i < M_; ++i) perm_[static_cast<std::size_t>(i)] = i;
+      Rng rng(seed_, kEpochStream, static_cast<std::uint64_t>(epoch));
+      for (Index i = M_ - 1; i > 0; --i) std::swap(perm_[static_cast<std::size_t>(i)], perm_[static_cast<std::size_t>(below(rng, i + 1))]);
+      epoch_ = epoch;
+    }
+    const Index start = static_cast<Index>(step % per) * b_;
+    const Index len = std::min<Index>(b_, M_ - start);
+    idx.assign(perm_.begin() + start, perm_.begin() + start + len);
+  }
+
+ private:
+  std::int64_t steps_per_epoch() const { return (M_ + b_ - 1) / b_; }
+  // uniform in {0, ..., n - 1}: floor(n U), U uniform in (0, 1) with 53 bits
+  static Index below(Rng& rng, Index n) {
+    const Index k = static_cast<Index>(rng.uniform() * static_cast<double>(n));
+    return std::min<Index>(k, n - 1);
+  }
+  Index M_, b_;
+  bool full_, epochs_;
+  std::uint64_t seed_;
+  std::vector<Index> perm_;
+  std::int64_t epoch_ = -1;
+};
+
+// The label-noise draws of step `step` (n standard normals, one per batch position).
+inline void label_noise_draws(std::uint64_t seed, std::int64_t step, Index n, Vec& xi) {
+  xi.resize(n);
+  Rng rng(seed, kLabelNoiseStream, static_cast<std::uint64_t>(step));
+  for (Index k = 0; k < n; ++k) xi(k) = rng.normal();
+}
+
+// One stochastic run on a diagonal network (plain model), step by step.
+class StochasticDiagonal {
+ public:
+  StochasticDiagonal(const SensingProblem& prob, const RowMat& Arows, const DiagonalSpec& spec,
+                     const StochasticSpec& ss, const Vec& alpha)
+      : prob_(prob), A_(Arows), L_(spec.depth), signed_(!spec.nonnegative), ss_(ss),
+        sampler_(prob.A.rows(), ss.batch_size, ss.epochs, ss.seed) {
+    const Index N = alpha.size();
+    u_ = alpha;
+    if (signed_) v_ = alpha;
+    wu_ = Vec::Zero(N);
+    wv_ = Vec::Zero(N);
+    c_ = Vec::Zero(N);
+    log_a2_ = Vec::Zero(N);
+    ell_ = Vec::Zero(N);
+    s_ = Vec::Zero(N);
+    log_alpha2_ = (2.0 * alpha.array().log()).matrix();
+  }
+
+  bool full_batch() const { return sampler_.full(); }
+  int evals_per_step() const { return ss_.kind == DescentKind::sam ? 2 : 1; }
+
+  // The state as recorded: [u; v; log a^2; ell; s] (signed) or [u; log a^2; ell; s].
+  void state(Vec& z) const {
+    const Index N = u_.size();
+    const int parts = signed_ ? 2 : 1;
+    z.resize((parts + 3) * N);
+    z.head(N) = u_;
+    if (signed_) z.segment(N, N) = v_;
+    z.segment(parts * N, N) = log_alpha2_ + log_a2_;
+    z.segment((parts + 1) * N, N) = ell_;
+    z.segment((parts + 2) * N, N) = s_;
+  }
+
+  // The full-batch loss 0.5 ||A x - y||^2 at the current state.
+  double loss() {
+    predictor(u_, v_, x_);
+    double sq = 0.0;
+    for (Index i = 0; i < A_.rows(); ++i) {
+      const double r = A_.row(i).dot(x_) - prob_.y(i);
+      sq += r * r;
+    }
+    return 0.5 * sq;
+  }
+
+  // Step `step` with step size eta.  Returns false (state unchanged) when
+  // the new state would not be finite.
+  bool step(std::int64_t step, double eta) {
+    const Index N = u_.size();
+    const double beta = ss_.momentum;
+    const bool look_ahead = ss_.nesterov && beta > 0.0;
+    sampler_.draw(step, idx_);
+    const Index b = static_cast<Index>(idx_.size());
+    // the point the gradient step is taken from
+    pu_ = u_;
+    if (look_ahead) pu_.array() *= 1.0 + beta * wu_.array();
+    if (signed_) {
+      pv_ = v_;
+      if (look_ahead) pv_.array() *= 1.0 + beta * wv_.array();
+    }
+    predictor(pu_, pv_, x_);
+    residual(x_, b, r_);
+    if (ss_.kind == DescentKind::label_noise_sgd && ss_.strength > 0.0) {
+      label_noise_draws(ss_.seed, step, b, xi_);
+      r_ -= ss_.strength * xi_;
+    }
+    batch_gradient(r_, b, g_);
+    factors(pu_, pv_, qu_, qv_);  // q = L p^(L-2)
+    if (ss_.kind != DescentKind::sam || ss_.strength <= 0.0) {
+      h_ = g_;
+      du_ = -eta * (qu_.array() * g_.array()).matrix();
+      if (signed_) dv_ = eta * (qv_.array() * g_.array()).matrix();
+    } else if (!ss_.sam_per_example) {
+      sam_step(eta, b);
+    } else {
+      sam_per_example_step(eta, b);
+    }
+    // momentum: heavy ball adds beta w; Nesterov multiplies by (1 + beta w)
+    if (beta > 0.0) {
+      if (look_ahead) {
+        du_ = (du_.array() + beta * wu_.array() * (1.0 + du_.array())).matrix();
+        if (signed_) dv_ = (dv_.array() + beta * wv_.array() * (1.0 + dv_.array())).matrix();
+      } else {
+        du_ += beta * wu_;
+        if (signed_) dv_ += beta * wv_;
+      }
+      c_ = beta * c_ + h_;
+    } else {
+      c_ = h_;
+    }
+    // the new state, checked before anything is committed
+    nu_ = u_ + (u_.array() * du_.array()).matrix();
+    if (!nu_.allFinite()) return false;
+    if (signed_) {
+      nv_ = v_ + (v_.array() * dv_.array()).matrix();
+      if (!nv_.allFinite()) return false;
+    }
+    u_.swap(nu_);
+    if (signed_) v_.swap(nv_);
+    for (Index n = 0; n < N; ++n) {
+      const double lu = log_abs_1p(du_(n));
+      const double ec = eta * c_(n);
+      s_(n) += ec;
+      if (signed_) {
+        const double lv = log_abs_1p(dv_(n));
+        log_a2_(n) += lu + lv;
+        ell_(n) += (lu - lv) + 4.0 * ec;
+      } else {
+        log_a2_(n) += 2.0 * lu + 4.0 * ec;
+      }
+      if (beta > 0.0) {
+        const double mu = 1.0 + du_(n);
+        wu_(n) = mu != 0.0 ? du_(n) / mu : 0.0;
+        if (signed_) {
+          const double mv = 1.0 + dv_(n);
+          wv_(n) = mv != 0.0 ? dv_(n) / mv : 0.0;
+        }
+      }
+    }
+    return true;
+  }
+
+  const Vec& u() const { return u_; }
+  const Vec& v() const { return v_; }
+
+ private:
+  // log|1 + d|, accurate for small d
+  static double log_abs_1p(double d) { return d > -1.0 ? std::log1p(d) : std::log(std::abs(1.0 + d)); }
+
+  void predictor(const Vec& u, const Vec& v, Vec& x) const {
+    x = u;
+    for (int k = 1; k < L_; ++k) x.array() *= u.array();
+    if (signed_) {
+      Vec w = v;
+      for (int k = 1; k < L_; ++k) w.array() *= v.array();
+      x -= w;
+    }
+  }
+  // q = L p^(L-2)
+  void factors(const Vec& pu, const Vec& pv, Vec& qu, Vec& qv) const {
+    const double L = static_cast<double>(L_);
+    qu = Vec::Constant(pu.size(), L);
+    for (int k = 2; k < L_; ++k) qu.array() *= pu.array();
+    if (signed_) {
+      qv = Vec::Constant(pv.size(), L);
+      for (int k = 2; k < L_; ++k) qv.array() *= pv.array();
+    }
+  }
+  // r(k) = a_{idx_k} . x - y_{idx_k} for the batch
+  void residual(const Vec& x, Index b, Vec& r) const {
+    r.resize(b);
+    for (Index k = 0; k < b; ++k) {
+      const Index i = idx_[static_cast<std::size_t>(k)];
+      r(k) = A_.row(i).dot(x) - prob_.y(i);
+    }
+  }
+  // g = sum_k r(k) a_{idx_k}, in batch order
+  void batch_gradient(const Vec& r, Index b, Vec& g) const {
+    g = Vec::Zero(A_.cols());
+    for (Index k = 0; k < b; ++k) g += r(k) * A_.row(idx_[static_cast<std::size_t>(k)]).transpose();
+  }
+  static void power_into(const Vec& f, int p, Vec& out) {  // f^p, p >= 1
+    out = f;
+    for (int k = 1; k < p; ++k) out.array() *= f.array();
+  }
+
+  // n-SAM from the point (pu_, pv_) with its batch gradient g_.
+  void sam_step(double eta, Index b) {
+    const double rho = ss_.strength;
+    // grad = (q_u p_u g, -q_v p_v g)
+    double nsq = (qu_.array() * pu_.array() * g_.array()).square().sum();
+    if (signed_) nsq += (qv_.array() * pv_.array() * g_.array()).square().sum();
+    const double nrm = std::sqrt(nsq);
+    fu_ = Vec::Ones(pu_.size());
+    if (signed_) fv_ = Vec::Ones(pu_.size());
+    if (nrm > 0.0 && std::isfinite(nrm)) {
+      fu_ += (rho / nrm) * (qu_.array() * g_.array()).matrix();
+      if (signed_) fv_ -= (rho / nrm) * (qv_.array() * g_.array()).matrix();
+    }
+    Vec xu = (pu_.array() * fu_.array()).matrix(), xv;
+    if (signed_) xv = (pv_.array() * fv_.array()).matrix();
+    predictor(xu, xv, x_);
+    residual(x_, b, r_);
+    batch_gradient(r_, b, h_);  // g'
+    power_into(fu_, L_ - 1, tu_);
+    du_ = -eta * (qu_.array() * tu_.array() * h_.array()).matrix();
+    if (signed_) {
+      power_into(fv_, L_ - 1, tv_);
+      dv_ = eta * (qv_.array() * tv_.array() * h_.array()).matrix();
+    }
+  }
+
+  // 1-SAM: one perturbation per example of the batch (r_ holds the batch's
+  // residuals at (pu_, pv_)).
+  void sam_per_example_step(double eta, Index b) {
+    const double rho = ss_.strength;
+    const Index N = pu_.size();
+    Vec gu = Vec::Zero(N), gv = Vec::Zero(N);
+    h_ = Vec::Zero(N);
+    Vec su = (qu_.array() * pu_.array()).matrix(), sv;  // the gradient is r_i a_i (su, -sv)
+    if (signed_) sv = (qv_.array() * pv_.array()).matrix();
+    Vec xu(N), xv(N), wsq(N);
+    wsq = su.array().square().matrix();
+    if (signed_) wsq.array() += sv.array().square();
+    for (Index k = 0; k < b; ++k) {
+      const Index i = idx_[static_cast<std::size_t>(k)];
+      const auto a = A_.row(i).transpose();
+      const double ri = r_(k);
+      // ||grad l_i|| = |r_i| sqrt(sum_n a_n^2 (q_u p_u)_n^2 + (q_v p_v)_n^2)
+      const double nrm = std::abs(ri) * std::sqrt((a.array().square() * wsq.array()).sum());
+      fu_ = Vec::Ones(N);
+      if (signed_) fv_ = Vec::Ones(N);
+      if (nrm > 0.0 && std::isfinite(nrm)) {
+        const double c = rho * ri / nrm;
+        fu_.array() += c * a.array() * qu_.array();
+        if (signed_) fv_.array() -= c * a.array() * qv_.array();
+      }
+      xu = (pu_.array() * fu_.array()).matrix();
+      if (signed_) xv = (pv_.array() * fv_.array()).matrix();
+      predictor(xu, xv, x_);
+      const double rp = a.dot(x_) - prob_.y(i);  // r'_i at its own perturbed point
+      power_into(fu_, L_ - 1, tu_);
+      gu += rp * (a.array() * tu_.array()).matrix();
+      if (signed_) {
+        power_into(fv_, L_ - 1, tv_);
+        gv += rp * (a.array() * tv_.array()).matrix();
+      }
+      h_ += rp * a;
+    }
+    du_ = -eta * (qu_.array() * gu.array()).matrix();
+    if (signed_) dv_ = eta * (qv_.array() * gv.array()).matrix();
+  }
+
+  const SensingProblem& prob_;
+  const RowMat& A_;
+  int L_;
+  bool signed_;
+  StochasticSpec ss_;
+  BatchSampler sampler_;
+  std::vector<Index> idx_;
+  Vec u_, v_, wu_, wv_, c_, log_a2_, ell_, s_, log_alpha2_;
+  Vec pu_, pv_, x_, r_, xi_, g_, h_, qu_, qv_, du_, dv_, fu_, fv_, tu_, tv_, nu_, nv_;
+};
+
+// The full-batch loss at a recorded state z ([u; v; ...] or [u; ...]).
+inline double stochastic_state_loss(const RowMat& A, const Vec& y, const DiagonalSpec& spec, const Vec& z) {
+  const Index N = A.cols();
+  Vec x = z.head(N);
+  for (int k = 1; k < spec.depth; ++k) x.array() *= z.head(N).array();
+  if (!spec.nonnegative) {
+    Vec w = z.segment(N, N);
+    for (int k = 1; k < spec.depth; ++k) w.array() *= z.segment(N, N).array();
+    x -= w;
+  }
+  double sq = 0.0;
+  for (Index i = 0; i < A.rows(); ++i) {
+    const double r = A.row(i).dot(x) - y(i);
+    sq += r * r;
+  }
+  return 0.5 * sq;
+}
+
+struct StochasticOptions {
+  std::int64_t steps = 1000;
+  double tol = -1.0;              // stop when the full loss <= tol (negative: never)
+  std::int64_t record_every = 0;  // 0: first and last only
+};
+
+// Runs the block of stochastic runs one after another (each on its own: no
+// arithmetic is shared).  The full-batch loss is evaluated at every record
+// point and, for a full batch, at every step (where the stop rules are
+// checked); a run whose state would leave the finite numbers, or whose loss
+// is not finite at a check, ends as diverged with the last state of finite
+// loss; the clock is t = sum of the step sizes taken.
+inline void run_diagonal_stochastic(const SensingProblem& prob, const DiagonalSpec& spec,
+                                    const std::vector<StochasticSpec>& specs, const std::vector<Vec>& alphas,
+                                    const StochasticOptions& opt, std::vector<RunRecord>& out) {
+  const Index K = static_cast<Index>(specs.size());
+  const Index N = prob.A.cols();
+  const RowMat Arows = prob.A;
+  const bool has_xs = prob.x_star.size() > 0;
+  const int parts = spec.nonnegative ? 1 : 2;
+  std::vector<std::string> names;
+  if (has_xs) names.emplace_back("error");
+  auto diag = [&](const Eigen::Ref<const Vec>& z, int /*id*/, double* o) {
+    Vec x = z.head(N);
+    for (int k = 1; k < spec.depth; ++k) x.array() *= z.head(N).array();
+    if (parts == 2) {
+      Vec w = z.segment(N, N);
+      for (int k = 1; k < spec.depth; ++k) w.array() *= z.segment(N, N).array();
+      x -= w;
+    }
+    o[0] = (x - prob.x_star).norm();
+  };
+  RunBook<decltype(diag)> book(K, names, diag);
+  Vec z, zprev;
+  for (Index j = 0; j < K; ++j) {
+    const StochasticSpec& ss = specs[static_cast<std::size_t>(j)];
+    StochasticDiagonal run(prob, Arows, spec, ss, alphas[static_cast<std::size_t>(j)]);
+    RunRecord& rec = book.rec(static_cast<int>(j));
+    const Index c = 0;  // this run is the book's first active column (the earlier ones finished)
+    double t = 0.0, loss_prev = std::numeric_limits<double>::quiet_NaN(), t_prev = 0.0;
+    run.state(zprev);
+    auto end = [&](Status s, const Vec& zz, std::int64_t steps, double tt, double l) {
+      rec.n_steps = steps;
+      book.finish(c, s, zz, tt, l);
+      book.compact({});
+    };
+    for (std::int64_t k = 0;; ++k) {
+      book.poll();
+      const bool last = k >= opt.steps;
+      const bool due = k == 0 || (opt.record_every > 0 && k % opt.record_every == 0);
+      if (last || due || run.full_batch()) {
+        const double l = run.loss();
+        run.state(z);
+        if (!std::isfinite(l)) {
+          if (k == 0) end(Status::diverged, z, 0, t, l);
+          else end(Status::diverged, zprev, k - 1, t_prev,
+                   std::isnan(loss_prev) ? stochastic_state_loss(Arows, prob.y, spec, zprev) : loss_prev);
+          break;
+        }
+        if (l <= opt.tol) { end(Status::converged, z, k, t, l); break; }
+        if (last) { end(Status::max_steps, z, k, t, l); break; }
+        if (due) book.record(static_cast<int>(j), z, t, l);
+        loss_prev = l;
+      }
+      if (!run.full_batch()) loss_prev = std::numeric_limits<double>::quiet_NaN();
+      run.state(zprev);
+      t_prev = t;
+      const double eta = ss.rule.at(k);
+      book.count_evals(static_cast<int>(j), run.evals_per_step());
+      if (!run.step(k, eta)) {
+        double l = run.loss();
+        run.state(z);
+        end(Status::diverged, z, k, t, l);
+        break;
+      }
+      t += eta;
+    }
+  }
+  out = book.take();
+}
+
+}  // namespace implicitbias
