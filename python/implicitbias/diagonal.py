@@ -461,8 +461,8 @@ def _check_stochastic(method: str, opts: dict[str, Any], runs: dict[str, list], 
         for name, off in _STOCHASTIC_PER_RUN.items():
             if any(v != off for v in runs[name]):
                 raise ValueError(f"{name} applies to method='sgd', 'label_noise_sgd' or 'sam' (got method={method!r})")
-        for name, off in _STOCHASTIC_OPTIONS.items():
-            if opts[name] != off:
+        for name, default in _STOCHASTIC_OPTIONS.items():
+            if opts[name] != default:
                 raise ValueError(f"{name} applies to method='sgd', 'label_noise_sgd' or 'sam' (got method={method!r})")
     for name, meth in (("sam_radius", "sam"), ("label_noise_std", "label_noise_sgd")):
         if method != meth and any(v != 0.0 for v in runs[name]):

@@ -134,6 +134,23 @@ class BatchSampler {
   std::int64_t epoch_ = -1;
 };
 
+// x = u^L - v^L (signed) or u^L, by repeated multiplication.
+inline void diagonal_predictor(const Eigen::Ref<const Vec>& u, const Eigen::Ref<const Vec>& v, int L, bool signed_model,
+                               Vec& x) {
+  const Index N = u.size();
+  x.resize(N);
+  for (Index n = 0; n < N; ++n) {
+    double pu = u(n);
+    for (int k = 1; k < L; ++k) pu *= u(n);
+    if (signed_model) {
+      double pv = v(n);
+      for (int k = 1; k < L; ++k) pv *= v(n);
+      pu -= pv;
+    }
+    x(n) = pu;
+  }
+}
+
 // The label-noise draws of step `step` (n standard normals, one per batch position).
 inline void label_noise_draws(std::uint64_t seed, std::int64_t step, Index n, Vec& xi) {
   xi.resize(n);
@@ -175,14 +192,19 @@ class StochasticDiagonal {
     z.segment((parts + 2) * N, N) = s_;
   }
 
-  // The full-batch loss 0.5 ||A x - y||^2 at the current state.
+  // The full-batch loss 0.5 ||A x - y||^2 at the current state (its residual
+  // is kept for a full-batch step from this state).
   double loss() {
     predictor(u_, v_, x_);
+    const Index M = A_.rows();
+    rfull_.resize(M);
     double sq = 0.0;
-    for (Index i = 0; i < A_.rows(); ++i) {
+    for (Index i = 0; i < M; ++i) {
       const double r = A_.row(i).dot(x_) - prob_.y(i);
+      rfull_(i) = r;
       sq += r * r;
     }
+    rfull_ready_ = true;
     return 0.5 * sq;
   }
 
@@ -201,8 +223,13 @@ class StochasticDiagonal {
       pv_ = v_;
       if (look_ahead) pv_.array() *= 1.0 + beta * wv_.array();
     }
-    predictor(pu_, pv_, x_);
-    residual(x_, b, r_);
+    if (rfull_ready_ && sampler_.full() && !look_ahead) {
+      r_ = rfull_;  // the residual at this state, from loss(): the same sums in the same order
+    } else {
+      predictor(pu_, pv_, x_);
+      residual(x_, b, r_);
+    }
+    rfull_ready_ = false;
     if (ss_.kind == DescentKind::label_noise_sgd && ss_.strength > 0.0) {
       label_noise_draws(ss_.seed, step, b, xi_);
       r_ -= ss_.strength * xi_;
@@ -271,13 +298,7 @@ class StochasticDiagonal {
   static double log_abs_1p(double d) { return d > -1.0 ? std::log1p(d) : std::log(std::abs(1.0 + d)); }
 
   void predictor(const Vec& u, const Vec& v, Vec& x) const {
-    x = u;
-    for (int k = 1; k < L_; ++k) x.array() *= u.array();
-    if (signed_) {
-      Vec w = v;
-      for (int k = 1; k < L_; ++k) w.array() *= v.array();
-      x -= w;
-    }
+    diagonal_predictor(u, signed_ ? v : u, L_, signed_, x);
   }
   // q = L p^(L-2)
   void factors(const Vec& pu, const Vec& pv, Vec& qu, Vec& qv) const {
@@ -382,19 +403,16 @@ class StochasticDiagonal {
   BatchSampler sampler_;
   std::vector<Index> idx_;
   Vec u_, v_, wu_, wv_, c_, log_a2_, ell_, s_, log_alpha2_;
+  bool rfull_ready_ = false;
+  Vec rfull_;
   Vec pu_, pv_, x_, r_, xi_, g_, h_, qu_, qv_, du_, dv_, fu_, fv_, tu_, tv_, nu_, nv_;
 };
 
 // The full-batch loss at a recorded state z ([u; v; ...] or [u; ...]).
 inline double stochastic_state_loss(const RowMat& A, const Vec& y, const DiagonalSpec& spec, const Vec& z) {
   const Index N = A.cols();
-  Vec x = z.head(N);
-  for (int k = 1; k < spec.depth; ++k) x.array() *= z.head(N).array();
-  if (!spec.nonnegative) {
-    Vec w = z.segment(N, N);
-    for (int k = 1; k < spec.depth; ++k) w.array() *= z.segment(N, N).array();
-    x -= w;
-  }
+  Vec x;
+  diagonal_predictor(z.head(N), z.segment(spec.nonnegative ? 0 : N, N), spec.depth, !spec.nonnegative, x);
   double sq = 0.0;
   for (Index i = 0; i < A.rows(); ++i) {
     const double r = A.row(i).dot(x) - y(i);
@@ -426,13 +444,8 @@ inline void run_diagonal_stochastic(const SensingProblem& prob, const DiagonalSp
   std::vector<std::string> names;
   if (has_xs) names.emplace_back("error");
   auto diag = [&](const Eigen::Ref<const Vec>& z, int /*id*/, double* o) {
-    Vec x = z.head(N);
-    for (int k = 1; k < spec.depth; ++k) x.array() *= z.head(N).array();
-    if (parts == 2) {
-      Vec w = z.segment(N, N);
-      for (int k = 1; k < spec.depth; ++k) w.array() *= z.segment(N, N).array();
-      x -= w;
-    }
+    Vec x;
+    diagonal_predictor(z.head(N), z.segment(parts == 2 ? N : 0, N), spec.depth, parts == 2, x);
     o[0] = (x - prob.x_star).norm();
   };
   RunBook<decltype(diag)> book(K, names, diag);
