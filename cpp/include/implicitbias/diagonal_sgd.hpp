@@ -26,10 +26,9 @@
 //     1 + du_k = (1 + beta w_k)(1 + du^grad(z~)).
 // The range(A^T) direction h of a step is g (sgd, label noise) or the
 // perturbed g' (SAM), run through the momentum buffer c_k = beta c_{k-1} + h_k.
-// Bookkeeping (depth 2; docs/dynamics.md derives it), per coordinate:
-//   log_a2  += log|1 + du| + log|1 + dv|                 (log a_k^2 - 2 log alpha)
-//   ell     += log|1 + du| - log|1 + dv| + 4 eta c_k     (log(alpha_+ / alpha_-))
-//   s       += eta c_k                                   (sum_j eta_j c_j)
+// Bookkeeping (depth 2; docs/dynamics.md derives it), per coordinate, from
+// lu = log prod_j |1 + du_j|, lv = log prod_j |1 + dv_j| and s = sum_j eta_j c_j:
+//   log a_k^2 = 2 log alpha + lu + lv,   ell_k = log(alpha_+ / alpha_-) = lu - lv + 4 s_k
 // so that arcsinh(x_k / (2 a_k^2)) = ell_k - 4 s_k exactly (up to rounding).
 // The nonnegative model keeps log_a2 += 2 log|1 + du| + 4 eta c_k
 // (log alpha_eff^2 - 2 log alpha with x_k = alpha_eff^2 exp(-4 s_k)) and ell = 0.
@@ -171,8 +170,10 @@ class StochasticDiagonal {
     wu_ = Vec::Zero(N);
     wv_ = Vec::Zero(N);
     c_ = Vec::Zero(N);
-    log_a2_ = Vec::Zero(N);
-    ell_ = Vec::Zero(N);
+    pu_prod_ = Vec::Ones(N);
+    pv_prod_ = Vec::Ones(N);
+    lu_ = Vec::Zero(N);
+    lv_ = Vec::Zero(N);
     s_ = Vec::Zero(N);
     log_alpha2_ = (2.0 * alpha.array().log()).matrix();
   }
@@ -187,8 +188,18 @@ class StochasticDiagonal {
     z.resize((parts + 3) * N);
     z.head(N) = u_;
     if (signed_) z.segment(N, N) = v_;
-    z.segment(parts * N, N) = log_alpha2_ + log_a2_;
-    z.segment((parts + 1) * N, N) = ell_;
+    for (Index n = 0; n < N; ++n) {
+      // log prod_j |1 + du_j| = lu + log|P| (and likewise for v)
+      const double lu = lu_(n) + std::log(std::abs(pu_prod_(n)));
+      if (signed_) {
+        const double lv = lv_(n) + std::log(std::abs(pv_prod_(n)));
+        z(parts * N + n) = log_alpha2_(n) + (lu + lv);
+        z((parts + 1) * N + n) = (lu - lv) + 4.0 * s_(n);
+      } else {
+        z(parts * N + n) = log_alpha2_(n) + (2.0 * lu + 4.0 * s_(n));
+        z((parts + 1) * N + n) = 0.0;
+      }
+    }
     z.segment((parts + 2) * N, N) = s_;
   }
 
@@ -235,56 +246,69 @@ class StochasticDiagonal {
       r_ -= ss_.strength * xi_;
     }
     batch_gradient(r_, b, g_);
-    factors(pu_, pv_, qu_, qv_);  // q = L p^(L-2)
-    if (ss_.kind != DescentKind::sam || ss_.strength <= 0.0) {
+    const bool sam = ss_.kind == DescentKind::sam && ss_.strength > 0.0;
+    if (sam) {
+      factors(pu_, pv_, qu_, qv_);  // q = L p^(L-2)
+      if (!ss_.sam_per_example) sam_step(eta, b);
+      else sam_per_example_step(eta, b);
+    } else {
       h_ = g_;
-      du_ = -eta * (qu_.array() * g_.array()).matrix();
-      if (signed_) dv_ = eta * (qv_.array() * g_.array()).matrix();
-    } else if (!ss_.sam_per_example) {
-      sam_step(eta, b);
-    } else {
-      sam_per_example_step(eta, b);
     }
-    // momentum: heavy ball adds beta w; Nesterov multiplies by (1 + beta w)
-    if (beta > 0.0) {
-      if (look_ahead) {
-        du_ = (du_.array() + beta * wu_.array() * (1.0 + du_.array())).matrix();
-        if (signed_) dv_ = (dv_.array() + beta * wv_.array() * (1.0 + dv_.array())).matrix();
+    // One pass: the multipliers (sgd: from g; SAM: computed above), momentum
+    // (heavy ball adds beta w; Nesterov multiplies by 1 + beta w), the buffer
+    // c, and the new state, checked before anything is committed.
+    du_.resize(N);
+    dv_.resize(N);
+    nu_.resize(N);
+    nv_.resize(N);
+    const double L = static_cast<double>(L_);
+    double nonfinite = 0.0;  // x * 0 is NaN exactly when x is not finite
+    for (Index n = 0; n < N; ++n) {
+      double du, dv = 0.0;
+      if (sam) {
+        du = du_(n);
+        if (signed_) dv = dv_(n);
       } else {
-        du_ += beta * wu_;
-        if (signed_) dv_ += beta * wv_;
+        double qu = L, qv = L;
+        for (int k = 2; k < L_; ++k) qu *= pu_(n);
+        du = -eta * (qu * g_(n));
+        if (signed_) {
+          for (int k = 2; k < L_; ++k) qv *= pv_(n);
+          dv = eta * (qv * g_(n));
+        }
       }
-      c_ = beta * c_ + h_;
-    } else {
-      c_ = h_;
+      if (beta > 0.0) {
+        if (look_ahead) {
+          du = du + beta * wu_(n) * (1.0 + du);
+          if (signed_) dv = dv + beta * wv_(n) * (1.0 + dv);
+        } else {
+          du += beta * wu_(n);
+          if (signed_) dv += beta * wv_(n);
+        }
+      }
+      du_(n) = du;
+      nu_(n) = u_(n) + u_(n) * du;
+      nonfinite += nu_(n) * 0.0;
+      if (signed_) {
+        dv_(n) = dv;
+        nv_(n) = v_(n) + v_(n) * dv;
+        nonfinite += nv_(n) * 0.0;
+      }
     }
-    // the new state, checked before anything is committed
-    nu_ = u_ + (u_.array() * du_.array()).matrix();
-    if (!nu_.allFinite()) return false;
-    if (signed_) {
-      nv_ = v_ + (v_.array() * dv_.array()).matrix();
-      if (!nv_.allFinite()) return false;
-    }
+    if (std::isnan(nonfinite)) return false;
     u_.swap(nu_);
     if (signed_) v_.swap(nv_);
     for (Index n = 0; n < N; ++n) {
-      const double lu = log_abs_1p(du_(n));
-      const double ec = eta * c_(n);
-      s_(n) += ec;
+      const double c = beta > 0.0 ? beta * c_(n) + h_(n) : h_(n);
+      c_(n) = c;
+      s_(n) += eta * c;
+      const double mu = 1.0 + du_(n);
+      accumulate(mu, pu_prod_(n), lu_(n));
+      if (beta > 0.0) wu_(n) = mu != 0.0 ? du_(n) / mu : 0.0;
       if (signed_) {
-        const double lv = log_abs_1p(dv_(n));
-        log_a2_(n) += lu + lv;
-        ell_(n) += (lu - lv) + 4.0 * ec;
-      } else {
-        log_a2_(n) += 2.0 * lu + 4.0 * ec;
-      }
-      if (beta > 0.0) {
-        const double mu = 1.0 + du_(n);
-        wu_(n) = mu != 0.0 ? du_(n) / mu : 0.0;
-        if (signed_) {
-          const double mv = 1.0 + dv_(n);
-          wv_(n) = mv != 0.0 ? dv_(n) / mv : 0.0;
-        }
+        const double mv = 1.0 + dv_(n);
+        accumulate(mv, pv_prod_(n), lv_(n));
+        if (beta > 0.0) wv_(n) = mv != 0.0 ? dv_(n) / mv : 0.0;
       }
     }
     return true;
@@ -294,8 +318,24 @@ class StochasticDiagonal {
   const Vec& v() const { return v_; }
 
  private:
-  // log|1 + d|, accurate for small d
-  static double log_abs_1p(double d) { return d > -1.0 ? std::log1p(d) : std::log(std::abs(1.0 + d)); }
+  // The multipliers of a coordinate are kept as a running product P and a
+  // log-domain sum l (log prod |m| = l + log|P|): a multiplier goes into P,
+  // and P into l whenever it leaves [1e-150, 1e150] (a multiplier outside
+  // [1e-100, 1e100], or exactly 0, goes into l directly), so nothing under-
+  // or overflows and a log is taken only once in many steps.
+  static void accumulate(double m, double& P, double& l) {
+    const double am = std::abs(m);
+    if (am >= 1e-100 && am <= 1e100) {
+      P *= m;
+      const double ap = std::abs(P);
+      if (ap < 1e-150 || ap > 1e150) {
+        l += std::log(ap);
+        P = 1.0;
+      }
+    } else {
+      l += std::log(am);
+    }
+  }
 
   void predictor(const Vec& u, const Vec& v, Vec& x) const {
     diagonal_predictor(u, signed_ ? v : u, L_, signed_, x);
@@ -402,24 +442,11 @@ class StochasticDiagonal {
   StochasticSpec ss_;
   BatchSampler sampler_;
   std::vector<Index> idx_;
-  Vec u_, v_, wu_, wv_, c_, log_a2_, ell_, s_, log_alpha2_;
+  Vec u_, v_, wu_, wv_, c_, pu_prod_, pv_prod_, lu_, lv_, s_, log_alpha2_;
   bool rfull_ready_ = false;
   Vec rfull_;
   Vec pu_, pv_, x_, r_, xi_, g_, h_, qu_, qv_, du_, dv_, fu_, fv_, tu_, tv_, nu_, nv_;
 };
-
-// The full-batch loss at a recorded state z ([u; v; ...] or [u; ...]).
-inline double stochastic_state_loss(const RowMat& A, const Vec& y, const DiagonalSpec& spec, const Vec& z) {
-  const Index N = A.cols();
-  Vec x;
-  diagonal_predictor(z.head(N), z.segment(spec.nonnegative ? 0 : N, N), spec.depth, !spec.nonnegative, x);
-  double sq = 0.0;
-  for (Index i = 0; i < A.rows(); ++i) {
-    const double r = A.row(i).dot(x) - y(i);
-    sq += r * r;
-  }
-  return 0.5 * sq;
-}
 
 struct StochasticOptions {
   std::int64_t steps = 1000;
@@ -430,9 +457,9 @@ struct StochasticOptions {
 // Runs the block of stochastic runs one after another (each on its own: no
 // arithmetic is shared).  The full-batch loss is evaluated at every record
 // point and, for a full batch, at every step (where the stop rules are
-// checked); a run whose state would leave the finite numbers, or whose loss
-// is not finite at a check, ends as diverged with the last state of finite
-// loss; the clock is t = sum of the step sizes taken.
+// checked); a run whose state would leave the finite numbers ends as diverged
+// with its current state, one whose loss is not finite at a check with the
+// last checked state of finite loss; the clock is t = sum of the step sizes.
 inline void run_diagonal_stochastic(const SensingProblem& prob, const DiagonalSpec& spec,
                                     const std::vector<StochasticSpec>& specs, const std::vector<Vec>& alphas,
                                     const StochasticOptions& opt, std::vector<RunRecord>& out) {
@@ -449,14 +476,15 @@ inline void run_diagonal_stochastic(const SensingProblem& prob, const DiagonalSp
     o[0] = (x - prob.x_star).norm();
   };
   RunBook<decltype(diag)> book(K, names, diag);
-  Vec z, zprev;
+  Vec z, z_ok;
   for (Index j = 0; j < K; ++j) {
     const StochasticSpec& ss = specs[static_cast<std::size_t>(j)];
     StochasticDiagonal run(prob, Arows, spec, ss, alphas[static_cast<std::size_t>(j)]);
     RunRecord& rec = book.rec(static_cast<int>(j));
     const Index c = 0;  // this run is the book's first active column (the earlier ones finished)
-    double t = 0.0, loss_prev = std::numeric_limits<double>::quiet_NaN(), t_prev = 0.0;
-    run.state(zprev);
+    // the last checked state of finite loss: where a diverging run ends
+    double t = 0.0, t_ok = 0.0, l_ok = std::numeric_limits<double>::quiet_NaN();
+    std::int64_t k_ok = -1;
     auto end = [&](Status s, const Vec& zz, std::int64_t steps, double tt, double l) {
       rec.n_steps = steps;
       book.finish(c, s, zz, tt, l);
@@ -470,25 +498,25 @@ inline void run_diagonal_stochastic(const SensingProblem& prob, const DiagonalSp
         const double l = run.loss();
         run.state(z);
         if (!std::isfinite(l)) {
-          if (k == 0) end(Status::diverged, z, 0, t, l);
-          else end(Status::diverged, zprev, k - 1, t_prev,
-                   std::isnan(loss_prev) ? stochastic_state_loss(Arows, prob.y, spec, zprev) : loss_prev);
+          if (k_ok < 0) end(Status::diverged, z, k, t, l);
+          else end(Status::diverged, z_ok, k_ok, t_ok, l_ok);
           break;
         }
         if (l <= opt.tol) { end(Status::converged, z, k, t, l); break; }
         if (last) { end(Status::max_steps, z, k, t, l); break; }
         if (due) book.record(static_cast<int>(j), z, t, l);
-        loss_prev = l;
+        z_ok.swap(z);
+        k_ok = k;
+        t_ok = t;
+        l_ok = l;
       }
-      if (!run.full_batch()) loss_prev = std::numeric_limits<double>::quiet_NaN();
-      run.state(zprev);
-      t_prev = t;
       const double eta = ss.rule.at(k);
       book.count_evals(static_cast<int>(j), run.evals_per_step());
-      if (!run.step(k, eta)) {
-        double l = run.loss();
+      if (!run.step(k, eta)) {  // the new state would not be finite: the run keeps its current one
+        const double l = run.loss();
         run.state(z);
-        end(Status::diverged, z, k, t, l);
+        if (std::isfinite(l) || k_ok < 0) end(Status::diverged, z, k, t, l);
+        else end(Status::diverged, z_ok, k_ok, t_ok, l_ok);
         break;
       }
       t += eta;
