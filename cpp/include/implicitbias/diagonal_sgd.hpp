@@ -138,6 +138,11 @@ inline void diagonal_predictor(const Eigen::Ref<const Vec>& u, const Eigen::Ref<
                                Vec& x) {
   const Index N = u.size();
   x.resize(N);
+  if (L == 2) {  // the common case, vectorized (the same products as below)
+    if (signed_model) x = (u.array() * u.array() - v.array() * v.array()).matrix();
+    else x = (u.array() * u.array()).matrix();
+    return;
+  }
   for (Index n = 0; n < N; ++n) {
     double pu = u(n);
     for (int k = 1; k < L; ++k) pu *= u(n);
@@ -222,7 +227,6 @@ class StochasticDiagonal {
   // Step `step` with step size eta.  Returns false (state unchanged) when
   // the new state would not be finite.
   bool step(std::int64_t step, double eta) {
-    const Index N = u_.size();
     const double beta = ss_.momentum;
     const bool look_ahead = ss_.nesterov && beta > 0.0;
     sampler_.draw(step, idx_);
@@ -254,62 +258,37 @@ class StochasticDiagonal {
     } else {
       h_ = g_;
     }
-    // One pass: the multipliers (sgd: from g; SAM: computed above), momentum
-    // (heavy ball adds beta w; Nesterov multiplies by 1 + beta w), the buffer
-    // c, and the new state, checked before anything is committed.
-    du_.resize(N);
-    dv_.resize(N);
-    nu_.resize(N);
-    nv_.resize(N);
-    const double L = static_cast<double>(L_);
-    double nonfinite = 0.0;  // x * 0 is NaN exactly when x is not finite
-    for (Index n = 0; n < N; ++n) {
-      double du, dv = 0.0;
-      if (sam) {
-        du = du_(n);
-        if (signed_) dv = dv_(n);
+    // The multipliers (sgd: from g; SAM: computed above), momentum (heavy
+    // ball adds beta w; Nesterov multiplies by 1 + beta w), and the new
+    // state, checked before anything is committed.
+    if (!sam) {  // du = -eta q_u g, dv = eta q_v g, q = L p^(L-2)
+      factors(pu_, pv_, qu_, qv_);
+      du_ = -eta * (qu_.array() * g_.array()).matrix();
+      if (signed_) dv_ = eta * (qv_.array() * g_.array()).matrix();
+    }
+    if (beta > 0.0) {
+      if (look_ahead) {
+        du_ = (du_.array() + beta * wu_.array() * (1.0 + du_.array())).matrix();
+        if (signed_) dv_ = (dv_.array() + beta * wv_.array() * (1.0 + dv_.array())).matrix();
       } else {
-        double qu = L, qv = L;
-        for (int k = 2; k < L_; ++k) qu *= pu_(n);
-        du = -eta * (qu * g_(n));
-        if (signed_) {
-          for (int k = 2; k < L_; ++k) qv *= pv_(n);
-          dv = eta * (qv * g_(n));
-        }
-      }
-      if (beta > 0.0) {
-        if (look_ahead) {
-          du = du + beta * wu_(n) * (1.0 + du);
-          if (signed_) dv = dv + beta * wv_(n) * (1.0 + dv);
-        } else {
-          du += beta * wu_(n);
-          if (signed_) dv += beta * wv_(n);
-        }
-      }
-      du_(n) = du;
-      nu_(n) = u_(n) + u_(n) * du;
-      nonfinite += nu_(n) * 0.0;
-      if (signed_) {
-        dv_(n) = dv;
-        nv_(n) = v_(n) + v_(n) * dv;
-        nonfinite += nv_(n) * 0.0;
+        du_ += beta * wu_;
+        if (signed_) dv_ += beta * wv_;
       }
     }
-    if (std::isnan(nonfinite)) return false;
+    nu_ = (u_.array() + u_.array() * du_.array()).matrix();
+    if (signed_) nv_ = (v_.array() + v_.array() * dv_.array()).matrix();
+    if (!nu_.allFinite() || (signed_ && !nv_.allFinite())) return false;
     u_.swap(nu_);
     if (signed_) v_.swap(nv_);
-    for (Index n = 0; n < N; ++n) {
-      const double c = beta > 0.0 ? beta * c_(n) + h_(n) : h_(n);
-      c_(n) = c;
-      s_(n) += eta * c;
-      const double mu = 1.0 + du_(n);
-      accumulate(mu, pu_prod_(n), lu_(n));
-      if (beta > 0.0) wu_(n) = mu != 0.0 ? du_(n) / mu : 0.0;
-      if (signed_) {
-        const double mv = 1.0 + dv_(n);
-        accumulate(mv, pv_prod_(n), lv_(n));
-        if (beta > 0.0) wv_(n) = mv != 0.0 ? dv_(n) / mv : 0.0;
-      }
+    if (beta > 0.0) c_ = beta * c_ + h_;
+    else c_ = h_;
+    s_ += eta * c_;
+    accumulate(du_, pu_prod_, lu_, beta > 0.0 ? &wu_ : nullptr);
+    if (signed_) accumulate(dv_, pv_prod_, lv_, beta > 0.0 ? &wv_ : nullptr);
+    if (++since_flush_ == kFlushEvery) {  // products into the log domain
+      since_flush_ = 0;
+      flush(pu_prod_, lu_);
+      if (signed_) flush(pv_prod_, lv_);
     }
     return true;
   }
@@ -318,23 +297,29 @@ class StochasticDiagonal {
   const Vec& v() const { return v_; }
 
  private:
-  // The multipliers of a coordinate are kept as a running product P and a
-  // log-domain sum l (log prod |m| = l + log|P|): a multiplier goes into P,
-  // and P into l whenever it leaves [1e-150, 1e150] (a multiplier outside
-  // [1e-100, 1e100], or exactly 0, goes into l directly), so nothing under-
-  // or overflows and a log is taken only once in many steps.
-  static void accumulate(double m, double& P, double& l) {
-    const double am = std::abs(m);
-    if (am >= 1e-100 && am <= 1e100) {
-      P *= m;
-      const double ap = std::abs(P);
-      if (ap < 1e-150 || ap > 1e150) {
-        l += std::log(ap);
-        P = 1.0;
+  // The multipliers m = 1 + d of a coordinate are kept as a running product
+  // P and a log-domain sum l (log prod |m| = l + log|P|): a multiplier goes
+  // into P, and P into l every kFlushEvery steps; a multiplier outside
+  // [1e-9, 1e9] (or exactly 0) goes into l directly, so P stays within
+  // [1e-288, 1e288] and a log is taken once in kFlushEvery steps.  Also the
+  // momentum ratio w = d / (1 + d) of each coordinate (0 where m = 0).
+  static constexpr int kFlushEvery = 32;
+  static void accumulate(const Vec& d, Vec& P, Vec& l, Vec* w) {
+    const auto m = 1.0 + d.array();
+    if (((m.abs() < 1e-9) || (m.abs() > 1e9)).any()) {
+      for (Index n = 0; n < d.size(); ++n) {
+        const double mn = 1.0 + d(n);
+        if (std::abs(mn) >= 1e-9 && std::abs(mn) <= 1e9) P(n) *= mn;
+        else l(n) += std::log(std::abs(mn));
       }
     } else {
-      l += std::log(am);
+      P.array() *= m;
     }
+    if (w != nullptr) *w = (m != 0.0).select(d.array() / m, 0.0).matrix();
+  }
+  static void flush(Vec& P, Vec& l) {
+    l.array() += P.array().abs().log();
+    P.setOnes();
   }
 
   void predictor(const Vec& u, const Vec& v, Vec& x) const {
@@ -343,10 +328,10 @@ class StochasticDiagonal {
   // q = L p^(L-2)
   void factors(const Vec& pu, const Vec& pv, Vec& qu, Vec& qv) const {
     const double L = static_cast<double>(L_);
-    qu = Vec::Constant(pu.size(), L);
+    qu.setConstant(pu.size(), L);
     for (int k = 2; k < L_; ++k) qu.array() *= pu.array();
     if (signed_) {
-      qv = Vec::Constant(pv.size(), L);
+      qv.setConstant(pv.size(), L);
       for (int k = 2; k < L_; ++k) qv.array() *= pv.array();
     }
   }
@@ -444,6 +429,7 @@ class StochasticDiagonal {
   std::vector<Index> idx_;
   Vec u_, v_, wu_, wv_, c_, pu_prod_, pv_prod_, lu_, lv_, s_, log_alpha2_;
   bool rfull_ready_ = false;
+  int since_flush_ = 0;
   Vec rfull_;
   Vec pu_, pv_, x_, r_, xi_, g_, h_, qu_, qv_, du_, dv_, fu_, fv_, tu_, tv_, nu_, nv_;
 };
