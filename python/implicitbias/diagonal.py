@@ -363,7 +363,7 @@ def fit(
     label_noise_std : float >= 0
         sigma: fresh labels ``y_i + sigma xi_i`` every step (``method="label_noise_sgd"``).
     seed : int >= 0
-        Seed of the run's draws (batches, label noise).
+        Seed of the run's draws (batches, label noise); the flow and ``"descent"`` draw nothing and ignore it.
 
     Returns
     -------
@@ -450,8 +450,9 @@ _STOCHASTIC = ("sgd", "label_noise_sgd", "sam")  # diagonal_sgd.hpp
 _FIXED_STEP = ("descent", *_STOCHASTIC)
 _SAMPLINGS = ("replacement", "epochs")
 _DIAGONAL_SCHEDULES = ("constant", "power")  # the steepest family's names (schedule.hpp)
-# per-run arguments of the stochastic methods and the value that leaves them off
-_STOCHASTIC_PER_RUN = {"batch_size": None, "momentum": 0.0, "schedule": "constant", "seed": 0}
+# per-run arguments of the stochastic methods and the value that leaves them off (seed: ignored where
+# nothing is drawn)
+_STOCHASTIC_PER_RUN = {"batch_size": None, "momentum": 0.0, "schedule": "constant"}
 _STOCHASTIC_OPTIONS = {"sampling": "replacement", "nesterov": False, "warmup_steps": 0, "sam_per_example": False}
 
 

@@ -188,40 +188,50 @@ class StochasticDiagonal {
 
   // The state as recorded: [u; v; log a^2; ell; s] (signed) or [u; log a^2; ell; s].
   void state(Vec& z) const {
+    raw(raw_);
+    state_of(raw_, z);
+  }
+  // The state without the logs (cheap to copy): [u; v; P_u; P_v; l_u; l_v; s].
+  void raw(Vec& zr) const {
+    const Index N = u_.size();
+    zr.resize(7 * N);
+    zr.head(N) = u_;
+    zr.segment(N, N) = signed_ ? v_ : u_;
+    zr.segment(2 * N, N) = pu_prod_;
+    zr.segment(3 * N, N) = pv_prod_;
+    zr.segment(4 * N, N) = lu_;
+    zr.segment(5 * N, N) = lv_;
+    zr.segment(6 * N, N) = s_;
+  }
+  // The recorded state of a raw one.
+  void state_of(const Vec& zr, Vec& z) const {
     const Index N = u_.size();
     const int parts = signed_ ? 2 : 1;
     z.resize((parts + 3) * N);
-    z.head(N) = u_;
-    if (signed_) z.segment(N, N) = v_;
+    z.head(parts * N) = zr.head(parts * N);
     for (Index n = 0; n < N; ++n) {
-      // log prod_j |1 + du_j| = lu + log|P| (and likewise for v)
-      const double lu = lu_(n) + std::log(std::abs(pu_prod_(n)));
+      // log prod_j |1 + du_j| = l_u + log|P_u| (and likewise for v)
+      const double lu = zr(4 * N + n) + std::log(std::abs(zr(2 * N + n)));
+      const double s = zr(6 * N + n);
       if (signed_) {
-        const double lv = lv_(n) + std::log(std::abs(pv_prod_(n)));
+        const double lv = zr(5 * N + n) + std::log(std::abs(zr(3 * N + n)));
         z(parts * N + n) = log_alpha2_(n) + (lu + lv);
-        z((parts + 1) * N + n) = (lu - lv) + 4.0 * s_(n);
+        z((parts + 1) * N + n) = (lu - lv) + 4.0 * s;
       } else {
-        z(parts * N + n) = log_alpha2_(n) + (2.0 * lu + 4.0 * s_(n));
+        z(parts * N + n) = log_alpha2_(n) + (2.0 * lu + 4.0 * s);
         z((parts + 1) * N + n) = 0.0;
       }
     }
-    z.segment((parts + 2) * N, N) = s_;
+    z.segment((parts + 2) * N, N) = zr.tail(N);
   }
 
   // The full-batch loss 0.5 ||A x - y||^2 at the current state (its residual
   // is kept for a full-batch step from this state).
   double loss() {
     predictor(u_, v_, x_);
-    const Index M = A_.rows();
-    rfull_.resize(M);
-    double sq = 0.0;
-    for (Index i = 0; i < M; ++i) {
-      const double r = A_.row(i).dot(x_) - prob_.y(i);
-      rfull_(i) = r;
-      sq += r * r;
-    }
+    full_residual(x_, rfull_);
     rfull_ready_ = true;
-    return 0.5 * sq;
+    return 0.5 * rfull_.squaredNorm();
   }
 
   // Step `step` with step size eta.  Returns false (state unchanged) when
@@ -335,8 +345,17 @@ class StochasticDiagonal {
       for (int k = 2; k < L_; ++k) qv.array() *= pv.array();
     }
   }
+  // r = A x - y (one matrix-vector product: the same arithmetic whatever the block)
+  void full_residual(const Vec& x, Vec& r) const {
+    r.noalias() = A_ * x;
+    r -= prob_.y;
+  }
   // r(k) = a_{idx_k} . x - y_{idx_k} for the batch
   void residual(const Vec& x, Index b, Vec& r) const {
+    if (sampler_.full()) {
+      full_residual(x, r);
+      return;
+    }
     r.resize(b);
     for (Index k = 0; k < b; ++k) {
       const Index i = idx_[static_cast<std::size_t>(k)];
@@ -345,6 +364,10 @@ class StochasticDiagonal {
   }
   // g = sum_k r(k) a_{idx_k}, in batch order
   void batch_gradient(const Vec& r, Index b, Vec& g) const {
+    if (sampler_.full()) {
+      g.noalias() = A_.transpose() * r;
+      return;
+    }
     g = Vec::Zero(A_.cols());
     for (Index k = 0; k < b; ++k) g += r(k) * A_.row(idx_[static_cast<std::size_t>(k)]).transpose();
   }
@@ -429,6 +452,7 @@ class StochasticDiagonal {
   std::vector<Index> idx_;
   Vec u_, v_, wu_, wv_, c_, pu_prod_, pv_prod_, lu_, lv_, s_, log_alpha2_;
   bool rfull_ready_ = false;
+  mutable Vec raw_;
   int since_flush_ = 0;
   Vec rfull_;
   Vec pu_, pv_, x_, r_, xi_, g_, h_, qu_, qv_, du_, dv_, fu_, fv_, tu_, tv_, nu_, nv_;
@@ -462,7 +486,7 @@ inline void run_diagonal_stochastic(const SensingProblem& prob, const DiagonalSp
     o[0] = (x - prob.x_star).norm();
   };
   RunBook<decltype(diag)> book(K, names, diag);
-  Vec z, z_ok;
+  Vec z, z_ok;  // z_ok: the raw state (StochasticDiagonal::raw) of the last check
   for (Index j = 0; j < K; ++j) {
     const StochasticSpec& ss = specs[static_cast<std::size_t>(j)];
     StochasticDiagonal run(prob, Arows, spec, ss, alphas[static_cast<std::size_t>(j)]);
@@ -482,16 +506,18 @@ inline void run_diagonal_stochastic(const SensingProblem& prob, const DiagonalSp
       const bool due = k == 0 || (opt.record_every > 0 && k % opt.record_every == 0);
       if (last || due || run.full_batch()) {
         const double l = run.loss();
-        run.state(z);
         if (!std::isfinite(l)) {
+          if (k_ok < 0) run.state(z);
+          else run.state_of(z_ok, z);
           if (k_ok < 0) end(Status::diverged, z, k, t, l);
-          else end(Status::diverged, z_ok, k_ok, t_ok, l_ok);
+          else end(Status::diverged, z, k_ok, t_ok, l_ok);
           break;
         }
+        if (l <= opt.tol || last || due) run.state(z);
         if (l <= opt.tol) { end(Status::converged, z, k, t, l); break; }
         if (last) { end(Status::max_steps, z, k, t, l); break; }
         if (due) book.record(static_cast<int>(j), z, t, l);
-        z_ok.swap(z);
+        run.raw(z_ok);
         k_ok = k;
         t_ok = t;
         l_ok = l;
@@ -501,8 +527,12 @@ inline void run_diagonal_stochastic(const SensingProblem& prob, const DiagonalSp
       if (!run.step(k, eta)) {  // the new state would not be finite: the run keeps its current one
         const double l = run.loss();
         run.state(z);
-        if (std::isfinite(l) || k_ok < 0) end(Status::diverged, z, k, t, l);
-        else end(Status::diverged, z_ok, k_ok, t_ok, l_ok);
+        if (std::isfinite(l) || k_ok < 0) {
+          end(Status::diverged, z, k, t, l);
+        } else {
+          run.state_of(z_ok, z);
+          end(Status::diverged, z, k_ok, t_ok, l_ok);
+        }
         break;
       }
       t += eta;
