@@ -18,6 +18,12 @@ step with step size ``lr`` and renormalizes ``w``.
 
 Time is measured in units of the loss above (no 1/M factor); gradient descent
 with step ``lr`` after ``k`` steps is reported at time ``k * lr``.
+
+``method="sgd"``, ``"label_noise_sgd"`` and ``"sam"`` train the plain model on
+batches of rows (summed batch loss), with momentum and step-size schedules, and
+keep the exact effective-initialization bookkeeping (``alpha_eff()``,
+``log_alpha_ratio()``, ``step_sum``) that predicts their limits (docs/dynamics.md);
+:func:`batch_draws` returns the random draws of any step.
 """
 
 from __future__ import annotations
@@ -270,7 +276,8 @@ def fit(
     label_noise_std: float = 0.0,
     seed: int = 0,
 ) -> DiagonalResult:
-    """Train one diagonal linear network by gradient flow or gradient descent.
+    """Train one diagonal linear network by gradient flow, gradient descent, or stochastic / accelerated
+    descent (SGD, label-noise SGD, SAM, with momentum and schedules: docs/dynamics.md).
 
     Parameters
     ----------
@@ -280,7 +287,7 @@ def fit(
         L in ``x = u**L - v**L``.
     init_scale : float > 0 or array (N,) of positive floats
         alpha: the initialization ``u = v = alpha``.
-    method : "flow" or "descent"
+    method : "flow", "descent", "sgd", "label_noise_sgd" or "sam"
         ``"flow"``: gradient flow by an adaptive integrator (``solver``:
         ``"dual"``, the plain flow as the M-dimensional ODE
         ``ds/dt = A x(A^T s) - y`` in dual coordinates with Rodas5 and its
