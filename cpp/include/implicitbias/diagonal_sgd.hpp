@@ -30,11 +30,13 @@
 // lu = log prod_j |1 + du_j|, lv = log prod_j |1 + dv_j| and s = sum_j eta_j c_j:
 //   log a_k^2 = 2 log alpha + lu + lv,   ell_k = log(alpha_+ / alpha_-) = lu - lv + 4 s_k
 // so that arcsinh(x_k / (2 a_k^2)) = ell_k - 4 s_k exactly (up to rounding).
-// The nonnegative model keeps log_a2 += 2 log|1 + du| + 4 eta c_k
-// (log alpha_eff^2 - 2 log alpha with x_k = alpha_eff^2 exp(-4 s_k)) and ell = 0.
+// The nonnegative model: log alpha_eff^2 = 2 log alpha + 2 lu + 4 s_k with
+// x_k = alpha_eff^2 exp(-4 s_k), and ell = 0.  The multipliers are multiplied
+// into running products, taken into the log domain every kFlushEvery steps.
 //
 // Every run is computed on its own, with loops in a fixed order (no products
-// across the runs of a block), so a run's numbers do not depend on its block,
+// across the runs of a block; a full batch is one matrix-vector product per
+// side, whose arithmetic depends on nothing but the run), so a run's numbers do not depend on its block,
 // the block size or the thread count.  Batches are drawn from the counter-based
 // Rng (rng.hpp) keyed by the run's seed and the step (with replacement), or the
 // epoch (without replacement: one permutation per epoch).
