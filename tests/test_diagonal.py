@@ -307,9 +307,12 @@ def test_alpha_eff_matches_history_radius(small_sparse, small_sparse_nonneg, non
     assert rhoT == r.radius
     expected = alpha * (rhoT / rho0) * np.exp(-kappa * (rhoT**2 - rho0**2) / 2)
     np.testing.assert_allclose(r.alpha_eff(), expected, rtol=1e-13)
-    # plain run: alpha_eff is init_scale itself
-    r0 = fit(p.A, p.y, depth=2, init_scale=alpha, method="descent", lr=0.01, steps=2, nonnegative=nonneg)
+    # plain flow: alpha_eff is init_scale itself; plain descent keeps no bookkeeping (method="sgd" does:
+    # tests/test_diagonal_sgd.py)
+    r0 = fit(p.A, p.y, depth=2, init_scale=alpha, t_max=1.0, nonnegative=nonneg)
     np.testing.assert_array_equal(r0.alpha_eff(), alpha)
+    with pytest.raises(ValueError, match="method='sgd'"):
+        fit(p.A, p.y, depth=2, init_scale=alpha, method="descent", lr=0.01, steps=2, nonnegative=nonneg).alpha_eff()
 
 
 # --------------------------------------------------------------------------
@@ -604,7 +607,7 @@ def _bad_cases(A, y, x0):
         "lr-negative": (dict(A=A, y=y, method="descent", lr=-0.1), r"^lr\b"),
         "lr-missing": (dict(A=A, y=y, method="descent"), r"^lr\b"),
         "weight_norm": (dict(A=A, y=y, weight_norm="both"), r"^weight_norm\b"),
-        "method": (dict(A=A, y=y, method="sgd"), r"^method\b"),
+        "method": (dict(A=A, y=y, method="adam"), r"^method\b"),
         "solver": (dict(A=A, y=y, solver="rk4"), r"^solver\b"),
         "lr_ratio-zero": (dict(A=A, y=y, weight_norm="joint", lr_ratio=0.0), r"^lr_ratio\b"),
         "lr_ratio-negative": (dict(A=A, y=y, weight_norm="joint", lr_ratio=-2.0), r"^lr_ratio\b"),

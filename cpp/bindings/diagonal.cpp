@@ -18,6 +18,21 @@ py::list diagonal_batch(const std::vector<SensingProblem>& problems, const std::
   return run_released([&] { return run_diagonal_batch(problems, runs, options); });
 }
 
+// The batch indices and label-noise normals a stochastic run draws at `step`.
+py::tuple diagonal_draws(std::uint64_t seed, std::int64_t step, Index n_rows, Index batch_size, bool epochs) {
+  if (n_rows < 1) throw InvalidArgument("n_rows must be >= 1");
+  if (batch_size < 0 || batch_size > n_rows) throw InvalidArgument("batch_size must be between 1 and n_rows (0: full)");
+  if (step < 0) throw InvalidArgument("step must be >= 0");
+  BatchSampler sampler(n_rows, batch_size, epochs, seed);
+  std::vector<Index> idx;
+  sampler.draw(step, idx);  // an epoch's permutation depends on the epoch only: drawn afresh here
+  Vec xi;
+  label_noise_draws(seed, step, static_cast<Index>(idx.size()), xi);
+  Eigen::Matrix<std::int64_t, Eigen::Dynamic, 1> out(static_cast<Index>(idx.size()));
+  for (std::size_t k = 0; k < idx.size(); ++k) out(static_cast<Index>(k)) = static_cast<std::int64_t>(idx[k]);
+  return py::make_tuple(out, xi);
+}
+
 }  // namespace
 
 void register_diagonal(py::module_& m) {
@@ -25,9 +40,13 @@ void register_diagonal(py::module_& m) {
       .value("none", WeightNorm::none)
       .value("joint", WeightNorm::joint)
       .value("separate", WeightNorm::separate);
-  py::enum_<Method>(m, "Method", py::module_local(), "Fixed-step descent or the gradient flow.")
+  py::enum_<Method>(m, "Method", py::module_local(),
+                    "Fixed-step descent, the gradient flow, or stochastic / accelerated descent.")
       .value("descent", Method::descent)
-      .value("flow", Method::flow);
+      .value("flow", Method::flow)
+      .value("sgd", Method::sgd)
+      .value("label_noise_sgd", Method::label_noise_sgd)
+      .value("sam", Method::sam);
   py::enum_<Solver>(m, "Solver", py::module_local(), "The flow's integrator.")
       .value("rosw", Solver::rosw)
       .value("dopri5", Solver::dopri5)
@@ -42,12 +61,36 @@ void register_diagonal(py::module_& m) {
       .def_readwrite("y", &SensingProblem::y)
       .def_readwrite("x_star", &SensingProblem::x_star)
       .def_readwrite("tol", &SensingProblem::tol);
+  py::class_<StochasticSpec>(m, "DiagonalStochastic", py::module_local(),
+                             "Settings of a stochastic / accelerated descent run (diagonal_sgd.hpp).")
+      .def(py::init<>())
+      .def_property(
+          "lr", [](const StochasticSpec& s) { return s.rule.lr; }, [](StochasticSpec& s, double v) { s.rule.lr = v; })
+      .def_property(
+          "schedule", [](const StochasticSpec& s) { return s.rule.schedule; },
+          [](StochasticSpec& s, Schedule v) { s.rule.schedule = v; })
+      .def_property(
+          "decay_k0", [](const StochasticSpec& s) { return s.rule.decay_k0; },
+          [](StochasticSpec& s, double v) { s.rule.decay_k0 = v; })
+      .def_property(
+          "decay_power", [](const StochasticSpec& s) { return s.rule.decay_power; },
+          [](StochasticSpec& s, double v) { s.rule.decay_power = v; })
+      .def_property(
+          "warmup_steps", [](const StochasticSpec& s) { return s.rule.warmup_steps; },
+          [](StochasticSpec& s, std::int64_t v) { s.rule.warmup_steps = v; })
+      .def_readwrite("batch_size", &StochasticSpec::batch_size)
+      .def_readwrite("epochs", &StochasticSpec::epochs)
+      .def_readwrite("momentum", &StochasticSpec::momentum)
+      .def_readwrite("nesterov", &StochasticSpec::nesterov)
+      .def_readwrite("strength", &StochasticSpec::strength)
+      .def_readwrite("sam_per_example", &StochasticSpec::sam_per_example)
+      .def_readwrite("seed", &StochasticSpec::seed);
   py::class_<DiagonalRun>(m, "DiagonalRun", py::module_local(), "One run of a diagonal-network batch.")
       .def(py::init<>())
       .def(py::init([](int problem, int depth, bool nonnegative, WeightNorm weight_norm, Vec init_scale,
                        double lr_ratio, double lr) {
              return DiagonalRun{problem, DiagonalSpec{depth, nonnegative, weight_norm}, std::move(init_scale),
-                                lr_ratio, lr};
+                                lr_ratio, lr, StochasticSpec{}};
            }),
            py::kw_only(), py::arg("problem"), py::arg("depth"), py::arg("nonnegative"), py::arg("weight_norm"),
            py::arg("init_scale"), py::arg("lr_ratio"), py::arg("lr"))
@@ -62,7 +105,8 @@ void register_diagonal(py::module_& m) {
           [](DiagonalRun& r, WeightNorm w) { r.spec.weight_norm = w; })
       .def_readwrite("init_scale", &DiagonalRun::init_scale)
       .def_readwrite("lr_ratio", &DiagonalRun::lr_ratio)
-      .def_readwrite("lr", &DiagonalRun::lr);
+      .def_readwrite("lr", &DiagonalRun::lr)
+      .def_readwrite("stochastic", &DiagonalRun::stochastic);
   py::class_<BatchOptions>(m, "DiagonalBatchOptions", py::module_local(), "Options shared by a diagonal batch.")
       .def(py::init<>())
       .def_readwrite("method", &BatchOptions::method)
@@ -77,6 +121,11 @@ void register_diagonal(py::module_& m) {
   m.def("diagonal_batch", &diagonal_batch, py::arg("problems"), py::arg("runs"), py::arg("options"),
         "Run a batch of diagonal-network runs (descent or flow) over OpenMP threads with the GIL\n"
         "released; one RunRecord per run. Low level: use implicitbias.diagonal.fit / fit_many.");
+  m.def("diagonal_draws", &diagonal_draws, py::arg("seed"), py::arg("step"), py::arg("n_rows"), py::arg("batch_size"),
+        py::arg("epochs"),
+        "The batch indices (int64) and the standard normals of the label noise that a stochastic diagonal run\n"
+        "with this seed draws at this step (batch_size 0: the full batch, rows in order). Low level: use\n"
+        "implicitbias.diagonal.batch_draws.");
 }
 
 }  // namespace implicitbias::bindings

@@ -259,17 +259,26 @@ class WeightNorm:
         ...
 class Method:
     """
-    Fixed-step descent or the gradient flow.
+    Fixed-step descent, the gradient flow, or stochastic / accelerated descent.
     
     Members:
     
       descent
     
       flow
+    
+      sgd
+    
+      label_noise_sgd
+    
+      sam
     """
     __members__: typing.ClassVar[dict[str, Method]]
     descent: typing.ClassVar[Method]
     flow: typing.ClassVar[Method]
+    label_noise_sgd: typing.ClassVar[Method]
+    sam: typing.ClassVar[Method]
+    sgd: typing.ClassVar[Method]
     @typing.overload
     def __eq__(self, other: Method) -> bool:
         ...
@@ -390,6 +399,64 @@ class SensingProblem:
     @y.setter
     def y(self, arg0: typing.Annotated[numpy.typing.ArrayLike, numpy.float64, "[m, 1]"]) -> None:
         ...
+class DiagonalStochastic:
+    """
+    Settings of a stochastic / accelerated descent run (diagonal_sgd.hpp).
+    """
+    epochs: bool
+    nesterov: bool
+    sam_per_example: bool
+    schedule: Schedule
+    def __init__(self) -> None:
+        ...
+    @property
+    def batch_size(self) -> int:
+        ...
+    @batch_size.setter
+    def batch_size(self, arg1: typing.SupportsInt | typing.SupportsIndex) -> None:
+        ...
+    @property
+    def decay_k0(self) -> float:
+        ...
+    @decay_k0.setter
+    def decay_k0(self, arg1: typing.SupportsFloat | typing.SupportsIndex) -> None:
+        ...
+    @property
+    def decay_power(self) -> float:
+        ...
+    @decay_power.setter
+    def decay_power(self, arg1: typing.SupportsFloat | typing.SupportsIndex) -> None:
+        ...
+    @property
+    def lr(self) -> float:
+        ...
+    @lr.setter
+    def lr(self, arg1: typing.SupportsFloat | typing.SupportsIndex) -> None:
+        ...
+    @property
+    def momentum(self) -> float:
+        ...
+    @momentum.setter
+    def momentum(self, arg1: typing.SupportsFloat | typing.SupportsIndex) -> None:
+        ...
+    @property
+    def seed(self) -> int:
+        ...
+    @seed.setter
+    def seed(self, arg1: typing.SupportsInt | typing.SupportsIndex) -> None:
+        ...
+    @property
+    def strength(self) -> float:
+        ...
+    @strength.setter
+    def strength(self, arg1: typing.SupportsFloat | typing.SupportsIndex) -> None:
+        ...
+    @property
+    def warmup_steps(self) -> int:
+        ...
+    @warmup_steps.setter
+    def warmup_steps(self, arg1: typing.SupportsInt | typing.SupportsIndex) -> None:
+        ...
 class DiagonalRun:
     """
     One run of a diagonal-network batch.
@@ -431,6 +498,12 @@ class DiagonalRun:
         ...
     @problem.setter
     def problem(self, arg0: typing.SupportsInt | typing.SupportsIndex) -> None:
+        ...
+    @property
+    def stochastic(self) -> DiagonalStochastic:
+        ...
+    @stochastic.setter
+    def stochastic(self, arg0: DiagonalStochastic) -> None:
         ...
 class DiagonalBatchOptions:
     """
@@ -1249,6 +1322,11 @@ def diagonal_hessian_dense(A: typing.Annotated[numpy.typing.ArrayLike, numpy.flo
 def diagonal_hessian_operator(A: typing.Annotated[numpy.typing.ArrayLike, numpy.float64, "[m, n]"], y: typing.Annotated[numpy.typing.ArrayLike, numpy.float64, "[m, 1]"], u: typing.Annotated[numpy.typing.ArrayLike, numpy.float64, "[m, 1]"], v: typing.Annotated[numpy.typing.ArrayLike, numpy.float64, "[m, 1]"] | None, depth: typing.SupportsInt | typing.SupportsIndex, nonnegative: bool) -> SymmetricOperator:
     """
     The exact Hessian of 0.5||A x - y||^2 in the diagonal network's factors (u, v) or u.
+def diagonal_draws(seed: typing.SupportsInt | typing.SupportsIndex, step: typing.SupportsInt | typing.SupportsIndex, n_rows: typing.SupportsInt | typing.SupportsIndex, batch_size: typing.SupportsInt | typing.SupportsIndex, epochs: bool) -> tuple:
+    """
+    The batch indices (int64) and the standard normals of the label noise that a stochastic diagonal run
+    with this seed draws at this step (batch_size 0: the full batch, rows in order). Low level: use
+    implicitbias.diagonal.batch_draws.
     """
 def factorization_batch(problems: collections.abc.Sequence[FactorizationProblem], runs: collections.abc.Sequence[FactorizationRun], options: FactorizationBatchOptions) -> list:
     """

@@ -18,6 +18,12 @@ step with step size ``lr`` and renormalizes ``w``.
 
 Time is measured in units of the loss above (no 1/M factor); gradient descent
 with step ``lr`` after ``k`` steps is reported at time ``k * lr``.
+
+``method="sgd"``, ``"label_noise_sgd"`` and ``"sam"`` train the plain model on
+batches of rows (summed batch loss), with momentum and step-size schedules, and
+keep the exact effective-initialization bookkeeping (``alpha_eff()``,
+``log_alpha_ratio()``, ``step_sum``) that predicts their limits (docs/dynamics.md);
+:func:`batch_draws` returns the random draws of any step.
 """
 
 from __future__ import annotations
@@ -34,7 +40,7 @@ from ._family import Adapter, Family, Problems, choice_param, core_names, param
 from ._native import core
 from ._validation import check_matrix, check_positive, check_vector, unique_problems
 
-__all__ = ["FAMILY", "DiagonalResult", "fit", "fit_many"]
+__all__ = ["FAMILY", "DiagonalResult", "batch_draws", "fit", "fit_many"]
 
 
 @dataclass(repr=False)
@@ -64,7 +70,12 @@ class DiagonalResult(RunResult):
         ``(n_records, N)``: the predictor and the factors at each record point
         (for a flow, the state of the same dense output as the recorded loss).
         Time is in units of the loss (docs/science.md, section 1.1); descent
-        after k steps is at ``k * lr``.
+        after k steps is at ``k * lr`` (the stochastic methods: at
+        ``sum_{j<k} lr_j``, docs/dynamics.md).
+    step_sum : ndarray (N,) or None
+        ``sum_k lr_k c_k``, the accumulated range(A^T) direction of a stochastic-method run
+        (``c_k`` its momentum-filtered batch gradient, docs/dynamics.md); None for the other methods.
+        :meth:`alpha_eff` and :meth:`log_alpha_ratio` give the rest of the bookkeeping.
     """
 
     loss: float
@@ -83,6 +94,9 @@ class DiagonalResult(RunResult):
     lr: float | None
     A: np.ndarray = field(repr=False)
     y: np.ndarray = field(repr=False)
+    step_sum: np.ndarray | None = field(default=None, repr=False)
+    _log_a2: np.ndarray | None = field(default=None, repr=False)
+    _log_alpha_ratio: np.ndarray | None = field(default=None, repr=False)
 
     def to_row(self) -> dict[str, Any]:
         """:meth:`RunResult.to_row` and the settings (``depth``, ``init_scale``: NaN when it differs
@@ -100,8 +114,12 @@ class DiagonalResult(RunResult):
                 "loss": self.loss, "n_rejected": self.n_rejected, "radius": self.radius if one_radius else nan,
                 "radius_u": self.radius[0] if isinstance(self.radius, tuple) else nan,
                 "radius_v": self.radius[1] if isinstance(self.radius, tuple) else nan,
-                "alpha_eff": nan if self.weight_norm == "separate" and not self.nonnegative
-                else float(self.alpha_eff()[0])}
+                "alpha_eff": float(self.alpha_eff()[0]) if self._has_alpha_eff() else nan}
+
+    def _has_alpha_eff(self) -> bool:
+        if self.weight_norm is not None:
+            return self.weight_norm != "separate" or self.nonnegative
+        return self.method == "flow" or (self._log_a2 is not None and self.depth == 2)
 
     def _history_from(self, raw: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         """The core's channels, with the per-coordinate state channels ``x[i]``, ``u[i]``, ``v[i]``
@@ -167,21 +185,55 @@ class DiagonalResult(RunResult):
         return float(np.max(np.abs(q1 - q0)) / max(np.max(np.abs(q0)), np.finfo(float).tiny))
 
     def alpha_eff(self) -> np.ndarray:
-        """Effective initialization of a weight-normalized run.
+        """Effective initialization: the per-coordinate init at which the plain flow's limit (with the
+        linear term :meth:`log_alpha_ratio`) is this run's limit.
 
-        ``alpha_eff = alpha * (rho_T / rho_0) * exp(-kappa (rho_T^2 - rho_0^2) / 2)``
-        (docs/science.md, section 1.7): the WN flow's limit is the plain flow's limit at
-        ``alpha_eff``. Defined for joint WN and the nonnegative WN model; for a
-        plain run it is ``init_scale`` itself.
+        - plain flow: ``init_scale`` itself;
+        - weight normalization (flow or descent):
+          ``alpha_eff = alpha * (rho_T / rho_0) * exp(-kappa (rho_T^2 - rho_0^2) / 2)``
+          (docs/science.md, section 1.7; joint WN and the nonnegative WN model);
+        - ``method="sgd"``, ``"label_noise_sgd"``, ``"sam"`` at depth 2: the exact bookkeeping of the
+          compiled loop, ``a_k = alpha prod_j |(1 + du_j)(1 + dv_j)|^(1/2)`` (signed) or
+          ``alpha_+ = alpha prod_j |1 + du_j| exp(2 eta_j c_j)`` (nonnegative), accumulated from each
+          step's own multipliers (docs/dynamics.md); then
+          ``x = 2 a^2 sinh(log_alpha_ratio - 4 step_sum)`` (signed) or ``alpha_+^2 exp(-4 step_sum)``.
+
+        Raises ValueError where it is not defined: separate WN, the plain ``method="descent"`` (its
+        loop keeps no bookkeeping: ``method="sgd"`` with ``batch_size=None`` takes the same steps and
+        keeps it), and the stochastic methods at depth > 2 (no multiplicative identity there).
         """
         if self.weight_norm is None:
-            return self.init_scale.copy()
+            if self.method == "flow":
+                return self.init_scale.copy()
+            if self.method == "descent":
+                raise ValueError("method='descent' keeps no effective-initialization bookkeeping: use "
+                                 "method='sgd' with batch_size=None (the same gradient steps, with the bookkeeping)")
+            if self.depth != 2 or self._log_a2 is None:
+                raise ValueError("the effective initialization of a descent run is defined at depth 2 only")
+            return np.exp(0.5 * self._log_a2)
         if self.weight_norm == "separate" and not self.nonnegative:
             raise ValueError("alpha_eff is defined for weight_norm='joint' (one radius) only")
         parts = 1 if self.nonnegative else 2
         rho0 = np.sqrt(parts) * np.linalg.norm(self.init_scale)
         rho = float(self.radius)
         return self.init_scale * (rho / rho0) * np.exp(-self.lr_ratio * (rho**2 - rho0**2) / 2.0)
+
+
+    def log_alpha_ratio(self) -> np.ndarray:
+        """The linear term ``log(alpha_+ / alpha_-)`` of the run's limit (per coordinate).
+
+        With ``a = alpha_eff()`` and ``c = log_alpha_ratio()``, a run that interpolates ends at
+        ``argmin_{Ax=y} Phi_a(x) - <c, x>`` (``Phi_a`` the flow's hyperbolic-entropy potential at
+        init ``a``): ``reference.diagonal_flow_limit(A, y, a, log_alpha_ratio=c)``. Zero for the
+        flow, weight normalization and the nonnegative model (whose linear term is in ``alpha_eff``);
+        accumulated by the compiled loop of ``method="sgd"``, ``"label_noise_sgd"``, ``"sam"``:
+        ``sum_j [log|1 + du_j| - log|1 + dv_j| + 4 eta_j c_j]`` (docs/dynamics.md). Defined where
+        :meth:`alpha_eff` is (ValueError otherwise).
+        """
+        a = self.alpha_eff()
+        if self._log_alpha_ratio is None or self.nonnegative:
+            return np.zeros_like(a)
+        return self._log_alpha_ratio.copy()
 
 
 def _unit(w: np.ndarray) -> np.ndarray:
@@ -231,8 +283,21 @@ def fit(
     jac_every: int = 4,
     gd_kernel: str = "lanes",
     record_state: bool = False,
+    batch_size: int | None = None,
+    sampling: str = "replacement",
+    momentum: float = 0.0,
+    nesterov: bool = False,
+    schedule: str = "constant",
+    decay_k0: float = 100.0,
+    decay_power: float = 0.5,
+    warmup_steps: int = 0,
+    sam_radius: float = 0.0,
+    sam_per_example: bool = False,
+    label_noise_std: float = 0.0,
+    seed: int = 0,
 ) -> DiagonalResult:
-    """Train one diagonal linear network by gradient flow or gradient descent.
+    """Train one diagonal linear network by gradient flow, gradient descent, or stochastic / accelerated
+    descent (SGD, label-noise SGD, SAM, with momentum and schedules: docs/dynamics.md).
 
     Parameters
     ----------
@@ -242,7 +307,7 @@ def fit(
         L in ``x = u**L - v**L``.
     init_scale : float > 0 or array (N,) of positive floats
         alpha: the initialization ``u = v = alpha``.
-    method : "flow" or "descent"
+    method : "flow", "descent", "sgd", "label_noise_sgd" or "sam"
         ``"flow"``: gradient flow by an adaptive integrator (``solver``; the
         coordinates follow from it, docs/numerics.md says which to use when:
         ``"bdf"``, the default for plain flows, the M-dimensional ODE
@@ -263,7 +328,14 @@ def fit(
         not fallen by 1% and no coordinate moved by more than 1e-3 relative
         (stalled; 0 disables this rule). docs/science.md, sections 4.3-4.5.
         ``"descent"``: ``steps`` gradient-descent steps of size ``lr`` (stops
-        early if ``loss <= target_loss``).
+        early if ``loss <= target_loss``). ``"sgd"``, ``"label_noise_sgd"``
+        and ``"sam"``: ``steps`` steps of stochastic / accelerated descent on
+        the plain model (docs/dynamics.md): batches of ``batch_size`` rows
+        (None: the full batch, which makes ``"sgd"`` gradient descent), the
+        step-size ``schedule``, ``momentum`` and, for ``"sam"`` and
+        ``"label_noise_sgd"``, ``sam_radius`` / ``label_noise_std``; these
+        runs keep the exact effective-initialization bookkeeping
+        (:meth:`DiagonalResult.alpha_eff`, :meth:`DiagonalResult.log_alpha_ratio`).
     weight_norm : None, "joint" or "separate"
         Train in polar coordinates ``z = rho w`` (docs/science.md, section 1.6).
         ``"separate"`` needs the signed model (ValueError with ``nonnegative=True``).
@@ -294,6 +366,38 @@ def fit(
         record points as the loss (flows: from the integrator's dense output at
         ``record_times``, the same state as the recorded loss; descent: every
         ``record_every`` steps). Off by default; it never changes a trajectory.
+    batch_size : int in [1, M] or None
+        Rows per step of ``"sgd"``, ``"label_noise_sgd"``, ``"sam"`` (None: all
+        M rows in order). The batch loss is the sum ``0.5 sum_{i in B} r_i^2``,
+        so its gradient is ``A_B^T r_B`` (not a mean).
+    sampling : "replacement" or "epochs"
+        Batches drawn uniformly with replacement, keyed by ``seed`` and the step;
+        or ``"epochs"``: one random permutation per epoch (keyed by ``seed`` and
+        the epoch), cut into consecutive batches, the last one of an epoch holding
+        the ``M mod batch_size`` remaining rows. :func:`batch_draws` returns the draws.
+    momentum : float in [0, 1)
+        beta of heavy-ball momentum ``z <- z - lr_k grad + beta (z - z_prev)``.
+    nesterov : bool
+        Nesterov's variant: the gradient step is taken from the look-ahead point
+        ``z + beta (z - z_prev)``.
+    schedule : "constant" or "power"
+        Step sizes ``lr_k = lr`` or ``lr (1 + k / decay_k0)^(-decay_power)`` (as in
+        :mod:`implicitbias.steepest`), times ``min(1, (k + 1) / warmup_steps)``
+        during a linear warm-up of ``warmup_steps`` steps (0: none). The
+        history's time is ``sum_k lr_k``.
+    decay_k0, decay_power : float
+        Constants of the ``"power"`` schedule.
+    warmup_steps : int >= 0
+        Length of the linear warm-up.
+    sam_radius : float >= 0
+        rho, the SAM perturbation radius in parameter norm (``method="sam"``).
+    sam_per_example : bool
+        ``method="sam"``: one perturbation per example of the batch (1-SAM)
+        instead of one for the batch loss (n-SAM).
+    label_noise_std : float >= 0
+        sigma: fresh labels ``y_i + sigma xi_i`` every step (``method="label_noise_sgd"``).
+    seed : int >= 0
+        Seed of the run's draws (batches, label noise); the flow and ``"descent"`` draw nothing and ignore it.
 
     Returns
     -------
@@ -330,6 +434,18 @@ def fit_many(
     jac_every: int = 4,
     gd_kernel: str = "lanes",
     record_state: bool = False,
+    batch_size: int | Sequence[int | None] | None = None,
+    sampling: str = "replacement",
+    momentum: float | Sequence[float] = 0.0,
+    nesterov: bool = False,
+    schedule: str | Sequence[str] = "constant",
+    decay_k0: float = 100.0,
+    decay_power: float = 0.5,
+    warmup_steps: int = 0,
+    sam_radius: float | Sequence[float] = 0.0,
+    sam_per_example: bool = False,
+    label_noise_std: float | Sequence[float] = 0.0,
+    seed: int | Sequence[int] = 0,
 ) -> list[DiagonalResult]:
     """Many runs in one C++ call, spread over OpenMP threads.
 
@@ -362,6 +478,74 @@ class _Batch:
     method: str
     nonnegative: bool
     runs: dict[str, list]
+    opts: dict[str, Any]
+
+
+_STOCHASTIC = ("sgd", "label_noise_sgd", "sam")  # diagonal_sgd.hpp
+_FIXED_STEP = ("descent", *_STOCHASTIC)
+_SAMPLINGS = ("replacement", "epochs")
+_DIAGONAL_SCHEDULES = ("constant", "power")  # the steepest family's names (schedule.hpp)
+# per-run arguments of the stochastic methods and the value that leaves them off (seed: ignored where
+# nothing is drawn)
+_STOCHASTIC_PER_RUN = {"batch_size": None, "momentum": 0.0, "schedule": "constant"}
+_STOCHASTIC_OPTIONS = {"sampling": "replacement", "nesterov": False, "warmup_steps": 0, "sam_per_example": False}
+
+
+def _check_stochastic(method: str, opts: dict[str, Any], runs: dict[str, list], problems: Problems) -> None:
+    """The arguments of the stochastic methods: only with them, and consistent with each run's problem."""
+    if method not in _STOCHASTIC:
+        for name, off in _STOCHASTIC_PER_RUN.items():
+            if any(v != off for v in runs[name]):
+                raise ValueError(f"{name} applies to method='sgd', 'label_noise_sgd' or 'sam' (got method={method!r})")
+        for name, default in _STOCHASTIC_OPTIONS.items():
+            if opts[name] != default:
+                raise ValueError(f"{name} applies to method='sgd', 'label_noise_sgd' or 'sam' (got method={method!r})")
+    for name, meth in (("sam_radius", "sam"), ("label_noise_std", "label_noise_sgd")):
+        if method != meth and any(v != 0.0 for v in runs[name]):
+            raise ValueError(f"{name} applies to method={meth!r} (got method={method!r})")
+    if opts["sam_per_example"] and method != "sam":
+        raise ValueError(f"sam_per_example applies to method='sam' (got method={method!r})")
+    if method not in _STOCHASTIC:
+        return
+    if any(wn is not None for wn in runs["weight_norm"]):
+        raise ValueError(f"method={method!r} trains the plain model: weight_norm must be None (weight-normalized "
+                         "descent is method='descent')")
+    for k, b in enumerate(runs["batch_size"]):
+        m = problems.data[runs["problem"][k]][0].shape[0]
+        if b is not None and b > m:
+            raise ValueError(f"batch_size must be at most the number of rows of A ({m}), got {b}")
+
+
+def _stochastic_spec(k: int, runs: dict[str, list], opts: dict[str, Any]) -> Any:
+    """Run k's core settings of a stochastic method."""
+    b = runs["batch_size"][k]
+    return _batch.make(
+        core.DiagonalStochastic, lr=runs["lr"][k], schedule=_batch.enum(core.Schedule, runs["schedule"][k]),
+        decay_k0=opts["decay_k0"], decay_power=opts["decay_power"], warmup_steps=opts["warmup_steps"],
+        batch_size=0 if b is None else b, epochs=opts["sampling"] == "epochs", momentum=runs["momentum"][k],
+        nesterov=opts["nesterov"], strength=runs["sam_radius"][k] + runs["label_noise_std"][k],
+        sam_per_example=opts["sam_per_example"], seed=runs["seed"][k])
+
+
+def batch_draws(seed: int, step: int, n_measurements: int, batch_size: int | None = None,
+                sampling: str = "replacement") -> tuple[np.ndarray, np.ndarray]:
+    """The random draws of step ``step`` of a stochastic run (``method="sgd"``, ``"label_noise_sgd"``,
+    ``"sam"``) with this ``seed``, exactly as the compiled loop makes them.
+
+    Returns ``(indices, xi)``: the batch's row indices into ``A`` (int64, in the order the loop sums
+    them; all rows in order for ``batch_size=None``) and one standard normal per batch position, the
+    label noise ``xi`` of ``"label_noise_sgd"`` (labels ``y[indices] + label_noise_std * xi``).
+    ``sampling`` as in :func:`fit`. A NumPy reimplementation of a run replays its draws with this.
+    """
+    seed = _B.integer(0)(seed, "seed")
+    step = _B.integer(0)(step, "step")
+    m = _B.integer(1)(n_measurements, "n_measurements")
+    b = 0 if batch_size is None else _B.integer(1)(batch_size, "batch_size")
+    if b > m:
+        raise ValueError(f"batch_size must be at most n_measurements ({m}), got {b}")
+    sampling = _B.choice(*_SAMPLINGS)(sampling, "sampling")
+    idx, xi = core.diagonal_draws(seed, step, m, b, sampling == "epochs")
+    return np.asarray(idx, dtype=np.int64), np.asarray(xi)
 
 
 class _Adapter(Adapter):
@@ -372,18 +556,19 @@ class _Adapter(Adapter):
 
     def batch(self, opts: dict[str, Any], runs: dict[str, list], problems: Problems) -> _Batch:
         method = opts["method"]
-        descent = method == "descent"
+        descent = method in _FIXED_STEP
         _check_solver(method, opts["solver"], any(wn is not None for wn in runs["weight_norm"]), opts["atol"])
+        _check_stochastic(method, opts, runs, problems)
         if opts["nonnegative"] and "separate" in runs["weight_norm"]:
             raise ValueError("weight_norm='separate' needs the signed model (one radius for u, one for v); the "
                              "nonnegative model has the single vector u: use weight_norm='joint'")
-        if descent and runs["lr"][0] is None:
-            raise ValueError("lr is required for method='descent'")
+        if descent and any(lr is None for lr in runs["lr"]):
+            raise ValueError(f"lr is required for method={method!r}")
         options = _options(tuple(opts[n] for n in _OPTION_ARGS))
         tol = _batch.target_loss(opts["target_loss"])
         for prob, (_, yv) in zip(problems.core, problems.data):  # default for the flow: a relative residual of 10 rtol
             prob.tol = tol if tol >= 0 or descent else 50.0 * (options.adaptive.rtol * float(np.linalg.norm(yv))) ** 2
-        return _Batch(options, method, opts["nonnegative"], runs)
+        return _Batch(options, method, opts["nonnegative"], runs, opts)
 
     def build(self, k: int, runs: dict[str, list], problems: Problems, batch: _Batch,
               memo: dict) -> tuple[Any, Any]:
@@ -392,6 +577,8 @@ class _Adapter(Adapter):
         run = core.DiagonalRun(problem=p, depth=runs["depth"][k], nonnegative=batch.nonnegative,
                                weight_norm=_batch.enum(core.WeightNorm, runs["weight_norm"][k] or "none"),
                                init_scale=alpha, lr_ratio=runs["lr_ratio"][k], lr=runs["lr"][k] or 0.0)
+        if batch.method in _STOCHASTIC:
+            run.stochastic = _stochastic_spec(k, runs, batch.opts)
         return run, (k, alpha)
 
     def group_key(self, core_run: Any, info: Any) -> Any:
@@ -429,7 +616,7 @@ def _options(values: tuple) -> Any:
     """The core options shared by a batch, from the checked batch-wide arguments (read-only, memoized)."""
     (method, solver, steps, n_record, record_times, record_every, t_max, rtol, atol, max_steps, stall_steps,
      jac_every, block_size, num_threads, gd_kernel, record_state) = values
-    descent = method == "descent"
+    descent = method in _FIXED_STEP
     steps = steps if descent else 0
     rec_times = [] if descent else _batch.record_times(record_times, t_max, n_record)
     return _batch.make(
@@ -498,9 +685,14 @@ def _decode(record: Any, problem: tuple[np.ndarray, np.ndarray], runs: dict[str,
     n_radii = 0 if wn is None else (2 if wn == "separate" and not nonnegative else 1)
     radius: Any = None
     w = None
+    book: dict[str, np.ndarray] = {}
     if n_radii == 0:
         u = z[:n].copy()
         v = None if nonnegative else z[n:2 * n].copy()
+        if method in _STOCHASTIC:  # [u; v; log a^2; ell; s] (diagonal_sgd.hpp)
+            parts = 1 if nonnegative else 2
+            book = {name: z[(parts + i) * n:(parts + i + 1) * n].copy()
+                    for i, name in enumerate(("log_a2", "log_alpha_ratio", "step_sum"))}
     else:
         w = z[n_radii:].copy()
         if n_radii == 1:
@@ -519,10 +711,29 @@ def _decode(record: Any, problem: tuple[np.ndarray, np.ndarray], runs: dict[str,
         **_batch.base_fields(record, has_target=has_target, fixed_step=method == "descent"),
         loss=float(record.loss_final), x=x, u=u, v=v, radius=radius, direction=w, n_rejected=int(record.n_rejected),
         depth=depth, init_scale=alpha, lr_ratio=runs["lr_ratio"][k], weight_norm=wn, nonnegative=nonnegative,
-        method=method, lr=runs["lr"][k] if method == "descent" else None, A=problem[0], y=problem[1])
+        method=method, lr=runs["lr"][k] if method in _FIXED_STEP else None, A=problem[0], y=problem[1],
+        step_sum=book.get("step_sum"), _log_a2=book.get("log_a2"), _log_alpha_ratio=book.get("log_alpha_ratio"))
 
 
 _B = _batch
+
+
+def _momentum(value: Any, name: str) -> float:
+    """beta in [0, 1)."""
+    v = _B.nonnegative(value, name)
+    if v >= 1.0:
+        raise ValueError(f"{name} must be in [0, 1), got {value!r}")
+    return v
+
+
+def _seed(value: Any, name: str) -> int:
+    """An integer in [0, 2**64)."""
+    v = _B.integer(0)(value, name)
+    if v >= 2**64:
+        raise ValueError(f"{name} must be below 2**64, got {value!r}")
+    return v
+
+
 FAMILY = Family.declare("diagonal", fit, fit_many, ("A", "y", "x_star"), [
     param("depth", _B.integer(2), int, per_run=True),
     param("init_scale", None, float, np.ndarray, per_run=True, vector=True),
@@ -547,6 +758,18 @@ FAMILY = Family.declare("diagonal", fit, fit_many, ("A", "y", "x_star"), [
     param("jac_every", _B.integer(1), int),
     choice_param("gd_kernel", _GD_KERNELS),
     param("record_state", _B.boolean, bool),
+    param("batch_size", _B.optional(_B.integer(1)), int, type(None), per_run=True),
+    choice_param("sampling", _SAMPLINGS),
+    param("momentum", _momentum, float, per_run=True),
+    param("nesterov", _B.boolean, bool),
+    choice_param("schedule", _DIAGONAL_SCHEDULES, per_run=True),
+    param("decay_k0", _B.positive, float),
+    param("decay_power", _B.nonnegative, float),
+    param("warmup_steps", _B.integer(0), int),
+    param("sam_radius", _B.nonnegative, float, per_run=True),
+    param("sam_per_example", _B.boolean, bool),
+    param("label_noise_std", _B.nonnegative, float, per_run=True),
+    param("seed", _seed, int, per_run=True),
 ], _Adapter())
 """The diagonal family's declaration (:class:`implicitbias._family.Family`): its parameters, checks and
 choices, for sweeps and other callers."""

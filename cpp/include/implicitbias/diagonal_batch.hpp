@@ -6,6 +6,7 @@
 #include "bdf.hpp"
 #include "diagonal.hpp"
 #include "diagonal_lanes.hpp"
+#include "diagonal_sgd.hpp"
 #include "dual_flow.hpp"
 #include "flow.hpp"
 #include "parallel.hpp"
@@ -16,7 +17,11 @@
 
 namespace implicitbias {
 
-enum class Method : int { descent = 0, flow = 1 };
+// sgd, label_noise_sgd, sam: the stochastic / accelerated descent of
+// diagonal_sgd.hpp (plain model), with the run's StochasticSpec.
+enum class Method : int { descent = 0, flow = 1, sgd = 2, label_noise_sgd = 3, sam = 4 };
+
+inline bool is_stochastic(Method m) { return m == Method::sgd || m == Method::label_noise_sgd || m == Method::sam; }
 // The coordinates follow from the solver and the model, they are not a
 // separate choice: automatic is bdf for plain runs, rosw for weight-normalized
 // ones.  bdf: the plain flow in dual coordinates (dual_flow.hpp) with the
@@ -47,6 +52,7 @@ struct DiagonalRun {
   Vec init_scale;   // length N, positive
   double lr_ratio = 1.0;
   double lr = 0.0;  // descent only
+  StochasticSpec stochastic;  // sgd, label_noise_sgd, sam (its kind follows the method)
 };
 
 struct BatchOptions {
@@ -113,6 +119,19 @@ inline std::vector<RunRecord> run_diagonal_batch(const std::vector<SensingProble
     if (opt.method == Method::flow && opt.solver == Solver::bdf && r.spec.weight_norm != WeightNorm::none &&
         !(opt.adaptive.atol > 0.0))
       throw InvalidArgument(kBdfWeightNormAtol);
+    if (is_stochastic(opt.method)) {
+      const StochasticSpec& ss = r.stochastic;
+      if (r.spec.weight_norm != WeightNorm::none)
+        throw InvalidArgument("methods 'sgd', 'label_noise_sgd' and 'sam' train the plain model (weight_norm none)");
+      if (!(ss.rule.lr > 0.0) || !std::isfinite(ss.rule.lr)) throw InvalidArgument("lr must be positive");
+      if (ss.rule.schedule == Schedule::loss) throw InvalidArgument("schedule must be 'constant' or 'power'");
+      if (ss.batch_size < 0 || ss.batch_size > prob.A.rows())
+        throw InvalidArgument("batch_size must be between 1 and the number of rows of A");
+      if (!(ss.momentum >= 0.0 && ss.momentum < 1.0)) throw InvalidArgument("momentum must be in [0, 1)");
+      if (!(ss.strength >= 0.0) || !std::isfinite(ss.strength))
+        throw InvalidArgument("sam_radius / label_noise_std must be >= 0");
+      if (ss.warmup_steps() < 0) throw InvalidArgument("warmup_steps must be >= 0");
+    }
   }
   auto same = [&](std::size_t a, std::size_t b) {
     const DiagonalRun& x = runs[a];
@@ -133,8 +152,22 @@ inline std::vector<RunRecord> run_diagonal_batch(const std::vector<SensingProble
       lr(c) = r.lr;
       Z0.col(c) = diagonal_initial_state(r.spec, r.init_scale);
     }
-    DiagonalBlockModel model(prob, first.spec, kappa, opt.record_state);
     const double tol = prob.tol;
+    if (is_stochastic(opt.method)) {
+      std::vector<StochasticSpec> specs;
+      std::vector<Vec> alphas;
+      const DescentKind kind = opt.method == Method::sgd ? DescentKind::sgd
+                               : opt.method == Method::sam ? DescentKind::sam : DescentKind::label_noise_sgd;
+      for (std::size_t k = lo; k < hi; ++k) {
+        specs.push_back(runs[k].stochastic);
+        specs.back().kind = kind;
+        alphas.push_back(runs[k].init_scale);
+      }
+      StochasticOptions so{opt.fixed.steps, tol, opt.fixed.record_every};
+      run_diagonal_stochastic(prob, first.spec, specs, alphas, so, out);
+      return;
+    }
+    DiagonalBlockModel model(prob, first.spec, kappa, opt.record_state);
     if (opt.method == Method::descent) {
       FixedStepOptions fixed = opt.fixed;
       fixed.tol = tol;

@@ -17,6 +17,7 @@
 #include "homogeneous.hpp"
 #include "parallel.hpp"
 #include "run_book.hpp"
+#include "schedule.hpp"
 #include "types.hpp"
 
 #include <Eigen/SVD>
@@ -157,7 +158,6 @@ inline double dual_norm(const NormSpec& n, const Eigen::Ref<const Vec>& g, const
 }
 
 enum class Optimizer : int { steepest = 0, signum = 1, adam = 2 };
-enum class Schedule : int { constant = 0, power = 1, loss = 2 };
 
 // One algorithm: optimizer, geometry and step-size rule.
 struct AlgorithmSpec {
@@ -247,7 +247,7 @@ class SteepestRun {
   // and adds the step size used to t.
   double step(Eigen::Ref<Vec> theta, std::int64_t k, std::int64_t& evals, double& t) {
     double lr = alg_.lr;
-    if (alg_.schedule == Schedule::power) lr = alg_.lr * std::pow(1.0 + static_cast<double>(k) / alg_.decay_k0, -alg_.decay_power);
+    if (alg_.schedule == Schedule::power) lr = power_decay(alg_.lr, k, alg_.decay_k0, alg_.decay_power);
     switch (alg_.optimizer) {
       case Optimizer::steepest: {
         const double dual = steepest_direction(alg_.norm, g_, model_.blocks(), dir_);

@@ -223,10 +223,12 @@ def diagonal_flow_limit(
     depth: int = 2,
     nonnegative: bool = False,
     *,
+    log_alpha_ratio: np.ndarray | None = None,
     tol: float = 1e-12,
     max_iter: int = 200,
 ) -> np.ndarray:
-    """Limit of plain gradient flow on a diagonal linear network.
+    """Limit of plain gradient flow on a diagonal linear network (and, with ``log_alpha_ratio``,
+    of any descent-type run from its effective initialization).
 
     The model is ``x = u^L - v^L`` (signed) or ``x = u^L`` (``nonnegative``),
     ``L = depth``, trained by gradient flow on ``0.5 ||A x - y||^2`` from
@@ -265,6 +267,13 @@ def diagonal_flow_limit(
         Relative residual tolerance (> 0).
     max_iter : int
         Maximum number of Newton iterations.
+    log_alpha_ratio : array of shape (N,), optional
+        A linear term ``c`` (depth 2, signed model): the limit becomes
+        ``argmin_{Ax=y} Q_alpha(x) - <c, x>`` with ``Q_alpha`` the hyperbolic entropy, i.e.
+        ``x = 2 alpha^2 sinh(c + A^T lam)``. With ``init_scale = r.alpha_eff()`` and
+        ``log_alpha_ratio = r.log_alpha_ratio()`` of a run ``r`` of ``method="sgd"``,
+        ``"label_noise_sgd"`` or ``"sam"`` this is that run's limit when it interpolates
+        (docs/dynamics.md).
 
     Returns
     -------
@@ -284,11 +293,32 @@ def diagonal_flow_limit(
         A, y, init_scale, depth, nonnegative, tol, max_iter
     )
     pot = _potential(alpha, depth, nonnegative)
+    if log_alpha_ratio is not None:
+        shift = check_vector(log_alpha_ratio, "log_alpha_ratio", size=A.shape[1])
+        if depth != 2 or nonnegative:
+            raise ValueError("log_alpha_ratio applies to the signed depth-2 model (the nonnegative model "
+                             "absorbs it in init_scale; depth > 2 has no such term)")
+        pot = _ShiftedPotential(pot, shift)
     target = tol * max(1.0, float(np.linalg.norm(y)))
     x, rnorm, it = _minimize_dual(A, y, pot, target, max_iter)
     if x is None:
         raise _not_converged(pot, depth, nonnegative, rnorm, target, it)
     return x
+
+
+class _ShiftedPotential:
+    """psi(c + s) for a depth-2 potential psi: the dual point is shifted by the linear term c (so
+    ``x = 2 alpha^2 sinh(c + A^T lam)``); every other method acts on the shifted point."""
+
+    def __init__(self, pot, shift: np.ndarray):
+        self._pot = pot
+        self._shift = shift
+
+    def state(self, s_hi, s_lo):
+        return self._pot.state(s_hi, s_lo) + self._shift
+
+    def __getattr__(self, name):
+        return getattr(self._pot, name)
 
 
 def _check_flow_inputs(A, y, init_scale, depth, nonnegative, tol, max_iter):
