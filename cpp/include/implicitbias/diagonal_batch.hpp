@@ -164,7 +164,7 @@ inline std::vector<RunRecord> run_diagonal_batch(const std::vector<SensingProble
         alphas.push_back(runs[k].init_scale);
       }
       StochasticOptions so{opt.fixed.steps, tol, opt.fixed.record_every};
-      run_diagonal_stochastic(prob, first.spec, specs, alphas, so, out);
+      run_diagonal_stochastic(prob, first.spec, specs, alphas, so, out, opt.record_state);
       return;
     }
     DiagonalBlockModel model(prob, first.spec, kappa, opt.record_state);

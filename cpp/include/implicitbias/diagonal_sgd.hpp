@@ -474,7 +474,8 @@ struct StochasticOptions {
 // last checked state of finite loss; the clock is t = sum of the step sizes.
 inline void run_diagonal_stochastic(const SensingProblem& prob, const DiagonalSpec& spec,
                                     const std::vector<StochasticSpec>& specs, const std::vector<Vec>& alphas,
-                                    const StochasticOptions& opt, std::vector<RunRecord>& out) {
+                                    const StochasticOptions& opt, std::vector<RunRecord>& out,
+                                    bool record_state = false) {
   const Index K = static_cast<Index>(specs.size());
   const Index N = prob.A.cols();
   const RowMat Arows = prob.A;
@@ -482,10 +483,16 @@ inline void run_diagonal_stochastic(const SensingProblem& prob, const DiagonalSp
   const int parts = spec.nonnegative ? 1 : 2;
   std::vector<std::string> names;
   if (has_xs) names.emplace_back("error");
+  if (record_state) state_channel_names(N, parts == 2, names);  // x, u (and v) at every record point
   auto diag = [&](const Eigen::Ref<const Vec>& z, int /*id*/, double* o) {
     Vec x;
     diagonal_predictor(z.head(N), z.segment(parts == 2 ? N : 0, N), spec.depth, parts == 2, x);
-    o[0] = (x - prob.x_star).norm();
+    int k = 0;
+    if (has_xs) o[k++] = (x - prob.x_star).norm();
+    if (!record_state) return;
+    Eigen::Map<Vec>(o + k, N) = x;
+    Eigen::Map<Vec>(o + k + N, N) = z.head(N);
+    if (parts == 2) Eigen::Map<Vec>(o + k + 2 * N, N) = z.segment(N, N);
   };
   RunBook<decltype(diag)> book(K, names, diag);
   Vec z, z_ok;  // z_ok: the raw state (StochasticDiagonal::raw) of the last check
