@@ -67,20 +67,27 @@ def curves(tables: dict[str, Any]) -> Any:
 
 def _per_seed(g: Any) -> dict[str, Any]:
     """One (config, seed) curve: the distance at the smallest step, the best distance below divergence
-    and where, the largest step that did not diverge, and the window where the distance is at most
-    half the smallest step's."""
+    and where, the distance at the largest step that did not diverge (``distance_last_stable``; its run may
+    not have converged: ``loss_max`` is the largest final loss of the runs that did not diverge) and at the
+    largest step whose run converged, and where the window starts: the
+    smallest ``gamma_rel`` whose distance is at most half (a tenth of) the smallest step's."""
     ok = g[g["status"] != "diverged"]
     first = float(ok["bp_distance"].iloc[0])
     best = ok.loc[ok["bp_distance"].idxmin()]
     half = ok[ok["bp_distance"] <= 0.5 * first]
+    tenth = ok[ok["bp_distance"] <= 0.1 * first]
+    conv = ok[ok["status"] == "converged"]
     return {"gamma_div": float(g["gamma_div"].iloc[0]), "gamma_min": float(ok["gamma"].iloc[0]),
             "distance_small_step": first, "distance_best": float(best["bp_distance"]),
             "gamma_best": float(best["gamma"]), "gamma_rel_best": float(best["gamma_rel"]),
             "distance_last_stable": float(ok["bp_distance"].iloc[-1]),
+            "gamma_rel_last_converged": float(conv["gamma_rel"].max()) if len(conv) else float("nan"),
+            "distance_last_converged": float(conv["bp_distance"].iloc[-1]) if len(conv) else float("nan"),
+            "loss_max": float(ok["loss"].max()),
             "gain_small_step": float(ok["alpha_gain"].iloc[0]), "gain_best": float(best["alpha_gain"]),
             "gamma_rel_half": float(half["gamma_rel"].min()) if len(half) else float("nan"),
-            "n_converged": int((ok["status"] == "converged").sum()),
-            "max_prediction_distance": float(ok.loc[ok["status"] == "converged", "effective_limit_distance"].max())}
+            "gamma_rel_tenth": float(tenth["gamma_rel"].min()) if len(tenth) else float("nan"),
+            "n_converged": len(conv), "max_prediction_distance": float(conv["effective_limit_distance"].max())}
 
 
 def momentum(tables: dict[str, Any]) -> Any:
@@ -142,6 +149,8 @@ def plot(tables: dict[str, Any], summary: dict[str, Any], out: str) -> list[str]
             axes[1].plot(g["gamma_rel"], g["alpha_gain"], "-", lw=0.9, color=colors[c], label=label)
             axes[2].plot(g["alpha_gain"], g["bp_distance"], "o", ms=2.5, color=colors[c], label=label)
     axes[0].set_xscale("log")
+    axes[0].set_yscale("log")
+    axes[0].set_ylim(1e-5, 5.0)
     axes[0].set_xlabel("gamma / gamma_div (per seed)")
     axes[0].set_ylabel("||x - x_bp||  (dots: runs; lines: predicted limit)")
     axes[1].set_xscale("log")
@@ -149,6 +158,7 @@ def plot(tables: dict[str, Any], summary: dict[str, Any], out: str) -> list[str]
     axes[1].set_xlabel("gamma / gamma_div (per seed)")
     axes[1].set_ylabel("gain ||log(alpha / a_inf)||_1")
     axes[2].set_xscale("log")
+    axes[2].set_yscale("log")
     axes[2].set_xlabel("gain ||log(alpha / a_inf)||_1")
     axes[2].set_ylabel("||x - x_bp||")
     for ax in axes[:3]:
@@ -158,9 +168,11 @@ def plot(tables: dict[str, Any], summary: dict[str, Any], out: str) -> list[str]
     betas = sorted(set(mom["fit.momentum"]))
     bcolors = plt.get_cmap("viridis")(np.linspace(0.0, 0.9, len(betas)))
     for beta, color in zip(betas, bcolors):
-        g = mom[(mom["fit.momentum"] == beta) & (mom["status"] == "converged")]
-        axes[3].plot(g["lambda"], g["bp_distance"], "o", ms=3.5, color=color, label=f"beta = {beta:g}")
+        for k, (_, g) in enumerate(mom[(mom["fit.momentum"] == beta) & (mom["status"] == "converged")].groupby("seed")):
+            axes[3].plot(g["lambda"], g["bp_distance"], "o-", ms=3.5, lw=0.7, color=color,
+                         label=f"beta = {beta:g}" if k == 0 else None)
     axes[3].set_xscale("log")
+    axes[3].set_yscale("log")
     axes[3].set_xlabel("lambda = gamma / (1 - beta)^2")
     axes[3].set_ylabel("||x - x_bp||  (heavy-ball GD)")
     axes[3].grid(True, which="major", alpha=0.3)
