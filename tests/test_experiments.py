@@ -155,3 +155,55 @@ def test_reproduce_saddles_quick(tmp_path):
                                                    spec["zip"][0]["fit.record_times"][k]["linspace"][2]),
                           **{n: v for n, v in spec["fit"].items()}, num_threads=1)
     np.testing.assert_array_equal(direct.history["x"], np.array([list(v) for v in r["history.x"]]))
+
+
+def test_reproduce_stepsize_quick(tmp_path):
+    """stepsize: the store's rows are direct fit_many calls on the rescaled problem (entry_std = 0.5: the
+    default draws times sqrt(M) / 2), a converged run ends at the limit its own bookkeeping predicts
+    (independently recomputed here), SGD with batch 1 just below divergence ends far closer to basis pursuit
+    than GD at any step (docs/experiments.md, "Step size"), GD gets worse as its step grows, and heavy ball
+    at equal lambda ends closer together than GD at the next lambda."""
+    import pandas as pd
+
+    from implicitbias.experiments import reproduce, stepsize
+    from implicitbias.reference import basis_pursuit, diagonal_flow_limit
+
+    paths = reproduce(stepsize, str(tmp_path), quick=True, progress=False, num_threads=1, figures=False)
+    assert sorted(os.path.basename(p) for p in paths) == [
+        "stepsize_curves.csv", "stepsize_gd", "stepsize_momentum", "stepsize_momentum.csv", "stepsize_sgd",
+        "stepsize_window.csv"]
+    d = data.sparse_regression(20, 30, 3, seed=0, entry_std=0.5)
+    np.testing.assert_allclose(d.A, data.sparse_regression(20, 30, 3, seed=0).A * np.sqrt(20) / 2, rtol=1e-15)
+    with pytest.raises(ValueError, match="entry_std"):
+        data.sparse_regression(20, 30, 3, entry_std=-1.0)
+    x_bp = basis_pursuit(d.A, d.y)
+    sgd = sweep.load(tmp_path / "sweeps" / "quick" / "stepsize_sgd")
+    spec = sweep.read_toml(spec_path("stepsize_sgd", quick=True))
+    lrs, bs = spec["zip"][0]["fit.lr"], spec["zip"][0]["fit.batch_size"]
+    runs = diagonal.fit_many(d.A, d.y, x_star=d.x_star, lr=lrs, batch_size=bs, num_threads=1,
+                             **{k: v for k, v in spec["fit"].items()})
+    for r, (_, row) in zip(runs, sgd.sort_values("run_id").iterrows()):
+        assert r.status == row["status"] and r.n_steps == row["n_steps"]
+        assert np.linalg.norm(r.x - x_bp) == row["bp_distance"]
+        if r.status != "diverged":
+            assert np.abs(np.log(0.1 / r.alpha_eff())).sum() == pytest.approx(row["alpha_gain"], rel=1e-12)
+    for name in ("stepsize_gd", "stepsize_momentum"):  # the quick SGD runs stop at max_steps
+        df = sweep.load(tmp_path / "sweeps" / "quick" / name)
+        conv = df[df["status"] == "converged"]
+        assert len(conv) >= 2 and conv["effective_limit_distance"].max() < 1e-8
+    gd = sweep.load(tmp_path / "sweeps" / "quick" / "stepsize_gd")
+    spec = sweep.read_toml(spec_path("stepsize_gd", quick=True))
+    r = diagonal.fit(d.A, d.y, lr=spec["grid"]["fit.lr"][2], num_threads=1, **spec["fit"])
+    assert r.status == "converged"
+    pred = diagonal_flow_limit(d.A, d.y, r.alpha_eff(), log_alpha_ratio=r.log_alpha_ratio())
+    assert np.linalg.norm(r.x - pred) < 1e-10
+    assert np.linalg.norm(r.x - x_bp) == gd.sort_values("run_id")["bp_distance"].iloc[2]
+
+    window = pd.read_csv(tmp_path / "stepsize_window.csv").set_index("config")
+    assert window.loc["SGD b=1", "distance_best"] < 0.02 < 0.3 < window.loc["GD", "distance_best"]
+    assert window.loc["SGD b=1", "gamma_rel_best"] >= 0.8  # just below divergence
+    assert window.loc["GD", "distance_last_stable"] > window.loc["GD", "distance_small_step"]
+    assert window.loc["SGD b=1", "gain_best"] > 10 * window.loc["GD", "gain_best"]
+    mom = pd.read_csv(tmp_path / "stepsize_momentum.csv")
+    first = mom.iloc[0]
+    assert first["n_converged"] == 2 and first["spread"] < 0.5 * first["step_to_next_lambda"]

@@ -135,6 +135,9 @@ def test_rows_equal_direct_fit_many_calls_and_references(tmp_path):
                 assert row["flow_limit_distance"] < 1e-3
             else:
                 assert np.isnan(row["flow_limit_distance"]) and row["radius"] == r.radius
+            # flows keep no step bookkeeping: its columns are NaN (docs/sweeps.md, "Columns")
+            assert np.isnan([row["alpha_gain"], row["effective_limit_distance"],
+                             row["effective_limit_bp_distance"]]).all()
     indexed = sweep.load(tmp_path / "s", index=True).to_xarray()
     assert dict(indexed.sizes) == {"problem.sparsity": 2, "fit.init_scale": 2, "fit.weight_norm": 2, "seed": 2}
 

@@ -61,10 +61,13 @@ def sparse_regression(
     *,
     nonnegative: bool = False,
     noise: float = 0.0,
+    entry_std: float | None = None,
 ) -> SparseRegression:
     """Draw a sparse recovery instance.
 
-    ``A`` has i.i.d. N(0, 1/M) entries (M = ``n_measurements``); ``x_star`` has
+    ``A`` has i.i.d. N(0, 1/M) entries (M = ``n_measurements``), or N(0, ``entry_std^2``)
+    when ``entry_std`` is given (the same draws, rescaled: ``entry_std = 0.5`` is the
+    problem of a paper whose sensing matrix ``X = 2 A`` has N(0, 1) entries); ``x_star`` has
     ``sparsity`` nonzero entries at uniformly random positions with i.i.d.
     N(0, 1) values (absolute values if ``nonnegative``); ``y = A x_star + e``
     with ``e ~ N(0, noise^2 I)``.
@@ -75,8 +78,10 @@ def sparse_regression(
     if s > n:
         raise ValueError(f"sparsity must be an integer in [0, dim={n}], got {sparsity!r}")
     noise = check_positive(noise, "noise", allow_zero=True)
+    std = None if entry_std is None else check_positive(entry_std, "entry_std")
     rng = np.random.default_rng(check_seed(seed))
-    A = rng.standard_normal((m, n)) / np.sqrt(m)
+    A = rng.standard_normal((m, n))
+    A = A / np.sqrt(m) if std is None else A * std
     x_star = np.zeros(n)
     support = rng.choice(n, size=s, replace=False)
     values = rng.standard_normal(s)

@@ -123,9 +123,31 @@ def _diagonal(spec: Any, p: Any, runs: list[dict[str, Any]], num_threads: int | 
                 limits[key] = _or_none(reference.diagonal_flow_limit, p.A, p.y, key[0], key[1], nonneg)
             if limits[key] is not None:
                 cols["flow_limit_distance"] = float(np.linalg.norm(r.x - limits[key]))
+        cols.update(_effective_columns(r, p, x_bp if refs else None))
         return cols
 
     return results, columns
+
+
+def _effective_columns(r: Any, p: Any, x_bp: Any) -> dict[str, float]:
+    """The columns of a run's effective-initialization bookkeeping (docs/dynamics.md), NaN without it:
+    ``alpha_gain = ||log(init_scale / alpha_eff)||_1`` and, with the references, the limit the bookkeeping
+    predicts, ``x_eff = reference.diagonal_flow_limit(A, y, alpha_eff, log_alpha_ratio=...)``:
+    ``effective_limit_distance = ||x - x_eff||_2`` and ``effective_limit_bp_distance = ||x_eff - x_bp||_2``."""
+    cols = {"alpha_gain": NAN, "effective_limit_distance": NAN, "effective_limit_bp_distance": NAN}
+    if r.step_sum is None or r.depth != 2 or r.status == "diverged":
+        return cols
+    a = r.alpha_eff()
+    with np.errstate(divide="ignore"):
+        cols["alpha_gain"] = float(np.abs(np.log(r.init_scale / a)).sum())
+    if x_bp is None:
+        return cols
+    x_eff = _or_none(lambda: reference.diagonal_flow_limit(p.A, p.y, a, 2, bool(r.nonnegative),
+                                                           log_alpha_ratio=r.log_alpha_ratio()))
+    if x_eff is not None:
+        cols["effective_limit_distance"] = float(np.linalg.norm(r.x - x_eff))
+        cols["effective_limit_bp_distance"] = float(np.linalg.norm(x_eff - x_bp))
+    return cols
 
 
 # --------------------------------------------------------------------------- steepest
