@@ -1203,10 +1203,30 @@ class StrengthSchedule:
     @final_ratio.setter
     def final_ratio(self, arg0: typing.SupportsFloat | typing.SupportsIndex) -> None:
         ...
+class SharpnessOptions:
+    """
+    Sharpness (top Hessian eigenvalue) recorded at each record point.
+    """
+    record: bool
+    def __init__(self) -> None:
+        ...
+    @property
+    def max_matvecs(self) -> int:
+        ...
+    @max_matvecs.setter
+    def max_matvecs(self, arg0: typing.SupportsInt | typing.SupportsIndex) -> None:
+        ...
+    @property
+    def tol(self) -> float:
+        ...
+    @tol.setter
+    def tol(self, arg0: typing.SupportsFloat | typing.SupportsIndex) -> None:
+        ...
 class FactorizationBatchOptions:
     adaptive: AdaptiveOptions
     fixed: FixedStepOptions
     schedule: StrengthSchedule
+    sharpness: SharpnessOptions
     def __init__(self) -> None:
         ...
     @property

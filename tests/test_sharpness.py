@@ -1,0 +1,108 @@
+"""record_sharpness: the top Hessian eigenvalue recorded at every record point, against eigvalsh of
+the dense Hessian at the same state (states from an independent NumPy GD loop)."""
+
+import numpy as np
+import pytest
+
+from implicitbias import factorization, hessian
+from implicitbias.data import whitened_regression
+
+
+def _regression():
+    d = whitened_regression(n=8, d_in=3, d_out=2, seed=1)
+    return d.X, d.Y
+
+
+def _numpy_gd(layers, X, Y, lr, steps):
+    """GD on (1/n) ||W_L ... W_1 X^T - Y^T||_F^2, the states after each step (index 0: the start)."""
+    n = X.shape[0]
+    Ws = [np.array(W, dtype=float) for W in layers]
+    states = [[W.copy() for W in Ws]]
+    for _ in range(steps):
+        P = [np.eye(X.shape[1])]
+        for W in Ws:
+            P.append(W @ P[-1])
+        R = P[-1] @ X.T - Y.T  # (d_out, n)
+        G = (2.0 / n) * R @ X  # dLoss/dE
+        S = np.eye(Y.shape[1])
+        grads = [None] * len(Ws)
+        for k in range(len(Ws) - 1, -1, -1):
+            grads[k] = S.T @ G @ P[k].T
+            S = S @ Ws[k]
+        Ws = [W - lr * g for W, g in zip(Ws, grads)]
+        states.append([W.copy() for W in Ws])
+    return states
+
+
+def _top(layers, A, y):
+    return float(np.linalg.eigvalsh(hessian.dense(layers, A, y))[-1])
+
+
+def test_sharpness_along_gd_matches_dense_hessian():
+    X, Y = _regression()
+    init = factorization.initial_layers((2, 3), 3, 3, init_scale=0.7, seed=2)
+    steps, every, lr = 40, 5, 0.05
+    r = factorization.fit(X, Y, depth=3, init_layers=init, lr=lr, steps=steps, record_every=every,
+                          record_sharpness=True)
+    h = r.history
+    states = _numpy_gd(init, X, Y, lr, steps)
+    assert len(h["sharpness"]) == steps // every + 1
+    for t, s, res in zip(h["t"], h["sharpness"], h["sharpness_residual"]):
+        ref = _top(states[round(t / lr)], X, Y)
+        assert res <= 1e-8 * abs(s)
+        assert abs(s - ref) <= res + 1e-10 * ref
+    assert abs(h["sharpness"][-1] - _top(r.layers, X, Y)) <= 1e-9 * h["sharpness"][-1]
+
+
+def test_unit_case_xy_one():
+    # 0.5 (1 - x y)^2 as the 1x1 depth-2 factorization with n = 1 and A_1 = y_1 = 1/sqrt(2) (the loss is
+    # (1/n) sum (f - y)^2): at x y = 1 its Hessian [[y^2, 1], [1, x^2]] has eigenvalues 0 and x^2 + y^2
+    x, y = 2.0, 0.5
+    A, b = np.full((1, 1, 1), 2**-0.5), np.full(1, 2**-0.5)
+    r = factorization.fit(A, b, depth=2, init_layers=[np.array([[x]]), np.array([[y]])], lr=0.01, steps=0,
+                          record_sharpness=True)
+    assert r.history["sharpness"][-1] == pytest.approx(x * x + y * y, rel=1e-12)
+    assert np.linalg.eigvalsh(hessian.dense(r.layers, A, b))[0] == pytest.approx(0, abs=1e-12)
+
+
+def test_methods_record_the_plain_loss_sharpness_and_flow():
+    X, Y = _regression()
+    for method, extra in [("sam", dict(sam_radius=0.05)), ("trace_penalty", dict(trace_weight=0.01)),
+                          ("label_noise_sgd", dict(label_noise_std=0.1)), ("flow", dict(t_max=2.0))]:
+        r = factorization.fit(X, Y, depth=3, width=3, init_scale=0.7, method=method, lr=None if method == "flow"
+                              else 0.05, steps=30, n_record=5, record_sharpness=True, **extra)
+        s = r.history["sharpness"][-1]
+        assert abs(s - _top(r.layers, X, Y)) <= 1e-9 * s, method
+
+
+def test_warm_start_cuts_matvecs():
+    d = whitened_regression(n=20, d_in=6, d_out=6, seed=0)
+    r = factorization.fit(d.X, d.Y, depth=4, width=6, init_scale=0.5, lr=0.02, steps=400, record_every=20,
+                          record_sharpness=True)
+    warm = r.history["sharpness_matvecs"]
+    cold = hessian.eigenvalues(hessian.dense(r.layers, d.X, d.Y), k=1, tol=1e-8)  # cold start, same Lanczos
+    assert abs(cold.values[-1] - r.history["sharpness"][-1]) <= 1e-8 * cold.values[-1]
+    assert warm[-1] < cold.num_matvecs
+    assert np.mean(warm[1:]) < warm[0]  # the first point starts cold
+
+
+def test_option_off_unchanged_and_bitwise_reproducible():
+    X, Y = _regression()
+    kw = dict(depth=3, width=3, init_scale=[0.5, 0.7, 0.6], seed=[0, 1, 2], method=["descent", "sam", "descent"],
+              sam_radius=0.05, lr=0.05, steps=30, record_every=3)
+    off = factorization.fit_many(X, Y, **kw)
+    on = factorization.fit_many(X, Y, record_sharpness=True, **kw)
+    on2 = factorization.fit_many(X, Y, record_sharpness=True, num_threads=2, block_size=2, **kw)
+    for a, b, c in zip(off, on, on2):
+        assert "sharpness" not in a.history
+        for key, val in a.history.items():
+            if key != "wall_time":
+                np.testing.assert_array_equal(val, b.history[key])
+        for W, V in zip(a.layers, b.layers):
+            np.testing.assert_array_equal(W, V)
+        for key in ("sharpness", "sharpness_residual", "sharpness_matvecs"):
+            np.testing.assert_array_equal(b.history[key], c.history[key])
+    one = factorization.fit(X, Y, depth=3, width=3, init_scale=0.7, seed=1, method="sam", sam_radius=0.05, lr=0.05,
+                            steps=30, record_every=3, record_sharpness=True)
+    np.testing.assert_array_equal(one.history["sharpness"], on[1].history["sharpness"])
+
