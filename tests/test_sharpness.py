@@ -4,8 +4,8 @@ the dense Hessian at the same state (states from an independent NumPy GD loop)."
 import numpy as np
 import pytest
 
-from implicitbias import factorization, hessian
-from implicitbias.data import whitened_regression
+from implicitbias import diagonal, factorization, hessian
+from implicitbias.data import sparse_regression, whitened_regression
 
 
 def _regression():
@@ -106,3 +106,53 @@ def test_option_off_unchanged_and_bitwise_reproducible():
                             steps=30, record_every=3, record_sharpness=True)
     np.testing.assert_array_equal(one.history["sharpness"], on[1].history["sharpness"])
 
+
+# --------------------------------------------------------------------------- the diagonal family
+def _diag_top(A, y, u, v, L):
+    """Top eigenvalue of the Hessian of 0.5 ||A (u^L - v^L) - y||^2 in (u, v), formed in NumPy."""
+    g = A.T @ (A @ (u**L - v**L) - y)
+    J = A @ np.hstack([np.diag(L * u ** (L - 1)), np.diag(-L * v ** (L - 1))])
+    H = J.T @ J + np.diag(np.concatenate([L * (L - 1) * u ** (L - 2) * g, -L * (L - 1) * v ** (L - 2) * g]))
+    return float(np.linalg.eigvalsh(H)[-1])
+
+
+@pytest.mark.parametrize("method, kw", [
+    ("descent", dict(lr=0.02, steps=60)),
+    ("descent", dict(lr=0.02, steps=60, depth=3, gd_kernel="generic")),
+    ("descent", dict(lr=0.02, steps=60, weight_norm="joint")),
+    ("sgd", dict(lr=0.02, steps=60, batch_size=3, momentum=0.5)),
+    ("sam", dict(lr=0.02, steps=60, sam_radius=0.01)),
+    ("label_noise_sgd", dict(lr=0.02, steps=60, label_noise_std=0.1)),
+    ("flow", dict(t_max=10.0, n_record=8)),
+    ("flow", dict(t_max=10.0, n_record=8, solver="rosw")),
+])
+def test_diagonal_sharpness_matches_dense_hessian(method, kw):
+    s = sparse_regression(6, 10, 2, seed=0)
+    r = diagonal.fit(s.A, s.y, init_scale=0.3, method=method, record_every=10 if method != "flow" else None,
+                     record_state=True, record_sharpness=True, **kw)
+    h = r.history
+    L = kw.get("depth", 2)
+    assert len(h["sharpness"]) == len(h["t"]) > 2
+    for u, v, val, res in zip(h["u"], h["v"], h["sharpness"], h["sharpness_residual"]):
+        ref = _diag_top(s.A, s.y, u, v, L)
+        assert res <= 1e-8 * abs(val)
+        assert abs(val - ref) <= res + 1e-12 * ref
+
+
+def test_diagonal_warm_start_bitwise_and_option_off():
+    s = sparse_regression(6, 10, 2, seed=0)
+    kw = dict(init_scale=[0.3, 0.2, 0.4], lr=0.02, steps=60, record_every=10)
+    off = diagonal.fit_many(s.A, s.y, **kw)
+    on = diagonal.fit_many(s.A, s.y, record_sharpness=True, **kw)
+    on2 = diagonal.fit_many(s.A, s.y, record_sharpness=True, num_threads=2, block_size=1, **kw)
+    for a, b, c in zip(off, on, on2):
+        for key, val in a.history.items():
+            if key != "wall_time":
+                np.testing.assert_array_equal(val, b.history[key])
+        np.testing.assert_array_equal(a.u, b.u)
+        for key in ("sharpness", "sharpness_residual", "sharpness_matvecs"):
+            np.testing.assert_array_equal(b.history[key], c.history[key])
+    one = diagonal.fit(s.A, s.y, init_scale=0.2, lr=0.02, steps=60, record_every=10, record_sharpness=True)
+    np.testing.assert_array_equal(one.history["sharpness"], on[1].history["sharpness"])
+    cold = hessian.eigenvalues(hessian.diagonal_operator(one.u, one.v, s.A, s.y), k=1, tol=1e-8)
+    assert one.history["sharpness_matvecs"][-1] < cold.num_matvecs

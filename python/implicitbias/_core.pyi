@@ -902,6 +902,7 @@ class DiagonalBatchOptions:
     gd_lanes: bool
     method: Method
     record_state: bool
+    sharpness: SharpnessOptions
     solver: Solver
     def __init__(self) -> None:
         ...
