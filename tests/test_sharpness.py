@@ -139,9 +139,10 @@ def test_diagonal_sharpness_matches_dense_hessian(method, kw):
         assert abs(val - ref) <= res + 1e-12 * ref
 
 
-def test_diagonal_warm_start_bitwise_and_option_off():
+@pytest.mark.parametrize("method", ["descent", "flow"])
+def test_diagonal_warm_start_bitwise_and_option_off(method):
     s = sparse_regression(6, 10, 2, seed=0)
-    kw = dict(init_scale=[0.3, 0.2, 0.4], lr=0.02, steps=60, record_every=10)
+    kw = dict(init_scale=[0.3, 0.2, 0.4], method=method, lr=0.02, steps=60, record_every=10)
     off = diagonal.fit_many(s.A, s.y, **kw)
     on = diagonal.fit_many(s.A, s.y, record_sharpness=True, **kw)
     on2 = diagonal.fit_many(s.A, s.y, record_sharpness=True, num_threads=2, block_size=1, **kw)
@@ -152,7 +153,21 @@ def test_diagonal_warm_start_bitwise_and_option_off():
         np.testing.assert_array_equal(a.u, b.u)
         for key in ("sharpness", "sharpness_residual", "sharpness_matvecs"):
             np.testing.assert_array_equal(b.history[key], c.history[key])
-    one = diagonal.fit(s.A, s.y, init_scale=0.2, lr=0.02, steps=60, record_every=10, record_sharpness=True)
+    one = diagonal.fit(s.A, s.y, init_scale=0.2, method=method, lr=0.02, steps=60, record_every=10,
+                       record_sharpness=True)
     np.testing.assert_array_equal(one.history["sharpness"], on[1].history["sharpness"])
     cold = hessian.eigenvalues(hessian.diagonal_operator(one.u, one.v, s.A, s.y), k=1, tol=1e-8)
     assert one.history["sharpness_matvecs"][-1] < cold.num_matvecs
+
+
+def test_sweep_stores_the_sharpness(tmp_path):
+    from implicitbias import sweep
+
+    spec = {"family": "factorization", "seeds": 1,
+            "problem": {"generator": "matrix_sensing", "n_measurements": 12, "shape": [3, 3], "rank": 1},
+            "fit": {"method": "descent", "lr": 0.05, "steps": 20, "record_every": 5, "record_sharpness": True},
+            "grid": {"fit.init_scale": [0.3, 0.5]}, "run": {"history": ["t", "sharpness", "sharpness_residual"]}}
+    df = sweep.run(spec, tmp_path / "s", progress=False, num_threads=1)
+    for _, row in df.iterrows():
+        assert len(row["history.sharpness"]) == len(row["history.t"]) == 5
+        assert np.all(np.array(row["history.sharpness_residual"]) <= 1e-8 * np.array(row["history.sharpness"]))
