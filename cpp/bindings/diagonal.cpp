@@ -116,7 +116,8 @@ void register_diagonal(py::module_& m) {
       .def_readwrite("block_size", &BatchOptions::block_size)
       .def_readwrite("num_threads", &BatchOptions::num_threads)
       .def_readwrite("gd_lanes", &BatchOptions::gd_lanes)
-      .def_readwrite("record_state", &BatchOptions::record_state);
+      .def_readwrite("record_state", &BatchOptions::record_state)
+      .def_readwrite("sharpness", &BatchOptions::sharpness);
 
   m.def("diagonal_batch", &diagonal_batch, py::arg("problems"), py::arg("runs"), py::arg("options"),
         "Run a batch of diagonal-network runs (descent or flow) over OpenMP threads with the GIL\n"

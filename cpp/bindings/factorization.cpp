@@ -237,11 +237,18 @@ void register_factorization(py::module_& m) {
       .def(py::init<>())
       .def_readwrite("anneal_steps", &StrengthSchedule::anneal_steps)
       .def_readwrite("final_ratio", &StrengthSchedule::final_ratio);
+  py::class_<SharpnessOptions>(m, "SharpnessOptions", py::module_local(),
+                               "Sharpness (top Hessian eigenvalue) recorded at each record point.")
+      .def(py::init<>())
+      .def_readwrite("record", &SharpnessOptions::record)
+      .def_readwrite("tol", &SharpnessOptions::tol)
+      .def_readwrite("max_matvecs", &SharpnessOptions::max_matvecs);
   py::class_<FactorizationBatchOptions>(m, "FactorizationBatchOptions", py::module_local())
       .def(py::init<>())
       .def_readwrite("fixed", &FactorizationBatchOptions::fixed)
       .def_readwrite("adaptive", &FactorizationBatchOptions::adaptive)
       .def_readwrite("schedule", &FactorizationBatchOptions::schedule)
+      .def_readwrite("sharpness", &FactorizationBatchOptions::sharpness)
       .def_readwrite("block_size", &FactorizationBatchOptions::block_size)
       .def_readwrite("num_threads", &FactorizationBatchOptions::num_threads);
   m.def("factorization_eval", &fact_eval, py::arg("meas"), py::arg("dims"), py::arg("z"), py::arg("y"),

@@ -902,6 +902,7 @@ class DiagonalBatchOptions:
     gd_lanes: bool
     method: Method
     record_state: bool
+    sharpness: SharpnessOptions
     solver: Solver
     def __init__(self) -> None:
         ...
@@ -1203,10 +1204,30 @@ class StrengthSchedule:
     @final_ratio.setter
     def final_ratio(self, arg0: typing.SupportsFloat | typing.SupportsIndex) -> None:
         ...
+class SharpnessOptions:
+    """
+    Sharpness (top Hessian eigenvalue) recorded at each record point.
+    """
+    record: bool
+    def __init__(self) -> None:
+        ...
+    @property
+    def max_matvecs(self) -> int:
+        ...
+    @max_matvecs.setter
+    def max_matvecs(self, arg0: typing.SupportsInt | typing.SupportsIndex) -> None:
+        ...
+    @property
+    def tol(self) -> float:
+        ...
+    @tol.setter
+    def tol(self, arg0: typing.SupportsFloat | typing.SupportsIndex) -> None:
+        ...
 class FactorizationBatchOptions:
     adaptive: AdaptiveOptions
     fixed: FixedStepOptions
     schedule: StrengthSchedule
+    sharpness: SharpnessOptions
     def __init__(self) -> None:
         ...
     @property

@@ -69,6 +69,8 @@ class DiagonalResult(RunResult):
         ``u`` and ``v`` (``v`` for the signed model), arrays of shape
         ``(n_records, N)``: the predictor and the factors at each record point
         (for a flow, the state of the same dense output as the recorded loss).
+        With ``record_sharpness=True`` also ``sharpness``,
+        ``sharpness_residual`` and ``sharpness_matvecs`` (see :func:`fit`).
         Time is in units of the loss (docs/science.md, section 1.1); descent
         after k steps is at ``k * lr`` (the stochastic methods: at
         ``sum_{j<k} lr_j``, docs/dynamics.md).
@@ -283,6 +285,7 @@ def fit(
     jac_every: int = 4,
     gd_kernel: str = "lanes",
     record_state: bool = False,
+    record_sharpness: bool = False,
     batch_size: int | None = None,
     sampling: str = "replacement",
     momentum: float = 0.0,
@@ -366,6 +369,20 @@ def fit(
         record points as the loss (flows: from the integrator's dense output at
         ``record_times``, the same state as the recorded loss; descent: every
         ``record_every`` steps). Off by default; it never changes a trajectory.
+    record_sharpness : bool
+        Also record the sharpness at every record point: the top eigenvalue of
+        the exact Hessian of ``0.5 ||A x - y||^2`` in the factors ``(u, v)``
+        (``u`` alone for the nonnegative model; under weight normalization the
+        Hessian in the factors, not in the polar coordinates; for ``"sam"`` and
+        ``"label_noise_sgd"`` that of the plain loss, the quantity compared with
+        ``2 / lr``), by Lanczos on its Hessian-vector product in C++,
+        warm-started from the previous record point's top eigenvector, to the
+        relative residual ``1e-8``. Channels ``history["sharpness"]``,
+        ``history["sharpness_residual"]`` (``||H v - s v||``, a bound on the
+        error) and ``history["sharpness_matvecs"]`` (products used at that
+        point); NaN where the state is not finite. Every method (flows: at the
+        dense output's record states). Off by default; it never changes a
+        trajectory. See docs/science.md, section 3.9 ("Sharpness during training").
     batch_size : int in [1, M] or None
         Rows per step of ``"sgd"``, ``"label_noise_sgd"``, ``"sam"`` (None: all
         M rows in order). The batch loss is the sum ``0.5 sum_{i in B} r_i^2``,
@@ -434,6 +451,7 @@ def fit_many(
     jac_every: int = 4,
     gd_kernel: str = "lanes",
     record_state: bool = False,
+    record_sharpness: bool = False,
     batch_size: int | Sequence[int | None] | None = None,
     sampling: str = "replacement",
     momentum: float | Sequence[float] = 0.0,
@@ -607,15 +625,17 @@ def _check_solver(method: str, solver: str | None, normalized: bool, atol: float
                          "(the default under weight normalization) for atol=0")
 
 
+_SHARPNESS_TOL = 1e-8  # relative residual of the recorded sharpness (record_sharpness)
 _OPTION_ARGS = ("method", "solver", "steps", "n_record", "record_times", "record_every", "t_max", "rtol", "atol",
-                "max_steps", "stall_steps", "jac_every", "block_size", "num_threads", "gd_kernel", "record_state")
+                "max_steps", "stall_steps", "jac_every", "block_size", "num_threads", "gd_kernel", "record_state",
+                "record_sharpness")
 
 
 @_batch.memoized
 def _options(values: tuple) -> Any:
     """The core options shared by a batch, from the checked batch-wide arguments (read-only, memoized)."""
     (method, solver, steps, n_record, record_times, record_every, t_max, rtol, atol, max_steps, stall_steps,
-     jac_every, block_size, num_threads, gd_kernel, record_state) = values
+     jac_every, block_size, num_threads, gd_kernel, record_state, record_sharpness) = values
     descent = method in _FIXED_STEP
     steps = steps if descent else 0
     rec_times = [] if descent else _batch.record_times(record_times, t_max, n_record)
@@ -623,6 +643,7 @@ def _options(values: tuple) -> Any:
         core.DiagonalBatchOptions, method=_batch.enum(core.Method, method),
         solver=_batch.enum(core.Solver, solver or "automatic"), block_size=block_size, num_threads=num_threads,
         gd_lanes=gd_kernel == "lanes", record_state=record_state,
+        sharpness=_batch.make(core.SharpnessOptions, record=record_sharpness, tol=_SHARPNESS_TOL),
         fixed=_batch.make(core.FixedStepOptions, steps=steps,
                           record_every=_batch.record_every_steps(record_every, steps, n_record) if descent else 0),
         adaptive=_batch.adaptive_options(
@@ -758,6 +779,7 @@ FAMILY = Family.declare("diagonal", fit, fit_many, ("A", "y", "x_star"), [
     param("jac_every", _B.integer(1), int),
     choice_param("gd_kernel", _GD_KERNELS),
     param("record_state", _B.boolean, bool),
+    param("record_sharpness", _B.boolean, bool),
     param("batch_size", _B.optional(_B.integer(1)), int, type(None), per_run=True),
     choice_param("sampling", _SAMPLINGS),
     param("momentum", _momentum, float, per_run=True),

@@ -359,8 +359,9 @@ class FactorizationResult(RunResult):
         ``label_noise_std`` or ``sam_radius`` by method; 0 otherwise).
     history : dict of ndarrays
         ``t`` (steps * lr, or flow time), ``loss``, ``n_grad_evals``,
-        ``wall_time``, ``trace``, ``nuclear_norm``, ``effective_rank`` and
-        ``error`` when ``M_star`` was given.
+        ``wall_time``, ``trace``, ``nuclear_norm``, ``effective_rank``,
+        ``error`` when ``M_star`` was given, and ``sharpness``,
+        ``sharpness_residual``, ``sharpness_matvecs`` with ``record_sharpness``.
     """
 
     loss: float
@@ -391,6 +392,7 @@ class FactorizationResult(RunResult):
                 "error": nan if self.error is None else self.error}
 
 
+_SHARPNESS_TOL = 1e-8  # relative residual of the recorded sharpness (record_sharpness)
 _STRENGTH = {"trace_penalty": "trace_weight", "label_noise_sgd": "label_noise_std", "sam": "sam_radius"}
 
 
@@ -422,6 +424,7 @@ def fit(
     n_record: int = 100,
     num_threads: int | None = None,
     block_size: int = 1,
+    record_sharpness: bool = False,
 ) -> FactorizationResult:
     """Train one deep linear network ``E = W_L...W_1`` on ``y_i ~ <A_i, E>``.
 
@@ -463,6 +466,17 @@ def fit(
         Record the history every k steps (default ``max(1, steps // n_record)``).
     num_threads : int, optional
         OpenMP threads (results do not depend on it).
+    record_sharpness : bool
+        Also record, at every record point, the sharpness: the top eigenvalue
+        of the Hessian of the data loss ``(1/n) sum_i (<A_i, E> - y_i)^2``
+        (clean labels, no trace penalty, no SAM perturbation, whatever the
+        method: the quantity compared with ``2 / lr``), by Lanczos on the exact
+        Hessian-vector product in C++, warm-started from the previous record
+        point's top eigenvector, to the relative residual ``1e-8``. Adds the
+        history channels ``sharpness``, ``sharpness_residual`` (``||H v - s v||``,
+        a bound on the error of ``sharpness``) and ``sharpness_matvecs`` (the
+        products used at that point); NaN where the state is not finite. See
+        docs/science.md, section 3.9 ("Sharpness during training").
 
     Returns
     -------
@@ -499,6 +513,7 @@ def fit_many(
     n_record: int = 100,
     num_threads: int | None = None,
     block_size: int = 1,
+    record_sharpness: bool = False,
 ) -> list[FactorizationResult]:
     """Many runs on one problem in one C++ call, spread over OpenMP threads.
 
@@ -554,7 +569,7 @@ class _Adapter(Adapter):
             problem.tol = opts["target_loss"]
         options = _options(opts["steps"], opts["anneal_frac"], opts["final_ratio"], opts["t_max"], opts["rtol"],
                            opts["max_steps"], opts["record_every"], opts["n_record"], opts["block_size"],
-                           opts["num_threads"], any(flows))
+                           opts["num_threads"], any(flows), opts["record_sharpness"])
         return _Batch(options, flow_problem)
 
     def build(self, k: int, runs: dict[str, list], problems: Problems, batch: _Batch,
@@ -578,7 +593,8 @@ class _Adapter(Adapter):
 
 @_batch.memoized
 def _options(steps: int, anneal_frac: float, final_ratio: float, t_max: float, rtol: float, max_steps: int,
-             record_every: int | None, n_record: int, block_size: int, num_threads: int, any_flow: bool) -> Any:
+             record_every: int | None, n_record: int, block_size: int, num_threads: int, any_flow: bool,
+             record_sharpness: bool) -> Any:
     """The core options shared by a batch, from the checked batch-wide arguments."""
     return _batch.make(
         core.FactorizationBatchOptions,
@@ -587,6 +603,7 @@ def _options(steps: int, anneal_frac: float, final_ratio: float, t_max: float, r
         adaptive=_batch.adaptive_options(rtol=rtol, atol=0.0, t_max=t_max, max_steps=max_steps,
                                          record_times=_batch.record_times(None, t_max, n_record) if any_flow else []),
         schedule=_batch.make(core.StrengthSchedule, anneal_steps=round(anneal_frac * steps), final_ratio=final_ratio),
+        sharpness=_batch.make(core.SharpnessOptions, record=record_sharpness, tol=_SHARPNESS_TOL),
         block_size=block_size, num_threads=num_threads)
 
 
@@ -681,5 +698,6 @@ FAMILY = Family.declare("factorization", fit, fit_many, ("A", "y", "shape", "M_s
     param("n_record", _B.integer(1), int),
     param("num_threads", _B.num_threads, int, type(None)),
     param("block_size", _B.integer(1), int),
+    param("record_sharpness", _B.boolean, bool),
 ], _Adapter())
 """The factorization family's declaration (:class:`implicitbias._family.Family`)."""

@@ -18,6 +18,7 @@
 // weight-normalized descent step of docs/science.md, section 1.6.
 #pragma once
 
+#include "diagonal_hessian.hpp"
 #include "types.hpp"
 
 #include <cmath>
@@ -70,16 +71,6 @@ inline void state_channel_names(Index N, bool signed_model, std::vector<std::str
   }
 }
 
-// Elementwise integer power by repeated multiplication (exact for small p).
-inline void int_pow(const Eigen::Ref<const Arr>& base, int p, Eigen::Ref<Arr> out) {
-  if (p == 0) {
-    out.setOnes();
-    return;
-  }
-  out = base;
-  for (int k = 1; k < p; ++k) out *= base;
-}
-
 // Initial state for init_scale alpha (length N, positive): u = v = alpha.
 inline Vec diagonal_initial_state(const DiagonalSpec& s, const Vec& alpha) {
   const DiagonalLayout l = DiagonalLayout::make(s, alpha.size());
@@ -106,9 +97,11 @@ inline Vec diagonal_initial_state(const DiagonalSpec& s, const Vec& alpha) {
 class DiagonalBlockModel {
  public:
   // record_state: the diagnostics also hold x, u and v (state_channel_names).
-  DiagonalBlockModel(const SensingProblem& prob, const DiagonalSpec& spec, const Vec& kappa, bool record_state = false)
+  // sharpness: the sharpness channels (DiagonalSharpness, diagonal_hessian.hpp).
+  DiagonalBlockModel(const SensingProblem& prob, const DiagonalSpec& spec, const Vec& kappa, bool record_state = false,
+                     const SharpnessOptions& sharpness = {})
       : prob_(prob), spec_(spec), kappa_(kappa), lay_(DiagonalLayout::make(spec, prob.A.cols())),
-        record_state_(record_state) {}
+        record_state_(record_state), sharp_(prob.A, prob.y, spec.depth, spec.nonnegative, sharpness) {}
 
   Index state_dim() const { return lay_.dim(); }
   const DiagonalLayout& layout() const { return lay_; }
@@ -425,23 +418,27 @@ class DiagonalBlockModel {
       names.emplace_back("radius_v");
     }
     if (record_state_) state_channel_names(lay_.N, lay_.n_parts == 2, names);
+    sharp_.names(names);
     return names;
   }
 
-  void diagnostics(const Eigen::Ref<const Vec>& z, int /*id*/, double* out) {
+  void diagnostics(const Eigen::Ref<const Vec>& z, int id, double* out) {
     int k = 0;
-    const bool need_x = prob_.x_star.size() > 0 || record_state_;
+    const bool need_x = prob_.x_star.size() > 0 || record_state_ || sharp_.on();
     if (need_x) {
       Mat Z1 = z;
       predictor(Z1, X_);  // U_, V_: u and v at z
     }
     if (prob_.x_star.size() > 0) out[k++] = (X_.col(0) - prob_.x_star).norm();
     for (int r = 0; r < lay_.n_radii; ++r) out[k++] = z(r);
-    if (!record_state_) return;
     const Index N = lay_.N;
-    Eigen::Map<Vec>(out + k, N) = X_.col(0);
-    Eigen::Map<Vec>(out + k + N, N) = U_.col(0).matrix();
-    if (lay_.n_parts == 2) Eigen::Map<Vec>(out + k + 2 * N, N) = V_.col(0).matrix();
+    if (record_state_) {
+      Eigen::Map<Vec>(out + k, N) = X_.col(0);
+      Eigen::Map<Vec>(out + k + N, N) = U_.col(0).matrix();
+      if (lay_.n_parts == 2) Eigen::Map<Vec>(out + k + 2 * N, N) = V_.col(0).matrix();
+      k += static_cast<int>(lay_.n_parts + 1) * static_cast<int>(N);
+    }
+    if (sharp_.on()) sharp_(id, U_.col(0).matrix(), lay_.n_parts == 2 ? Vec(V_.col(0).matrix()) : Vec(), out + k);
   }
 
  private:
@@ -492,6 +489,7 @@ class DiagonalBlockModel {
   Vec kappa_;
   DiagonalLayout lay_;
   bool record_state_ = false;
+  DiagonalSharpness sharp_;
   Arr U_, V_, Pu_, Pv_;
   Mat X_, R_, G_;
   // Gauss-Newton data of each run at the state where it was last prepared

@@ -67,13 +67,15 @@ struct BatchOptions {
   // record x, u and v at every record point (the models' state channels,
   // state_channel_names in diagonal.hpp; flows: from the dense output)
   bool record_state = false;
+  // the sharpness channels (record_sharpness in lanczos.hpp, DiagonalSharpness)
+  SharpnessOptions sharpness;
 };
 
 // The flow of one block with the chosen solver.
 inline void run_diagonal_flow(const SensingProblem& prob, const DiagonalSpec& spec, const std::vector<DiagonalRun>& runs,
                               std::size_t lo, std::size_t hi, DiagonalBlockModel& model, const Mat& Z0, Solver solver,
                               const AdaptiveOptions& adaptive, std::vector<RunRecord>& out,
-                              bool record_state = false) {
+                              bool record_state = false, const SharpnessOptions& sharpness = {}) {
   if (solver == Solver::automatic) solver = spec.weight_norm == WeightNorm::none ? Solver::bdf : Solver::rosw;
   if (solver == Solver::bdf && spec.weight_norm != WeightNorm::none) {
     // no dual reduction: the BDF on the polar system, with the model's
@@ -89,11 +91,11 @@ inline void run_diagonal_flow(const SensingProblem& prob, const DiagonalSpec& sp
                        AdaptiveOptions ob = o;
                        ob.h0 = adaptive.h0;  // each run its own first step (bdf.hpp), not the block's smallest
                        run_bdf(m, S0, ob, r);
-                     }, record_state);
+                     }, record_state, sharpness);
     else
       run_dual_block(prob, spec, alpha, adaptive, out,
                      [](auto& m, const Mat& S0, const AdaptiveOptions& o, std::vector<RunRecord>& r) { run_rodas5(m, S0, o, r); },
-                     record_state);
+                     record_state, sharpness);
   } else if (solver == Solver::rosw) {
     run_rosw(model, Z0, adaptive, out);
   } else {
@@ -164,10 +166,10 @@ inline std::vector<RunRecord> run_diagonal_batch(const std::vector<SensingProble
         alphas.push_back(runs[k].init_scale);
       }
       StochasticOptions so{opt.fixed.steps, tol, opt.fixed.record_every};
-      run_diagonal_stochastic(prob, first.spec, specs, alphas, so, out, opt.record_state);
+      run_diagonal_stochastic(prob, first.spec, specs, alphas, so, out, opt.record_state, opt.sharpness);
       return;
     }
-    DiagonalBlockModel model(prob, first.spec, kappa, opt.record_state);
+    DiagonalBlockModel model(prob, first.spec, kappa, opt.record_state, opt.sharpness);
     if (opt.method == Method::descent) {
       FixedStepOptions fixed = opt.fixed;
       fixed.tol = tol;
@@ -176,7 +178,8 @@ inline std::vector<RunRecord> run_diagonal_batch(const std::vector<SensingProble
     } else {
       AdaptiveOptions adaptive = opt.adaptive;
       adaptive.tol = tol;
-      run_diagonal_flow(prob, first.spec, runs, lo, hi, model, Z0, opt.solver, adaptive, out, opt.record_state);
+      run_diagonal_flow(prob, first.spec, runs, lo, hi, model, Z0, opt.solver, adaptive, out, opt.record_state,
+                        opt.sharpness);
     }
   });
 }

@@ -13,10 +13,25 @@
 // (weight normalization reparametrizes the dynamics, not the loss).
 #pragma once
 
-#include "diagonal.hpp"
+#include "lanczos.hpp"
 #include "types.hpp"
 
+#include <cstdint>
+#include <string>
+#include <vector>
+
 namespace implicitbias {
+
+// Elementwise integer power by repeated multiplication (exact for small p).
+inline void int_pow(const Eigen::Ref<const Arr>& base, int p, Eigen::Ref<Arr> out) {
+  if (p == 0) {
+    out.setOnes();
+    return;
+  }
+  out = base;
+  for (int k = 1; k < p; ++k) out *= base;
+}
+
 
 class DiagonalHessian {
  public:
@@ -86,6 +101,43 @@ class DiagonalHessian {
   bool nonneg_;
   Vec a_, b_, dv2_, g_, cu_, cv_;
   double loss_ = 0.0;
+};
+
+// The sharpness channels of the diagonal family (record_sharpness in
+// lanczos.hpp): at each record point the top eigenvalue of the Hessian above
+// at the run's factors (u, v), whatever the method (weight normalization: the
+// Hessian in the factors, not in the polar coordinates), warm-started from
+// the run's previous point; every run's first point starts from the same
+// random vector (seed 0).
+class DiagonalSharpness {
+ public:
+  DiagonalSharpness(const Mat& A, const Vec& y, int depth, bool nonnegative, const SharpnessOptions& o)
+      : A_(A), y_(y), depth_(depth), nonneg_(nonnegative), opt_(o) {}
+
+  bool on() const { return opt_.record; }
+  void names(std::vector<std::string>& names) const { sharpness_channel_names(opt_, names); }
+
+  // out = {sharpness, residual, matvecs} of run id at the factors u, v (v unused when nonnegative).
+  void operator()(int id, const Vec& u, const Vec& v, double* out) {
+    const auto k = static_cast<std::size_t>(id);
+    if (warm_.size() <= k) warm_.resize(k + 1);
+    const bool finite = u.allFinite() && (nonneg_ || v.allFinite());
+    if (!finite) {
+      record_sharpness([](const Eigen::Ref<const Mat>&, Mat&) {}, 1, opt_, 0, false, warm_[k], out);
+      return;
+    }
+    const DiagonalHessian H(A_, y_, u, v, depth_, nonneg_);
+    auto apply = [&H](const Eigen::Ref<const Mat>& X, Mat& Y) { H.apply(X, Y); };
+    record_sharpness(apply, H.dim(), opt_, 0, std::isfinite(H.loss()), warm_[k], out);
+  }
+
+ private:
+  const Mat& A_;
+  const Vec& y_;
+  int depth_;
+  bool nonneg_;
+  SharpnessOptions opt_;
+  std::vector<Vec> warm_;  // per run id: the last top Ritz vector
 };
 
 }  // namespace implicitbias

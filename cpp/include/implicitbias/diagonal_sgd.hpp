@@ -475,7 +475,7 @@ struct StochasticOptions {
 inline void run_diagonal_stochastic(const SensingProblem& prob, const DiagonalSpec& spec,
                                     const std::vector<StochasticSpec>& specs, const std::vector<Vec>& alphas,
                                     const StochasticOptions& opt, std::vector<RunRecord>& out,
-                                    bool record_state = false) {
+                                    bool record_state = false, const SharpnessOptions& sharpness = {}) {
   const Index K = static_cast<Index>(specs.size());
   const Index N = prob.A.cols();
   const RowMat Arows = prob.A;
@@ -484,15 +484,20 @@ inline void run_diagonal_stochastic(const SensingProblem& prob, const DiagonalSp
   std::vector<std::string> names;
   if (has_xs) names.emplace_back("error");
   if (record_state) state_channel_names(N, parts == 2, names);  // x, u (and v) at every record point
-  auto diag = [&](const Eigen::Ref<const Vec>& z, int /*id*/, double* o) {
+  DiagonalSharpness sharp(prob.A, prob.y, spec.depth, spec.nonnegative, sharpness);
+  sharp.names(names);
+  auto diag = [&](const Eigen::Ref<const Vec>& z, int id, double* o) {
     Vec x;
     diagonal_predictor(z.head(N), z.segment(parts == 2 ? N : 0, N), spec.depth, parts == 2, x);
     int k = 0;
     if (has_xs) o[k++] = (x - prob.x_star).norm();
-    if (!record_state) return;
-    Eigen::Map<Vec>(o + k, N) = x;
-    Eigen::Map<Vec>(o + k + N, N) = z.head(N);
-    if (parts == 2) Eigen::Map<Vec>(o + k + 2 * N, N) = z.segment(N, N);
+    if (record_state) {
+      Eigen::Map<Vec>(o + k, N) = x;
+      Eigen::Map<Vec>(o + k + N, N) = z.head(N);
+      if (parts == 2) Eigen::Map<Vec>(o + k + 2 * N, N) = z.segment(N, N);
+      k += (parts + 1) * static_cast<int>(N);
+    }
+    if (sharp.on()) sharp(id, z.head(N), parts == 2 ? Vec(z.segment(N, N)) : Vec(), o + k);
   };
   RunBook<decltype(diag)> book(K, names, diag);
   Vec z, z_ok;  // z_ok: the raw state (StochasticDiagonal::raw) of the last check

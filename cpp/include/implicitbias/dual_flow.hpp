@@ -56,9 +56,13 @@ class DualDiagonalModel {
  public:
   // alpha: the initialization of each run of the block (columns, length N).
   // record_state: the diagnostics also hold x, u and v (state_channel_names).
-  DualDiagonalModel(const SensingProblem& prob, const DiagonalSpec& spec, const Mat& alpha, bool record_state = false)
+  // sharpness: the sharpness channels (DiagonalSharpness, diagonal_hessian.hpp), at the record
+  // points' (u, v).
+  DualDiagonalModel(const SensingProblem& prob, const DiagonalSpec& spec, const Mat& alpha, bool record_state = false,
+                    const SharpnessOptions& sharpness = {})
       : prob_(prob), spec_(spec), log_alpha_(alpha.array().log().matrix()), alpha2_(alpha.array().square().matrix()),
-        record_state_(record_state) {
+        record_state_(record_state),
+        sharp_(prob.A, prob.y, spec.depth, spec.nonnegative, sharpness) {
     for (Index c = 0; c < alpha.cols(); ++c)
       alpha2_ok_.push_back(alpha2_.col(c).minCoeff() > 1e-250 && alpha2_.col(c).maxCoeff() < 1e40);
     const double L = spec.depth;
@@ -396,6 +400,7 @@ class DualDiagonalModel {
     std::vector<std::string> names;
     if (prob_.x_star.size() > 0) names.emplace_back("error");
     if (record_state_) state_channel_names(prob_.A.cols(), !spec_.nonnegative, names);
+    sharp_.names(names);
     return names;
   }
 
@@ -403,17 +408,21 @@ class DualDiagonalModel {
   // loss (residual_image of the same s), its error and, with record_state,
   // x, u and v.
   void diagnostics(const Eigen::Ref<const Vec>& s, int id, double* out) {
-    if (prob_.x_star.size() == 0 && !record_state_) return;
+    if (prob_.x_star.size() == 0 && !record_state_ && !sharp_.on()) return;
     const Index N = prob_.A.cols();
     const Vec z = prob_.A.transpose() * s;
     Vec x(N), d(N);
     primal(z, id, x, d);
     int k = 0;
     if (prob_.x_star.size() > 0) out[k++] = (x - prob_.x_star).norm();
-    if (!record_state_) return;
-    Eigen::Map<Vec>(out + k, N) = x;
+    if (!record_state_ && !sharp_.on()) return;
     const Vec uv = primal_state(s, id);
-    Eigen::Map<Vec>(out + k + N, uv.size()) = uv;
+    if (record_state_) {
+      Eigen::Map<Vec>(out + k, N) = x;
+      Eigen::Map<Vec>(out + k + N, uv.size()) = uv;
+      k += static_cast<int>(N + uv.size());
+    }
+    if (sharp_.on()) sharp_(id, uv.head(N), spec_.nonnegative ? Vec() : Vec(uv.tail(N)), out + k);
   }
 
  private:
@@ -440,6 +449,7 @@ class DualDiagonalModel {
   Mat alpha2_;           // N x K: alpha^2 (the fast path of primal, when normal)
   std::vector<char> alpha2_ok_;
   bool record_state_ = false;
+  DiagonalSharpness sharp_;
   Mat log_a_;            // N x K: log a = (2 - L) log alpha (L > 2)
   double c_ = 0.0, p_ = 0.0;
   Mat Z_, X_, D_, R_, B_, Ez_;
@@ -466,8 +476,8 @@ class DualDiagonalModel {
 template <class Stepper>
 void run_dual_block(const SensingProblem& prob, const DiagonalSpec& spec, const Mat& alpha,
                     const AdaptiveOptions& opt, std::vector<RunRecord>& out, Stepper&& run,
-                    bool record_state = false) {
-  DualDiagonalModel model(prob, spec, alpha, record_state);
+                    bool record_state = false, const SharpnessOptions& sharpness = {}) {
+  DualDiagonalModel model(prob, spec, alpha, record_state, sharpness);
   const Mat S0 = Mat::Zero(prob.A.rows(), alpha.cols());
   AdaptiveOptions o = opt;
   if (o.h0 <= 0.0) o.h0 = std::min(model.first_step(S0), o.t_max);

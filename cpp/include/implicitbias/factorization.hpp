@@ -36,6 +36,7 @@
 #pragma once
 
 #include "flow.hpp"
+#include "lanczos.hpp"
 #include "parallel.hpp"
 #include "rng.hpp"
 #include "types.hpp"
@@ -558,14 +559,17 @@ class FactorizationBlockModel {
  public:
   // strength(id): lam / sigma / rho per run id; seed(id): noise stream per run id.
   FactorizationBlockModel(const FactorizationProblem& prob, std::vector<Index> dims, FactMethod method,
-                          Vec strength, std::vector<std::uint64_t> seeds, StrengthSchedule schedule)
+                          Vec strength, std::vector<std::uint64_t> seeds, StrengthSchedule schedule,
+                          SharpnessOptions sharpness = {})
       : prob_(prob),
         meas_(prob.meas),
         net_(std::move(dims)),
         method_(method),
         strength_(std::move(strength)),
         seeds_(std::move(seeds)),
-        schedule_(schedule) {
+        schedule_(schedule),
+        sharp_(sharpness),
+        sharp_vec_(seeds_.size()) {
     if (net_.d(0) != meas_.d_in() || net_.d(net_.depth()) != meas_.d_out())
       throw InvalidArgument("layer shapes do not match the measurement shape");
   }
@@ -636,14 +640,17 @@ class FactorizationBlockModel {
   std::vector<std::string> diagnostic_names() const {
     std::vector<std::string> names{"trace", "nuclear_norm", "effective_rank"};
     if (prob_.M_star.size() > 0) names.push_back("error");
+    sharpness_channel_names(sharp_, names);
     return names;
   }
-  void diagnostics(const Eigen::Ref<const Vec>& z, int /*id*/, double* out) {
+  void diagnostics(const Eigen::Ref<const Vec>& z, int id, double* out) {
     zd_ = z;
     net_.set(zd_.data());
     out[0] = factorization_trace(net_, meas_, w_);
     singular_diagnostics(net_.E(), out[1], out[2]);
-    if (prob_.M_star.size() > 0) out[3] = (net_.E() - prob_.M_star).norm() / prob_.M_star.norm();
+    Index k = 3;
+    if (prob_.M_star.size() > 0) out[k++] = (net_.E() - prob_.M_star).norm() / prob_.M_star.norm();
+    if (sharp_.record) sharpness(id, out + k);
   }
 
  private:
@@ -656,8 +663,26 @@ class FactorizationBlockModel {
   StrengthSchedule schedule_;
   std::int64_t step_ = 0;
   double factor_ = 0.0;
+  // the sharpness of the data loss (1/n) sum_i (f_i - y_i)^2 (clean labels; no trace penalty, no SAM
+  // perturbation, whatever the method: the quantity compared with 2 / lr) at zd_ (net_ set there),
+  // warm-started from run id's previous point; the random start of its first point from its seed
+  void sharpness(int id, double* out) {
+    const double l = factorization_loss(net_, meas_, prob_.y, w_);  // the residual r the HVP needs
+    auto hvp = [this](const Eigen::Ref<const Mat>& X, Mat& Y) {
+      Y.resize(X.rows(), X.cols());
+      for (Index c = 0; c < X.cols(); ++c) {
+        xcol_ = X.col(c);
+        factorization_hvp(net_, meas_, w_, xcol_.data(), Y.col(c).data());
+      }
+    };
+    const auto u = static_cast<std::size_t>(id);
+    record_sharpness(hvp, net_.n_params(), sharp_, seeds_[u], std::isfinite(l) && zd_.allFinite(), sharp_vec_[u], out);
+  }
+
   FactorizationWork w_;
-  Vec zp_, zd_;
+  Vec zp_, zd_, xcol_;
+  SharpnessOptions sharp_;
+  std::vector<Vec> sharp_vec_;  // per run id: the last top Ritz vector (the warm start)
 };
 
 // One run of a batch.
@@ -675,6 +700,7 @@ struct FactorizationBatchOptions {
   FixedStepOptions fixed;
   AdaptiveOptions adaptive;
   StrengthSchedule schedule;
+  SharpnessOptions sharpness;
   std::size_t block_size = 1;
   int num_threads = 0;
 };
@@ -710,7 +736,7 @@ inline std::vector<RunRecord> run_factorization_batch(const std::vector<Factoriz
       strength(c) = r.strength;
       seeds[static_cast<std::size_t>(c)] = r.seed;
     }
-    FactorizationBlockModel model(prob, first.dims, first.method, strength, seeds, opt.schedule);
+    FactorizationBlockModel model(prob, first.dims, first.method, strength, seeds, opt.schedule, opt.sharpness);
     if (first.method == FactMethod::flow) {
       AdaptiveOptions adaptive = opt.adaptive;
       adaptive.tol = prob.tol;

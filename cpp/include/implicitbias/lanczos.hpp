@@ -314,4 +314,51 @@ Quadrature lanczos_quadrature(MatVec&& matvec, Index dim, Index num_probes, Inde
   return out;
 }
 
+// Sharpness recorded during training (docs/science.md, section 3.9, "Sharpness
+// during training"): at each record point of a run the top eigenpair of the loss
+// Hessian by block_lanczos with block 1, to the relative residual tol
+// (||H v - theta v|| <= tol * |theta|), within max_matvecs products (0: no
+// budget but the dimension).  A run's first point starts from the random
+// vector of Rng(seed, ...); each later one from the previous point's top
+// Ritz vector (warm, kept per run by the caller).  Channels: sharpness,
+// sharpness_residual (an error bound on it), sharpness_matvecs.
+struct SharpnessOptions {
+  bool record = false;
+  double tol = 1e-8;
+  std::int64_t max_matvecs = 0;
+};
+
+inline void sharpness_channel_names(const SharpnessOptions& o, std::vector<std::string>& names) {
+  if (o.record)
+    for (const char* n : {"sharpness", "sharpness_residual", "sharpness_matvecs"}) names.emplace_back(n);
+}
+
+// out = {theta, residual, matvecs} at one record point; finite: whether the
+// state and its loss are (else NaN, NaN, 0: a diverged run's last point, as
+// when the products overflow).  warm: the run's previous top vector (empty at
+// its first point), replaced by the new one.
+template <class MatVec>
+void record_sharpness(MatVec&& matvec, Index dim, const SharpnessOptions& so, std::uint64_t seed, bool finite,
+                      Vec& warm, double* out) {
+  out[0] = out[1] = std::numeric_limits<double>::quiet_NaN();
+  out[2] = 0.0;
+  if (!finite) return;
+  EigenOptions o;
+  o.k = 1;
+  o.block = 1;
+  o.tol = so.tol;
+  o.max_matvecs = so.max_matvecs;
+  o.seed = seed;
+  EigenResult r;
+  try {
+    r = block_lanczos(matvec, dim, o, warm.size() == dim ? Mat(warm) : Mat());
+  } catch (const InvalidArgument&) {  // the products overflowed (a state on its way to divergence)
+    return;
+  }
+  out[0] = r.values(0);
+  out[1] = r.residuals(0);
+  out[2] = static_cast<double>(r.matvecs);
+  if (r.vectors.allFinite()) warm = r.vectors.col(0);
+}
+
 }  // namespace implicitbias

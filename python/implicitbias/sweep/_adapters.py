@@ -53,7 +53,8 @@ class Declaration:
 DECLARATIONS: dict[str, Declaration] = {
     "diagonal": Declaration(
         diagonal.FAMILY, {"sparse_regression": data.sparse_regression}, (), frozenset({"record_times"}),
-        ("t", "loss", "n_grad_evals", "wall_time", "error", "radius", "radius_u", "radius_v", "x", "u", "v")),
+        ("t", "loss", "n_grad_evals", "wall_time", "error", "radius", "radius_u", "radius_v", "x", "u", "v",
+         "sharpness", "sharpness_residual", "sharpness_matvecs")),
     "steepest": Declaration(
         steepest.FAMILY, {"separable": data.separable, "digits_binary": data.digits_binary}, ("seed",),
         frozenset({"init"}),
@@ -61,7 +62,8 @@ DECLARATIONS: dict[str, Declaration] = {
          "margin_l1", "margin_spectral", "smoothed_margin", "alignment", "param_norm")),
     "factorization": Declaration(
         factorization.FAMILY, {"matrix_sensing": data.matrix_sensing}, ("init_layers", "seed"), frozenset(),
-        ("t", "loss", "n_grad_evals", "wall_time", "trace", "nuclear_norm", "effective_rank", "error")),
+        ("t", "loss", "n_grad_evals", "wall_time", "trace", "nuclear_norm", "effective_rank", "error",
+         "sharpness", "sharpness_residual", "sharpness_matvecs")),
 }
 
 
