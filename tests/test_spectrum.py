@@ -14,7 +14,7 @@ import pytest
 from scipy.linalg import subspace_angles
 from scipy.sparse.linalg import aslinearoperator
 
-from implicitbias import hessian
+from implicitbias import factorization, hessian
 
 
 def rotated(eigs, seed=0):
@@ -287,3 +287,17 @@ def test_density_rejects_bad_input_and_plots():
     pytest.importorskip("matplotlib")
     ax = hessian.density(H, num_probes=4, steps=5).plot()
     assert ax.get_xlabel() == "eigenvalue"
+
+
+@pytest.mark.parametrize("n", [6, 40])  # 40 > d_in + d_out: the data are kept as a QR factor
+def test_eigenvalues_on_regression_data_match_eigh(n):
+    """Deep linear regression (X, Y): the operator's eigenvalues equal those of the dense Hessian, also when
+    the regression data are compressed (the targets then live in the factor's rows, not the samples')."""
+    rng = np.random.default_rng(n)
+    X, Y = rng.standard_normal((n, 4)), rng.standard_normal((n, 3))
+    layers = factorization.initial_layers((3, 4), 2, width=3, init_scale=0.5, seed=1)
+    dense = hessian.dense(layers, X, Y)
+    want = np.linalg.eigvalsh(dense)
+    for which, ends in (("largest", want[-3:]), ("smallest", want[:3])):
+        got = hessian.eigenvalues(layers, X, Y, k=3, which=which)
+        np.testing.assert_allclose(got.values, ends, rtol=1e-10, atol=1e-10 * np.abs(want).max())

@@ -89,10 +89,11 @@ PYBIND11_MODULE(IMPLICITBIAS_MODULE_NAME, m) {
       "Allocates `bytes` and never frees them (tests/test_memory.py: its bound catches a C++ leak of this size "
       "per call). Not for use.");
   implicitbias::bindings::register_run_types(m);
-  // steepest before diagonal: the diagonal family's stochastic runs take the step-size Schedule enum that
-  // the steepest bindings register (registered first, it appears by name in the diagonal signatures)
+  // steepest and factorization before diagonal: the diagonal family's options take the step-size Schedule
+  // enum and the SharpnessOptions struct those register (registered first, they appear by name in the
+  // diagonal signatures and stubs)
   implicitbias::bindings::register_steepest(m);
-  implicitbias::bindings::register_diagonal(m);
   implicitbias::bindings::register_factorization(m);
+  implicitbias::bindings::register_diagonal(m);
   implicitbias::bindings::register_spectrum(m);
 }

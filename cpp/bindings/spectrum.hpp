@@ -53,7 +53,7 @@ SymmetricOperator factorization_operator(const std::shared_ptr<Measurements>& me
   if (st->net.d(0) != meas->d_in() || st->net.d(st->net.depth()) != meas->d_out())
     throw InvalidArgument("layers: the product's shape must equal the measurement shape");
   if (z.size() != st->net.n_params()) throw InvalidArgument("layers: state vector has the wrong length");
-  if (y.size() != meas->n()) throw InvalidArgument("y must have one entry per measurement");
+  if (y.size() != meas->n_residuals()) throw InvalidArgument("y must have one entry per measurement");
   st->z = z;
   st->y = y;
   {

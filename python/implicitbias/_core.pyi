@@ -8,7 +8,7 @@ import collections.abc
 import numpy
 import numpy.typing
 import typing
-__all__: list[str] = ['AdaptiveOptions', 'AlgorithmSpec', 'ClassificationProblem', 'DiagonalBatchOptions', 'DiagonalRun', 'DiagonalStochastic', 'EigenWhich', 'FactorizationBatchOptions', 'FactorizationMeasurements', 'FactorizationMethod', 'FactorizationProblem', 'FactorizationRun', 'FixedStepOptions', 'HomogeneousSpec', 'LossKind', 'Method', 'ModelKind', 'NormKind', 'NormSpec', 'Optimizer', 'Probe', 'RunRecord', 'Schedule', 'SensingProblem', 'Solver', 'Status', 'SteepestOptions', 'SteepestRun', 'StrengthSchedule', 'SymmetricOperator', 'TraceEstimator', 'WeightNorm', 'callable_estimate', 'callable_operator', 'classification_loss', 'compiler', 'cpu_supports', 'diagonal_batch', 'diagonal_draws', 'diagonal_hessian_dense', 'diagonal_hessian_operator', 'eigen_version', 'factorization_batch', 'factorization_estimate', 'factorization_eval', 'factorization_hvp', 'factorization_jacobian', 'factorization_operator', 'factorization_trace', 'factorization_trace_gradient', 'homogeneous_grad_sum', 'homogeneous_outputs', 'isa', 'lanczos_eigen', 'lanczos_quadrature', 'max_threads', 'openmp_enabled', 'openmp_version', 'param_norm', 'simd_instruction_sets', 'steepest_batch', 'steepest_direction']
+__all__: list[str] = ['AdaptiveOptions', 'AlgorithmSpec', 'ClassificationProblem', 'DiagonalBatchOptions', 'DiagonalRun', 'DiagonalStochastic', 'EigenWhich', 'FactorizationBatchOptions', 'FactorizationMeasurements', 'FactorizationMethod', 'FactorizationProblem', 'FactorizationRun', 'FixedStepOptions', 'HomogeneousSpec', 'LossKind', 'Method', 'ModelKind', 'NormKind', 'NormSpec', 'Optimizer', 'Probe', 'RunRecord', 'Schedule', 'SensingProblem', 'SharpnessOptions', 'Solver', 'Status', 'SteepestOptions', 'SteepestRun', 'StrengthSchedule', 'SymmetricOperator', 'TraceEstimator', 'WeightNorm', 'callable_estimate', 'callable_operator', 'classification_loss', 'compiler', 'cpu_supports', 'diagonal_batch', 'diagonal_draws', 'diagonal_hessian_dense', 'diagonal_hessian_operator', 'eigen_version', 'factorization_batch', 'factorization_estimate', 'factorization_eval', 'factorization_hvp', 'factorization_jacobian', 'factorization_operator', 'factorization_trace', 'factorization_trace_gradient', 'homogeneous_grad_sum', 'homogeneous_outputs', 'isa', 'lanczos_eigen', 'lanczos_quadrature', 'max_threads', 'openmp_enabled', 'openmp_version', 'param_norm', 'simd_instruction_sets', 'steepest_batch', 'steepest_direction']
 class Status:
     """
     How a run ended.
@@ -600,324 +600,6 @@ class SteepestOptions:
     @target_log_loss.setter
     def target_log_loss(self, arg0: typing.SupportsFloat | typing.SupportsIndex) -> None:
         ...
-class WeightNorm:
-    """
-    Polar coordinates of the diagonal network.
-    
-    Members:
-    
-      none
-    
-      joint
-    
-      separate
-    """
-    __members__: typing.ClassVar[dict[str, WeightNorm]]
-    joint: typing.ClassVar[WeightNorm]
-    none: typing.ClassVar[WeightNorm]
-    separate: typing.ClassVar[WeightNorm]
-    @typing.overload
-    def __eq__(self, other: WeightNorm) -> bool:
-        ...
-    @typing.overload
-    def __eq__(self, other: typing.Any) -> bool:
-        ...
-    def __getstate__(self) -> int:
-        ...
-    def __hash__(self) -> int:
-        ...
-    def __index__(self) -> int:
-        ...
-    def __init__(self, value: typing.SupportsInt | typing.SupportsIndex) -> None:
-        ...
-    def __int__(self) -> int:
-        ...
-    @typing.overload
-    def __ne__(self, other: WeightNorm) -> bool:
-        ...
-    @typing.overload
-    def __ne__(self, other: typing.Any) -> bool:
-        ...
-    def __repr__(self) -> str:
-        ...
-    def __setstate__(self, state: typing.SupportsInt | typing.SupportsIndex) -> None:
-        ...
-    def __str__(self) -> str:
-        ...
-    @property
-    def name(self) -> str:
-        ...
-    @property
-    def value(self) -> int:
-        ...
-class Method:
-    """
-    Fixed-step descent, the gradient flow, or stochastic / accelerated descent.
-    
-    Members:
-    
-      descent
-    
-      flow
-    
-      sgd
-    
-      label_noise_sgd
-    
-      sam
-    """
-    __members__: typing.ClassVar[dict[str, Method]]
-    descent: typing.ClassVar[Method]
-    flow: typing.ClassVar[Method]
-    label_noise_sgd: typing.ClassVar[Method]
-    sam: typing.ClassVar[Method]
-    sgd: typing.ClassVar[Method]
-    @typing.overload
-    def __eq__(self, other: Method) -> bool:
-        ...
-    @typing.overload
-    def __eq__(self, other: typing.Any) -> bool:
-        ...
-    def __getstate__(self) -> int:
-        ...
-    def __hash__(self) -> int:
-        ...
-    def __index__(self) -> int:
-        ...
-    def __init__(self, value: typing.SupportsInt | typing.SupportsIndex) -> None:
-        ...
-    def __int__(self) -> int:
-        ...
-    @typing.overload
-    def __ne__(self, other: Method) -> bool:
-        ...
-    @typing.overload
-    def __ne__(self, other: typing.Any) -> bool:
-        ...
-    def __repr__(self) -> str:
-        ...
-    def __setstate__(self, state: typing.SupportsInt | typing.SupportsIndex) -> None:
-        ...
-    def __str__(self) -> str:
-        ...
-    @property
-    def name(self) -> str:
-        ...
-    @property
-    def value(self) -> int:
-        ...
-class Solver:
-    """
-    The flow's integrator.
-    
-    Members:
-    
-      rosw
-    
-      dopri5
-    
-      rodas5
-    
-      bdf
-    
-      automatic
-    """
-    __members__: typing.ClassVar[dict[str, Solver]]
-    automatic: typing.ClassVar[Solver]
-    bdf: typing.ClassVar[Solver]
-    dopri5: typing.ClassVar[Solver]
-    rodas5: typing.ClassVar[Solver]
-    rosw: typing.ClassVar[Solver]
-    @typing.overload
-    def __eq__(self, other: Solver) -> bool:
-        ...
-    @typing.overload
-    def __eq__(self, other: typing.Any) -> bool:
-        ...
-    def __getstate__(self) -> int:
-        ...
-    def __hash__(self) -> int:
-        ...
-    def __index__(self) -> int:
-        ...
-    def __init__(self, value: typing.SupportsInt | typing.SupportsIndex) -> None:
-        ...
-    def __int__(self) -> int:
-        ...
-    @typing.overload
-    def __ne__(self, other: Solver) -> bool:
-        ...
-    @typing.overload
-    def __ne__(self, other: typing.Any) -> bool:
-        ...
-    def __repr__(self) -> str:
-        ...
-    def __setstate__(self, state: typing.SupportsInt | typing.SupportsIndex) -> None:
-        ...
-    def __str__(self) -> str:
-        ...
-    @property
-    def name(self) -> str:
-        ...
-    @property
-    def value(self) -> int:
-        ...
-class SensingProblem:
-    """
-    A (M x N), y (M), optional x_star (N) and the loss at which runs stop (tol < 0: never).
-    """
-    def __init__(self) -> None:
-        ...
-    @property
-    def A(self) -> typing.Annotated[numpy.typing.NDArray[numpy.float64], "[m, n]"]:
-        ...
-    @A.setter
-    def A(self, arg0: typing.Annotated[numpy.typing.ArrayLike, numpy.float64, "[m, n]"]) -> None:
-        ...
-    @property
-    def tol(self) -> float:
-        ...
-    @tol.setter
-    def tol(self, arg0: typing.SupportsFloat | typing.SupportsIndex) -> None:
-        ...
-    @property
-    def x_star(self) -> typing.Annotated[numpy.typing.NDArray[numpy.float64], "[m, 1]"]:
-        ...
-    @x_star.setter
-    def x_star(self, arg0: typing.Annotated[numpy.typing.ArrayLike, numpy.float64, "[m, 1]"]) -> None:
-        ...
-    @property
-    def y(self) -> typing.Annotated[numpy.typing.NDArray[numpy.float64], "[m, 1]"]:
-        ...
-    @y.setter
-    def y(self, arg0: typing.Annotated[numpy.typing.ArrayLike, numpy.float64, "[m, 1]"]) -> None:
-        ...
-class DiagonalStochastic:
-    """
-    Settings of a stochastic / accelerated descent run (diagonal_sgd.hpp).
-    """
-    epochs: bool
-    nesterov: bool
-    sam_per_example: bool
-    schedule: Schedule
-    def __init__(self) -> None:
-        ...
-    @property
-    def batch_size(self) -> int:
-        ...
-    @batch_size.setter
-    def batch_size(self, arg0: typing.SupportsInt | typing.SupportsIndex) -> None:
-        ...
-    @property
-    def decay_k0(self) -> float:
-        ...
-    @decay_k0.setter
-    def decay_k0(self, arg1: typing.SupportsFloat | typing.SupportsIndex) -> None:
-        ...
-    @property
-    def decay_power(self) -> float:
-        ...
-    @decay_power.setter
-    def decay_power(self, arg1: typing.SupportsFloat | typing.SupportsIndex) -> None:
-        ...
-    @property
-    def lr(self) -> float:
-        ...
-    @lr.setter
-    def lr(self, arg1: typing.SupportsFloat | typing.SupportsIndex) -> None:
-        ...
-    @property
-    def momentum(self) -> float:
-        ...
-    @momentum.setter
-    def momentum(self, arg0: typing.SupportsFloat | typing.SupportsIndex) -> None:
-        ...
-    @property
-    def seed(self) -> int:
-        ...
-    @seed.setter
-    def seed(self, arg0: typing.SupportsInt | typing.SupportsIndex) -> None:
-        ...
-    @property
-    def strength(self) -> float:
-        ...
-    @strength.setter
-    def strength(self, arg0: typing.SupportsFloat | typing.SupportsIndex) -> None:
-        ...
-    @property
-    def warmup_steps(self) -> int:
-        ...
-    @warmup_steps.setter
-    def warmup_steps(self, arg1: typing.SupportsInt | typing.SupportsIndex) -> None:
-        ...
-class DiagonalRun:
-    """
-    One run of a diagonal-network batch.
-    """
-    nonnegative: bool
-    stochastic: DiagonalStochastic
-    weight_norm: WeightNorm
-    @typing.overload
-    def __init__(self) -> None:
-        ...
-    @typing.overload
-    def __init__(self, *, problem: typing.SupportsInt | typing.SupportsIndex, depth: typing.SupportsInt | typing.SupportsIndex, nonnegative: bool, weight_norm: WeightNorm, init_scale: typing.Annotated[numpy.typing.ArrayLike, numpy.float64, "[m, 1]"], lr_ratio: typing.SupportsFloat | typing.SupportsIndex, lr: typing.SupportsFloat | typing.SupportsIndex) -> None:
-        ...
-    @property
-    def depth(self) -> int:
-        ...
-    @depth.setter
-    def depth(self, arg1: typing.SupportsInt | typing.SupportsIndex) -> None:
-        ...
-    @property
-    def init_scale(self) -> typing.Annotated[numpy.typing.NDArray[numpy.float64], "[m, 1]"]:
-        ...
-    @init_scale.setter
-    def init_scale(self, arg0: typing.Annotated[numpy.typing.ArrayLike, numpy.float64, "[m, 1]"]) -> None:
-        ...
-    @property
-    def lr(self) -> float:
-        ...
-    @lr.setter
-    def lr(self, arg0: typing.SupportsFloat | typing.SupportsIndex) -> None:
-        ...
-    @property
-    def lr_ratio(self) -> float:
-        ...
-    @lr_ratio.setter
-    def lr_ratio(self, arg0: typing.SupportsFloat | typing.SupportsIndex) -> None:
-        ...
-    @property
-    def problem(self) -> int:
-        ...
-    @problem.setter
-    def problem(self, arg0: typing.SupportsInt | typing.SupportsIndex) -> None:
-        ...
-class DiagonalBatchOptions:
-    """
-    Options shared by a diagonal batch.
-    """
-    adaptive: AdaptiveOptions
-    fixed: FixedStepOptions
-    gd_lanes: bool
-    method: Method
-    record_state: bool
-    sharpness: SharpnessOptions
-    solver: Solver
-    def __init__(self) -> None:
-        ...
-    @property
-    def block_size(self) -> int:
-        ...
-    @block_size.setter
-    def block_size(self, arg0: typing.SupportsInt | typing.SupportsIndex) -> None:
-        ...
-    @property
-    def num_threads(self) -> int:
-        ...
-    @num_threads.setter
-    def num_threads(self, arg0: typing.SupportsInt | typing.SupportsIndex) -> None:
-        ...
 class FactorizationMethod:
     """
     Training method of a deep linear network.
@@ -1228,6 +910,324 @@ class FactorizationBatchOptions:
     fixed: FixedStepOptions
     schedule: StrengthSchedule
     sharpness: SharpnessOptions
+    def __init__(self) -> None:
+        ...
+    @property
+    def block_size(self) -> int:
+        ...
+    @block_size.setter
+    def block_size(self, arg0: typing.SupportsInt | typing.SupportsIndex) -> None:
+        ...
+    @property
+    def num_threads(self) -> int:
+        ...
+    @num_threads.setter
+    def num_threads(self, arg0: typing.SupportsInt | typing.SupportsIndex) -> None:
+        ...
+class WeightNorm:
+    """
+    Polar coordinates of the diagonal network.
+    
+    Members:
+    
+      none
+    
+      joint
+    
+      separate
+    """
+    __members__: typing.ClassVar[dict[str, WeightNorm]]
+    joint: typing.ClassVar[WeightNorm]
+    none: typing.ClassVar[WeightNorm]
+    separate: typing.ClassVar[WeightNorm]
+    @typing.overload
+    def __eq__(self, other: WeightNorm) -> bool:
+        ...
+    @typing.overload
+    def __eq__(self, other: typing.Any) -> bool:
+        ...
+    def __getstate__(self) -> int:
+        ...
+    def __hash__(self) -> int:
+        ...
+    def __index__(self) -> int:
+        ...
+    def __init__(self, value: typing.SupportsInt | typing.SupportsIndex) -> None:
+        ...
+    def __int__(self) -> int:
+        ...
+    @typing.overload
+    def __ne__(self, other: WeightNorm) -> bool:
+        ...
+    @typing.overload
+    def __ne__(self, other: typing.Any) -> bool:
+        ...
+    def __repr__(self) -> str:
+        ...
+    def __setstate__(self, state: typing.SupportsInt | typing.SupportsIndex) -> None:
+        ...
+    def __str__(self) -> str:
+        ...
+    @property
+    def name(self) -> str:
+        ...
+    @property
+    def value(self) -> int:
+        ...
+class Method:
+    """
+    Fixed-step descent, the gradient flow, or stochastic / accelerated descent.
+    
+    Members:
+    
+      descent
+    
+      flow
+    
+      sgd
+    
+      label_noise_sgd
+    
+      sam
+    """
+    __members__: typing.ClassVar[dict[str, Method]]
+    descent: typing.ClassVar[Method]
+    flow: typing.ClassVar[Method]
+    label_noise_sgd: typing.ClassVar[Method]
+    sam: typing.ClassVar[Method]
+    sgd: typing.ClassVar[Method]
+    @typing.overload
+    def __eq__(self, other: Method) -> bool:
+        ...
+    @typing.overload
+    def __eq__(self, other: typing.Any) -> bool:
+        ...
+    def __getstate__(self) -> int:
+        ...
+    def __hash__(self) -> int:
+        ...
+    def __index__(self) -> int:
+        ...
+    def __init__(self, value: typing.SupportsInt | typing.SupportsIndex) -> None:
+        ...
+    def __int__(self) -> int:
+        ...
+    @typing.overload
+    def __ne__(self, other: Method) -> bool:
+        ...
+    @typing.overload
+    def __ne__(self, other: typing.Any) -> bool:
+        ...
+    def __repr__(self) -> str:
+        ...
+    def __setstate__(self, state: typing.SupportsInt | typing.SupportsIndex) -> None:
+        ...
+    def __str__(self) -> str:
+        ...
+    @property
+    def name(self) -> str:
+        ...
+    @property
+    def value(self) -> int:
+        ...
+class Solver:
+    """
+    The flow's integrator.
+    
+    Members:
+    
+      rosw
+    
+      dopri5
+    
+      rodas5
+    
+      bdf
+    
+      automatic
+    """
+    __members__: typing.ClassVar[dict[str, Solver]]
+    automatic: typing.ClassVar[Solver]
+    bdf: typing.ClassVar[Solver]
+    dopri5: typing.ClassVar[Solver]
+    rodas5: typing.ClassVar[Solver]
+    rosw: typing.ClassVar[Solver]
+    @typing.overload
+    def __eq__(self, other: Solver) -> bool:
+        ...
+    @typing.overload
+    def __eq__(self, other: typing.Any) -> bool:
+        ...
+    def __getstate__(self) -> int:
+        ...
+    def __hash__(self) -> int:
+        ...
+    def __index__(self) -> int:
+        ...
+    def __init__(self, value: typing.SupportsInt | typing.SupportsIndex) -> None:
+        ...
+    def __int__(self) -> int:
+        ...
+    @typing.overload
+    def __ne__(self, other: Solver) -> bool:
+        ...
+    @typing.overload
+    def __ne__(self, other: typing.Any) -> bool:
+        ...
+    def __repr__(self) -> str:
+        ...
+    def __setstate__(self, state: typing.SupportsInt | typing.SupportsIndex) -> None:
+        ...
+    def __str__(self) -> str:
+        ...
+    @property
+    def name(self) -> str:
+        ...
+    @property
+    def value(self) -> int:
+        ...
+class SensingProblem:
+    """
+    A (M x N), y (M), optional x_star (N) and the loss at which runs stop (tol < 0: never).
+    """
+    def __init__(self) -> None:
+        ...
+    @property
+    def A(self) -> typing.Annotated[numpy.typing.NDArray[numpy.float64], "[m, n]"]:
+        ...
+    @A.setter
+    def A(self, arg0: typing.Annotated[numpy.typing.ArrayLike, numpy.float64, "[m, n]"]) -> None:
+        ...
+    @property
+    def tol(self) -> float:
+        ...
+    @tol.setter
+    def tol(self, arg0: typing.SupportsFloat | typing.SupportsIndex) -> None:
+        ...
+    @property
+    def x_star(self) -> typing.Annotated[numpy.typing.NDArray[numpy.float64], "[m, 1]"]:
+        ...
+    @x_star.setter
+    def x_star(self, arg0: typing.Annotated[numpy.typing.ArrayLike, numpy.float64, "[m, 1]"]) -> None:
+        ...
+    @property
+    def y(self) -> typing.Annotated[numpy.typing.NDArray[numpy.float64], "[m, 1]"]:
+        ...
+    @y.setter
+    def y(self, arg0: typing.Annotated[numpy.typing.ArrayLike, numpy.float64, "[m, 1]"]) -> None:
+        ...
+class DiagonalStochastic:
+    """
+    Settings of a stochastic / accelerated descent run (diagonal_sgd.hpp).
+    """
+    epochs: bool
+    nesterov: bool
+    sam_per_example: bool
+    schedule: Schedule
+    def __init__(self) -> None:
+        ...
+    @property
+    def batch_size(self) -> int:
+        ...
+    @batch_size.setter
+    def batch_size(self, arg0: typing.SupportsInt | typing.SupportsIndex) -> None:
+        ...
+    @property
+    def decay_k0(self) -> float:
+        ...
+    @decay_k0.setter
+    def decay_k0(self, arg1: typing.SupportsFloat | typing.SupportsIndex) -> None:
+        ...
+    @property
+    def decay_power(self) -> float:
+        ...
+    @decay_power.setter
+    def decay_power(self, arg1: typing.SupportsFloat | typing.SupportsIndex) -> None:
+        ...
+    @property
+    def lr(self) -> float:
+        ...
+    @lr.setter
+    def lr(self, arg1: typing.SupportsFloat | typing.SupportsIndex) -> None:
+        ...
+    @property
+    def momentum(self) -> float:
+        ...
+    @momentum.setter
+    def momentum(self, arg0: typing.SupportsFloat | typing.SupportsIndex) -> None:
+        ...
+    @property
+    def seed(self) -> int:
+        ...
+    @seed.setter
+    def seed(self, arg0: typing.SupportsInt | typing.SupportsIndex) -> None:
+        ...
+    @property
+    def strength(self) -> float:
+        ...
+    @strength.setter
+    def strength(self, arg0: typing.SupportsFloat | typing.SupportsIndex) -> None:
+        ...
+    @property
+    def warmup_steps(self) -> int:
+        ...
+    @warmup_steps.setter
+    def warmup_steps(self, arg1: typing.SupportsInt | typing.SupportsIndex) -> None:
+        ...
+class DiagonalRun:
+    """
+    One run of a diagonal-network batch.
+    """
+    nonnegative: bool
+    stochastic: DiagonalStochastic
+    weight_norm: WeightNorm
+    @typing.overload
+    def __init__(self) -> None:
+        ...
+    @typing.overload
+    def __init__(self, *, problem: typing.SupportsInt | typing.SupportsIndex, depth: typing.SupportsInt | typing.SupportsIndex, nonnegative: bool, weight_norm: WeightNorm, init_scale: typing.Annotated[numpy.typing.ArrayLike, numpy.float64, "[m, 1]"], lr_ratio: typing.SupportsFloat | typing.SupportsIndex, lr: typing.SupportsFloat | typing.SupportsIndex) -> None:
+        ...
+    @property
+    def depth(self) -> int:
+        ...
+    @depth.setter
+    def depth(self, arg1: typing.SupportsInt | typing.SupportsIndex) -> None:
+        ...
+    @property
+    def init_scale(self) -> typing.Annotated[numpy.typing.NDArray[numpy.float64], "[m, 1]"]:
+        ...
+    @init_scale.setter
+    def init_scale(self, arg0: typing.Annotated[numpy.typing.ArrayLike, numpy.float64, "[m, 1]"]) -> None:
+        ...
+    @property
+    def lr(self) -> float:
+        ...
+    @lr.setter
+    def lr(self, arg0: typing.SupportsFloat | typing.SupportsIndex) -> None:
+        ...
+    @property
+    def lr_ratio(self) -> float:
+        ...
+    @lr_ratio.setter
+    def lr_ratio(self, arg0: typing.SupportsFloat | typing.SupportsIndex) -> None:
+        ...
+    @property
+    def problem(self) -> int:
+        ...
+    @problem.setter
+    def problem(self, arg0: typing.SupportsInt | typing.SupportsIndex) -> None:
+        ...
+class DiagonalBatchOptions:
+    """
+    Options shared by a diagonal batch.
+    """
+    adaptive: AdaptiveOptions
+    fixed: FixedStepOptions
+    gd_lanes: bool
+    method: Method
+    record_state: bool
+    sharpness: SharpnessOptions
+    solver: Solver
     def __init__(self) -> None:
         ...
     @property
