@@ -145,14 +145,22 @@ def test_diagonal_warm_start_bitwise_and_option_off(method):
     kw = dict(init_scale=[0.3, 0.2, 0.4], method=method, lr=0.02, steps=60, record_every=10)
     off = diagonal.fit_many(s.A, s.y, **kw)
     on = diagonal.fit_many(s.A, s.y, record_sharpness=True, **kw)
-    on2 = diagonal.fit_many(s.A, s.y, record_sharpness=True, num_threads=2, block_size=1, **kw)
-    for a, b, c in zip(off, on, on2):
+    on2 = diagonal.fit_many(s.A, s.y, record_sharpness=True, num_threads=2, **kw)
+    # one run per block: descent is bitwise the same; the dual flow of a block multiplies A by all its runs'
+    # columns at once, and with the AVX2 / AVX-512 kernels a product of 3 columns rounds differently from 3
+    # products of one (measured 1.2e-12 relative in the sharpness), so there the records agree to rounding
+    on3 = diagonal.fit_many(s.A, s.y, record_sharpness=True, num_threads=2, block_size=1, **kw)
+    for a, b, c, d in zip(off, on, on2, on3):
         for key, val in a.history.items():
             if key != "wall_time":
                 np.testing.assert_array_equal(val, b.history[key])
         np.testing.assert_array_equal(a.u, b.u)
         for key in ("sharpness", "sharpness_residual", "sharpness_matvecs"):
             np.testing.assert_array_equal(b.history[key], c.history[key])
+        if method == "descent":
+            np.testing.assert_array_equal(b.history["sharpness"], d.history["sharpness"])
+        else:
+            np.testing.assert_allclose(b.history["sharpness"], d.history["sharpness"], rtol=1e-10)
     one = diagonal.fit(s.A, s.y, init_scale=0.2, method=method, lr=0.02, steps=60, record_every=10,
                        record_sharpness=True)
     np.testing.assert_array_equal(one.history["sharpness"], on[1].history["sharpness"])
