@@ -338,3 +338,14 @@ def test_jacobian_and_factorization_counts(depth):
     assert (many[0].n_jac, many[0].n_lu) == (b.n_jac, b.n_lu)  # counted per run
     d = fit(p.A, p.y, method="descent", lr=0.01, steps=20)
     assert d.n_jac == d.n_lu == 0
+
+
+@pytest.mark.parametrize("t_max", [30.0, 7.0, 1e3])
+def test_default_record_times_end_at_t_max_once(t_max):
+    """The default log-spaced record times end at t_max exactly (10**log10(30) is 29.999999999999996): the
+    history does not repeat its last point a rounding error before the end."""
+    p = _problem(False)
+    for solver in ("bdf", "rosw"):
+        r = fit(p.A, p.y, init_scale=0.1, solver=solver, t_max=t_max, target_loss=0.0, n_record=5)
+        t = r.history["t"]
+        assert r.status == "max_time" and t[-1] == t_max and np.all(np.diff(t) > 1e-9 * t_max), (solver, t)

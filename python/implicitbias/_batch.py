@@ -343,7 +343,11 @@ def record_times(record_times_: Any, t_max: float, n_record: int) -> list[float]
     """Times at which a flow records: given (increasing, >= 0), or ``n_record``
     log-spaced times from 1e-3 to ``t_max``."""
     if record_times_ is None:
-        return list(np.logspace(-3, np.log10(t_max), n_record)) if t_max > 1e-3 else [t_max]
+        if not t_max > 1e-3:
+            return [t_max]
+        times = np.logspace(-3, np.log10(t_max), n_record)
+        times[-1] = t_max  # 10**log10(t_max) can miss t_max by an ulp: the last record would repeat the end
+        return list(times)
     rec = check_vector(record_times_, "record_times")
     if np.any(np.diff(rec) <= 0) or np.any(rec < 0):
         raise ValueError("record_times must be non-negative and strictly increasing")
