@@ -595,9 +595,15 @@ def density(target: Any, A: Any = None, y: Any = None, *, num_probes: int = 10, 
         s = 0.01 * (hi - lo) if hi > lo else 1e-3 * max(1.0, abs(hi))
     else:
         s = check_positive(width, "width")
+        with np.errstate(over="ignore"):
+            if not np.isfinite(1.0 / (s * np.sqrt(2.0 * np.pi))):
+                raise ValueError(f"width is too small ({s!r}): the Gaussian's peak 1/(width sqrt(2 pi)) overflows")
     if np.ndim(grid) == 0:
         n_pts = check_positive_int(grid, "grid", minimum=2)
-        g = np.linspace(lo - 5.0 * s, hi + 5.0 * s, n_pts)
+        with np.errstate(over="ignore", invalid="ignore"):
+            g = np.linspace(lo - 5.0 * s, hi + 5.0 * s, n_pts)
+        if not np.all(np.isfinite(g)):
+            raise ValueError(f"width is too large ({s!r}): the default grid, 5 widths beyond the spectrum, overflows")
     else:
         g = check_vector(grid, "grid")
     out = SpectralDensity(grid=g, density=np.empty(0), stderr=np.empty(0), width=s, nodes=nodes, weights=weights,
