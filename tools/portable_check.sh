@@ -5,17 +5,20 @@
 #   1. no x86 intrinsic in the C++ sources (the SIMD code is Eigen's, chosen by the compiler flags;
 #      the x86 CPU probe in cpp/bindings/module.cpp is guarded and answers False elsewhere);
 #   2. a plain CMake build of the portable core alone with -DIMPLICITBIAS_OPENMP=OFF and
-#      -DIMPLICITBIAS_ISA_VARIANTS=OFF (build/portable-no-openmp), linked without libgomp;
+#      -DIMPLICITBIAS_ISA_VARIANTS=OFF (build/portable-no-openmp), linked without libgomp, compiled by
+#      Clang (clang++ on PATH, or PORTABLE_CXX; Debian's clang package) so that code only GCC accepts
+#      is caught here; PORTABLE_CXX=c++ builds it with the default compiler instead;
 #   3. a smoke test of that core (every family runs; one thread; no OpenMP reported);
 #   4. the golden cases (tests/golden/record.py) run with this core and with the OpenMP build of the
-#      same baseline core, compared BITWISE (every output of every case): the results do not depend
-#      on OpenMP. The OpenMP core is REFERENCE_CORE (a _core*.so file) if set, else the baseline core
-#      of the implicitbias installed in PYTHON's environment (CI: the one step 1 installed), else a
+#      same baseline core (GCC), compared BITWISE (every output of every case): the results depend
+#      neither on OpenMP nor on the compiler (x86-64 baseline code has no FMA to contract). The
+#      OpenMP core is REFERENCE_CORE (a _core*.so file) if set, else the baseline core of the implicitbias installed in PYTHON's environment (CI: the one step 1 installed), else a
 #      build of it in build/portable-openmp;
 #   5. tests/test_golden.py (the recorded outputs), test_native.py and test_stubs.py against this core,
 #      with the project's pytest configuration.
 #
-# Usage: tools/portable_check.sh      Environment: PYTHON (default python3) with numpy, scipy, tqdm,
+# Usage: tools/portable_check.sh      Environment: PORTABLE_CXX (default clang++ if on PATH, else
+# the default C++ compiler); PYTHON (default python3) with numpy, scipy, tqdm,
 # pytest, pybind11, cmeel-eigen, cmake and ninja (the build tools are pip-installed if missing).
 # ccache is used when it is on PATH; every step prints its wall time.
 set -euo pipefail
@@ -36,12 +39,17 @@ if grep -rnE '#include *<[a-z]*intrin\.h>|\b_mm(256|512)?_[a-z]' "$root/cpp"; th
 fi
 done_step
 
-step "build the portable core without OpenMP"
+compiler=${PORTABLE_CXX:-}
+if [ -z "$compiler" ] && command -v clang++ >/dev/null; then compiler=clang++; fi
+step "build the portable core without OpenMP (compiler: ${compiler:-default})"
 "$python" -c 'import pybind11, cmeel, cmake, ninja' 2>/dev/null || "$python" -m pip install --quiet pybind11 cmeel-eigen cmake ninja
 launcher=()
 if command -v ccache >/dev/null; then launcher=(-DCMAKE_CXX_COMPILER_LAUNCHER=ccache); fi
 bindir=$(dirname "$(command -v "$python")")
-PATH="$bindir:$PATH" cmake -S "$root" -B "$build" -G Ninja -DCMAKE_BUILD_TYPE=Release \
+compiler_args=()
+if [ -n "$compiler" ]; then compiler_args=(-DCMAKE_CXX_COMPILER="$(command -v "$compiler")"); fi
+rm -f "$build/CMakeCache.txt"  # the compiler of a previous run must not stick
+PATH="$bindir:$PATH" cmake -S "$root" -B "$build" -G Ninja -DCMAKE_BUILD_TYPE=Release "${compiler_args[@]}" \
   -DIMPLICITBIAS_OPENMP=OFF -DIMPLICITBIAS_ISA_VARIANTS=OFF -DPython_EXECUTABLE="$(command -v "$python")" \
   -Dpybind11_DIR="$("$python" -m pybind11 --cmakedir)" "${launcher[@]}" >/dev/null
 PATH="$bindir:$PATH" cmake --build "$build" -j "${BUILD_JOBS:-2}"
@@ -58,12 +66,16 @@ done_step
 
 step "smoke test of the no-OpenMP portable core"
 cd "$work"
-PYTHONPATH="$work/pkg" "$python" - <<'EOF'
+PYTHONPATH="$work/pkg" PORTABLE_COMPILER="$compiler" "$python" - <<'EOF'
+import os
 import numpy as np
 import implicitbias as ib
+import implicitbias._native as native
 
 info = ib.build_info()
-print("  ", info)
+print("  ", info, "compiler:", native._baseline.compiler)
+if os.environ["PORTABLE_COMPILER"].startswith("clang"):
+    assert native._baseline.compiler.startswith("Clang"), native._baseline.compiler
 assert info["isa"] == "baseline" and info["cores_installed"] == ["baseline"], info
 assert not info["openmp"] and info["openmp_version"] is None and info["max_threads"] == 1, info
 d = ib.data.sparse_regression(20, 40, 3, seed=0)
@@ -83,7 +95,7 @@ print("   smoke test passed: every family runs on the serial portable core")
 EOF
 done_step
 
-step "golden cases: no OpenMP vs OpenMP, bitwise"
+step "golden cases: no OpenMP (portable compiler) vs OpenMP (GCC), bitwise"
 reference=${REFERENCE_CORE:-}
 if [ -z "$reference" ]; then
   reference=$(cd "$work" && "$python" -c 'import implicitbias._native as n; print(n._baseline.__file__)' 2>/dev/null || true)
@@ -124,7 +136,7 @@ differ = [k for k in a.files
           if not (a[k].shape == b[k].shape and np.array_equal(a[k], b[k], equal_nan=a[k].dtype.kind != "U"))]
 assert not differ, f"{len(differ)} of {len(a.files)} outputs differ without OpenMP, e.g. {differ[:10]}"
 cases = {k.split("/")[0] for k in a.files}
-print(f"   {len(a.files)} outputs of {len(cases)} cases are bitwise the same with and without OpenMP")
+print(f"   {len(a.files)} outputs of {len(cases)} cases are bitwise the same with and without OpenMP (this core's compiler vs the reference's)")
 EOF
 done_step
 
