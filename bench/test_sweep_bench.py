@@ -166,17 +166,13 @@ def _deal(durations, slots):
     return max(free)
 
 
-def _ideal(table, schedule, cores=2):
+def _ideal(spec, table, schedule, cores=2):
     """The ideal busy fractions of the old and the new schedule from one worker run (see the module doc)."""
-    rows = table.to_dict("records")
-    by_chunk = {}
-    for c in schedule:
-        by_chunk[c["chunk"]] = c
-    chunks, i = [], 0
-    for c in sorted(by_chunk.values(), key=lambda c: c["chunk"]):
-        chunk_rows = rows[i:i + c["runs"]]
-        i += c["runs"]
-        blocks = _blocks(chunk_rows)
+    rows = {r["run_id"]: r for r in table.to_dict("records")}
+    runs = spec.chunks()
+    chunks = []
+    for c in sorted(schedule, key=lambda c: c["chunk"]):
+        blocks = _blocks([rows[r["run_id"]] for r in runs[c["chunk"]]])
         total = c["end"] - c["start"]
         chunks.append((total, max(0.0, total - sum(blocks)), blocks))
     work = sum(t for t, _, _ in chunks)
@@ -227,7 +223,7 @@ def test_sweep_busy_fraction(benchmark, ib, size):
     import pandas as pd
 
     pd.testing.assert_frame_equal(old[cols], new[cols], check_exact=True)
-    ideal_old, ideal_new = _ideal(new, schedule)
+    ideal_old, ideal_new = _ideal(ib.sweep.check(spec), new, schedule)
     benchmark.extra_info.update(
         peer="implicitbias", runs=n_runs, chunks=len(schedule), cores=2, loadavg=os.getloadavg()[0],
         old_wall_s=round(old_wall, 2), old_cpu_s=round(old_cpu, 2), old_busy=round(old_cpu / (old_wall * 2), 3),

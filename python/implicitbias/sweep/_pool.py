@@ -99,9 +99,10 @@ def serve() -> None:
         except Exception as exc:
             tb = traceback.format_exc()
             try:
-                _send(out, ("error", exc, tb))
-            except (pickle.PicklingError, TypeError, AttributeError):
-                _send(out, ("error", None, tb))
+                pickle.loads(pickle.dumps(exc))  # an exception that does not survive pickling goes as text
+            except Exception:
+                exc = None  # type: ignore[assignment]
+            _send(out, ("error", exc, tb))
             continue
         _send(out, ("rows", rows, time.process_time() - cpu))
 

@@ -130,12 +130,13 @@ def _run_local(spec: Spec, chunks: list, todo: list[int], store: Store, bar: Any
         return
     plan = _Plan(todo, cores)
     results: queue.Queue = queue.Queue()
-    procs = [plan.add(_pool.acquire()) for _ in range(n_workers)]
-    threads = [threading.Thread(target=plan.serve, args=(w, spec, chunks, results), daemon=True) for w in procs]
-    for t in threads:
-        t.start()
-    running = len(threads)
+    threads: list[threading.Thread] = []
     try:
+        for _ in range(n_workers):  # started on this thread: on Linux a worker dies with the thread that started it
+            w = plan.add(_pool.acquire())
+            threads.append(threading.Thread(target=plan.serve, args=(w, spec, chunks, results), daemon=True))
+            threads[-1].start()
+        running = len(threads)
         while running:
             try:
                 msg = results.get(timeout=0.25)
@@ -202,7 +203,8 @@ class _Plan:
             w.kill()
 
     def add(self, w: _pool.Worker) -> _pool.Worker:
-        self.active.append(w)
+        with self.lock:
+            self.active.append(w)
         return w
 
     def serve(self, w: _pool.Worker, spec: Spec, chunks: list, results: queue.Queue) -> None:
