@@ -224,12 +224,12 @@ CRASH_SPEC = {**SPEC, "seeds": 8, "grid": {"fit.init_scale": [1e-3, 1e-2, 0.1], 
               "run": {"references": False}}
 
 
-def _start(out):
+def _start(out, spec=CRASH_SPEC, options="num_threads=1"):
     code = ("import json, sys; from implicitbias import sweep; "
-            "sweep.run(json.loads(sys.argv[1]), sys.argv[2], progress=False, num_threads=1)")
+            f"sweep.run(json.loads(sys.argv[1]), sys.argv[2], progress=False, {options})")
     # SIGINT back to its default in the child, so that Python installs its KeyboardInterrupt handler even
     # when this process was started with SIGINT ignored (a background job of a non-interactive shell)
-    return subprocess.Popen([sys.executable, "-c", code, json.dumps(CRASH_SPEC), str(out)],
+    return subprocess.Popen([sys.executable, "-c", code, json.dumps(spec), str(out)],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                             preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
 
@@ -356,14 +356,6 @@ def slow_uninterrupted(tmp_path_factory):
     return sweep.run(SLOW_SPEC, tmp_path_factory.mktemp("slow") / "s", progress=False, workers=1)
 
 
-def _start_workers(out):
-    code = ("import json, sys; from implicitbias import sweep; "
-            "sweep.run(json.loads(sys.argv[1]), sys.argv[2], progress=False, workers=2, num_threads=2)")
-    return subprocess.Popen([sys.executable, "-c", code, json.dumps(SLOW_SPEC), str(out)],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
-
-
 def _children(pid):
     """The pids of a process's children (Linux), or None where /proc does not list them."""
     try:
@@ -397,7 +389,7 @@ def test_out_of_order_chunks_then_stop_and_resume(tmp_path, slow_uninterrupted, 
     uninterrupted sweep, with the chunks stored before the stop kept as they were."""
     out, n_chunks = tmp_path / "s", len(sweep.check(SLOW_SPEC).chunks())
     parts = out / "parts"
-    proc = _start_workers(out)
+    proc = _start(out, SLOW_SPEC, "workers=2, num_threads=2")
     _wait_for_chunks(proc, parts, 3)
     workers = _children(proc.pid)
     sent = time.monotonic()

@@ -144,18 +144,34 @@ def _run_local(spec: Spec, chunks: list, todo: list[int], store: Store, bar: Any
                 continue
             if msg[0] == "done":
                 running -= 1
-            elif msg[0] == "error":
+            elif msg[0] == "error":  # store the chunks that came back before it, then raise it
+                for m in _drain(results):
+                    if m[0] == "rows":
+                        _commit(m, chunks, store, bar)
                 raise msg[1]
             else:
-                _, i, rows, threads_used, start, cpu = msg
-                _record(i, len(chunks[i]), threads_used, start, cpu)
-                store.write(i, rows)
-                bar.update(len(chunks[i]))
+                _commit(msg, chunks, store, bar)
     except BaseException:
         plan.abort()
         for t in threads:
             t.join(timeout=5)
         raise
+
+
+def _drain(results: queue.Queue) -> list:
+    out = []
+    while True:
+        try:
+            out.append(results.get_nowait())
+        except queue.Empty:
+            return out
+
+
+def _commit(msg: tuple, chunks: list, store: Store, bar: Any) -> None:
+    _, i, rows, threads, start, cpu = msg
+    _record(i, len(chunks[i]), threads, start, cpu)
+    store.write(i, rows)
+    bar.update(len(chunks[i]))
 
 
 def _record(i: int, runs: int, threads: int, start: float, cpu: float) -> None:
