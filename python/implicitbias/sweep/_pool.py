@@ -4,7 +4,8 @@ A worker is ``python -c "...serve()"`` started with :mod:`subprocess` (no fork o
 this process, no re-import of the caller's ``__main__``), with this process's
 ``sys.path``. It reads messages on its stdin and answers on its stdout, each a
 pickle behind an 8-byte length: ``("spec", spec)`` sets the sweep,
-``("chunk", runs, num_threads)`` computes one chunk (:func:`compute_chunk`) and
+``("chunk", runs, num_threads)`` computes one chunk (the family's ``rows``, as
+:func:`~implicitbias.sweep.compute_chunk` does outside Dask) and
 answers ``("rows", rows, cpu_seconds)`` or ``("error", exception, traceback)``.
 Anything the worker prints goes to stderr. Workers ignore SIGINT: the sweeping
 process stops them (SIGKILL) on Ctrl-C, so a stop is prompt even inside a long
@@ -80,10 +81,10 @@ def serve() -> None:
     import implicitbias
 
     from .._native import core
-    from ._runner import compute_chunk
+    from ._families import FAMILIES
 
     _send(out, ("ready", implicitbias.__file__, str(getattr(core, "isa", ""))))
-    spec = None
+    spec: Any = None
     while True:
         try:
             msg = _recv(inp)
@@ -95,7 +96,7 @@ def serve() -> None:
         _, runs, num_threads = msg
         cpu = time.process_time()
         try:
-            rows = compute_chunk(spec, runs, num_threads)  # type: ignore[arg-type]
+            rows = FAMILIES[spec.family].rows(spec, runs, num_threads)  # what compute_chunk does outside Dask
         except Exception as exc:
             tb = traceback.format_exc()
             try:
@@ -119,7 +120,8 @@ class Worker:
         """Start the process (the caller's thread should outlive it: on Linux the worker dies with it)."""
         import json
 
-        code = ("import sys, json; sys.path[:0] = json.loads(sys.argv[1]); "
+        code = ("import signal; signal.signal(signal.SIGINT, signal.SIG_IGN); "  # Ctrl-C is the parent's
+                "import sys, json; sys.path[:0] = json.loads(sys.argv[1]); "
                 "from implicitbias.sweep._pool import serve; serve()")
         self.proc = subprocess.Popen([sys.executable, "-c", code, json.dumps(sys.path)],
                                      stdin=subprocess.PIPE, stdout=subprocess.PIPE)
