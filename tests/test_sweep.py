@@ -224,12 +224,12 @@ CRASH_SPEC = {**SPEC, "seeds": 8, "grid": {"fit.init_scale": [1e-3, 1e-2, 0.1], 
               "run": {"references": False}}
 
 
-def _start(out):
+def _start(out, spec=CRASH_SPEC, options="num_threads=1"):
     code = ("import json, sys; from implicitbias import sweep; "
-            "sweep.run(json.loads(sys.argv[1]), sys.argv[2], progress=False, num_threads=1)")
+            f"sweep.run(json.loads(sys.argv[1]), sys.argv[2], progress=False, {options})")
     # SIGINT back to its default in the child, so that Python installs its KeyboardInterrupt handler even
     # when this process was started with SIGINT ignored (a background job of a non-interactive shell)
-    return subprocess.Popen([sys.executable, "-c", code, json.dumps(CRASH_SPEC), str(out)],
+    return subprocess.Popen([sys.executable, "-c", code, json.dumps(spec), str(out)],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                             preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
 
@@ -297,6 +297,122 @@ def test_dask_local_cluster_gives_the_local_table(tmp_path, uninterrupted):
     assert len(threads) == 2 and all(n == 1 for n in threads.values())  # both workers computed chunks
 
 
+# --------------------------------------------------------------------------- worker processes
+MIXED = [  # one spec per family; the diagonal one mixes methods (chunks), weight norms and depths (blocks)
+    {**SPEC, "seeds": 1, "run": {"references": False, "save_params": True, "history": ["loss"]},
+     "fit": {"rtol": 1e-6, "n_record": 3, "lr": 0.05, "steps": 400},
+     "grid": {"fit.method": ["flow", "descent"], "problem.sparsity": [1, 2], "fit.depth": [2, 3],
+              "fit.weight_norm": ["none", "joint"], "fit.init_scale": [0.01, 0.1]}},
+    {"family": "steepest", "seeds": 2, "problem": {"generator": "separable", "n_samples": 10, "dim": 4},
+     "fit": {"steps": 200, "lr": 0.5, "n_record": 2}, "run": {"references": False, "save_params": True},
+     "grid": {"fit.model": ["linear", "diagonal"], "fit.norm": ["l2", "linf", "l1"]}},
+    {"family": "factorization", "seeds": 2, "fit": {"depth": 2, "lr": 0.05, "steps": 300, "n_record": 2},
+     "problem": {"generator": "matrix_sensing", "shape": [4, 4], "rank": 1, "n_measurements": 10},
+     "grid": {"fit.init_scale": [1e-3, 0.1, 0.5]}, "run": {"references": False, "save_params": True}},
+]
+
+
+@pytest.mark.parametrize("spec", MIXED, ids=["diagonal", "steepest", "factorization"])
+def test_results_do_not_depend_on_workers_or_threads(tmp_path, spec):
+    """Worker processes (one thread per chunk, several threads for the last chunks, more workers than
+    cores) give the table of the one-chunk-at-a-time schedule bitwise; the store holds every chunk once."""
+    one = sweep.run(spec, tmp_path / "one", progress=False, workers=1, num_threads=1)
+    n_chunks = len(sweep.check(spec).chunks())
+    assert n_chunks >= 2 and one.attrs["complete"]
+    for k, (workers, threads) in enumerate([(2, 2), (2, 4), (3, 2)]):
+        df = sweep.run(spec, tmp_path / f"w{k}", progress=False, workers=workers, num_threads=threads)
+        _same(df, one)
+        schedule = sweep._runner.SCHEDULE
+        assert sorted(c["chunk"] for c in schedule) == list(range(n_chunks))
+        # one thread per chunk while chunks outnumber the free cores; with 4 cores the last chunk gets the rest
+        assert (max(c["threads"] for c in schedule) > 1) == (threads == 4)
+    with pytest.raises(ValueError, match="workers must be an int >= 1"):
+        sweep.run(spec, tmp_path / "bad", progress=False, workers=0)
+    with pytest.raises(ValueError, match="workers is for backend='local'"):
+        sweep.run(spec, tmp_path / "bad", progress=False, backend="dask", workers=2)
+
+
+def test_an_error_in_a_worker_process_is_raised_and_the_finished_chunks_stay(tmp_path):
+    # sparsity 30 > dim: the generator raises in the worker computing that chunk
+    spec = {**SPEC, "run": {"references": False}, "grid": {"problem.sparsity": [1, 30]}}
+    with pytest.raises(ValueError, match="sparsity") as info:
+        sweep.run(spec, tmp_path / "s", progress=False, workers=2)
+    assert "in a sweep worker process" in "".join(getattr(info.value, "__notes__", ["in a sweep worker process"]))
+    assert set(sweep.load(tmp_path / "s")["problem.sparsity"]) <= {1}
+
+
+# chunk 0 (N = 400, M = 200, 5000 descent steps) takes over a second, the others (N = 8 ... 19) milliseconds: with two
+# workers, the later chunks are stored while chunk 0 is still in flight
+SLOW_SPEC = {"family": "diagonal", "seeds": 1, "run": {"references": False},
+             "problem": {"generator": "sparse_regression"},
+             "fit": {"method": "descent", "lr": 0.01, "steps": 5000, "n_record": 2, "depth": 2},
+             "zip": {"problem.dim": [400] + list(range(8, 20)), "problem.n_measurements": [200] + [4] * 12,
+                     "problem.sparsity": [10] + [1] * 12},
+             "grid": {"fit.init_scale": [1e-3, 0.1]}}
+
+
+@pytest.fixture(scope="module")
+def slow_uninterrupted(tmp_path_factory):
+    return sweep.run(SLOW_SPEC, tmp_path_factory.mktemp("slow") / "s", progress=False, workers=1)
+
+
+def _children(pid):
+    """The pids of a process's children (Linux), or None where /proc does not list them."""
+    try:
+        with open(f"/proc/{pid}/task/{pid}/children") as fh:
+            return [int(c) for c in fh.read().split()]
+    except OSError:
+        return None
+
+
+def _gone(pids, timeout=10):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        alive = []
+        for c in pids:
+            try:
+                with open(f"/proc/{c}/stat") as fh:
+                    if fh.read().rsplit(")", 1)[1].split()[0] != "Z":
+                        alive.append(c)
+            except OSError:
+                pass
+        if not alive:
+            return True
+        time.sleep(0.05)
+    return False
+
+
+@pytest.mark.parametrize("stop", ["sigkill", "ctrl_c"])
+def test_out_of_order_chunks_then_stop_and_resume(tmp_path, slow_uninterrupted, stop):
+    """With two workers the short chunks are stored before chunk 0; kill -9 (or Ctrl-C) then leaves a gap at
+    chunk 0, the worker processes die with the sweep, and the resumed sweep fills the gap: the table of an
+    uninterrupted sweep, with the chunks stored before the stop kept as they were."""
+    out, n_chunks = tmp_path / "s", len(sweep.check(SLOW_SPEC).chunks())
+    parts = out / "parts"
+    proc = _start(out, SLOW_SPEC, "workers=2, num_threads=2")
+    _wait_for_chunks(proc, parts, 3)
+    workers = _children(proc.pid)
+    sent = time.monotonic()
+    proc.send_signal(signal.SIGKILL if stop == "sigkill" else signal.SIGINT)
+    _, err = proc.communicate(timeout=60)
+    assert time.monotonic() - sent < 10
+    if stop == "ctrl_c":
+        assert proc.returncode != 0 and "KeyboardInterrupt" in err and "run the same sweep again to resume" in err
+        assert not [f for f in os.listdir(parts) if f.endswith(".tmp")]
+    if workers is not None:
+        assert len(workers) == 2 and _gone(workers)
+    kept = sweep.load(out)
+    done = sweep._store.Store(out, sweep.check(SLOW_SPEC), n_chunks, len(slow_uninterrupted)).done()
+    assert 0 not in done and len(done) >= 3 and len(done) < n_chunks  # out of order: a gap at chunk 0
+    _same(kept, slow_uninterrupted[slow_uninterrupted["run_id"].isin(kept["run_id"])].reset_index(drop=True))
+    resumed = sweep.run(SLOW_SPEC, out, progress=False, workers=2)
+    assert sorted(os.listdir(parts)) == [f"chunk-{i:06d}.parquet" for i in range(n_chunks)]
+    _same(resumed, slow_uninterrupted)
+    assert sorted(c["chunk"] for c in sweep._runner.SCHEDULE) == sorted(set(range(n_chunks)) - done)
+    merged = resumed.merge(kept, on="run_id", suffixes=("", "_kept"))
+    assert len(merged) == len(kept) and (merged["wall_time"] == merged["wall_time_kept"]).all()
+
+
 # --------------------------------------------------------------------------- phase tables, CLI
 def test_phase_table_and_plot(tmp_path):
     df = pd.DataFrame({"a": [1, 1, 2, 2, 1], "b": [0.1, 0.1, 0.1, 0.2, 0.2], "ok": [True, False, True, True, True]})
@@ -318,6 +434,14 @@ def test_cli_sweep(tmp_path):
                     '[grid]\n"fit.init_scale" = [0.01, 0.1]\n')
     assert main(["sweep", str(spec), "--out", str(tmp_path / "o"), "--no-progress", "--threads", "1"]) == 0
     assert len(sweep.load(tmp_path / "o")) == 2
+    spec.write_text(spec.read_text().replace("sparsity = 1\n", "").replace(
+        '"fit.init_scale"', '"problem.sparsity" = [1, 2]\n"fit.init_scale"'))
+    assert main(["sweep", str(spec), "--out", str(tmp_path / "w2"), "--no-progress", "--workers", "2"]) == 0
+    assert main(["sweep", str(spec), "--out", str(tmp_path / "w1"), "--no-progress", "--workers", "1"]) == 0
+    _same(sweep.load(tmp_path / "w2"), sweep.load(tmp_path / "w1"))
+    assert [c["threads"] for c in sweep._runner.SCHEDULE] == [sweep._runner._max_threads()] * 2
+    with pytest.raises(SystemExit):
+        main(["sweep", str(spec), "--out", str(tmp_path / "w0"), "--workers", "0"])
     spec.write_text(spec.read_text().replace("seeds = 1", "seeds = 2"))
     assert main(["sweep", str(spec), "--out", str(tmp_path / "o"), "--no-progress"]) == 2
     spec.write_text(spec.read_text().replace("rtol", "rtoll"))

@@ -72,6 +72,9 @@ def _add_sweep_parser(sub: argparse._SubParsersAction) -> None:
                     help="local (default) or dask (a LocalCluster, or the --scheduler)")
     sw.add_argument("--scheduler", default=None, help="address of a Dask scheduler (implies --backend dask)")
     sw.add_argument("--threads", type=int, default=None, help="OpenMP threads of the local backend (default: all)")
+    sw.add_argument("--workers", type=int, default=None,
+                    help="chunks computed at once by the local backend, each in a worker process sharing the "
+                    "--threads (default: one per thread; 1: one chunk at a time in this process)")
     sw.add_argument("--no-progress", action="store_true", help="no progress bar")
     sw.add_argument("--csv", default=None, metavar="FILE", help="also write the store's table as CSV to FILE")
     sw.add_argument("--allow-version-change", action="store_true",
@@ -88,10 +91,13 @@ def _sweep(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
         parser.error("--scheduler needs --backend dask")
     if args.threads is not None and backend == "dask":
         parser.error("--threads is for the local backend (a Dask worker uses its own thread count)")
+    if args.workers is not None and (args.workers < 1 or backend == "dask"):
+        parser.error("--workers must be >= 1, for the local backend (a Dask cluster has its own workers)")
     start = time.perf_counter()
     try:
         df = sweep.run(args.spec, args.out, backend=backend, client=args.scheduler, progress=not args.no_progress,
-                       num_threads=args.threads, allow_version_change=args.allow_version_change)
+                       num_threads=args.threads, allow_version_change=args.allow_version_change,
+                       workers=args.workers)
     except (sweep.SpecError, sweep.StoreError) as exc:
         print(f"implicitbias: {exc}", file=sys.stderr)
         return 2
