@@ -75,6 +75,10 @@ def test_rows_are_the_packages_runs(quick):
     np.testing.assert_array_equal(direct.history["sharpness"], np.asarray(row["history.sharpness"]))
     dims = [20] + [20] * 9 + [20]
     layers = factorization.unpack(dims, np.asarray(row["params"]))
+    E = factorization.product(layers)  # the sweep's regression columns: error against the planted map
+    assert row["error"] == pytest.approx(np.linalg.norm(E - problem.A_true) / np.linalg.norm(problem.A_true),
+                                         rel=1e-12)
+    assert np.isnan(row["nuclear_ratio"]) and row["bound"] == pytest.approx(hessian.proxy_bound(E, 10), rel=1e-12)
     top = hessian.eigenvalues(layers, problem.X, problem.Y, k=1, tol=1e-10)
     assert abs(top.values[-1] - row["history.sharpness"][-1]) <= 1e-6 * top.values[-1]
     assert table.loc[(table["method"] == "descent") & (table["lr"] == 0.005), "sharpness_end"].iloc[0] == \
