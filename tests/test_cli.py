@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 import implicitbias as ib
-from implicitbias import build_info, data, sweep
+from implicitbias import build_info, data, factorization, hessian, sweep
 from implicitbias.cli import main
 from implicitbias.experiments import spec_path
 
@@ -146,7 +146,7 @@ def test_reproduce_flatness_quick_writes_its_files(tmp_path, capsys):
     assert main(["reproduce", "flatness", "--quick", "--out", str(out), "--no-progress"]) == 0
     assert _outputs(out) == sorted([
         "flatness_summary.csv", "flatness_estimators.csv", "flatness_estimator_summary.csv",
-        "flatness_nuclear.png", "flatness_trace.png",
+        "flatness_nuclear.png", "flatness_trace.png", "flatness_sharpness.csv",
     ])
     assert all(_png(out / f"flatness_{p}.png") for p in ("nuclear", "trace"))
     runs = sweep.load(out / "sweeps" / "quick" / "flatness")
@@ -162,4 +162,15 @@ def test_reproduce_flatness_quick_writes_its_files(tmp_path, capsys):
     est = pd.read_csv(out / "flatness_estimator_summary.csv")
     assert set(est["estimator"]) == {"Hutchinson", "Hutch++", "XTrace"}
     assert (est["rel_error_median"] < 0.5).all()
+    # the flatness pair at the end of every run: the sharpness against numpy's eigh of the dense Hessian (one
+    # run), within its residual bound, and never above the trace where the loss is ~0 (H ~ PSD)
+    pairs = pd.read_csv(out / "flatness_sharpness.csv")
+    assert len(pairs) == len(runs) and (pairs["sharpness_residual"] <= 1e-9 * pairs["sharpness"]).all()
+    row = runs.sort_values("run_id").iloc[0]
+    prob = data.matrix_sensing((20, 20), 2, int(row["problem.n_measurements"]), seed=int(row["seed"]))
+    layers = factorization.unpack([20] * (int(row["fit.depth"]) + 1), np.asarray(row["params"]))
+    top = np.linalg.eigvalsh(hessian.dense(layers, prob.A, prob.y))[-1]
+    assert abs(pairs["sharpness"].iloc[0] - top) <= 1e-9 * top
+    fitted = pairs[pairs["loss"] < 1e-6]
+    assert len(fitted) and (fitted["sharpness"] <= fitted["trace"]).all()
     assert "wrote" in capsys.readouterr().out

@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 PACKAGE = Path(__file__).resolve().parents[1] / "python" / "implicitbias"
-FAMILIES = {"diagonal", "steepest", "factorization", "hessian"}
+FAMILIES = {"diagonal", "steepest", "factorization", "hessian", "torch"}  # torch: the bridge to hessian
 LAYERS = ("core", "families", "sweep", "experiments", "cli")
 ADAPTERS = "sweep._adapters"
 pytestmark = pytest.mark.skipif(not PACKAGE.is_dir(), reason="the source tree is not beside the tests")

@@ -7,7 +7,9 @@ classifiers and the margins it maximizes), :mod:`~implicitbias.factorization`
 (deep matrix factorization), :mod:`~implicitbias.hessian` (its exact Hessian
 trace, HVPs and trace estimators), :mod:`~implicitbias.reference` (convex solvers for the limits the
 theory predicts), :mod:`~implicitbias.experiments` (paper reproductions),
-:mod:`~implicitbias.sweep` (parameter sweeps into a resumable store, Dask, phase diagrams).
+:mod:`~implicitbias.sweep` (parameter sweeps into a resumable store, Dask, phase diagrams),
+:mod:`~implicitbias.torch` (the Hessian of a PyTorch model's loss as a Hessian operator; optional extra,
+imported on its own).
 
 Each family module has a ``FAMILY`` (a :class:`Family`): its name, ``fit``/``fit_many`` and every
 argument as a :class:`Param` (default, check, choices, per run or batch-wide).

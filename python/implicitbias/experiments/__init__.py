@@ -8,11 +8,11 @@ them) and a module with ``SPECS``, ``summarize(tables)`` and
 (docs/reproductions.md).
 """
 
-from . import flatness, margins, phase, saddles, stepsize, weightnorm
+from . import edge, flatness, margins, phase, saddles, stepsize, weightnorm
 from ._reproduce import reproduce, run, spec_path, specs, store_path
 
 REGISTRY = {"flatness": flatness, "margins": margins, "phase": phase, "weightnorm": weightnorm, "saddles": saddles,
-            "stepsize": stepsize}
+            "stepsize": stepsize, "edge": edge}
 
-__all__ = ["REGISTRY", "flatness", "margins", "phase", "reproduce", "run", "saddles", "spec_path", "specs",
+__all__ = ["REGISTRY", "edge", "flatness", "margins", "phase", "reproduce", "run", "saddles", "spec_path", "specs",
            "stepsize", "store_path", "weightnorm"]

@@ -22,7 +22,8 @@ hidden width 20, trained for a fixed number of steps with step size
 Reported per run: the recovery error ``||E - M*||_F / ||M*||_F``, the ratio
 ``||E||_* / ||X_cvx||_*`` to the convex minimum nuclear-norm interpolator
 (cvxpy), the loss, the exact trace of the Hessian at the end and the bound
-``2 L (d_0 d_L)^{1/L} ||E||_*^{2(L-1)/L}``; and, at a trained (near-zero loss)
+``2 L (d_0 d_L)^{1/L} ||E||_*^{2(L-1)/L}``, the sharpness (top Hessian eigenvalue) at the end
+(the flatness pair: trace and sharpness); and, at a trained (near-zero loss)
 and at a random point, the relative error of Hutchinson, Hutch++ and XTrace
 against the exact trace versus the number of Hessian-vector products.
 
@@ -90,10 +91,37 @@ def estimators(df: Any, quick: bool = False) -> list[dict[str, Any]]:
     return rows
 
 
+def sharpness(df: Any) -> list[dict[str, Any]]:
+    """The flatness pair at the end of every run: the exact trace of the Hessian (the store's ``trace``) and
+    its sharpness, the top eigenvalue, by block Lanczos on the exact HVP at the stored final layers (relative
+    residual 1e-10; ``sharpness_residual`` bounds its error), with ``trace / sharpness`` (an effective number
+    of sharp directions)."""
+    spec = df.attrs["spec"]
+    problem: dict[str, Any] = {k: tuple(v) if isinstance(v, list) else v for k, v in spec["problem"].items()
+                               if k != "generator"}
+    width = spec["fit"]["width"]
+    rows, ops = [], {}
+    for _, r in df.sort_values("run_id").iterrows():
+        key = (int(r["seed"]), int(r["problem.n_measurements"]))
+        if key not in ops:
+            prob = data.matrix_sensing(**problem, n_measurements=key[1], seed=key[0])
+            ops[key] = (factorization.sensing_operator(prob.A), prob.y, prob.M_star.shape)
+        op, y, (d_out, d_in) = ops[key]
+        L = int(r["fit.depth"])
+        layers = factorization.unpack([d_in] + [width] * (L - 1) + [d_out], np.asarray(r["params"]))
+        top = hessian.eigenvalues(layers, op, y, k=1, tol=1e-10)
+        rows.append({"depth": L, "config": config(r), "n": key[1], "seed": key[0], "loss": float(r["loss"]),
+                     "trace": float(r["trace"]), "sharpness": float(top.values[-1]),
+                     "sharpness_residual": float(top.residuals[-1]),
+                     "trace_over_sharpness": float(r["trace"]) / float(top.values[-1])})
+    return rows
+
+
 def summarize(tables: dict[str, Any], quick: bool = False) -> dict[str, Any]:
     """Median over seeds per (depth, config, n) of the error, the nuclear-norm ratio, the convex
     interpolator's error and trace / bound, and the largest loss; the estimators' relative errors
-    (``estimators``) and their median and maximum per (point, estimator, budget)."""
+    (``estimators``) and their median and maximum per (point, estimator, budget); the trace and the
+    sharpness at the end of every run (``sharpness``, :func:`sharpness`)."""
     import pandas as pd
 
     df = tables["flatness"]
@@ -112,7 +140,8 @@ def summarize(tables: dict[str, Any], quick: bool = False) -> dict[str, Any]:
     est_summary = [{"point": p, "estimator": e, "budget": int(b), "rel_error_median": float(np.median(g.to_numpy())),
                     "rel_error_max": float(np.max(g.to_numpy()))}
                    for (p, e, b), g in sorted(est.groupby(["point", "estimator", "budget"])["rel_error"])]
-    return {"summary": pd.DataFrame(out), "estimators": est, "estimator_summary": pd.DataFrame(est_summary)}
+    return {"summary": pd.DataFrame(out), "estimators": est, "estimator_summary": pd.DataFrame(est_summary),
+            "sharpness": pd.DataFrame(sharpness(df))}
 
 
 COLORS = {"trace penalty": "tab:red", "label-noise SGD": "tab:orange", "SAM": "tab:purple",

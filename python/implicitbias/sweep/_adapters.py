@@ -61,7 +61,8 @@ DECLARATIONS: dict[str, Declaration] = {
         ("step", "t", "log_loss", "n_grad_evals", "wall_time", "accuracy", "margin_l2", "margin_linf",
          "margin_l1", "margin_spectral", "smoothed_margin", "alignment", "param_norm")),
     "factorization": Declaration(
-        factorization.FAMILY, {"matrix_sensing": data.matrix_sensing}, ("init_layers", "seed"), frozenset(),
+        factorization.FAMILY, {"matrix_sensing": data.matrix_sensing, "whitened_regression": data.whitened_regression},
+        ("init_layers", "seed"), frozenset(),
         ("t", "loss", "n_grad_evals", "wall_time", "trace", "nuclear_norm", "effective_rank", "error",
          "sharpness", "sharpness_residual", "sharpness_matvecs")),
 }

@@ -14,7 +14,7 @@ from typing import Any, Callable
 
 import numpy as np
 
-from .. import factorization, hessian, reference
+from .. import data, factorization, hessian, reference
 from ._adapters import DECLARATIONS, VECTOR, Declaration, fit_parameters
 
 NAN = float("nan")
@@ -186,6 +186,8 @@ def _steepest(spec: Any, p: Any, runs: list[dict[str, Any]], num_threads: int | 
 
 # --------------------------------------------------------------------------- factorization
 def _factorization(spec: Any, p: Any, runs: list[dict[str, Any]], num_threads: int | None) -> tuple[list, Columns]:
+    if isinstance(p, data.Regression):  # deep linear regression: no convex reference (NaN columns)
+        return _regression(spec, p, runs, num_threads)
     shape = p.shape if p.kind == "completion" else None
     op = factorization.sensing_operator(p.A, shape)
     results = _fit_many(spec, runs, num_threads, A=op, y=p.y, M_star=p.M_star, seed=[r["seed"] for r in runs])
@@ -200,6 +202,19 @@ def _factorization(spec: Any, p: Any, runs: list[dict[str, Any]], num_threads: i
         if X is not None and math.isfinite(x_norm):
             cols["nuclear_distance"] = float(np.linalg.norm(r.product - X) / np.linalg.norm(X))
         return cols
+
+    return results, columns
+
+
+def _regression(spec: Any, p: Any, runs: list[dict[str, Any]], num_threads: int | None) -> tuple[list, Columns]:
+    """Regression data (``whitened_regression``): ``error`` against the planted map ``A_true``; the
+    minimum-nuclear-norm columns are NaN (no convex reference), ``bound`` and ``proxy`` as for sensing."""
+    op = factorization.regression_operator(p.X, p.Y)
+    results = _fit_many(spec, runs, num_threads, A=op, y=None, M_star=p.A_true, seed=[r["seed"] for r in runs])
+
+    def columns(r: Any, row: dict[str, Any]) -> dict[str, Any]:
+        return {"nuclear_cvx": NAN, "cvx_error": NAN, "nuclear_ratio": NAN, "nuclear_distance": NAN,
+                "bound": hessian.proxy_bound(r.product, r.depth), "proxy": hessian.proxy(r.layers)}
 
     return results, columns
 
