@@ -271,3 +271,17 @@ def test_label_noise_has_the_law_of_noise_on_the_original_targets(n):
     emp = D.T @ D / K
     # sample covariance of K Gaussian draws: entrywise standard error <= sqrt(2 / K) * max variance
     assert np.abs(emp - exact).max() < 4 * np.sqrt(2.0 / K) * np.diag(exact).max()
+
+
+def test_spectrum_of_a_regression_operator_without_y():
+    """A RegressionOperator carries its targets: operator/eigenvalues take y=None, as hvp and trace do."""
+    rng = np.random.default_rng(5)
+    X, Y = rng.standard_normal((6, 3)), rng.standard_normal((6, 2))
+    op = factorization.regression_operator(X, Y)
+    Ws = [rng.standard_normal((4, 3)), rng.standard_normal((2, 4))]
+    truth = np.linalg.eigvalsh(hessian.dense(Ws, X, Y))
+    top = hessian.eigenvalues(Ws, op, None, k=3)
+    np.testing.assert_allclose(top.values, truth[-3:], rtol=1e-10, atol=1e-10 * truth[-1])
+    H = hessian.operator(Ws, op, None)
+    v = rng.standard_normal(H.dim)
+    np.testing.assert_allclose(H.matvec(v), hessian.dense(Ws, X, Y) @ v, rtol=1e-11, atol=1e-11 * np.abs(truth).max())

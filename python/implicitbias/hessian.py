@@ -317,7 +317,7 @@ class HessianOperator:
 
 def operator(layers: Any, A: Any, y: Any) -> HessianOperator:
     """The exact loss Hessian of deep matrix factorization at ``layers`` as an operator (see :func:`hvp`)."""
-    if y is None:
+    if y is None and not isinstance(A, RegressionOperator):  # a regression operator carries its targets
         raise ValueError("y is required for the model's Hessian")
     dims, z, op, yv = _checked(layers, A, y, prepare=False)
     return HessianOperator(core.factorization_operator(op._core, dims, z, yv))
