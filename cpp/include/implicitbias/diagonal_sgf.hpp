@@ -13,9 +13,10 @@
 //   dY = (+2 g - 2 eta q) dt - 2 sqrt(eta) A^T (r o dW~),
 //   q  = (A o A)^T (r o r) - (g o g) / M       (the Ito correction),
 // so X - Y moves in range(A^T) and X + Y = 2 log alpha - 4 eta int q dt.
-// The diffusion is not commutative (L^j b_l - L^l b_j = 8 eta A^T [C_l o (K R C)_j
-// - C_j o (K R C)_l] with K = A diag(w) A^T: nonzero unless K R C C is
-// symmetric), so the Milstein step needs the iterated integrals
+// The diffusion is not commutative (in the basis of W, L^j b_l - L^l b_j =
+// 8 eta A^T [C_l o (K R C)_j - C_j o (K R C)_l] with K = A diag(w) A^T,
+// R = diag(r): nonzero for generic data with M > 2), so the Milstein step
+// needs the iterated integrals
 //   I~ = (dW~ dW~^T - h C) / 2 + C A~ C    (A~ the Levy areas of W over the step):
 //   D = A^T (-2 h r + 2 sqrt(eta) r o dW~ + 8 eta m),  m_l = sum_j K_lj r_j I~_jl,
 //   E = 2 eta h q,   X <- X + D - E,   Y <- Y - D - E.
