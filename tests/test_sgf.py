@@ -127,8 +127,9 @@ def _refined_path(seeds, M, h_fine, n_fine):
 def test_sgf_strong_order_one_on_a_refined_path():
     """E max_i |Z_h - Z_ref|_i (Z = (log u, log v)) against h on the same 48 Brownian paths (coarse increments
     and areas from the fine ones by Chen's relation), M = 3 rows, non-commutative noise, the reference 4 times
-    finer than the finest h: slope 1 for the scheme (measured 1.12), about 1/2 without the Levy areas (the
-    commutative Milstein, 0.54) and for Euler-Maruyama (0.54). The scheme is the compiled one (the replay)."""
+    finer than the finest h: slope 1 for the scheme (measured 1.13), towards 1/2 without the Levy areas (the
+    commutative Milstein, 0.72) and for Euler-Maruyama (0.61), with errors 3.7x and 7.7x the scheme's at the
+    finest h. The scheme is the compiled one (the replay test)."""
     rng = np.random.default_rng(3)
     M, N = 3, 4
     A = rng.normal(size=(M, N)) / np.sqrt(M)
