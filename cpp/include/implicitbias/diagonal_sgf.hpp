@@ -45,14 +45,14 @@
 namespace implicitbias {
 
 inline constexpr std::uint64_t kSgfStream = 0x5346;  // "SF": Brownian increments and Levy areas
-inline constexpr double kPi = 3.141592653589793238462643383279502884;
+inline constexpr double kSgfPi = 3.141592653589793238462643383279502884;
 inline constexpr std::int64_t kSgfMaxLevyTerms = 1000000;
 
 // Terms p of the Levy-area series for M Brownian motions over a step h
 // (Wiktorsson's bound: mean-square error 5 M^2 (M - 1) h^2 / (24 pi^2 p^2) <= h^3).
 inline std::int64_t sgf_levy_terms(Index M, double h) {
   const double m = static_cast<double>(M);
-  const double p = std::ceil(std::sqrt(5.0 * m * m * std::max(m - 1.0, 0.0) / (24.0 * kPi * kPi * h)));
+  const double p = std::ceil(std::sqrt(5.0 * m * m * std::max(m - 1.0, 0.0) / (24.0 * kSgfPi * kSgfPi * h)));
   return std::max<std::int64_t>(1, static_cast<std::int64_t>(std::min(p, 1e12)));
 }
 
@@ -71,7 +71,7 @@ class SgfDraws {
   SgfDraws(Index M, double h) : M_(M), h_(h), p_(sgf_levy_terms(M, h)) {
     double partial = 0.0;
     for (std::int64_t r = p_; r >= 1; --r) partial += 1.0 / (static_cast<double>(r) * static_cast<double>(r));
-    tail_ = std::max(kPi * kPi / 6.0 - partial, 0.0);
+    tail_ = std::max(kSgfPi * kSgfPi / 6.0 - partial, 0.0);
   }
   std::int64_t terms() const { return p_; }
 
@@ -107,7 +107,7 @@ class SgfDraws {
     const Mat tail = std::sqrt(2.0) * G_ + (Gc * c.transpose() - c * Gc.transpose()) / (std::sqrt(2.0) * (1.0 + s));
     // the series part is B - B^T with B = Z_w^T H + z c^T; the tail is already antisymmetric
     const Mat B = area;
-    area = (h_ / (2.0 * kPi)) * ((B - B.transpose()) + std::sqrt(tail_) * tail);
+    area = (h_ / (2.0 * kSgfPi)) * ((B - B.transpose()) + std::sqrt(tail_) * tail);
   }
 
  private:
