@@ -33,6 +33,20 @@ py::tuple diagonal_draws(std::uint64_t seed, std::int64_t step, Index n_rows, In
   return py::make_tuple(out, xi);
 }
 
+// The Brownian increments and Levy areas an SGF run draws at `step`.
+py::tuple diagonal_sgf_draws(std::uint64_t seed, std::int64_t step, Index n_rows, double sde_step) {
+  if (n_rows < 1) throw InvalidArgument("n_rows must be >= 1");
+  if (!(sde_step > 0.0) || !std::isfinite(sde_step)) throw InvalidArgument("sde_step must be positive");
+  if (step < 0) throw InvalidArgument("step must be >= 0");
+  if (sgf_levy_terms(n_rows, sde_step) > kSgfMaxLevyTerms)
+    throw InvalidArgument("sde_step is too small for the Levy-area series (more than 10^6 terms per step)");
+  SgfDraws draws(n_rows, sde_step);
+  Vec dW;
+  Mat area;
+  draws.draw(seed, step, dW, area);
+  return py::make_tuple(dW, area, draws.terms());
+}
+
 }  // namespace
 
 void register_diagonal(py::module_& m) {
@@ -46,7 +60,8 @@ void register_diagonal(py::module_& m) {
       .value("flow", Method::flow)
       .value("sgd", Method::sgd)
       .value("label_noise_sgd", Method::label_noise_sgd)
-      .value("sam", Method::sam);
+      .value("sam", Method::sam)
+      .value("sgf", Method::sgf);
   py::enum_<Solver>(m, "Solver", py::module_local(), "The flow's integrator.")
       .value("rosw", Solver::rosw)
       .value("dopri5", Solver::dopri5)
@@ -84,7 +99,8 @@ void register_diagonal(py::module_& m) {
       .def_readwrite("nesterov", &StochasticSpec::nesterov)
       .def_readwrite("strength", &StochasticSpec::strength)
       .def_readwrite("sam_per_example", &StochasticSpec::sam_per_example)
-      .def_readwrite("seed", &StochasticSpec::seed);
+      .def_readwrite("seed", &StochasticSpec::seed)
+      .def_readwrite("sde_step", &StochasticSpec::sde_step);
   py::class_<DiagonalRun>(m, "DiagonalRun", py::module_local(), "One run of a diagonal-network batch.")
       .def(py::init<>())
       .def(py::init([](int problem, int depth, bool nonnegative, WeightNorm weight_norm, Vec init_scale,
@@ -127,6 +143,11 @@ void register_diagonal(py::module_& m) {
         "The batch indices (int64) and the standard normals of the label noise that a stochastic diagonal run\n"
         "with this seed draws at this step (batch_size 0: the full batch, rows in order). Low level: use\n"
         "implicitbias.diagonal.batch_draws.");
+  m.def("diagonal_sgf_draws", &diagonal_sgf_draws, py::arg("seed"), py::arg("step"), py::arg("n_rows"),
+        py::arg("sde_step"),
+        "The Brownian increments (n_rows), Levy areas (n_rows x n_rows) and the number of series terms that\n"
+        "step `step` of a stochastic-gradient-flow run with this seed draws. Low level: use\n"
+        "implicitbias.diagonal.sgf_draws.");
 }
 
 }  // namespace implicitbias::bindings

@@ -989,6 +989,8 @@ class Method:
       label_noise_sgd
     
       sam
+    
+      sgf
     """
     __members__: typing.ClassVar[dict[str, Method]]
     descent: typing.ClassVar[Method]
@@ -996,6 +998,7 @@ class Method:
     label_noise_sgd: typing.ClassVar[Method]
     sam: typing.ClassVar[Method]
     sgd: typing.ClassVar[Method]
+    sgf: typing.ClassVar[Method]
     @typing.overload
     def __eq__(self, other: Method) -> bool:
         ...
@@ -1131,6 +1134,12 @@ class DiagonalStochastic:
         ...
     @batch_size.setter
     def batch_size(self, arg0: typing.SupportsInt | typing.SupportsIndex) -> None:
+        ...
+    @property
+    def sde_step(self) -> float:
+        ...
+    @sde_step.setter
+    def sde_step(self, arg0: typing.SupportsFloat | typing.SupportsIndex) -> None:
         ...
     @property
     def decay_k0(self) -> float:
@@ -1344,6 +1353,12 @@ def diagonal_hessian_dense(A: typing.Annotated[numpy.typing.ArrayLike, numpy.flo
 def diagonal_hessian_operator(A: typing.Annotated[numpy.typing.ArrayLike, numpy.float64, "[m, n]"], y: typing.Annotated[numpy.typing.ArrayLike, numpy.float64, "[m, 1]"], u: typing.Annotated[numpy.typing.ArrayLike, numpy.float64, "[m, 1]"], v: typing.Annotated[numpy.typing.ArrayLike, numpy.float64, "[m, 1]"] | None, depth: typing.SupportsInt | typing.SupportsIndex, nonnegative: bool) -> SymmetricOperator:
     """
     The exact Hessian of 0.5||A x - y||^2 in the diagonal network's factors (u, v) or u.
+    """
+def diagonal_sgf_draws(seed: typing.SupportsInt | typing.SupportsIndex, step: typing.SupportsInt | typing.SupportsIndex, n_rows: typing.SupportsInt | typing.SupportsIndex, sde_step: typing.SupportsFloat | typing.SupportsIndex) -> tuple:
+    """
+    The Brownian increments (n_rows), Levy areas (n_rows x n_rows) and the number of series terms that
+    step `step` of a stochastic-gradient-flow run with this seed draws. Low level: use
+    implicitbias.diagonal.sgf_draws.
     """
 def factorization_batch(problems: collections.abc.Sequence[FactorizationProblem], runs: collections.abc.Sequence[FactorizationRun], options: FactorizationBatchOptions) -> list:
     """

@@ -23,7 +23,9 @@ with step ``lr`` after ``k`` steps is reported at time ``k * lr``.
 batches of rows (summed batch loss), with momentum and step-size schedules, and
 keep the exact effective-initialization bookkeeping (``alpha_eff()``,
 ``log_alpha_ratio()``, ``step_sum``) that predicts their limits (docs/dynamics.md);
-:func:`batch_draws` returns the random draws of any step.
+:func:`batch_draws` returns the random draws of any step. ``method="sgf"`` integrates the stochastic
+gradient flow (the SDE of SGD's noise) by a strong-order-1 Milstein scheme in ``log u``, ``log v``, with the
+same bookkeeping; :func:`sgf_draws` returns its Brownian increments and Levy areas.
 """
 
 from __future__ import annotations
@@ -40,7 +42,7 @@ from ._family import Adapter, Family, Problems, choice_param, core_names, param
 from ._native import core
 from ._validation import check_matrix, check_positive, check_vector, unique_problems
 
-__all__ = ["FAMILY", "DiagonalResult", "batch_draws", "fit", "fit_many"]
+__all__ = ["FAMILY", "DiagonalResult", "batch_draws", "fit", "fit_many", "sgf_draws"]
 
 
 @dataclass(repr=False)
@@ -298,6 +300,7 @@ def fit(
     sam_per_example: bool = False,
     label_noise_std: float = 0.0,
     seed: int = 0,
+    sde_step: float | None = None,
 ) -> DiagonalResult:
     """Train one diagonal linear network by gradient flow, gradient descent, or stochastic / accelerated
     descent (SGD, label-noise SGD, SAM, with momentum and schedules: docs/dynamics.md).
@@ -310,7 +313,7 @@ def fit(
         L in ``x = u**L - v**L``.
     init_scale : float > 0 or array (N,) of positive floats
         alpha: the initialization ``u = v = alpha``.
-    method : "flow", "descent", "sgd", "label_noise_sgd" or "sam"
+    method : "flow", "descent", "sgd", "label_noise_sgd", "sam" or "sgf"
         ``"flow"``: gradient flow by an adaptive integrator (``solver``; the
         coordinates follow from it, docs/numerics.md says which to use when:
         ``"bdf"``, the default for plain flows, the M-dimensional ODE
@@ -339,6 +342,11 @@ def fit(
         ``"label_noise_sgd"``, ``sam_radius`` / ``label_noise_std``; these
         runs keep the exact effective-initialization bookkeeping
         (:meth:`DiagonalResult.alpha_eff`, :meth:`DiagonalResult.log_alpha_ratio`).
+        ``"sgf"``: the stochastic gradient flow of Pesme et al. 2021 on the plain
+        depth-2 model, the Ito SDE ``dz = -grad L dt + sqrt(lr) sum_i r_i grad r_i dW~_i``
+        (SGD's noise covariance at step ``lr``), ``steps`` Milstein steps of
+        size ``sde_step`` in ``(log u, log v)`` with Levy areas (strong order 1,
+        docs/dynamics.md), with the same bookkeeping.
     weight_norm : None, "joint" or "separate"
         Train in polar coordinates ``z = rho w`` (docs/science.md, section 1.6).
         ``"separate"`` needs the signed model (ValueError with ``nonnegative=True``).
@@ -414,7 +422,13 @@ def fit(
     label_noise_std : float >= 0
         sigma: fresh labels ``y_i + sigma xi_i`` every step (``method="label_noise_sgd"``).
     seed : int >= 0
-        Seed of the run's draws (batches, label noise); the flow and ``"descent"`` draw nothing and ignore it.
+        Seed of the run's draws (batches, label noise, the Brownian path of ``"sgf"``); the flow and
+        ``"descent"`` draw nothing and ignore it.
+    sde_step : float > 0, optional
+        ``method="sgf"`` only (required there): the integration step ``h`` of the stochastic gradient
+        flow, in the flow's time units; ``steps`` steps reach ``t = steps * sde_step``. The flow's noise
+        is that of SGD with batch 1 and step ``lr`` on ``0.5 r_i^2`` (docs/dynamics.md, "The stochastic
+        gradient flow"); :func:`sgf_draws` returns the draws of any step.
 
     Returns
     -------
@@ -464,6 +478,7 @@ def fit_many(
     sam_per_example: bool = False,
     label_noise_std: float | Sequence[float] = 0.0,
     seed: int | Sequence[int] = 0,
+    sde_step: float | Sequence[float] | None = None,
 ) -> list[DiagonalResult]:
     """Many runs in one C++ call, spread over OpenMP threads.
 
@@ -500,7 +515,8 @@ class _Batch:
 
 
 _STOCHASTIC = ("sgd", "label_noise_sgd", "sam")  # diagonal_sgd.hpp
-_FIXED_STEP = ("descent", *_STOCHASTIC)
+_SGF = "sgf"  # diagonal_sgf.hpp: the stochastic gradient flow
+_FIXED_STEP = ("descent", *_STOCHASTIC, _SGF)
 _SAMPLINGS = ("replacement", "epochs")
 _DIAGONAL_SCHEDULES = ("constant", "power")  # the steepest family's names (schedule.hpp)
 # per-run arguments of the stochastic methods and the value that leaves them off (seed: ignored where
@@ -523,6 +539,7 @@ def _check_stochastic(method: str, opts: dict[str, Any], runs: dict[str, list], 
             raise ValueError(f"{name} applies to method={meth!r} (got method={method!r})")
     if opts["sam_per_example"] and method != "sam":
         raise ValueError(f"sam_per_example applies to method='sam' (got method={method!r})")
+    _check_sgf(method, runs)
     if method not in _STOCHASTIC:
         return
     if any(wn is not None for wn in runs["weight_norm"]):
@@ -534,6 +551,20 @@ def _check_stochastic(method: str, opts: dict[str, Any], runs: dict[str, list], 
             raise ValueError(f"batch_size must be at most the number of rows of A ({m}), got {b}")
 
 
+def _check_sgf(method: str, runs: dict[str, list]) -> None:
+    """sde_step: with method="sgf" only, and required there; "sgf" integrates the plain depth-2 model."""
+    if method != _SGF:
+        if any(h is not None for h in runs["sde_step"]):
+            raise ValueError(f"sde_step applies to method='sgf' (got method={method!r})")
+        return
+    if any(h is None for h in runs["sde_step"]):
+        raise ValueError("sde_step is required for method='sgf' (the integration step of the SDE)")
+    if any(d != 2 for d in runs["depth"]):
+        raise ValueError("method='sgf' integrates the depth-2 model: depth must be 2")
+    if any(wn is not None for wn in runs["weight_norm"]):
+        raise ValueError("method='sgf' integrates the plain model: weight_norm must be None")
+
+
 def _stochastic_spec(k: int, runs: dict[str, list], opts: dict[str, Any]) -> Any:
     """Run k's core settings of a stochastic method."""
     b = runs["batch_size"][k]
@@ -542,7 +573,7 @@ def _stochastic_spec(k: int, runs: dict[str, list], opts: dict[str, Any]) -> Any
         decay_k0=opts["decay_k0"], decay_power=opts["decay_power"], warmup_steps=opts["warmup_steps"],
         batch_size=0 if b is None else b, epochs=opts["sampling"] == "epochs", momentum=runs["momentum"][k],
         nesterov=opts["nesterov"], strength=runs["sam_radius"][k] + runs["label_noise_std"][k],
-        sam_per_example=opts["sam_per_example"], seed=runs["seed"][k])
+        sam_per_example=opts["sam_per_example"], seed=runs["seed"][k], sde_step=runs["sde_step"][k] or 0.0)
 
 
 def batch_draws(seed: int, step: int, n_measurements: int, batch_size: int | None = None,
@@ -564,6 +595,24 @@ def batch_draws(seed: int, step: int, n_measurements: int, batch_size: int | Non
     sampling = _B.choice(*_SAMPLINGS)(sampling, "sampling")
     idx, xi = core.diagonal_draws(seed, step, m, b, sampling == "epochs")
     return np.asarray(idx, dtype=np.int64), np.asarray(xi)
+
+
+def sgf_draws(seed: int, step: int, n_measurements: int, sde_step: float) -> tuple[np.ndarray, np.ndarray, int]:
+    """The draws of step ``step`` of a ``method="sgf"`` run with this ``seed``, exactly as the compiled
+    integrator makes them.
+
+    Returns ``(dW, area, p)``: the increments ``dW`` (``n_measurements``) of the M-dimensional Brownian
+    motion over the step ``sde_step``, its Levy areas ``area`` (M x M, antisymmetric,
+    ``area[j, k] = (int W_j dW_k - int W_k dW_j) / 2`` over the step, from the Kloeden-Platen-Wright
+    series truncated at ``p`` terms plus Wiktorsson's approximation of the tail; docs/dynamics.md), and
+    ``p``. A NumPy reimplementation of the Milstein step replays a run with this.
+    """
+    seed = _seed(seed, "seed")
+    step = _B.integer(0)(step, "step")
+    m = _B.integer(1)(n_measurements, "n_measurements")
+    h = _B.positive(sde_step, "sde_step")
+    dW, area, p = core.diagonal_sgf_draws(seed, step, m, h)
+    return np.asarray(dW), np.asarray(area), int(p)
 
 
 class _Adapter(Adapter):
@@ -595,7 +644,7 @@ class _Adapter(Adapter):
         run = core.DiagonalRun(problem=p, depth=runs["depth"][k], nonnegative=batch.nonnegative,
                                weight_norm=_batch.enum(core.WeightNorm, runs["weight_norm"][k] or "none"),
                                init_scale=alpha, lr_ratio=runs["lr_ratio"][k], lr=runs["lr"][k] or 0.0)
-        if batch.method in _STOCHASTIC:
+        if batch.method in _STOCHASTIC or batch.method == _SGF:
             run.stochastic = _stochastic_spec(k, runs, batch.opts)
         return run, (k, alpha)
 
@@ -710,7 +759,7 @@ def _decode(record: Any, problem: tuple[np.ndarray, np.ndarray], runs: dict[str,
     if n_radii == 0:
         u = z[:n].copy()
         v = None if nonnegative else z[n:2 * n].copy()
-        if method in _STOCHASTIC:  # [u; v; log a^2; ell; s] (diagonal_sgd.hpp)
+        if method in _STOCHASTIC or method == _SGF:  # [u; v; log a^2; ell; s] (diagonal_sgd.hpp, _sgf.hpp)
             parts = 1 if nonnegative else 2
             book = {name: z[(parts + i) * n:(parts + i + 1) * n].copy()
                     for i, name in enumerate(("log_a2", "log_alpha_ratio", "step_sum"))}
@@ -792,6 +841,7 @@ FAMILY = Family.declare("diagonal", fit, fit_many, ("A", "y", "x_star"), [
     param("sam_per_example", _B.boolean, bool),
     param("label_noise_std", _B.nonnegative, float, per_run=True),
     param("seed", _seed, int, per_run=True),
+    param("sde_step", _B.optional_positive, float, type(None), per_run=True),
 ], _Adapter())
 """The diagonal family's declaration (:class:`implicitbias._family.Family`): its parameters, checks and
 choices, for sweeps and other callers."""

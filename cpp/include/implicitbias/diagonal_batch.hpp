@@ -7,6 +7,7 @@
 #include "diagonal.hpp"
 #include "diagonal_lanes.hpp"
 #include "diagonal_sgd.hpp"
+#include "diagonal_sgf.hpp"
 #include "dual_flow.hpp"
 #include "flow.hpp"
 #include "parallel.hpp"
@@ -19,7 +20,9 @@ namespace implicitbias {
 
 // sgd, label_noise_sgd, sam: the stochastic / accelerated descent of
 // diagonal_sgd.hpp (plain model), with the run's StochasticSpec.
-enum class Method : int { descent = 0, flow = 1, sgd = 2, label_noise_sgd = 3, sam = 4 };
+// sgf: the stochastic gradient flow of diagonal_sgf.hpp (depth 2, plain model;
+// lr, sde_step and seed from the run's StochasticSpec).
+enum class Method : int { descent = 0, flow = 1, sgd = 2, label_noise_sgd = 3, sam = 4, sgf = 5 };
 
 inline bool is_stochastic(Method m) { return m == Method::sgd || m == Method::label_noise_sgd || m == Method::sam; }
 // The coordinates follow from the solver and the model, they are not a
@@ -134,6 +137,15 @@ inline std::vector<RunRecord> run_diagonal_batch(const std::vector<SensingProble
         throw InvalidArgument("sam_radius / label_noise_std must be >= 0");
       if (ss.warmup_steps() < 0) throw InvalidArgument("warmup_steps must be >= 0");
     }
+    if (opt.method == Method::sgf) {
+      const StochasticSpec& ss = r.stochastic;
+      if (r.spec.weight_norm != WeightNorm::none || r.spec.depth != 2)
+        throw InvalidArgument("method 'sgf' integrates the plain depth-2 model (weight_norm none, depth 2)");
+      if (!(ss.rule.lr > 0.0) || !std::isfinite(ss.rule.lr)) throw InvalidArgument("lr must be positive");
+      if (!(ss.sde_step > 0.0) || !std::isfinite(ss.sde_step)) throw InvalidArgument("sde_step must be positive");
+      if (sgf_levy_terms(prob.A.rows(), ss.sde_step) > kSgfMaxLevyTerms)
+        throw InvalidArgument("sde_step is too small for the Levy-area series (more than 10^6 terms per step)");
+    }
   }
   auto same = [&](std::size_t a, std::size_t b) {
     const DiagonalRun& x = runs[a];
@@ -155,6 +167,17 @@ inline std::vector<RunRecord> run_diagonal_batch(const std::vector<SensingProble
       Z0.col(c) = diagonal_initial_state(r.spec, r.init_scale);
     }
     const double tol = prob.tol;
+    if (opt.method == Method::sgf) {
+      std::vector<StochasticSpec> specs;
+      std::vector<Vec> alphas;
+      for (std::size_t k = lo; k < hi; ++k) {
+        specs.push_back(runs[k].stochastic);
+        alphas.push_back(runs[k].init_scale);
+      }
+      StochasticOptions so{opt.fixed.steps, tol, opt.fixed.record_every};
+      run_diagonal_sgf(prob, first.spec, specs, alphas, so, out, opt.record_state, opt.sharpness);
+      return;
+    }
     if (is_stochastic(opt.method)) {
       std::vector<StochasticSpec> specs;
       std::vector<Vec> alphas;

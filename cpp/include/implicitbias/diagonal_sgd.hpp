@@ -76,6 +76,7 @@ struct StochasticSpec {
   double strength = 0.0;     // sam_radius (sam) or label_noise_std (label_noise_sgd)
   bool sam_per_example = false;
   std::uint64_t seed = 0;
+  double sde_step = 0.0;     // sgf: the integration step h (diagonal_sgf.hpp); lr is the SGD step it models
   std::int64_t warmup_steps() const { return rule.warmup_steps; }
 };
 
@@ -187,6 +188,8 @@ class StochasticDiagonal {
 
   bool full_batch() const { return sampler_.full(); }
   int evals_per_step() const { return ss_.kind == DescentKind::sam ? 2 : 1; }
+  // the step size of step k (the loop's clock advances by it)
+  double step_size(const StochasticSpec& ss, std::int64_t k) const { return ss.rule.at(k); }
 
   // The state as recorded: [u; v; log a^2; ell; s] (signed) or [u; log a^2; ell; s].
   void state(Vec& z) const {
@@ -472,10 +475,13 @@ struct StochasticOptions {
 // checked); a run whose state would leave the finite numbers ends as diverged
 // with its current state, one whose loss is not finite at a check with the
 // last checked state of finite loss; the clock is t = sum of the step sizes.
-inline void run_diagonal_stochastic(const SensingProblem& prob, const DiagonalSpec& spec,
-                                    const std::vector<StochasticSpec>& specs, const std::vector<Vec>& alphas,
-                                    const StochasticOptions& opt, std::vector<RunRecord>& out,
-                                    bool record_state = false, const SharpnessOptions& sharpness = {}) {
+// The loop is shared with the stochastic gradient flow (diagonal_sgf.hpp):
+// Run is StochasticDiagonal or SgfDiagonal (the same interface).
+template <class Run>
+void run_diagonal_descent_loop(const SensingProblem& prob, const DiagonalSpec& spec,
+                               const std::vector<StochasticSpec>& specs, const std::vector<Vec>& alphas,
+                               const StochasticOptions& opt, std::vector<RunRecord>& out, bool record_state,
+                               const SharpnessOptions& sharpness) {
   const Index K = static_cast<Index>(specs.size());
   const Index N = prob.A.cols();
   const RowMat Arows = prob.A;
@@ -503,7 +509,7 @@ inline void run_diagonal_stochastic(const SensingProblem& prob, const DiagonalSp
   Vec z, z_ok;  // z_ok: the raw state (StochasticDiagonal::raw) of the last check
   for (Index j = 0; j < K; ++j) {
     const StochasticSpec& ss = specs[static_cast<std::size_t>(j)];
-    StochasticDiagonal run(prob, Arows, spec, ss, alphas[static_cast<std::size_t>(j)]);
+    Run run(prob, Arows, spec, ss, alphas[static_cast<std::size_t>(j)]);
     RunRecord& rec = book.rec(static_cast<int>(j));
     const Index c = 0;  // this run is the book's first active column (the earlier ones finished)
     // the last checked state of finite loss: where a diverging run ends
@@ -536,7 +542,7 @@ inline void run_diagonal_stochastic(const SensingProblem& prob, const DiagonalSp
         t_ok = t;
         l_ok = l;
       }
-      const double eta = ss.rule.at(k);
+      const double eta = run.step_size(ss, k);
       book.count_evals(static_cast<int>(j), run.evals_per_step());
       if (!run.step(k, eta)) {  // the new state would not be finite: the run keeps its current one
         const double l = run.loss();
@@ -553,6 +559,13 @@ inline void run_diagonal_stochastic(const SensingProblem& prob, const DiagonalSp
     }
   }
   out = book.take();
+}
+
+inline void run_diagonal_stochastic(const SensingProblem& prob, const DiagonalSpec& spec,
+                                    const std::vector<StochasticSpec>& specs, const std::vector<Vec>& alphas,
+                                    const StochasticOptions& opt, std::vector<RunRecord>& out,
+                                    bool record_state = false, const SharpnessOptions& sharpness = {}) {
+  run_diagonal_descent_loop<StochasticDiagonal>(prob, spec, specs, alphas, opt, out, record_state, sharpness);
 }
 
 }  // namespace implicitbias
