@@ -141,17 +141,18 @@ def wn_table(repeats):
     A, y = prob.A, prob.y
     for kappa in (10.0, 100.0):
         res = {}
-        for solver in ("rosw", "bdf"):
-            def f(solver=solver, kappa=kappa):
+        # the default (bdf, log-polar coordinates) at the table's atol and at the default atol = 0, and rosw
+        for solver, atol in (("bdf", W2["atol"]), ("bdf", 0.0), ("rosw", W2["atol"])):
+            def f(solver=solver, kappa=kappa, atol=atol):
                 return ib.diagonal.fit(A, y, init_scale=0.1, weight_norm="joint", lr_ratio=kappa, solver=solver,
-                                       rtol=W2["rtol"], atol=W2["atol"], target_loss=W2["target_loss"],
+                                       rtol=W2["rtol"], atol=atol, target_loss=W2["target_loss"],
                                        t_max=W2["t_max"])
-            res[solver] = _median_time(f, repeats)
-        # the limit: the plain flow's limit at alpha_eff of the rosw run (docs/science.md, section 1.7)
-        x_lim = np.asarray(reference.diagonal_flow_limit(A, y, init_scale=res["rosw"][0].alpha_eff(), depth=2))
+            res[solver + ("" if atol else ", atol 0")] = _median_time(f, repeats)
+        # the limit: the plain flow's limit at alpha_eff of the default's run (docs/science.md, section 1.7)
+        x_lim = np.asarray(reference.diagonal_flow_limit(A, y, init_scale=res["bdf"][0].alpha_eff(), depth=2))
         for solver, (r, t) in res.items():
             rows.append(dict(table="WN", lr_ratio=kappa, peer=f"implicitbias solver={solver}"
-                             + (" (default)" if solver == "rosw" else ""), seconds=t,
+                             + (" (default)" if solver.startswith("bdf") else ""), seconds=t,
                              n_grad_evals=r.n_grad_evals, status=r.status,
                              err_to_limit=float(np.linalg.norm(r.x - x_lim)), repeats=repeats))
             print(rows[-1], flush=True)
@@ -209,7 +210,8 @@ def render(rows, meta):
                        f"{r['n_jac_evals'] or ''} | {r['status']} | {r['err_to_limit']:.1e} | "
                        f"{r['seconds'] / base:.1f}x |")
     out += ["", "WN: joint weight normalization, init 0.1, same W2 problem, tolerance and stop rule; "
-            "err against the plain limit at alpha_eff of the rosw run (docs/science.md, section 1.7).", "",
+            "err against the plain limit at alpha_eff of the default's run (docs/science.md, section 1.7); 'atol 0': "
+            "the default atol.", "",
             "| lr_ratio | peer | time (ms) | grad evals | status | err to limit | LSODA time / this |",
             "|---|---|---|---|---|---|---|"]
     for kappa in sorted({r["lr_ratio"] for r in rows if r["table"] == "WN"}):

@@ -159,20 +159,18 @@ def test_dual_flow_at_init_1e_100(solver, nonneg):
 
 
 def test_default_flow_solvers():
-    """The BDF on the dual flow (tests/test_bdf.py) is the default of plain flows, rosw that of
-    weight-normalized ones (the BDF there needs atol > 0); solver="rodas5" applies to plain runs only."""
+    """The BDF is the default: on the dual flow (tests/test_bdf.py) for plain flows, in log-polar coordinates
+    for weight-normalized ones (tests/test_wn_bdf.py, at atol = 0 too); solver="rodas5" applies to plain runs
+    only."""
     p = _problem(False)
     a = fit(p.A, p.y, init_scale=0.1, t_max=50.0)
     b = fit(p.A, p.y, init_scale=0.1, t_max=50.0, solver="bdf")
     np.testing.assert_array_equal(a.x, b.x)
     assert a.n_grad_evals == b.n_grad_evals
     w = fit(p.A, p.y, init_scale=0.1, t_max=50.0, weight_norm="joint")
-    w_rosw = fit(p.A, p.y, init_scale=0.1, t_max=50.0, weight_norm="joint", solver="rosw")
-    np.testing.assert_array_equal(w.x, w_rosw.x)
-    with pytest.raises(ValueError, match="atol > 0"):
-        fit(p.A, p.y, weight_norm="joint", solver="bdf")
-    with pytest.raises(ValueError, match="atol > 0"):
-        fit_many(p.A, p.y, weight_norm=[None, "separate"], solver="bdf", atol=0.0)
+    w_bdf = fit(p.A, p.y, init_scale=0.1, t_max=50.0, weight_norm="joint", solver="bdf")
+    np.testing.assert_array_equal(w.x, w_bdf.x)
+    assert w.n_grad_evals == w_bdf.n_grad_evals and w.n_jac > 0
     with pytest.raises(ValueError, match=r"rodas5.*dual coordinates"):
         fit(p.A, p.y, weight_norm="joint", solver="rodas5")
     with pytest.raises(ValueError, match=r"rodas5.*dual coordinates"):

@@ -316,18 +316,17 @@ def fit(
     method : "flow", "descent", "sgd", "label_noise_sgd", "sam" or "sgf"
         ``"flow"``: gradient flow by an adaptive integrator (``solver``; the
         coordinates follow from it, docs/numerics.md says which to use when:
-        ``"bdf"``, the default for plain flows, the M-dimensional ODE
+        ``"bdf"``, the default, the M-dimensional ODE
         ``ds/dt = A x(A^T s) - y`` in dual coordinates (docs/science.md,
         section 1.9) with a variable-order (1-5) BDF that reuses its Jacobian
         and factorization across steps (section 4.9; under weight
-        normalization the BDF on the polar system with the Gauss-Newton
-        Jacobian in its Newton iteration, 10-30x fewer gradient evaluations
-        than ``"rosw"``; it needs ``atol > 0`` there); ``"rodas5"``, the same
+        normalization the BDF on the polar system in log-polar coordinates,
+        docs/numerics.md, 10-100x fewer gradient evaluations than
+        ``"rosw"``); ``"rodas5"``, the same
         dual flow with Rodas5 and its exact Jacobian (section 4.8; plain
         flows only: the exact Jacobian exists in dual coordinates only);
         ``"rosw"``, the L-stable Rosenbrock-W method ROS34PW2 on the
-        2N-dimensional (or polar) system with a Gauss-Newton Jacobian, the
-        default under weight normalization; or
+        2N-dimensional (or polar) system with a Gauss-Newton Jacobian; or
         ``"dopri5"``, Dormand-Prince 5(4)) with error control ``rtol``/``atol``, until ``loss <= target_loss``
         (converged), time ``t_max`` (max_time), ``max_steps`` step attempts
         (max_steps), or when over ``stall_steps`` accepted steps the loss has
@@ -664,14 +663,10 @@ class _Adapter(Adapter):
 
 @_batch.memoized
 def _check_solver(method: str, solver: str | None, normalized: bool, atol: float) -> None:
-    """The solvers that do not apply: "rodas5" under weight normalization, "bdf" there with atol = 0."""
+    """The solver that does not apply: "rodas5" under weight normalization."""
     if solver == "rodas5" and method == "flow" and normalized:
         raise ValueError("solver='rodas5' integrates the plain flow in dual coordinates, where its exact Jacobian "
-                         "exists; with weight normalization use solver='bdf' (atol > 0) or 'rosw' (the default)")
-    if solver == "bdf" and method == "flow" and normalized and not atol > 0:
-        raise ValueError("solver='bdf' with weight normalization needs atol > 0 (e.g. 1e-14): its Newton iteration "
-                         "cannot converge relative to coordinates that shrink towards zero; use solver='rosw' "
-                         "(the default under weight normalization) for atol=0")
+                         "exists; with weight normalization use solver='bdf' (the default) or 'rosw'")
 
 
 _SHARPNESS_TOL = 1e-8  # relative residual of the recorded sharpness (record_sharpness)

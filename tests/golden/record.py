@@ -139,13 +139,13 @@ def diagonal_cases(inp: dict[str, np.ndarray]) -> dict[str, Callable[[], list[An
                 lambda nonneg=nonneg, Ap=Ap, yp=yp, xp=xp, depth=depth: diagonal.fit_many(
                     Ap, yp, depth=depth, init_scale=[1e-6, 0.1, vec_init], nonnegative=nonneg, method="flow",
                     solver="bdf", x_star=xp, n_record=12))
-    # bdf under weight normalization (needs atol > 0), both radii layouts, two angular rates
+    # bdf under weight normalization (log-polar coordinates), both radii layouts, two angular rates
     for wn in ("joint", "separate"):
         for depth in (2, 3):
             cases[f"diag.flow.bdf.{wn}.L{depth}"] = lambda wn=wn, depth=depth: diagonal.fit_many(
                 A, y, depth=depth, init_scale=[0.1, 0.01], weight_norm=wn, lr_ratio=[1.0, 10.0], method="flow",
                 solver="bdf", atol=1e-14, x_star=x_star, t_max=1e4, n_record=10)
-    # the default path of fit(): solver=None (bdf on the plain flow, rosw under weight normalization), every
+    # the default path of fit(): solver=None (bdf: dual coordinates plain, log-polar under weight normalization), every
     # other argument at its default but the ground truth
     cases["diag.fit.default.plain"] = lambda: [diagonal.fit(A, y, x_star=x_star)]
     cases["diag.fit.default.nonneg"] = lambda: [diagonal.fit(An, yn, nonnegative=True, depth=3, x_star=xn)]

@@ -21,6 +21,7 @@
 #include "diagonal_hessian.hpp"
 #include "types.hpp"
 
+#include <algorithm>
 #include <cmath>
 #include <limits>
 #include <string>
@@ -105,6 +106,7 @@ class DiagonalBlockModel {
 
   Index state_dim() const { return lay_.dim(); }
   const DiagonalLayout& layout() const { return lay_; }
+  const Vec& lr_ratios() const { return kappa_; }
 
   // x = u^L - v^L (or u^L) for the columns of Z.
   void predictor(const Mat& Z, Mat& X) {
@@ -519,6 +521,261 @@ class DiagonalBlockModel {
   }
   std::vector<RunJacobian> jac_;
   Mat T_, E_, Mv_, Gv_;
+};
+
+
+// ---- The weight-normalized flow in log-polar coordinates (the BDF's) -------
+// Under the flow of DiagonalBlockModel every direction entry w_k keeps its
+// sign (dw_k/dt is w_k times a bounded rate, for every depth L >= 2) and
+// starts positive, so ell_k = log w_k is a coordinate.  State of one run:
+//   [rho_r (n_radii); ell (n_parts N)]   (the layout of the polar state)
+// with w_hat = exp(ell) / ||exp(ell)|| per radius group r and the factor
+// entries u_k = rho_r w_hat_k (u for k < N, v for k >= N).  With
+// sigma_k = +1 (u) or -1 (v), x = sum_k sigma_k u_k^L (folded to i = k mod N),
+// g = A^T (A x - y):
+//   s_r          = sum_{k in r} sigma_k L u_k^(L-1) w_hat_k g_i   (= <w_hat, grad_z L>)
+//   d rho_r/dt   = -s_r
+//   d ell_k/dt   = kappa rho_r s_r + l_k g_i,  l_k = -kappa sigma_k L rho_r^2 u_k^(L-2),
+// i.e. (dw_k/dt) / w_k of the polar flow.  A coordinate that decays to zero,
+// w_k ~ exp(-c t), is a straight line in ell: the BDF's steps follow the
+// accuracy of x instead of the decay rates of its vanishing entries, and a
+// purely relative error on w (atol = 0) is an absolute error on ell
+// (error_norm below: weight rtol + atol / w_hat_k on ell_k).
+//
+// The W-matrix of the BDF's Newton iteration is the Gauss-Newton Jacobian in
+// these coordinates, J = D + Row A^T A Col, where Col maps a change of the
+// state to the change of x,
+//   Col (d rho, d ell) = fold(b * d ell) + sum_r (eta_r d rho_r - beta_r <omega_r, d ell_r>),
+//   b_k = sigma_k L u_k^L,  eta_r = fold_r(sigma L u^(L-1) w_hat) = dx/drho_r,
+//   beta_r = fold_r(b) = L x_r,  omega_k = w_hat_k^2  (the normalization),
+// Row maps a change t of g to the change of the field,
+//   Row t = (-<eta_r, t>; kappa rho_r <eta_r, t> + l_k t_i),
+// and D = min(0, (L - 2) l_k g_i) is the decaying part of the curvature of
+// u_k^(L-2) (zero at depth 2).  Nothing is clipped from the Gauss-Newton
+// part: with Lambda = (I - c D)^(-1) (1 on the radii), Woodbury gives
+//   (I - c J)^(-1) = Lambda + c Lambda Row A^T S^(-1) A Col Lambda,
+//   S = I_M - c A Col Lambda Row A^T
+//     = I + c A diag(-e) A^T - c sum_r [(A a_r)(A eta_r)^T - (A beta_r)(A gamma_r)^T],
+//   e = fold(b lambda l) <= 0,  gamma_r = fold_r(omega lambda l),
+//   a_r = kappa rho_r fold_r(b lambda) - eta_r - kappa rho_r <omega_r, lambda_r> beta_r,
+// one M x N x M product and one M x M LU per factorization (S is not
+// symmetric: the rank-one terms of the radius and the sphere).
+class LogPolarModel {
+ public:
+  LogPolarModel(const SensingProblem& prob, const DiagonalSpec& spec, const Vec& kappa, DiagonalBlockModel& polar)
+      : prob_(prob), spec_(spec), kappa_(kappa), lay_(DiagonalLayout::make(spec, prob.A.cols())), polar_(polar) {}
+
+  Index state_dim() const { return lay_.dim(); }
+
+  // The log-polar state of a polar one [rho; w] (w > 0) and back ([rho; w_hat]).
+  Vec from_polar(const Eigen::Ref<const Vec>& z) const {
+    Vec out = z;
+    out.tail(lay_.n_parts * lay_.N) = z.tail(lay_.n_parts * lay_.N).array().log().matrix();
+    return out;
+  }
+  Vec to_polar(const Eigen::Ref<const Vec>& z) const {
+    Vec out = z;
+    for (int r = 0; r < lay_.n_radii; ++r) {
+      auto e = z.segment(lay_.n_radii + start(r), len());
+      out.segment(lay_.n_radii + start(r), len()) = direction(e);
+    }
+    return out;
+  }
+
+  void loss(const Mat& Z, const std::vector<int>& /*ids*/, Vec& loss) {
+    loss.resize(Z.cols());
+    for (Index c = 0; c < Z.cols(); ++c) {
+      decode(Z.col(c));
+      loss(c) = 0.5 * r_.squaredNorm();
+    }
+  }
+
+  void field(const Mat& Z, const std::vector<int>& ids, Mat& F, Vec& loss) {
+    const Index n = Z.cols();
+    F.resize(lay_.dim(), n);
+    loss.resize(n);
+    const double L = spec_.depth;
+    for (Index c = 0; c < n; ++c) {
+      decode(Z.col(c));
+      loss(c) = 0.5 * r_.squaredNorm();
+      g_.noalias() = prob_.A.transpose() * r_;
+      const double kappa = kappa_(ids[static_cast<std::size_t>(c)]);
+      for (int r = 0; r < lay_.n_radii; ++r) {
+        const double rho = Z(r, c);
+        double s = 0.0;
+        for (Index k = start(r); k < start(r) + len(); ++k) s += sgn(k) * L * pw(u_(k), spec_.depth - 1) * wh_(k) * g_(k % lay_.N);
+        F(r, c) = -s;
+        for (Index k = start(r); k < start(r) + len(); ++k)
+          F(lay_.n_radii + k, c) = kappa * rho * s - kappa * sgn(k) * L * rho * rho * pw(u_(k), spec_.depth - 2) * g_(k % lay_.N);
+      }
+    }
+  }
+
+  // Relative error on rho (atol + rtol |rho|), on w_hat through ell: the
+  // weight of ell_k is rtol + atol / w_hat_k (w_hat_k the larger of the two
+  // states'), so at atol = 0 an absolute error rtol on ell.
+  void error_norm(const Mat& Z, const Mat& Znew, const Mat& E, const std::vector<int>& /*ids*/,
+                  const AdaptiveOptions& opt, Vec& err) {
+    err.resize(Z.cols());
+    const Index K = lay_.n_parts * lay_.N;
+    for (Index c = 0; c < Z.cols(); ++c) {
+      double acc = 0.0;
+      for (int r = 0; r < lay_.n_radii; ++r) {
+        const double m = std::max(std::abs(Z(r, c)), std::abs(Znew(r, c)));
+        acc += sq(E(r, c) / std::max(opt.atol + opt.rtol * m, 1e-300));
+      }
+      for (int r = 0; r < lay_.n_radii; ++r) {
+        const Vec w0 = direction(Z.col(c).segment(lay_.n_radii + start(r), len()));
+        const Vec w1 = direction(Znew.col(c).segment(lay_.n_radii + start(r), len()));
+        for (Index k = 0; k < len(); ++k) {
+          const double w = std::max(w0(k), w1(k));
+          const double wt = opt.rtol + (opt.atol > 0.0 ? opt.atol / w : 0.0);
+          acc += sq(E(lay_.n_radii + start(r) + k, c) / std::max(wt, 1e-300));
+        }
+      }
+      err(c) = std::sqrt(acc / static_cast<double>(lay_.n_radii + K));
+    }
+  }
+
+  void prepare_jacobian(const Mat& Z, const Mat& /*FZ*/, const std::vector<int>& ids, const std::vector<char>& refresh) {
+    const double L = spec_.depth;
+    const Index N = lay_.N;
+    if (jac_.size() != static_cast<std::size_t>(kappa_.size())) jac_.resize(static_cast<std::size_t>(kappa_.size()));
+    for (Index c = 0; c < Z.cols(); ++c) {
+      if (!refresh[static_cast<std::size_t>(c)]) continue;
+      const int id = ids[static_cast<std::size_t>(c)];
+      Jac& J = jac_[static_cast<std::size_t>(id)];
+      const double kappa = kappa_(id);
+      decode(Z.col(c));
+      g_.noalias() = prob_.A.transpose() * r_;
+      const Index K = lay_.n_parts * N;
+      J.b.resize(K);
+      J.l.resize(K);
+      J.dcurv.resize(K);
+      J.omega = wh_.array().square().matrix();
+      for (int r = 0; r < lay_.n_radii; ++r) {
+        const double rho = Z(r, c);
+        J.kr[r] = kappa * rho;
+        J.eta[r].setZero(N);
+        J.beta[r].setZero(N);
+        for (Index k = start(r); k < start(r) + len(); ++k) {
+          const double sg = sgn(k);
+          J.b(k) = sg * L * pw(u_(k), spec_.depth);
+          J.l(k) = -kappa * sg * L * rho * rho * pw(u_(k), spec_.depth - 2);
+          J.dcurv(k) = std::min(0.0, (L - 2.0) * J.l(k) * g_(k % N));
+          J.eta[r](k % N) += sg * L * pw(u_(k), spec_.depth - 1) * wh_(k);
+          J.beta[r](k % N) += J.b(k);
+        }
+        J.Aeta[r] = prob_.A * J.eta[r];
+        J.Abeta[r] = prob_.A * J.beta[r];
+      }
+    }
+  }
+
+  // Factorizes S for run ids[c] at c = cs(c).
+  void factor(const std::vector<int>& ids, const Vec& cs) {
+    const Index M = prob_.A.rows();
+    const Index N = lay_.N;
+    const Index K = lay_.n_parts * N;
+    for (std::size_t j = 0; j < ids.size(); ++j) {
+      Jac& J = jac_[static_cast<std::size_t>(ids[j])];
+      const double c = cs(static_cast<Index>(j));
+      J.lambda = (1.0 - c * J.dcurv.array()).inverse().matrix();
+      Vec d = Vec::Zero(N);  // -e
+      for (Index k = 0; k < K; ++k) d(k % N) -= J.b(k) * J.lambda(k) * J.l(k);
+      B_ = prob_.A * d.cwiseMax(0.0).cwiseSqrt().asDiagonal();
+      S_.setZero(M, M);
+      S_.selfadjointView<Eigen::Lower>().rankUpdate(B_, c);
+      S_.triangularView<Eigen::StrictlyUpper>() = S_.transpose();
+      S_.diagonal().array() += 1.0;
+      for (int r = 0; r < lay_.n_radii; ++r) {
+        Vec a = Vec::Zero(N), gam = Vec::Zero(N);
+        double ol = 0.0;
+        for (Index k = start(r); k < start(r) + len(); ++k) {
+          a(k % N) += J.kr[r] * J.b(k) * J.lambda(k);
+          gam(k % N) += J.omega(k) * J.lambda(k) * J.l(k);
+          ol += J.omega(k) * J.lambda(k);
+        }
+        a -= J.eta[r] + (J.kr[r] * ol) * J.beta[r];
+        S_.noalias() -= c * (prob_.A * a) * J.Aeta[r].transpose();
+        S_.noalias() += c * J.Abeta[r] * (prob_.A * gam).transpose();
+      }
+      J.lu.compute(S_);
+    }
+  }
+
+  // R <- (I - c J)^{-1} R per column (Woodbury, see above).
+  void solve(Mat& R, const std::vector<int>& ids, const Vec& cs) {
+    const Index N = lay_.N;
+    const Index off = lay_.n_radii;
+    for (Index col = 0; col < R.cols(); ++col) {
+      const Jac& J = jac_[static_cast<std::size_t>(ids[static_cast<std::size_t>(col)])];
+      const double c = cs(col);
+      auto y = R.col(col);
+      y.tail(lay_.n_parts * N).array() *= J.lambda.array();
+      dx_.setZero(N);
+      for (int r = 0; r < lay_.n_radii; ++r) {
+        auto ye = y.segment(off + start(r), len());
+        dx_ += y(r) * J.eta[r] - J.omega.segment(start(r), len()).dot(ye) * J.beta[r];
+        for (Index k = 0; k < len(); ++k) dx_((start(r) + k) % N) += J.b(start(r) + k) * ye(k);
+      }
+      m_.noalias() = prob_.A * dx_;
+      m_ = J.lu.solve(m_);
+      t_.noalias() = prob_.A.transpose() * m_;
+      for (int r = 0; r < lay_.n_radii; ++r) {
+        const double et = J.eta[r].dot(t_);
+        y(r) -= c * et;
+        for (Index k = start(r); k < start(r) + len(); ++k)
+          y(off + k) += c * J.lambda(k) * (J.kr[r] * et + J.l(k) * t_(k % N));
+      }
+    }
+  }
+
+  std::vector<std::string> diagnostic_names() const { return polar_.diagnostic_names(); }
+  void diagnostics(const Eigen::Ref<const Vec>& z, int id, double* out) { polar_.diagnostics(to_polar(z), id, out); }
+
+ private:
+  Index start(int r) const { return lay_.n_radii == 2 ? r * lay_.N : 0; }
+  Index len() const { return lay_.n_radii == 2 ? lay_.N : lay_.n_parts * lay_.N; }
+  double sgn(Index k) const { return k < lay_.N ? 1.0 : -1.0; }
+  static double sq(double v) { return v * v; }
+  static double pw(double v, int p) {
+    double out = 1.0;
+    for (int k = 0; k < p; ++k) out *= v;
+    return out;
+  }
+  // exp(e) / ||exp(e)||, shifted by max(e) so that nothing overflows.
+  static Vec direction(const Eigen::Ref<const Vec>& e) {
+    const Vec w = (e.array() - e.maxCoeff()).exp().matrix();
+    return w / w.norm();
+  }
+  // wh_ = w_hat, u_ = rho_r w_hat (the factor entries), r_ = A x - y at z.
+  void decode(const Eigen::Ref<const Vec>& z) {
+    const Index N = lay_.N;
+    wh_.resize(lay_.n_parts * N);
+    for (int r = 0; r < lay_.n_radii; ++r) wh_.segment(start(r), len()) = direction(z.segment(lay_.n_radii + start(r), len()));
+    u_.resize(lay_.n_parts * N);
+    for (int r = 0; r < lay_.n_radii; ++r) u_.segment(start(r), len()) = z(r) * wh_.segment(start(r), len());
+    x_.setZero(N);
+    for (Index k = 0; k < lay_.n_parts * N; ++k) x_(k % N) += sgn(k) * pw(u_(k), spec_.depth);
+    r_.noalias() = prob_.A * x_;
+    r_ -= prob_.y;
+  }
+
+  const SensingProblem& prob_;
+  DiagonalSpec spec_;
+  Vec kappa_;
+  DiagonalLayout lay_;
+  DiagonalBlockModel& polar_;
+  Vec wh_, u_, x_, r_, g_, dx_, m_, t_;
+  Mat B_, S_;
+  struct Jac {
+    Vec b, l, dcurv, omega, lambda;
+    double kr[2] = {0.0, 0.0};  // kappa rho_r
+    Vec eta[2], beta[2], Aeta[2], Abeta[2];
+    Eigen::PartialPivLU<Mat> lu;
+  };
+  std::vector<Jac> jac_;
 };
 
 }  // namespace implicitbias

@@ -26,10 +26,10 @@ enum class Method : int { descent = 0, flow = 1, sgd = 2, label_noise_sgd = 3, s
 
 inline bool is_stochastic(Method m) { return m == Method::sgd || m == Method::label_noise_sgd || m == Method::sam; }
 // The coordinates follow from the solver and the model, they are not a
-// separate choice: automatic is bdf for plain runs, rosw for weight-normalized
-// ones.  bdf: the plain flow in dual coordinates (dual_flow.hpp) with the
-// variable-order BDF (bdf.hpp); with weight normalization (atol > 0), the BDF
-// on the polar system.  rodas5: the plain flow in dual coordinates with
+// separate choice: automatic is bdf.  bdf: the plain flow in dual coordinates
+// (dual_flow.hpp) with the variable-order BDF (bdf.hpp); with weight
+// normalization, the BDF on the polar system in log-polar coordinates
+// (LogPolarModel, diagonal.hpp).  rodas5: the plain flow in dual coordinates with
 // Rodas5 (rodas.hpp), which needs the exact Jacobian that only the dual
 // system has (on the 2N-dimensional or polar system, with the Gauss-Newton
 // W-matrix, it lost its order: 1e-5 errors at rtol 1e-10), so plain runs
@@ -39,15 +39,7 @@ enum class Solver : int { dopri5 = 0, rosw = 1, rodas5 = 2, automatic = 4, bdf =
 
 inline constexpr const char* kRodas5WeightNorm =
     "solver 'rodas5' integrates the plain flow in dual coordinates, where its exact Jacobian exists; with weight "
-    "normalization use solver 'bdf' (atol > 0) or 'rosw' (the default)";
-
-// Under weight normalization the BDF's Newton iteration uses the Gauss-Newton
-// Jacobian, which leaves out the growing modes; with a purely relative error
-// (atol = 0) it must converge on coordinates that shrink towards 1e-300 and
-// the steps collapse (measured), so an absolute floor is required.
-inline constexpr const char* kBdfWeightNormAtol =
-    "solver 'bdf' with weight normalization needs atol > 0 (e.g. 1e-14): its Newton iteration cannot converge "
-    "relative to coordinates that shrink towards zero; use solver 'rosw' (the default) for atol = 0";
+    "normalization use solver 'bdf' (the default) or 'rosw'";
 
 struct DiagonalRun {
   int problem = 0;
@@ -79,12 +71,17 @@ inline void run_diagonal_flow(const SensingProblem& prob, const DiagonalSpec& sp
                               std::size_t lo, std::size_t hi, DiagonalBlockModel& model, const Mat& Z0, Solver solver,
                               const AdaptiveOptions& adaptive, std::vector<RunRecord>& out,
                               bool record_state = false, const SharpnessOptions& sharpness = {}) {
-  if (solver == Solver::automatic) solver = spec.weight_norm == WeightNorm::none ? Solver::bdf : Solver::rosw;
+  if (solver == Solver::automatic) solver = Solver::bdf;
   if (solver == Solver::bdf && spec.weight_norm != WeightNorm::none) {
-    // no dual reduction: the BDF on the polar system, with the model's
-    // Gauss-Newton Jacobian in the Newton iteration (its accuracy sets the
-    // convergence rate, not the solution)
-    run_bdf(model, Z0, adaptive, out);
+    // no dual reduction: the BDF on the polar system in log-polar
+    // coordinates (LogPolarModel, diagonal.hpp); the records' final states
+    // are the polar [rho; w_hat]
+    LogPolarModel lp(prob, spec, model.lr_ratios(), model);
+    Mat L0(Z0.rows(), Z0.cols());
+    for (Index c = 0; c < Z0.cols(); ++c) L0.col(c) = lp.from_polar(Z0.col(c));
+    run_bdf(lp, L0, adaptive, out);
+    for (auto& rec : out)
+      if (rec.state.size() == L0.rows()) rec.state = lp.to_polar(rec.state);
   } else if (solver == Solver::rodas5 || solver == Solver::bdf) {
     Mat alpha(prob.A.cols(), static_cast<Index>(hi - lo));
     for (std::size_t k = lo; k < hi; ++k) alpha.col(static_cast<Index>(k - lo)) = runs[k].init_scale;
@@ -121,9 +118,6 @@ inline std::vector<RunRecord> run_diagonal_batch(const std::vector<SensingProble
       throw InvalidArgument("init_scale length must equal the number of columns of A");
     if (opt.method == Method::flow && opt.solver == Solver::rodas5 && r.spec.weight_norm != WeightNorm::none)
       throw InvalidArgument(kRodas5WeightNorm);
-    if (opt.method == Method::flow && opt.solver == Solver::bdf && r.spec.weight_norm != WeightNorm::none &&
-        !(opt.adaptive.atol > 0.0))
-      throw InvalidArgument(kBdfWeightNormAtol);
     if (is_stochastic(opt.method)) {
       const StochasticSpec& ss = r.stochastic;
       if (r.spec.weight_norm != WeightNorm::none)
