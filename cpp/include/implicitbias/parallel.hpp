@@ -21,6 +21,7 @@
 #include <algorithm>
 #include <atomic>
 #include <chrono>
+#include <condition_variable>
 #include <exception>
 #include <mutex>
 #include <stdexcept>
@@ -92,9 +93,10 @@ std::vector<std::pair<std::size_t, std::size_t>> make_blocks(std::size_t n, std:
 //
 // Interrupts (interrupt.hpp): the calling thread's StopContext is installed
 // on every worker, so the loops of all blocks poll it.  Blocks are taken from
-// a shared counter; once the calling thread finds none left it keeps
-// checking for a stop (every few ms) until the other threads are done, so a
-// Ctrl-C is seen while the last blocks run on other threads.  Once a stop is
+// a shared counter; once the calling thread finds none left it waits for
+// the other threads' last blocks, woken as soon as they are done, and checks
+// for a stop every 2 ms meanwhile, so a Ctrl-C is seen while the last blocks
+// run on other threads (and a short batch never waits out a sleep).  Once a stop is
 // requested, blocks not yet started are skipped and Interrupted is thrown.
 template <class Same, class Body>
 std::vector<RunRecord> run_batch(std::size_t n_runs, std::size_t block_size, int num_threads, Same same, Body body) {
@@ -116,8 +118,10 @@ std::vector<RunRecord> run_batch(std::size_t n_runs, std::size_t block_size, int
     return results;
   }
   std::exception_ptr error;
-  std::mutex error_mutex;
-  std::atomic<long> next{0}, done{0};
+  std::mutex error_mutex, done_mutex;
+  std::condition_variable done_cv;  // wakes the waiting calling thread as soon as the last block is done
+  std::atomic<long> next{0};
+  long done = 0;  // guarded by done_mutex
   auto worker = [&]() {
     StopScope scope(ctx);
     for (long b = next.fetch_add(1); b < nb; b = next.fetch_add(1)) {
@@ -127,12 +131,19 @@ std::vector<RunRecord> run_batch(std::size_t n_runs, std::size_t block_size, int
         std::lock_guard<std::mutex> lock(error_mutex);
         if (!error) error = std::current_exception();
       }
-      done.fetch_add(1);
+      {
+        std::lock_guard<std::mutex> lock(done_mutex);
+        ++done;
+      }
+      done_cv.notify_all();
     }
     if (ctx == nullptr || !ctx->is_owner()) return;
-    while (done.load() < nb) {
-      std::this_thread::sleep_for(std::chrono::milliseconds(2));
+    std::unique_lock<std::mutex> lock(done_mutex);
+    while (done < nb) {
+      if (done_cv.wait_for(lock, std::chrono::milliseconds(2), [&] { return done >= nb; })) break;
+      lock.unlock();
       ctx->check_on_owner();
+      lock.lock();
     }
   };
 #ifdef IMPLICITBIAS_HAVE_OPENMP
