@@ -85,15 +85,45 @@ def test_broadcast_checks_each_value_and_lengths():
         _batch.broadcast({"lr": [], "depth": 2}, params, [0])
 
 
-def test_grouped_restores_the_callers_order():
-    seen = []
+def _fields(r):
+    return (r.status, r.n_steps, r.n_grad_evals, r.loss, r.x.tobytes(), r.u.tobytes(),
+            {k: v.tobytes() for k, v in r.history.items() if k != "wall_time"})
 
-    def call(order):
-        seen.append(order)
-        return [f"run{k}" for k in order]
 
-    assert _batch.grouped([2, 1, 2, 0], call) == ["run0", "run1", "run2", "run3"]
-    assert seen == [[3, 1, 0, 2]]  # sorted by key, order within a key kept
+@pytest.mark.parametrize("method", ["descent", "flow"])
+def test_the_core_groups_a_batch_and_keeps_the_callers_order(sparse, method):
+    """Grouping happens once, in the core: runs of two problems and two depths given interleaved come back
+    in the caller's order, bitwise equal to the same runs given already grouped (the core's stable sort
+    by problem and depth makes the same blocks), for any thread count."""
+    other = ib.data.sparse_regression(12, 24, 2, seed=4)
+    problems = [0, 1, 0, 0, 1, 0, 1, 0]
+    depths = [2, 3, 3, 2, 2, 2, 3, 3]
+    alphas = list(np.linspace(0.05, 0.4, len(problems)))
+    kw = dict(method=method, block_size=2, lr=0.02, steps=30) if method == "descent" else \
+        dict(method=method, block_size=2, solver="rosw", t_max=20.0, n_record=5)
+    As = [(sparse.A, other.A)[p] for p in problems]
+    ys = [(sparse.y, other.y)[p] for p in problems]
+    mixed = ib.diagonal.fit_many(As, ys, depth=depths, init_scale=alphas, num_threads=2, **kw)
+    order = sorted(range(len(problems)), key=lambda k: (problems[k], depths[k]))
+    grouped = ib.diagonal.fit_many([As[k] for k in order], [ys[k] for k in order], depth=[depths[k] for k in order],
+                                   init_scale=[alphas[k] for k in order], num_threads=1, **kw)
+    for pos, k in enumerate(order):
+        assert _fields(mixed[k]) == _fields(grouped[pos])
+        assert mixed[k].depth == depths[k] and mixed[k].init_scale[0] == alphas[k]
+
+
+def test_factorization_runs_are_grouped_by_the_core():
+    ms = ib.data.matrix_sensing((3, 4), rank=1, n_measurements=12, seed=2)
+    kw = dict(lr=0.02, steps=25, block_size=2, n_record=5)
+    depths, seeds = [2, 3, 2, 3, 2], [0, 1, 2, 3, 4]
+    mixed = ib.factorization.fit_many(ms.A, ms.y, depth=depths, seed=seeds, num_threads=2, **kw)
+    order = [0, 2, 4, 1, 3]
+    grouped = ib.factorization.fit_many(ms.A, ms.y, depth=[depths[k] for k in order], seed=[seeds[k] for k in order],
+                                        num_threads=1, **kw)
+    for pos, k in enumerate(order):
+        assert mixed[k].seed == seeds[k] and mixed[k].depth == depths[k]
+        for a, b in zip(mixed[k].layers, grouped[pos].layers):
+            assert np.array_equal(a, b)
 
 
 def test_the_boundary_is_typed():
@@ -120,3 +150,66 @@ def test_an_initial_vector_is_one_run(classes):
     A, y = np.eye(3)[:2], np.array([1.0, -1.0])
     assert len(ib.diagonal.fit_many(A, y, init_scale=np.array([0.1, 0.2]), method="descent", lr=0.1, steps=2)) == 2
     assert len(ib.diagonal.fit_many(A, y, init_scale=np.full((1, 3), 0.1), method="descent", lr=0.1, steps=2)) == 1
+
+
+NAN = float("nan")
+
+
+@pytest.mark.parametrize("bad", [
+    dict(init_scale=[0.1, NAN]), dict(init_scale=np.array([[0.1] * 24, [0.1] * 23 + [NAN]])),
+    dict(init_scale=[0.1, np.inf]), dict(lr_ratio=[1.0, NAN], method="flow"), dict(lr=[0.1, NAN]),
+    dict(momentum=[0.0, NAN], method="sgd"), dict(sam_radius=[0.0, NAN], method="sam"),
+    dict(label_noise_std=[NAN, 0.1], method="label_noise_sgd"), dict(x_star=np.full(24, NAN)),
+])
+def test_no_nan_slips_into_a_diagonal_run(sparse, bad):
+    kw = dict(method="descent", lr=0.1, steps=3) | bad
+    if kw["method"] == "flow":
+        kw.pop("lr")
+    with pytest.raises(ValueError):
+        ib.diagonal.fit_many(sparse.A, sparse.y, **kw)
+
+
+@pytest.mark.parametrize("bad", [
+    dict(init_scale=[0.1, NAN]), dict(lr=[0.1, NAN]), dict(trace_weight=[NAN], method="trace_penalty"),
+    dict(sam_radius=[NAN], method="sam"), dict(label_noise_std=[NAN], method="label_noise_sgd"),
+    dict(init_layers=[[np.full((2, 3), NAN), np.ones((3, 2))]]), dict(M_star=np.full((3, 3), NAN)),
+])
+def test_no_nan_slips_into_a_factorization_run(bad):
+    ms = ib.data.matrix_sensing((3, 3), rank=1, n_measurements=10, seed=1)
+    kw = dict(lr=0.02, steps=3, width=2) | bad
+    with pytest.raises(ValueError):
+        ib.factorization.fit_many(ms.A, ms.y, **kw)
+
+
+@pytest.mark.parametrize("bad", [dict(lr=[0.1, NAN]), dict(init_scale=[NAN]), dict(init=np.full(6, NAN)),
+                                 dict(beta1=[NAN], optimizer="adam")])
+def test_no_nan_slips_into_a_steepest_run(classes, bad):
+    with pytest.raises(ValueError):
+        ib.steepest.fit_many(classes.X, classes.y, steps=3, **bad)
+
+
+def test_the_core_checks_every_column_of_the_runs(sparse):
+    """The last line of defence: the columns handed to the core are checked there too (a NaN, a length)."""
+    problem = _batch.make(core.SensingProblem, A=sparse.A, y=sparse.y, x_star=np.empty(0))
+    options = _batch.make(core.DiagonalBatchOptions, method=core.Method.descent,
+                          fixed=_batch.make(core.FixedStepOptions, steps=2, record_every=1))
+
+    def columns(**change):
+        cols = core.DiagonalRuns()
+        cols.problem, cols.depth = np.zeros(2, np.int32), np.full(2, 2, np.int32)
+        cols.weight_norm = np.zeros(2, np.int32)
+        cols.init_scale, cols.lr_ratio, cols.lr = np.full(2, 0.1), np.ones(2), np.full(2, 0.05)
+        for k, v in change.items():
+            setattr(cols, k, v)
+        return cols
+
+    assert len(core.diagonal_batch([problem], columns(), options)) == 2
+    for change in (dict(init_scale=np.array([0.1, NAN])), dict(lr_ratio=np.array([NAN, 1.0])),
+                   dict(lr=np.array([0.1, np.inf])), dict(init_vectors={1: np.full(24, NAN)}),
+                   dict(init_vectors={0: np.full(23, 0.1)}), dict(weight_norm=np.array([0, 7], np.int32)),
+                   dict(problem=np.array([0, 1], np.int32)), dict(lr=np.ones(3))):
+        with pytest.raises(ValueError):
+            core.diagonal_batch([problem], columns(**change), options)
+    bad_problem = _batch.make(core.SensingProblem, A=sparse.A, y=np.full(sparse.y.size, NAN), x_star=np.empty(0))
+    with pytest.raises(ValueError, match="finite"):
+        core.diagonal_batch([bad_problem], columns(), options)

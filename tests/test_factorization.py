@@ -293,3 +293,33 @@ def test_every_built_core_variant_imports_and_agrees():
         t = mod.factorization_trace(mod.FactorizationMeasurements.gaussian(4, 5, cols), dims, z)
         assert t == pytest.approx(ref, rel=1e-12)
     assert hessian.trace(layers, m.A) == pytest.approx(ref, rel=1e-12)
+
+
+def test_initial_layers_are_drawn_by_the_core_as_fit_draws_them():
+    """fit draws a run's layers in the core from its seed: the same layers initial_layers returns (bitwise),
+    for both draws, in fit_many's blocks; the balanced draw is balanced and orthogonal; the Gaussian draw
+    has the fan-in variance."""
+    ms = data.matrix_sensing((3, 4), rank=1, n_measurements=12, seed=2)
+    for init in ("gaussian", "balanced"):
+        drawn = factorization.fit_many(ms.A, ms.y, depth=3, width=5, init_scale=0.3, init=init, seed=[4, 9],
+                                          lr=0.01, steps=7, n_record=3)
+        for r, seed in zip(drawn, (4, 9)):
+            given = factorization.fit(ms.A, ms.y, init_layers=factorization.initial_layers(
+                (3, 4), 3, 5, 0.3, init, seed=seed), lr=0.01, steps=7, n_record=3, seed=seed)
+            for a, b in zip(r.layers, given.layers):
+                assert np.array_equal(a, b)
+    a = 0.7
+    W = factorization.initial_layers((4, 6), 3, 5, a, "balanced", seed=3)
+    for j in range(len(W) - 1):
+        assert np.allclose(W[j + 1].T @ W[j + 1], W[j] @ W[j].T, atol=1e-14)
+    assert np.allclose(np.linalg.svd(W[1], compute_uv=False)[:4], a, atol=1e-14)  # m = min(dims) = 4
+    G = factorization.initial_layers((300, 200), 2, 400, 2.0, "gaussian", seed=1)
+    assert abs(np.std(G[0]) - 2.0 / np.sqrt(200)) < 0.01 * 2.0 / np.sqrt(200)
+    assert abs(np.std(G[1]) - 2.0 / np.sqrt(400)) < 0.01 * 2.0 / np.sqrt(400)
+    assert abs(np.mean(G[0])) < 3 * 2.0 / np.sqrt(200) / np.sqrt(G[0].size)
+    assert not np.array_equal(factorization.initial_layers((2, 2), 1, seed=0)[0],
+                              factorization.initial_layers((2, 2), 1, seed=1)[0])
+    with pytest.raises(ValueError, match="overflows"):
+        factorization.initial_layers((10, 10), 1, init_scale=1.7e308, seed=0)
+    with pytest.raises(ValueError, match="overflows"):
+        factorization.fit(ms.A, ms.y, width=10, init_scale=1.7e308, lr=0.01, steps=2)

@@ -18,7 +18,11 @@
 #include <implicitbias/interrupt.hpp>
 #include <implicitbias/types.hpp>
 
+#include <algorithm>
+#include <cstdint>
 #include <functional>
+#include <limits>
+#include <string>
 #include <utility>
 #include <vector>
 
@@ -38,12 +42,23 @@ inline py::array_t<double> to_numpy(const Vec& v) {
   return a;
 }
 
-// Run records handed to Python one object each (moved, not copied); the
-// state and history become arrays only when Python reads them.
-inline py::list to_python(std::vector<RunRecord>&& records) {
-  py::list out(records.size());
-  for (std::size_t k = 0; k < records.size(); ++k) out[k] = py::cast(std::move(records[k]));
-  return out;
+// The records of a batch, handed to Python as one object: the scalars of all
+// runs as columns (one array each, decoded in one pass) and the final states
+// as one flat array with offsets; a run's history becomes a dict of arrays only
+// when Python asks for it (history(k)).
+struct RunRecords {
+  std::vector<RunRecord> records;
+};
+
+// Run k's history as a dict of arrays.
+inline py::dict history_dict(const RunRecord& r) {
+  py::dict h;
+  for (std::size_t k = 0; k < r.channels.size(); ++k) h[py::str(r.channels[k])] = to_numpy(r.history[k]);
+  return h;
+}
+
+inline py::object to_python(std::vector<RunRecord>&& records) {
+  return py::cast(RunRecords{std::move(records)});
 }
 
 // Interrupts (see cpp/include/implicitbias/interrupt.hpp).  The check the
@@ -80,7 +95,7 @@ auto interruptible(Fn&& fn) {
 // Runs fn with the GIL released (and Ctrl-C enabled) and returns its records
 // as Python objects.
 template <class Fn>
-py::list run_released(Fn&& fn) {
+py::object run_released(Fn&& fn) {
   std::vector<RunRecord> records = interruptible(std::forward<Fn>(fn));
   return to_python(std::move(records));
 }
@@ -125,11 +140,86 @@ inline void register_run_types(py::module_& m) {
       .def_readonly("t_final", &RunRecord::t_final)
       .def_readonly("loss_final", &RunRecord::loss_final)
       .def_readonly("wall_time", &RunRecord::wall_time)
-      .def_property_readonly("history", [](const RunRecord& r) {
-        py::dict h;
-        for (std::size_t k = 0; k < r.channels.size(); ++k) h[py::str(r.channels[k])] = to_numpy(r.history[k]);
-        return h;
-      });
+      .def_property_readonly("history", &history_dict);
+
+  py::class_<RunRecords>(m, "RunRecords", py::module_local(),
+                         "The records of a batch as columns (one array per scalar, the final states stacked).")
+      .def("__len__", [](const RunRecords& b) { return b.records.size(); })
+      .def(
+          "__getitem__",
+          [](const RunRecords& b, std::size_t k) {
+            if (k >= b.records.size()) throw py::index_error("run index out of range");
+            return b.records[k];
+          },
+          py::arg("k"), "Run k's record (a copy).")
+      .def(
+          "columns",
+          [](const RunRecords& b) {
+            const auto K = static_cast<py::ssize_t>(b.records.size());
+            py::array_t<std::int8_t> status(K);
+            py::array_t<std::int64_t> counts({K, static_cast<py::ssize_t>(5)});
+            py::array_t<double> reals({K, static_cast<py::ssize_t>(3)});
+            py::array_t<std::int64_t> offsets(K + 1);
+            auto st = status.mutable_unchecked<1>();
+            auto ct = counts.mutable_unchecked<2>();
+            auto re = reals.mutable_unchecked<2>();
+            auto of = offsets.mutable_unchecked<1>();
+            of(0) = 0;
+            for (py::ssize_t k = 0; k < K; ++k) {
+              const RunRecord& r = b.records[static_cast<std::size_t>(k)];
+              st(k) = static_cast<std::int8_t>(r.status);
+              ct(k, 0) = r.n_steps;
+              ct(k, 1) = r.n_rejected;
+              ct(k, 2) = r.n_grad_evals;
+              ct(k, 3) = r.n_jac;
+              ct(k, 4) = r.n_lu;
+              re(k, 0) = r.t_final;
+              re(k, 1) = r.loss_final;
+              re(k, 2) = r.wall_time;
+              of(k + 1) = of(k) + static_cast<std::int64_t>(r.state.size());
+            }
+            py::array_t<double> states(static_cast<py::ssize_t>(of(K)));
+            double* dst = states.mutable_data();
+            for (const RunRecord& r : b.records) dst = std::copy(r.state.data(), r.state.data() + r.state.size(), dst);
+            return py::make_tuple(status, counts, reals, offsets, states);
+          },
+          "(status codes int8 (K,), counts int64 (K, 5): n_steps, n_rejected, n_grad_evals, n_jac, n_lu;\n"
+          "reals float64 (K, 3): t_final, loss_final, wall_time; offsets int64 (K + 1,); states float64:\n"
+          "run k's final state is states[offsets[k]:offsets[k + 1]]).")
+      .def(
+          "history",
+          [](const RunRecords& b, std::size_t k) {
+            if (k >= b.records.size()) throw py::index_error("run index out of range");
+            return history_dict(b.records[k]);
+          },
+          py::arg("k"), "Run k's recorded channels as a dict of arrays.")
+      .def(
+          "last",
+          [](const RunRecords& b, const std::string& channel) {
+            const auto K = static_cast<py::ssize_t>(b.records.size());
+            py::array_t<double> out(K);
+            auto o = out.mutable_unchecked<1>();
+            for (py::ssize_t k = 0; k < K; ++k) {
+              const RunRecord& r = b.records[static_cast<std::size_t>(k)];
+              o(k) = std::numeric_limits<double>::quiet_NaN();
+              for (std::size_t c = 0; c < r.channels.size(); ++c)
+                if (r.channels[c] == channel && !r.history[c].empty()) o(k) = r.history[c].back();
+            }
+            return out;
+          },
+          py::arg("channel"), "The last recorded value of a channel in every run (NaN where it is absent).")
+      .def(
+          "has_channel",
+          [](const RunRecords& b, const std::string& channel) {
+            py::array_t<bool> out(static_cast<py::ssize_t>(b.records.size()));
+            auto o = out.mutable_unchecked<1>();
+            for (std::size_t k = 0; k < b.records.size(); ++k) {
+              const auto& ch = b.records[k].channels;
+              o(static_cast<py::ssize_t>(k)) = std::find(ch.begin(), ch.end(), channel) != ch.end();
+            }
+            return out;
+          },
+          py::arg("channel"), "Whether each run records this channel.");
 
   py::class_<FixedStepOptions>(m, "FixedStepOptions", py::module_local(), "Options of the fixed-step loop.")
       .def(py::init<>())

@@ -4,17 +4,75 @@
 
 #include <implicitbias/diagonal_batch.hpp>
 
+#include <cmath>
+#include <map>
+
 namespace implicitbias::bindings {
 
 namespace {
 
-py::list diagonal_batch(const std::vector<SensingProblem>& problems, const std::vector<DiagonalRun>& runs,
-                        const BatchOptions& options) {
+void check_problems(const std::vector<SensingProblem>& problems) {
   for (const auto& p : problems) {
     if (p.A.rows() != p.y.size()) throw InvalidArgument("y must have one entry per row of A");
     if (p.x_star.size() != 0 && p.x_star.size() != p.A.cols())
       throw InvalidArgument("x_star must have one entry per column of A");
+    if (!p.A.allFinite() || !p.y.allFinite() || !p.x_star.allFinite())
+      throw InvalidArgument("A, y and x_star must be finite");
   }
+}
+
+// The runs of a batch as columns (one entry per run), made into DiagonalRun structs in C++ (one call
+// per batch instead of one Python object per run).
+struct DiagonalColumns {
+  Eigen::VectorXi problem, depth, weight_norm;  // weight_norm: WeightNorm codes
+  bool nonnegative = false;
+  Vec init_scale;                               // alpha of each run (one value for every coordinate) ...
+  std::map<int, Vec> init_vectors;              // ... unless the run has a per-coordinate vector here
+  Vec lr_ratio, lr;                             // lr: 0 for a flow
+  std::vector<StochasticSpec> stochastic;       // empty, or one per run (the stochastic methods)
+};
+
+bool positive_finite(double v) { return v > 0.0 && std::isfinite(v); }
+
+std::vector<DiagonalRun> diagonal_runs(const std::vector<SensingProblem>& problems, const DiagonalColumns& c) {
+  const Index K = c.problem.size();
+  if (c.depth.size() != K || c.weight_norm.size() != K || c.init_scale.size() != K || c.lr_ratio.size() != K ||
+      c.lr.size() != K || (!c.stochastic.empty() && static_cast<Index>(c.stochastic.size()) != K))
+    throw InvalidArgument("every column of the runs must have one entry per run");
+  for (const auto& [k, v] : c.init_vectors)
+    if (k < 0 || k >= K) throw InvalidArgument("init_vectors refers to a run out of range");
+  std::vector<DiagonalRun> runs(static_cast<std::size_t>(K));
+  for (Index k = 0; k < K; ++k) {
+    DiagonalRun& r = runs[static_cast<std::size_t>(k)];
+    r.problem = c.problem(k);
+    const Index n = problem_of(problems, r.problem).A.cols();
+    const int wn = c.weight_norm(k);
+    if (wn < static_cast<int>(WeightNorm::none) || wn > static_cast<int>(WeightNorm::separate))
+      throw InvalidArgument("weight_norm code out of range");
+    r.spec = DiagonalSpec{c.depth(k), c.nonnegative, static_cast<WeightNorm>(wn)};
+    const auto given = c.init_vectors.find(static_cast<int>(k));
+    if (given != c.init_vectors.end()) {
+      r.init_scale = given->second;
+      if (r.init_scale.size() != n) throw InvalidArgument("init_scale length must equal the number of columns of A");
+      if (!(r.init_scale.array() > 0.0).all() || !r.init_scale.allFinite())
+        throw InvalidArgument("init_scale must be positive and finite");
+    } else {
+      if (!positive_finite(c.init_scale(k))) throw InvalidArgument("init_scale must be positive and finite");
+      r.init_scale = Vec::Constant(n, c.init_scale(k));
+    }
+    if (!positive_finite(c.lr_ratio(k))) throw InvalidArgument("lr_ratio must be positive and finite");
+    if (!(c.lr(k) >= 0.0) || !std::isfinite(c.lr(k))) throw InvalidArgument("lr must be >= 0 and finite");
+    r.lr_ratio = c.lr_ratio(k);
+    r.lr = c.lr(k);
+    if (!c.stochastic.empty()) r.stochastic = c.stochastic[static_cast<std::size_t>(k)];
+  }
+  return runs;
+}
+
+py::object diagonal_batch(const std::vector<SensingProblem>& problems, const DiagonalColumns& columns,
+                          const BatchOptions& options) {
+  check_problems(problems);
+  const std::vector<DiagonalRun> runs = diagonal_runs(problems, columns);
   return run_released([&] { return run_diagonal_batch(problems, runs, options); });
 }
 
@@ -72,6 +130,10 @@ void register_diagonal(py::module_& m) {
   py::class_<SensingProblem>(m, "SensingProblem", py::module_local(),
                              "A (M x N), y (M), optional x_star (N) and the loss at which runs stop (tol < 0: never).")
       .def(py::init<>())
+      .def(py::init([](Mat A, Vec y, Vec x_star, double tol) {
+             return SensingProblem{std::move(A), std::move(y), std::move(x_star), tol};
+           }),
+           py::kw_only(), py::arg("A"), py::arg("y"), py::arg("x_star"), py::arg("tol") = -1.0)
       .def_readwrite("A", &SensingProblem::A)
       .def_readwrite("y", &SensingProblem::y)
       .def_readwrite("x_star", &SensingProblem::x_star)
@@ -135,9 +197,33 @@ void register_diagonal(py::module_& m) {
       .def_readwrite("record_state", &BatchOptions::record_state)
       .def_readwrite("sharpness", &BatchOptions::sharpness);
 
+  py::class_<DiagonalColumns>(m, "DiagonalRuns", py::module_local(),
+                              "The runs of a diagonal batch as columns, one entry per run (see DiagonalRun).")
+      .def(py::init<>())
+      .def(py::init([](Eigen::VectorXi problem, Eigen::VectorXi depth, Eigen::VectorXi weight_norm, bool nonnegative,
+                       Vec init_scale, std::map<int, Vec> init_vectors, Vec lr_ratio, Vec lr,
+                       std::vector<StochasticSpec> stochastic) {
+             return DiagonalColumns{std::move(problem), std::move(depth), std::move(weight_norm), nonnegative,
+                                    std::move(init_scale), std::move(init_vectors), std::move(lr_ratio), std::move(lr),
+                                    std::move(stochastic)};
+           }),
+           py::kw_only(), py::arg("problem"), py::arg("depth"), py::arg("weight_norm"), py::arg("nonnegative"),
+           py::arg("init_scale"), py::arg("init_vectors"), py::arg("lr_ratio"), py::arg("lr"),
+           py::arg("stochastic") = std::vector<StochasticSpec>{})
+      .def_readwrite("problem", &DiagonalColumns::problem)
+      .def_readwrite("depth", &DiagonalColumns::depth)
+      .def_readwrite("weight_norm", &DiagonalColumns::weight_norm)
+      .def_readwrite("nonnegative", &DiagonalColumns::nonnegative)
+      .def_readwrite("init_scale", &DiagonalColumns::init_scale)
+      .def_readwrite("init_vectors", &DiagonalColumns::init_vectors)
+      .def_readwrite("lr_ratio", &DiagonalColumns::lr_ratio)
+      .def_readwrite("lr", &DiagonalColumns::lr)
+      .def_readwrite("stochastic", &DiagonalColumns::stochastic);
+
   m.def("diagonal_batch", &diagonal_batch, py::arg("problems"), py::arg("runs"), py::arg("options"),
         "Run a batch of diagonal-network runs (descent or flow) over OpenMP threads with the GIL\n"
-        "released; one RunRecord per run. Low level: use implicitbias.diagonal.fit / fit_many.");
+        "released; the runs as columns (DiagonalRuns); returns the RunRecords in the order of the runs.\n"
+        "Low level: use implicitbias.diagonal.fit / fit_many.");
   m.def("diagonal_draws", &diagonal_draws, py::arg("seed"), py::arg("step"), py::arg("n_rows"), py::arg("batch_size"),
         py::arg("epochs"),
         "The batch indices (int64) and the standard normals of the label noise that a stochastic diagonal run\n"

@@ -11,7 +11,11 @@
 
 #include "spectrum.hpp"  // the spectrum bindings, compiled in this unit
 
+#include <algorithm>
+#include <cmath>
+#include <map>
 #include <memory>
+#include <utility>
 
 namespace implicitbias::bindings {
 
@@ -161,14 +165,78 @@ const char* kind_name(Measurements::Kind k) {
   return "";
 }
 
-py::list fact_batch(const std::vector<FactorizationProblem>& problems, const std::vector<FactorizationRun>& runs,
-                    const FactorizationBatchOptions& options) {
+void check_problems(const std::vector<FactorizationProblem>& problems) {
   for (const auto& p : problems) {
     check_y(p.meas, p.y);
     if (p.M_star.size() != 0 && (p.M_star.rows() != p.meas.d_out() || p.M_star.cols() != p.meas.d_in()))
       throw InvalidArgument("M_star must have the measurement shape");
+    if (!p.y.allFinite() || !p.M_star.allFinite()) throw InvalidArgument("y and M_star must be finite");
   }
+}
+
+// The runs of a batch as columns (one entry per run), made into FactorizationRun structs in C++; a run
+// without given layers draws them in the core (factorization_initial_layers, inside its block).
+struct FactorizationColumns {
+  Eigen::VectorXi problem, method, depth, width, init;  // method, init: enum codes; width 0: max(d_out, d_in)
+  Vec init_scale, lr, strength;                          // lr: 0 for a flow
+  Eigen::Matrix<std::uint64_t, Eigen::Dynamic, 1> seed;
+  std::map<int, std::pair<std::vector<Index>, Vec>> given;  // run -> (dims, z0) of its given initial layers
+};
+
+std::vector<FactorizationRun> fact_runs(const std::vector<FactorizationProblem>& problems,
+                                        const FactorizationColumns& c) {
+  const Index K = c.problem.size();
+  if (c.method.size() != K || c.depth.size() != K || c.width.size() != K || c.init.size() != K ||
+      c.init_scale.size() != K || c.lr.size() != K || c.strength.size() != K || c.seed.size() != K)
+    throw InvalidArgument("every column of the runs must have one entry per run");
+  for (const auto& g : c.given)
+    if (g.first < 0 || g.first >= K) throw InvalidArgument("given layers refer to a run out of range");
+  std::vector<FactorizationRun> runs(static_cast<std::size_t>(K));
+  for (Index k = 0; k < K; ++k) {
+    FactorizationRun& r = runs[static_cast<std::size_t>(k)];
+    r.problem = c.problem(k);
+    const Measurements& m = problem_of(problems, r.problem).meas;
+    if (c.method(k) < static_cast<int>(FactMethod::descent) || c.method(k) > static_cast<int>(FactMethod::sam))
+      throw InvalidArgument("method code out of range");
+    r.method = static_cast<FactMethod>(c.method(k));
+    r.lr = c.lr(k);
+    r.strength = c.strength(k);
+    r.seed = c.seed(k);
+    if (!(r.lr >= 0.0) || !std::isfinite(r.lr)) throw InvalidArgument("lr must be >= 0 and finite");
+    if (!(r.strength >= 0.0) || !std::isfinite(r.strength))
+      throw InvalidArgument("trace_weight / label_noise_std / sam_radius must be >= 0 and finite");
+    const auto given = c.given.find(static_cast<int>(k));
+    if (given != c.given.end()) {
+      r.dims = given->second.first;
+      r.z0 = given->second.second;
+      continue;
+    }
+    if (c.depth(k) < 1) throw InvalidArgument("depth must be >= 1");
+    if (c.width(k) < 0) throw InvalidArgument("width must be >= 1");
+    if (c.init(k) != static_cast<int>(FactInit::gaussian) && c.init(k) != static_cast<int>(FactInit::balanced))
+      throw InvalidArgument("init code out of range");
+    const Index w = c.width(k) == 0 ? std::max(m.d_out(), m.d_in()) : c.width(k);
+    r.dims.assign(static_cast<std::size_t>(c.depth(k)) + 1, w);
+    r.dims.front() = m.d_in();
+    r.dims.back() = m.d_out();
+    r.init = static_cast<FactInit>(c.init(k));
+    r.init_scale = c.init_scale(k);
+  }
+  return runs;
+}
+
+py::object fact_batch(const std::vector<FactorizationProblem>& problems, const FactorizationColumns& columns,
+                      const FactorizationBatchOptions& options) {
+  check_problems(problems);
+  const std::vector<FactorizationRun> runs = fact_runs(problems, columns);
   return run_released([&] { return run_factorization_batch(problems, runs, options); });
+}
+
+Vec fact_initial_layers(const std::vector<Index>& dims, double init_scale, FactInit init, std::uint64_t seed) {
+  if (!(init_scale > 0.0) || !std::isfinite(init_scale)) throw InvalidArgument("init_scale must be positive and finite");
+  for (Index d : dims)
+    if (d < 1) throw InvalidArgument("layer widths must be >= 1");
+  return factorization_initial_layers(dims, init_scale, init, seed);
 }
 
 }  // namespace
@@ -180,6 +248,9 @@ void register_factorization(py::module_& m) {
       .value("trace_penalty", FactMethod::trace_penalty)
       .value("label_noise_sgd", FactMethod::label_noise_sgd)
       .value("sam", FactMethod::sam);
+  py::enum_<FactInit>(m, "FactorizationInit", py::module_local(), "How the initial layers are drawn.")
+      .value("gaussian", FactInit::gaussian)
+      .value("balanced", FactInit::balanced);
   py::enum_<Probe>(m, "Probe", py::module_local(), "Random probe vectors of the trace estimators.")
       .value("rademacher", Probe::rademacher)
       .value("gaussian", Probe::gaussian);
@@ -232,7 +303,22 @@ void register_factorization(py::module_& m) {
       .def_readwrite("z0", &FactorizationRun::z0)
       .def_readwrite("lr", &FactorizationRun::lr)
       .def_readwrite("strength", &FactorizationRun::strength)
-      .def_readwrite("seed", &FactorizationRun::seed);
+      .def_readwrite("seed", &FactorizationRun::seed)
+      .def_readwrite("init", &FactorizationRun::init)
+      .def_readwrite("init_scale", &FactorizationRun::init_scale);
+  py::class_<FactorizationColumns>(m, "FactorizationRuns", py::module_local(),
+                                   "The runs of a factorization batch as columns, one entry per run.")
+      .def(py::init<>())
+      .def_readwrite("problem", &FactorizationColumns::problem)
+      .def_readwrite("method", &FactorizationColumns::method)
+      .def_readwrite("depth", &FactorizationColumns::depth)
+      .def_readwrite("width", &FactorizationColumns::width)
+      .def_readwrite("init", &FactorizationColumns::init)
+      .def_readwrite("init_scale", &FactorizationColumns::init_scale)
+      .def_readwrite("lr", &FactorizationColumns::lr)
+      .def_readwrite("strength", &FactorizationColumns::strength)
+      .def_readwrite("seed", &FactorizationColumns::seed)
+      .def_readwrite("given", &FactorizationColumns::given);
   py::class_<StrengthSchedule>(m, "StrengthSchedule", py::module_local(), "Annealing of the regularizer strength.")
       .def(py::init<>())
       .def_readwrite("anneal_steps", &StrengthSchedule::anneal_steps)
@@ -268,8 +354,13 @@ void register_factorization(py::module_& m) {
         py::arg("num_matvecs"), py::arg("seed"), py::arg("probe"), py::arg("block"),
         "Stochastic trace estimate over a Python matvec callable: (estimate, stderr, matvecs).");
   m.def("factorization_batch", &fact_batch, py::arg("problems"), py::arg("runs"), py::arg("options"),
-        "Run a batch of deep-linear-network trainings over OpenMP threads with the GIL released;\n"
-        "one RunRecord per run. Low level: use implicitbias.factorization.fit / fit_many.");
+        "Run a batch of deep-linear-network trainings over OpenMP threads with the GIL released; the runs\n"
+        "as columns (FactorizationRuns); returns the RunRecords in the order of the runs.\n"
+        "Low level: use implicitbias.factorization.fit / fit_many.");
+  m.def("factorization_initial_layers", &fact_initial_layers, py::arg("dims"), py::arg("init_scale"), py::arg("init"),
+        py::arg("seed"),
+        "The initial layers for widths dims (d_0 .. d_L), stacked like z, drawn from the seed.\n"
+        "Low level: use implicitbias.factorization.initial_layers.");
 }
 
 }  // namespace implicitbias::bindings

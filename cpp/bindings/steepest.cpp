@@ -37,11 +37,14 @@ HomogeneousModel make_model(const ClassificationProblem& prob, const Homogeneous
   return HomogeneousModel(prob, spec);
 }
 
-py::list steepest_batch(const std::vector<ClassificationProblem>& problems, const std::vector<SteepestRunSpec>& runs,
+py::object steepest_batch(const std::vector<ClassificationProblem>& problems, const std::vector<SteepestRunSpec>& runs,
                         const SteepestOptions& options, int num_threads) {
-  for (const auto& p : problems)
+  for (const auto& p : problems) {
     if (p.X.rows() != p.y.size()) throw InvalidArgument("y must have one label per row of X");
+    if (!p.X.allFinite() || !p.y.allFinite()) throw InvalidArgument("X and y must be finite");
+  }
   for (const auto& r : runs) {
+    if (!r.theta0.allFinite()) throw InvalidArgument("the initial parameters must be finite");
     check_spec(r.spec);
     check_norm(r.alg.norm);
   }

@@ -9,9 +9,8 @@ of ``Param``, one batch assembly for all); this module holds the pieces:
   (one definition of the flow tolerances and recording for every family);
 * :func:`make` fills a typed struct of the compiled core by attribute, so
   unknown or mistyped fields fail loudly;
-* :func:`grouped` runs the core on the runs sorted by a key (so that runs
-  sharing a problem and model sit in the same blocks) and returns the records
-  in the caller's order;
+* :class:`Decoded` reads the records of a core call in one pass (the core
+  groups the runs and returns the records in the caller's order);
 * the checks a ``Param`` uses (:func:`positive`, :func:`choice`, ...);
 * :class:`RunResult` is the base of every family's result.
 
@@ -104,8 +103,9 @@ class RunResult:
 
     @functools.cached_property
     def history(self) -> dict[str, np.ndarray]:
-        """The recorded channels (converted from the core's record on first use)."""
-        return self._history_from(self._record.history)
+        """The recorded channels (converted from the core's records on first use)."""
+        records, k = self._record
+        return self._history_from(records.history(k))
 
     def _history_from(self, raw: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         return dict(raw)
@@ -146,14 +146,57 @@ def _short(v: Any) -> str:
     return repr(v)
 
 
-def base_fields(record: Any, *, has_target: bool, fixed_step: bool) -> dict[str, Any]:
-    """The :class:`RunResult` fields of one core record."""
-    status = record.status.name
-    success = status == "converged" or (not has_target and status == ("max_steps" if fixed_step else "max_time"))
-    return {"status": status, "success": success, "n_steps": int(record.n_steps),
-            "n_grad_evals": int(record.n_grad_evals), "n_jac": int(record.n_jac), "n_lu": int(record.n_lu),
-            "t_final": float(record.t_final),
-            "wall_time": float(record.wall_time), "_record": record}
+_STATUS = {int(v): k for k, v in core.Status.__members__.items()}  # the core's codes and names
+
+
+class Decoded:
+    """The records of one core call (``core.RunRecords``), read in one pass: the status and counters of
+    every run as columns, the final states as one flat array (run k's is :meth:`state`), and each run's
+    :class:`RunResult` fields (:meth:`base`). The histories stay in the core until a result asks for its own."""
+
+    __slots__ = ("counts", "offsets", "reals", "records", "states", "status")
+
+    def __init__(self, records: Any) -> None:
+        self.records = records
+        self.status, self.counts, self.reals, self.offsets, self.states = records.columns()
+
+    def __len__(self) -> int:
+        return len(self.status)
+
+    @property
+    def n_rejected(self) -> list[int]:
+        return self.counts[:, 1].tolist()
+
+    @property
+    def loss_final(self) -> list[float]:
+        return self.reals[:, 1].tolist()
+
+    def state(self, k: int) -> np.ndarray:
+        """Run k's final state (a view of the flat array)."""
+        return self.states[self.offsets[k]:self.offsets[k + 1]]
+
+    def rows(self, runs: Sequence[int], length: int, start: int = 0) -> np.ndarray:
+        """``state(k)[start:start + length]`` of each run k in ``runs``, stacked: a (len(runs), length)
+        C-ordered array (a view for one run)."""
+        if len(runs) == 1:
+            o = int(self.offsets[runs[0]]) + start
+            return self.states[o:o + length].reshape(1, length)
+        idx = self.offsets[np.asarray(runs, dtype=np.intp)] + start
+        return self.states[idx[:, None] + np.arange(length)]
+
+    def base(self, has_target: Sequence[bool] | bool, fixed_step: Sequence[bool] | bool) -> list[dict[str, Any]]:
+        """The :class:`RunResult` fields of every run (``has_target``, ``fixed_step``: a bool, or one per run)."""
+        K = len(self.status)
+        targets = [has_target] * K if isinstance(has_target, bool) else has_target
+        fixed = [fixed_step] * K if isinstance(fixed_step, bool) else fixed_step
+        counts, reals, recs = self.counts.tolist(), self.reals.tolist(), self.records
+        out = []
+        for k, (code, c, r, target, fx) in enumerate(zip(self.status.tolist(), counts, reals, targets, fixed)):
+            name = _STATUS[code]
+            ok = name == "converged" or (not target and name == ("max_steps" if fx else "max_time"))
+            out.append({"status": name, "success": ok, "n_steps": c[0], "n_grad_evals": c[2], "n_jac": c[3],
+                        "n_lu": c[4], "t_final": r[0], "wall_time": r[2], "_record": (recs, k)})
+        return out
 
 
 # --------------------------------------------------------------------------- per-run arguments
@@ -310,18 +353,6 @@ def make(cls: Any, **values: Any) -> Any:
     for k, v in values.items():
         setattr(obj, k, v)
     return obj
-
-
-def grouped(keys: Sequence[Any], call: Callable[[list[int]], list]) -> list:
-    """Run ``call(order)`` with the runs sorted by key (the order within a
-    key kept, so the blocks depend only on the batch) and return its outputs
-    in the original order."""
-    order = sorted(range(len(keys)), key=keys.__getitem__)
-    outputs = call(order)
-    result: list = [None] * len(keys)
-    for pos, k in enumerate(order):
-        result[k] = outputs[pos]
-    return result
 
 
 # --------------------------------------------------------------------------- flow options and recording

@@ -8,7 +8,7 @@ import collections.abc
 import numpy
 import numpy.typing
 import typing
-__all__: list[str] = ['AdaptiveOptions', 'AlgorithmSpec', 'ClassificationProblem', 'DiagonalBatchOptions', 'DiagonalRun', 'DiagonalStochastic', 'EigenWhich', 'FactorizationBatchOptions', 'FactorizationMeasurements', 'FactorizationMethod', 'FactorizationProblem', 'FactorizationRun', 'FixedStepOptions', 'HomogeneousSpec', 'LossKind', 'Method', 'ModelKind', 'NormKind', 'NormSpec', 'Optimizer', 'Probe', 'RunRecord', 'Schedule', 'SensingProblem', 'SharpnessOptions', 'Solver', 'Status', 'SteepestOptions', 'SteepestRun', 'StrengthSchedule', 'SymmetricOperator', 'TraceEstimator', 'WeightNorm', 'callable_estimate', 'callable_operator', 'classification_loss', 'compiler', 'cpu_supports', 'diagonal_batch', 'diagonal_draws', 'diagonal_hessian_dense', 'diagonal_hessian_operator', 'eigen_version', 'factorization_batch', 'factorization_estimate', 'factorization_eval', 'factorization_hvp', 'factorization_jacobian', 'factorization_operator', 'factorization_trace', 'factorization_trace_gradient', 'homogeneous_grad_sum', 'homogeneous_outputs', 'isa', 'lanczos_eigen', 'lanczos_quadrature', 'max_threads', 'openmp_enabled', 'openmp_version', 'param_norm', 'simd_instruction_sets', 'steepest_batch', 'steepest_direction']
+__all__: list[str] = ['AdaptiveOptions', 'AlgorithmSpec', 'ClassificationProblem', 'DiagonalBatchOptions', 'DiagonalRun', 'DiagonalRuns', 'DiagonalStochastic', 'EigenWhich', 'FactorizationBatchOptions', 'FactorizationInit', 'FactorizationMeasurements', 'FactorizationMethod', 'FactorizationProblem', 'FactorizationRun', 'FactorizationRuns', 'FixedStepOptions', 'HomogeneousSpec', 'LossKind', 'Method', 'ModelKind', 'NormKind', 'NormSpec', 'Optimizer', 'Probe', 'RunRecord', 'RunRecords', 'Schedule', 'SensingProblem', 'SharpnessOptions', 'Solver', 'Status', 'SteepestOptions', 'SteepestRun', 'StrengthSchedule', 'SymmetricOperator', 'TraceEstimator', 'WeightNorm', 'callable_estimate', 'callable_operator', 'classification_loss', 'compiler', 'cpu_supports', 'diagonal_batch', 'diagonal_draws', 'diagonal_hessian_dense', 'diagonal_hessian_operator', 'eigen_version', 'factorization_batch', 'factorization_estimate', 'factorization_eval', 'factorization_hvp', 'factorization_initial_layers', 'factorization_jacobian', 'factorization_operator', 'factorization_trace', 'factorization_trace_gradient', 'homogeneous_grad_sum', 'homogeneous_outputs', 'isa', 'lanczos_eigen', 'lanczos_quadrature', 'max_threads', 'openmp_enabled', 'openmp_version', 'param_norm', 'simd_instruction_sets', 'steepest_batch', 'steepest_direction']
 class Status:
     """
     How a run ended.
@@ -105,6 +105,34 @@ class RunRecord:
     @property
     def wall_time(self) -> float:
         ...
+class RunRecords:
+    """
+    The records of a batch as columns (one array per scalar, the final states stacked).
+    """
+    def __getitem__(self, k: typing.SupportsInt | typing.SupportsIndex) -> RunRecord:
+        """
+        Run k's record (a copy).
+        """
+    def __len__(self) -> int:
+        ...
+    def columns(self) -> tuple[numpy.typing.NDArray[numpy.int8], numpy.typing.NDArray[numpy.int64], numpy.typing.NDArray[numpy.float64], numpy.typing.NDArray[numpy.int64], numpy.typing.NDArray[numpy.float64]]:
+        """
+        (status codes int8 (K,), counts int64 (K, 5): n_steps, n_rejected, n_grad_evals, n_jac, n_lu;
+        reals float64 (K, 3): t_final, loss_final, wall_time; offsets int64 (K + 1,); states float64:
+        run k's final state is states[offsets[k]:offsets[k + 1]]).
+        """
+    def has_channel(self, channel: str) -> numpy.typing.NDArray[numpy.bool]:
+        """
+        Whether each run records this channel.
+        """
+    def history(self, k: typing.SupportsInt | typing.SupportsIndex) -> dict:
+        """
+        Run k's recorded channels as a dict of arrays.
+        """
+    def last(self, channel: str) -> numpy.typing.NDArray[numpy.float64]:
+        """
+        The last recorded value of a channel in every run (NaN where it is absent).
+        """
 class FixedStepOptions:
     """
     Options of the fixed-step loop.
@@ -656,6 +684,53 @@ class FactorizationMethod:
     @property
     def value(self) -> int:
         ...
+class FactorizationInit:
+    """
+    How the initial layers are drawn.
+    
+    Members:
+    
+      gaussian
+    
+      balanced
+    """
+    __members__: typing.ClassVar[dict[str, FactorizationInit]]
+    balanced: typing.ClassVar[FactorizationInit]
+    gaussian: typing.ClassVar[FactorizationInit]
+    @typing.overload
+    def __eq__(self, other: FactorizationInit) -> bool:
+        ...
+    @typing.overload
+    def __eq__(self, other: typing.Any) -> bool:
+        ...
+    def __getstate__(self) -> int:
+        ...
+    def __hash__(self) -> int:
+        ...
+    def __index__(self) -> int:
+        ...
+    def __init__(self, value: typing.SupportsInt | typing.SupportsIndex) -> None:
+        ...
+    def __int__(self) -> int:
+        ...
+    @typing.overload
+    def __ne__(self, other: FactorizationInit) -> bool:
+        ...
+    @typing.overload
+    def __ne__(self, other: typing.Any) -> bool:
+        ...
+    def __repr__(self) -> str:
+        ...
+    def __setstate__(self, state: typing.SupportsInt | typing.SupportsIndex) -> None:
+        ...
+    def __str__(self) -> str:
+        ...
+    @property
+    def name(self) -> str:
+        ...
+    @property
+    def value(self) -> int:
+        ...
 class Probe:
     """
     Random probe vectors of the trace estimators.
@@ -825,6 +900,7 @@ class FactorizationRun:
     """
     One run of a factorization batch.
     """
+    init: FactorizationInit
     method: FactorizationMethod
     @typing.overload
     def __init__(self) -> None:
@@ -837,6 +913,12 @@ class FactorizationRun:
         ...
     @dims.setter
     def dims(self, arg0: collections.abc.Sequence[typing.SupportsInt | typing.SupportsIndex]) -> None:
+        ...
+    @property
+    def init_scale(self) -> float:
+        ...
+    @init_scale.setter
+    def init_scale(self, arg0: typing.SupportsFloat | typing.SupportsIndex) -> None:
         ...
     @property
     def lr(self) -> float:
@@ -867,6 +949,72 @@ class FactorizationRun:
         ...
     @z0.setter
     def z0(self, arg0: typing.Annotated[numpy.typing.ArrayLike, numpy.float64, "[m, 1]"]) -> None:
+        ...
+class FactorizationRuns:
+    """
+    The runs of a factorization batch as columns, one entry per run.
+    """
+    def __init__(self) -> None:
+        ...
+    @property
+    def depth(self) -> typing.Annotated[numpy.typing.NDArray[numpy.int32], "[m, 1]"]:
+        ...
+    @depth.setter
+    def depth(self, arg0: typing.Annotated[numpy.typing.ArrayLike, numpy.int32, "[m, 1]"]) -> None:
+        ...
+    @property
+    def given(self) -> dict[int, tuple[list[int], typing.Annotated[numpy.typing.NDArray[numpy.float64], "[m, 1]"]]]:
+        ...
+    @given.setter
+    def given(self, arg0: collections.abc.Mapping[typing.SupportsInt | typing.SupportsIndex, tuple[collections.abc.Sequence[typing.SupportsInt | typing.SupportsIndex], typing.Annotated[numpy.typing.ArrayLike, numpy.float64, "[m, 1]"]]]) -> None:
+        ...
+    @property
+    def init(self) -> typing.Annotated[numpy.typing.NDArray[numpy.int32], "[m, 1]"]:
+        ...
+    @init.setter
+    def init(self, arg0: typing.Annotated[numpy.typing.ArrayLike, numpy.int32, "[m, 1]"]) -> None:
+        ...
+    @property
+    def init_scale(self) -> typing.Annotated[numpy.typing.NDArray[numpy.float64], "[m, 1]"]:
+        ...
+    @init_scale.setter
+    def init_scale(self, arg0: typing.Annotated[numpy.typing.ArrayLike, numpy.float64, "[m, 1]"]) -> None:
+        ...
+    @property
+    def lr(self) -> typing.Annotated[numpy.typing.NDArray[numpy.float64], "[m, 1]"]:
+        ...
+    @lr.setter
+    def lr(self, arg0: typing.Annotated[numpy.typing.ArrayLike, numpy.float64, "[m, 1]"]) -> None:
+        ...
+    @property
+    def method(self) -> typing.Annotated[numpy.typing.NDArray[numpy.int32], "[m, 1]"]:
+        ...
+    @method.setter
+    def method(self, arg0: typing.Annotated[numpy.typing.ArrayLike, numpy.int32, "[m, 1]"]) -> None:
+        ...
+    @property
+    def problem(self) -> typing.Annotated[numpy.typing.NDArray[numpy.int32], "[m, 1]"]:
+        ...
+    @problem.setter
+    def problem(self, arg0: typing.Annotated[numpy.typing.ArrayLike, numpy.int32, "[m, 1]"]) -> None:
+        ...
+    @property
+    def seed(self) -> typing.Annotated[numpy.typing.NDArray[numpy.uint64], "[m, 1]"]:
+        ...
+    @seed.setter
+    def seed(self, arg0: typing.Annotated[numpy.typing.ArrayLike, numpy.uint64, "[m, 1]"]) -> None:
+        ...
+    @property
+    def strength(self) -> typing.Annotated[numpy.typing.NDArray[numpy.float64], "[m, 1]"]:
+        ...
+    @strength.setter
+    def strength(self, arg0: typing.Annotated[numpy.typing.ArrayLike, numpy.float64, "[m, 1]"]) -> None:
+        ...
+    @property
+    def width(self) -> typing.Annotated[numpy.typing.NDArray[numpy.int32], "[m, 1]"]:
+        ...
+    @width.setter
+    def width(self, arg0: typing.Annotated[numpy.typing.ArrayLike, numpy.int32, "[m, 1]"]) -> None:
         ...
 class StrengthSchedule:
     """
@@ -989,8 +1137,6 @@ class Method:
       label_noise_sgd
     
       sam
-    
-      sgf
     """
     __members__: typing.ClassVar[dict[str, Method]]
     descent: typing.ClassVar[Method]
@@ -998,7 +1144,6 @@ class Method:
     label_noise_sgd: typing.ClassVar[Method]
     sam: typing.ClassVar[Method]
     sgd: typing.ClassVar[Method]
-    sgf: typing.ClassVar[Method]
     @typing.overload
     def __eq__(self, other: Method) -> bool:
         ...
@@ -1093,7 +1238,11 @@ class SensingProblem:
     """
     A (M x N), y (M), optional x_star (N) and the loss at which runs stop (tol < 0: never).
     """
+    @typing.overload
     def __init__(self) -> None:
+        ...
+    @typing.overload
+    def __init__(self, *, A: typing.Annotated[numpy.typing.ArrayLike, numpy.float64, "[m, n]"], y: typing.Annotated[numpy.typing.ArrayLike, numpy.float64, "[m, 1]"], x_star: typing.Annotated[numpy.typing.ArrayLike, numpy.float64, "[m, 1]"], tol: typing.SupportsFloat | typing.SupportsIndex = -1.0) -> None:
         ...
     @property
     def A(self) -> typing.Annotated[numpy.typing.NDArray[numpy.float64], "[m, n]"]:
@@ -1134,12 +1283,6 @@ class DiagonalStochastic:
         ...
     @batch_size.setter
     def batch_size(self, arg0: typing.SupportsInt | typing.SupportsIndex) -> None:
-        ...
-    @property
-    def sde_step(self) -> float:
-        ...
-    @sde_step.setter
-    def sde_step(self, arg0: typing.SupportsFloat | typing.SupportsIndex) -> None:
         ...
     @property
     def decay_k0(self) -> float:
@@ -1251,6 +1394,65 @@ class DiagonalBatchOptions:
     @num_threads.setter
     def num_threads(self, arg0: typing.SupportsInt | typing.SupportsIndex) -> None:
         ...
+class DiagonalRuns:
+    """
+    The runs of a diagonal batch as columns, one entry per run (see DiagonalRun).
+    """
+    nonnegative: bool
+    @typing.overload
+    def __init__(self) -> None:
+        ...
+    @typing.overload
+    def __init__(self, *, problem: typing.Annotated[numpy.typing.ArrayLike, numpy.int32, "[m, 1]"], depth: typing.Annotated[numpy.typing.ArrayLike, numpy.int32, "[m, 1]"], weight_norm: typing.Annotated[numpy.typing.ArrayLike, numpy.int32, "[m, 1]"], nonnegative: bool, init_scale: typing.Annotated[numpy.typing.ArrayLike, numpy.float64, "[m, 1]"], init_vectors: collections.abc.Mapping[typing.SupportsInt | typing.SupportsIndex, typing.Annotated[numpy.typing.ArrayLike, numpy.float64, "[m, 1]"]], lr_ratio: typing.Annotated[numpy.typing.ArrayLike, numpy.float64, "[m, 1]"], lr: typing.Annotated[numpy.typing.ArrayLike, numpy.float64, "[m, 1]"], stochastic: collections.abc.Sequence[DiagonalStochastic] = []) -> None:
+        ...
+    @property
+    def depth(self) -> typing.Annotated[numpy.typing.NDArray[numpy.int32], "[m, 1]"]:
+        ...
+    @depth.setter
+    def depth(self, arg0: typing.Annotated[numpy.typing.ArrayLike, numpy.int32, "[m, 1]"]) -> None:
+        ...
+    @property
+    def init_scale(self) -> typing.Annotated[numpy.typing.NDArray[numpy.float64], "[m, 1]"]:
+        ...
+    @init_scale.setter
+    def init_scale(self, arg0: typing.Annotated[numpy.typing.ArrayLike, numpy.float64, "[m, 1]"]) -> None:
+        ...
+    @property
+    def init_vectors(self) -> dict[int, typing.Annotated[numpy.typing.NDArray[numpy.float64], "[m, 1]"]]:
+        ...
+    @init_vectors.setter
+    def init_vectors(self, arg0: collections.abc.Mapping[typing.SupportsInt | typing.SupportsIndex, typing.Annotated[numpy.typing.ArrayLike, numpy.float64, "[m, 1]"]]) -> None:
+        ...
+    @property
+    def lr(self) -> typing.Annotated[numpy.typing.NDArray[numpy.float64], "[m, 1]"]:
+        ...
+    @lr.setter
+    def lr(self, arg0: typing.Annotated[numpy.typing.ArrayLike, numpy.float64, "[m, 1]"]) -> None:
+        ...
+    @property
+    def lr_ratio(self) -> typing.Annotated[numpy.typing.NDArray[numpy.float64], "[m, 1]"]:
+        ...
+    @lr_ratio.setter
+    def lr_ratio(self, arg0: typing.Annotated[numpy.typing.ArrayLike, numpy.float64, "[m, 1]"]) -> None:
+        ...
+    @property
+    def problem(self) -> typing.Annotated[numpy.typing.NDArray[numpy.int32], "[m, 1]"]:
+        ...
+    @problem.setter
+    def problem(self, arg0: typing.Annotated[numpy.typing.ArrayLike, numpy.int32, "[m, 1]"]) -> None:
+        ...
+    @property
+    def stochastic(self) -> list[DiagonalStochastic]:
+        ...
+    @stochastic.setter
+    def stochastic(self, arg0: collections.abc.Sequence[DiagonalStochastic]) -> None:
+        ...
+    @property
+    def weight_norm(self) -> typing.Annotated[numpy.typing.NDArray[numpy.int32], "[m, 1]"]:
+        ...
+    @weight_norm.setter
+    def weight_norm(self, arg0: typing.Annotated[numpy.typing.ArrayLike, numpy.int32, "[m, 1]"]) -> None:
+        ...
 class EigenWhich:
     """
     Which end of the spectrum block Lanczos targets.
@@ -1335,10 +1537,11 @@ def cpu_supports(feature: str) -> bool:
     """
     Whether this CPU supports 'avx2' (x86-64-v3) or 'avx512' (x86-64-v4).
     """
-def diagonal_batch(problems: collections.abc.Sequence[SensingProblem], runs: collections.abc.Sequence[DiagonalRun], options: DiagonalBatchOptions) -> list:
+def diagonal_batch(problems: collections.abc.Sequence[SensingProblem], runs: DiagonalRuns, options: DiagonalBatchOptions) -> typing.Any:
     """
     Run a batch of diagonal-network runs (descent or flow) over OpenMP threads with the GIL
-    released; one RunRecord per run. Low level: use implicitbias.diagonal.fit / fit_many.
+    released; the runs as columns (DiagonalRuns); returns the RunRecords in the order of the runs.
+    Low level: use implicitbias.diagonal.fit / fit_many.
     """
 def diagonal_draws(seed: typing.SupportsInt | typing.SupportsIndex, step: typing.SupportsInt | typing.SupportsIndex, n_rows: typing.SupportsInt | typing.SupportsIndex, batch_size: typing.SupportsInt | typing.SupportsIndex, epochs: bool) -> tuple:
     """
@@ -1354,16 +1557,11 @@ def diagonal_hessian_operator(A: typing.Annotated[numpy.typing.ArrayLike, numpy.
     """
     The exact Hessian of 0.5||A x - y||^2 in the diagonal network's factors (u, v) or u.
     """
-def diagonal_sgf_draws(seed: typing.SupportsInt | typing.SupportsIndex, step: typing.SupportsInt | typing.SupportsIndex, n_rows: typing.SupportsInt | typing.SupportsIndex, sde_step: typing.SupportsFloat | typing.SupportsIndex) -> tuple:
+def factorization_batch(problems: collections.abc.Sequence[FactorizationProblem], runs: FactorizationRuns, options: FactorizationBatchOptions) -> typing.Any:
     """
-    The Brownian increments (n_rows), Levy areas (n_rows x n_rows) and the number of series terms that
-    step `step` of a stochastic-gradient-flow run with this seed draws. Low level: use
-    implicitbias.diagonal.sgf_draws.
-    """
-def factorization_batch(problems: collections.abc.Sequence[FactorizationProblem], runs: collections.abc.Sequence[FactorizationRun], options: FactorizationBatchOptions) -> list:
-    """
-    Run a batch of deep-linear-network trainings over OpenMP threads with the GIL released;
-    one RunRecord per run. Low level: use implicitbias.factorization.fit / fit_many.
+    Run a batch of deep-linear-network trainings over OpenMP threads with the GIL released; the runs
+    as columns (FactorizationRuns); returns the RunRecords in the order of the runs.
+    Low level: use implicitbias.factorization.fit / fit_many.
     """
 def factorization_estimate(method: TraceEstimator, meas: FactorizationMeasurements, dims: collections.abc.Sequence[typing.SupportsInt | typing.SupportsIndex], z: typing.Annotated[numpy.typing.ArrayLike, numpy.float64, "[m, 1]"], y: typing.Annotated[numpy.typing.ArrayLike, numpy.float64, "[m, 1]"], num_matvecs: typing.SupportsInt | typing.SupportsIndex, seed: typing.SupportsInt | typing.SupportsIndex, probe: Probe) -> tuple:
     """
@@ -1376,6 +1574,11 @@ def factorization_eval(meas: FactorizationMeasurements, dims: collections.abc.Se
 def factorization_hvp(meas: FactorizationMeasurements, dims: collections.abc.Sequence[typing.SupportsInt | typing.SupportsIndex], z: typing.Annotated[numpy.typing.ArrayLike, numpy.float64, "[m, 1]"], y: typing.Annotated[numpy.typing.ArrayLike, numpy.float64, "[m, 1]"], V: typing.Annotated[numpy.typing.ArrayLike, numpy.float64, "[m, n]"]) -> typing.Annotated[numpy.typing.NDArray[numpy.float64], "[m, n]"]:
     """
     Exact Hessian-vector products H V (columns of V), residual term included.
+    """
+def factorization_initial_layers(dims: collections.abc.Sequence[typing.SupportsInt | typing.SupportsIndex], init_scale: typing.SupportsFloat | typing.SupportsIndex, init: FactorizationInit, seed: typing.SupportsInt | typing.SupportsIndex) -> typing.Annotated[numpy.typing.NDArray[numpy.float64], "[m, 1]"]:
+    """
+    The initial layers for widths dims (d_0 .. d_L), stacked like z, drawn from the seed.
+    Low level: use implicitbias.factorization.initial_layers.
     """
 def factorization_jacobian(meas: FactorizationMeasurements, dims: collections.abc.Sequence[typing.SupportsInt | typing.SupportsIndex], z: typing.Annotated[numpy.typing.ArrayLike, numpy.float64, "[m, 1]"]) -> typing.Annotated[numpy.typing.NDArray[numpy.float64], "[m, n]"]:
     """
@@ -1430,7 +1633,7 @@ def simd_instruction_sets() -> str:
     """
     The SIMD instruction sets Eigen was compiled for (e.g. 'SSE, SSE2').
     """
-def steepest_batch(problems: collections.abc.Sequence[ClassificationProblem], runs: collections.abc.Sequence[SteepestRun], options: SteepestOptions, num_threads: typing.SupportsInt | typing.SupportsIndex) -> list:
+def steepest_batch(problems: collections.abc.Sequence[ClassificationProblem], runs: collections.abc.Sequence[SteepestRun], options: SteepestOptions, num_threads: typing.SupportsInt | typing.SupportsIndex) -> typing.Any:
     """
     Train a batch of homogeneous classifiers (steepest descent, Signum, Adam or the flow) over
     OpenMP threads with the GIL released; one RunRecord per run. Low level: use

@@ -9,18 +9,19 @@ signature is the one place they are written; ``fit`` must have the same
 signature (checked when the family is declared).
 
 How a family meets the compiled core is its :class:`Adapter` (private hooks:
-the problems, the batch options, one core run, the grouping key, the core
-call, the decoder). :meth:`Family.run` is the one assembly of a batch:
+the problems, the batch options, the core's runs, the core call, the
+decoder). :meth:`Family.run` is the one assembly of a batch:
 
 check the batch-wide arguments -> check the data -> broadcast and check the
-per-run arguments -> the batch's options -> one core run per run -> sort by
-the grouping key -> the core call -> decode in the caller's order.
+per-run arguments -> the batch's options -> the core's runs, built in one
+call for the whole batch (columns of per-run values) -> the core call -> the
+records read in one pass (:class:`._batch.Decoded`) -> the results, in the
+caller's order.
 
-Grouping: the core cuts a batch into blocks of *consecutive* runs for which
-its ``same`` predicate holds (``parallel.hpp``, ``make_blocks``); it never
-reorders. The sort by :meth:`Adapter.group_key` (the same fields as the
-core's predicate) is therefore what brings runs of one problem and model
-together; it is done here, once, for every family.
+Grouping and ordering happen in one place, the core: its batch entry sorts
+the runs stably by its grouping key (problem and model), cuts the groups into
+blocks and returns the records in the order of the runs it was given
+(``parallel.hpp``, ``run_grouped_batch``). Python never reorders a batch.
 """
 
 from __future__ import annotations
@@ -106,7 +107,6 @@ class Problems:
 class Adapter:
     """How one family's batch meets the compiled core (the hooks of :meth:`Family.run`)."""
 
-    grouped = True  # sort the runs by group_key before the core call
     overflow_ok = True  # decode under np.errstate(over/invalid="ignore"): a diverged run may hold huge values
 
     def problems(self, args: dict[str, Any]) -> Problems:
@@ -116,19 +116,16 @@ class Adapter:
         """The batch's state (core options, targets; cross-checks of the arguments)."""
         raise NotImplementedError
 
-    def build(self, k: int, runs: dict[str, list], problems: Problems, batch: Any, memo: dict) -> tuple[Any, Any]:
-        """Run k as the core's run struct, and what :meth:`decode` needs of it."""
+    def core_runs(self, K: int, runs: dict[str, list], problems: Problems, batch: Any) -> Any:
+        """The K runs as the core takes them (one object for the batch: columns of per-run values)."""
         raise NotImplementedError
 
-    def group_key(self, core_run: Any, info: Any) -> Any:
-        """The fields of the core's ``same`` predicate (runs with equal keys may share a block; ``info``:
-        what :meth:`build` returned beside the run)."""
-        return None
-
-    def call(self, problems: Problems, core_runs: list, batch: Any) -> list:
+    def call(self, problems: Problems, core_runs: Any, batch: Any) -> Any:
+        """The core call: its ``RunRecords``, in the order of the runs."""
         raise NotImplementedError
 
-    def decode(self, record: Any, info: Any, problems: Problems, batch: Any) -> Any:
+    def decode(self, records: _batch.Decoded, runs: dict[str, list], problems: Problems, batch: Any) -> list:
+        """The K results, in the order of the runs."""
         raise NotImplementedError
 
 
@@ -191,18 +188,11 @@ class Family:
         problems = ad.problems(args)
         K, runs = _batch.broadcast(args, self.per_run, problems.run_problem, single)
         batch = ad.batch(opts, runs, problems)
-        memo: dict = {}
-        built = [ad.build(k, runs, problems, batch, memo) for k in range(K)]
-        core_runs = [b[0] for b in built]
-        if ad.grouped:
-            records = _batch.grouped([ad.group_key(c, info) for c, info in built],
-                                     lambda order: ad.call(problems, [core_runs[k] for k in order], batch))
-        else:
-            records = ad.call(problems, core_runs, batch)
+        records = _batch.Decoded(ad.call(problems, ad.core_runs(K, runs, problems, batch), batch))
         if not ad.overflow_ok:
-            return [ad.decode(rec, info, problems, batch) for rec, (_, info) in zip(records, built)]
+            return ad.decode(records, runs, problems, batch)
         with np.errstate(over="ignore", invalid="ignore"):
-            return [ad.decode(rec, info, problems, batch) for rec, (_, info) in zip(records, built)]
+            return ad.decode(records, runs, problems, batch)
 
     def run_one(self, args: dict[str, Any]) -> Any:
         """``fit`` of this family: one run of ``fit_many``, each per-run argument taken as that run's value

@@ -30,6 +30,7 @@ same bookkeeping; :func:`sgf_draws` returns its Brownian increments and Levy are
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -511,6 +512,8 @@ class _Batch:
     nonnegative: bool
     runs: dict[str, list]
     opts: dict[str, Any]
+    init_scale: np.ndarray  # alpha of each run (NaN where the run has a vector in init_vectors)
+    init_vectors: dict[int, np.ndarray]
 
 
 _STOCHASTIC = ("sgd", "label_noise_sgd", "sam")  # diagonal_sgd.hpp
@@ -528,13 +531,13 @@ def _check_stochastic(method: str, opts: dict[str, Any], runs: dict[str, list], 
     """The arguments of the stochastic methods: only with them, and consistent with each run's problem."""
     if method not in _STOCHASTIC:
         for name, off in _STOCHASTIC_PER_RUN.items():
-            if any(v != off for v in runs[name]):
+            if runs[name].count(off) != len(runs[name]):
                 raise ValueError(f"{name} applies to method='sgd', 'label_noise_sgd' or 'sam' (got method={method!r})")
         for name, default in _STOCHASTIC_OPTIONS.items():
             if opts[name] != default:
                 raise ValueError(f"{name} applies to method='sgd', 'label_noise_sgd' or 'sam' (got method={method!r})")
     for name, meth in (("sam_radius", "sam"), ("label_noise_std", "label_noise_sgd")):
-        if method != meth and any(v != 0.0 for v in runs[name]):
+        if method != meth and runs[name].count(0.0) != len(runs[name]):
             raise ValueError(f"{name} applies to method={meth!r} (got method={method!r})")
     if opts["sam_per_example"] and method != "sam":
         raise ValueError(f"sam_per_example applies to method='sam' (got method={method!r})")
@@ -633,32 +636,28 @@ class _Adapter(Adapter):
         options = _options(tuple(opts[n] for n in _OPTION_ARGS))
         tol = _batch.target_loss(opts["target_loss"])
         for prob, (_, yv) in zip(problems.core, problems.data):  # default for the flow: a relative residual of 10 rtol
-            prob.tol = tol if tol >= 0 or descent else 50.0 * (options.adaptive.rtol * float(np.linalg.norm(yv))) ** 2
-        return _Batch(options, method, opts["nonnegative"], runs, opts)
+            prob.tol = tol if tol >= 0 or descent else 50.0 * (options.adaptive.rtol * math.sqrt(yv.dot(yv))) ** 2
+        init_scale, init_vectors = _init_scales(runs["init_scale"], runs["problem"], problems)
+        return _Batch(options, method, opts["nonnegative"], runs, opts, init_scale, init_vectors)
 
-    def build(self, k: int, runs: dict[str, list], problems: Problems, batch: _Batch,
-              memo: dict) -> tuple[Any, Any]:
-        p = runs["problem"][k]
-        alpha = _init_vector_memo(runs["init_scale"][k], problems.data[p][0].shape[1], memo)
-        run = core.DiagonalRun(problem=p, depth=runs["depth"][k], nonnegative=batch.nonnegative,
-                               weight_norm=_batch.enum(core.WeightNorm, runs["weight_norm"][k] or "none"),
-                               init_scale=alpha, lr_ratio=runs["lr_ratio"][k], lr=runs["lr"][k] or 0.0)
-        if batch.method in _STOCHASTIC or batch.method == _SGF:
-            run.stochastic = _stochastic_spec(k, runs, batch.opts)
-        return run, (k, alpha)
+    def core_runs(self, K: int, runs: dict[str, list], problems: Problems, batch: _Batch) -> Any:
+        # the core's DiagonalRuns: one column per per-run setting (the core groups them into blocks)
+        return core.DiagonalRuns(
+            problem=np.asarray(runs["problem"], dtype=np.int32), depth=np.asarray(runs["depth"], dtype=np.int32),
+            weight_norm=np.array([_WEIGHT_NORM_CODES[w] for w in runs["weight_norm"]], dtype=np.int32),
+            nonnegative=batch.nonnegative, init_scale=batch.init_scale, init_vectors=batch.init_vectors,
+            lr_ratio=np.asarray(runs["lr_ratio"], dtype=np.float64),
+            lr=np.array([lr or 0.0 for lr in runs["lr"]], dtype=np.float64),
+            stochastic=[_stochastic_spec(k, runs, batch.opts) for k in range(K)]
+            if batch.method in _STOCHASTIC or batch.method == _SGF else [])
 
-    def group_key(self, core_run: Any, info: Any) -> Any:
-        # the core's same(): problem, depth, weight_norm (and nonnegative, which is batch-wide here)
-        return (core_run.problem, core_run.depth, int(core_run.weight_norm))
-
-    def call(self, problems: Problems, core_runs: list, batch: _Batch) -> list:
+    def call(self, problems: Problems, core_runs: Any, batch: _Batch) -> Any:
         return core.diagonal_batch(problems.core, core_runs, batch.options)
 
-    def decode(self, record: Any, info: Any, problems: Problems, batch: _Batch) -> DiagonalResult:
-        k, alpha = info
-        p = batch.runs["problem"][k]
-        return _decode(record, problems.data[p], batch.runs, k, alpha, batch.nonnegative, batch.method,
-                       problems.core[p].tol >= 0)
+    def decode(self, records: _batch.Decoded, runs: dict[str, list], problems: Problems,
+               batch: _Batch) -> list[DiagonalResult]:
+        targets = [p.tol >= 0 for p in problems.core]
+        return _decode(records, runs, problems, batch, [targets[p] for p in runs["problem"]])
 
 
 @_batch.memoized
@@ -704,7 +703,7 @@ def _problems(A: Any, y: Any, x_star: Any) -> Problems:
         a = check_matrix(a, "A")
         v = check_vector(v, "y", a.shape[0])
         data.append((a, v))
-        problems.append(_batch.make(core.SensingProblem, A=a, y=v, x_star=np.empty(0)))
+        problems.append(core.SensingProblem(A=a, y=v, x_star=_EMPTY))
     if x_star is not None:
         # a list of vectors (or None) is one per listing; a list of numbers is one vector
         per_listing = isinstance(x_star, (list, tuple)) and any(v is None or np.ndim(v) > 0 for v in x_star)
@@ -722,14 +721,27 @@ def _problems(A: Any, y: Any, x_star: Any) -> Problems:
     return Problems(problems, data, run_problem)
 
 
-def _init_vector_memo(a: Any, n: int, memo: dict) -> np.ndarray:
-    """The per-coordinate initialization of a run (one read-only array per distinct scalar and size)."""
-    if not _batch.is_real(a):
-        return _init_vector(a, n)
-    if (a, n) not in memo:  # shared by the runs: read-only
-        memo[(a, n)] = _init_vector(a, n)
-        memo[(a, n)].flags.writeable = False
-    return memo[(a, n)]
+_EMPTY = np.empty(0)
+_WEIGHT_NORM_CODES = {None: int(core.WeightNorm.none), **{n: int(v) for n, v in core.WeightNorm.__members__.items()}}
+_FAST_REALS = (float, np.float64)
+
+
+def _init_scales(values: list, run_problem: list[int], problems: Problems) -> tuple[np.ndarray, dict[int, np.ndarray]]:
+    """Each run's ``init_scale``, checked: the scalars as one array (NaN where a run gives a vector) and the
+    vectors by run."""
+    if all(type(a) in _FAST_REALS for a in values):  # the common case, checked at once
+        for a in values:
+            if not 0.0 < a < math.inf:
+                check_positive(a, "init_scale")  # raises
+        return np.array(values, dtype=np.float64), {}
+    alpha = np.full(len(values), np.nan)
+    vectors: dict[int, np.ndarray] = {}
+    for k, a in enumerate(values):
+        if _batch.is_real(a):
+            alpha[k] = check_positive(a, "init_scale")
+        else:
+            vectors[k] = _init_vector(a, problems.data[run_problem[k]][0].shape[1])
+    return alpha, vectors
 
 
 def _init_vector(a: Any, n: int) -> np.ndarray:
@@ -741,43 +753,70 @@ def _init_vector(a: Any, n: int) -> np.ndarray:
     return alpha
 
 
-def _decode(record: Any, problem: tuple[np.ndarray, np.ndarray], runs: dict[str, list], k: int, alpha: np.ndarray,
-            nonnegative: bool,
-            method: str, has_target: bool) -> DiagonalResult:
-    z = record.state
-    n = alpha.size
-    depth, wn = runs["depth"][k], runs["weight_norm"][k]
-    n_radii = 0 if wn is None else (2 if wn == "separate" and not nonnegative else 1)
-    radius: Any = None
-    w = None
-    book: dict[str, np.ndarray] = {}
-    if n_radii == 0:
-        u = z[:n].copy()
-        v = None if nonnegative else z[n:2 * n].copy()
-        if method in _STOCHASTIC or method == _SGF:  # [u; v; log a^2; ell; s] (diagonal_sgd.hpp, _sgf.hpp)
-            parts = 1 if nonnegative else 2
-            book = {name: z[(parts + i) * n:(parts + i + 1) * n].copy()
-                    for i, name in enumerate(("log_a2", "log_alpha_ratio", "step_sum"))}
-    else:
-        w = z[n_radii:].copy()
-        if n_radii == 1:
-            w = _unit(w)
-            radius = float(z[0])
-            u = radius * w[:n]
-            v = None if nonnegative else radius * w[n:]
-        else:
-            w[:n] = _unit(w[:n])
-            w[n:] = _unit(w[n:])
-            radius = (float(z[0]), float(z[1]))
-            u = radius[0] * w[:n]
-            v = radius[1] * w[n:]
-    x = u**depth if v is None else u**depth - v**depth
-    return DiagonalResult(
-        **_batch.base_fields(record, has_target=has_target, fixed_step=method == "descent"),
-        loss=float(record.loss_final), x=x, u=u, v=v, radius=radius, direction=w, n_rejected=int(record.n_rejected),
-        depth=depth, init_scale=alpha, lr_ratio=runs["lr_ratio"][k], weight_norm=wn, nonnegative=nonnegative,
-        method=method, lr=runs["lr"][k] if method in _FIXED_STEP else None, A=problem[0], y=problem[1],
-        step_sum=book.get("step_sum"), _log_a2=book.get("log_a2"), _log_alpha_ratio=book.get("log_alpha_ratio"))
+def _decode(records: _batch.Decoded, runs: dict[str, list], problems: Problems, batch: _Batch,
+            has_target: list[bool]) -> list[DiagonalResult]:
+    """The results of a batch, decoded group by group (runs of one problem, depth and weight_norm share
+    the layout of their state: ``[u; v]`` (plain; then ``log a^2``, ``log_alpha_ratio``, ``step_sum``
+    for the stochastic methods and the SGF, diagonal_sgd.hpp, diagonal_sgf.hpp) or ``[radii; w]`` (weight-normalized))."""
+    method, nonnegative = batch.method, batch.nonnegative
+    base = records.base(has_target, method == "descent")
+    losses, rejected = records.loss_final, records.n_rejected
+    groups: dict[tuple, list[int]] = {}
+    for k, key in enumerate(zip(runs["problem"], runs["depth"], runs["weight_norm"])):
+        groups.setdefault(key, []).append(k)
+    out: list[Any] = [None] * len(base)
+    for (p, depth, wn), ks in groups.items():
+        A, y = problems.data[p]
+        n = A.shape[1]
+        alphas = _group_alphas(batch, ks, n)
+        n_radii = 0 if wn is None else (2 if wn == "separate" and not nonnegative else 1)
+        parts = 1 if nonnegative else 2
+        if n_radii == 0:
+            U = records.rows(ks, n)
+            V = None if nonnegative else records.rows(ks, n, n)
+            X = U**depth if V is None else U**depth - V**depth
+            book = {} if method not in _STOCHASTIC and method != _SGF else {
+                name: records.rows(ks, n, (parts + i) * n)
+                for i, name in enumerate(("log_a2", "log_alpha_ratio", "step_sum"))}
+        for i, k in enumerate(ks):
+            radius: Any = None
+            w = None
+            extra: dict[str, Any] = {}
+            if n_radii == 0:
+                x, u, v = X[i], U[i], None if V is None else V[i]
+                extra = {"step_sum": book["step_sum"][i], "_log_a2": book["log_a2"][i],
+                         "_log_alpha_ratio": book["log_alpha_ratio"][i]} if book else {}
+            else:
+                z = records.state(k)
+                w = z[n_radii:].copy()
+                if n_radii == 1:
+                    w = _unit(w)
+                    radius = float(z[0])
+                    u = radius * w[:n]
+                    v = None if nonnegative else radius * w[n:]
+                else:
+                    w[:n] = _unit(w[:n])
+                    w[n:] = _unit(w[n:])
+                    radius = (float(z[0]), float(z[1]))
+                    u = radius[0] * w[:n]
+                    v = radius[1] * w[n:]
+                x = u**depth if v is None else u**depth - v**depth
+            out[k] = DiagonalResult(
+                **base[k], loss=losses[k], x=x, u=u, v=v, radius=radius, direction=w, n_rejected=rejected[k],
+                depth=depth, init_scale=alphas[i], lr_ratio=runs["lr_ratio"][k], weight_norm=wn,
+                nonnegative=nonnegative, method=method, lr=runs["lr"][k] if method in _FIXED_STEP else None,
+                A=A, y=y, **extra)
+    return out
+
+
+def _group_alphas(batch: _Batch, ks: list[int], n: int) -> Any:
+    """The initialization vectors of the runs ks (rows of one read-only array, or the given vectors)."""
+    if not batch.init_vectors:
+        alphas = np.full((1, n), batch.init_scale[ks[0]]) if len(ks) == 1 else \
+            np.repeat(batch.init_scale[ks][:, None], n, axis=1)
+        alphas.flags.writeable = False
+        return alphas
+    return [batch.init_vectors[k] if k in batch.init_vectors else np.full(n, batch.init_scale[k]) for k in ks]
 
 
 _B = _batch

@@ -46,7 +46,7 @@ and Hessian-vector products use the same stacking.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -73,7 +73,7 @@ __all__ = [
 ]
 
 _METHODS = core_names(core.FactorizationMethod)
-_INITS = ("gaussian", "balanced")  # drawn in Python (initial_layers): no core enum
+_INITS = core_names(core.FactorizationInit)  # drawn by the core (initial_layers, and in fit_many's blocks)
 
 
 # --------------------------------------------------------------------------- measurement operators
@@ -312,7 +312,9 @@ def initial_layers(shape: Sequence[int], depth: int, width: int | None = None, i
     ``W_j = init_scale * O_j O_{j-1}^T`` with ``O_j`` random ``d_j x m``
     matrices with orthonormal columns (``m = min`` of all widths), so every
     ``W_j`` has ``m`` singular values ``init_scale`` and
-    ``W_{j+1}^T W_{j+1} = W_j W_j^T``.
+    ``W_{j+1}^T W_{j+1} = W_j W_j^T`` (``O_j`` the Q factor of a Gaussian matrix with the signs fixed
+    so that ``diag(R) > 0``). The compiled core draws them from ``seed`` (a counter-based generator, the
+    same draw ``fit`` and ``fit_many`` make for a run with this seed; ``seed=None``: a fresh seed).
     """
     if not isinstance(shape, (tuple, list)) or len(shape) != 2:
         raise ValueError(f"shape must be a pair (d_out, d_in), got {shape!r}")
@@ -321,18 +323,11 @@ def initial_layers(shape: Sequence[int], depth: int, width: int | None = None, i
     w = max(d_out, d_in) if width is None else check_positive_int(width, "width")
     a = check_positive(init_scale, "init_scale")
     check_choice(init, "init", _INITS)
-    rng = np.random.default_rng(check_seed(seed))
+    sd = check_seed(seed)
+    if sd is None:  # fresh randomness
+        sd = int(np.random.default_rng().integers(2**63))
     dims = [d_in] + [w] * (L - 1) + [d_out]
-    with np.errstate(over="ignore"):
-        if init == "gaussian":
-            layers = [a * rng.standard_normal((dims[j], dims[j - 1])) / np.sqrt(dims[j - 1]) for j in range(1, L + 1)]
-        else:
-            m = min(dims)
-            Os = [np.linalg.qr(rng.standard_normal((d, m)))[0] for d in dims]
-            layers = [a * Os[j] @ Os[j - 1].T for j in range(1, L + 1)]
-    for W in layers:
-        finite_result(W, "init_scale", "initial layer")
-    return layers
+    return unpack(dims, core.factorization_initial_layers(dims, a, _batch.enum(core.FactorizationInit, init), sd))
 
 
 # --------------------------------------------------------------------------- training
@@ -532,6 +527,7 @@ def fit_many(
 class _Batch:
     options: Any
     flow_problem: int  # the problem index of the flows (their default target differs: see batch())
+    settings: list = field(default_factory=list)  # each run's checked settings (_run), filled by core_runs
 
 
 class _Adapter(Adapter):
@@ -572,23 +568,49 @@ class _Adapter(Adapter):
                            opts["num_threads"], any(flows), opts["record_sharpness"])
         return _Batch(options, flow_problem)
 
-    def build(self, k: int, runs: dict[str, list], problems: Problems, batch: _Batch,
-              memo: dict) -> tuple[Any, Any]:
-        r = _run(k, runs, problems.data[0][0].shape)
-        run = core.FactorizationRun(problem=batch.flow_problem if r["method"] == "flow" else 0,
-                                    method=_batch.enum(core.FactorizationMethod, r["method"]), dims=r["dims"],
-                                    z0=r["z0"], lr=r["lr"] or 0.0, strength=r["strength"], seed=r["seed"])
-        return run, r
+    def core_runs(self, K: int, runs: dict[str, list], problems: Problems, batch: _Batch) -> Any:
+        # the core's FactorizationRuns: one column per per-run setting; the core draws the initial layers
+        # of the runs without init_layers (and groups the runs into blocks)
+        batch.settings = [_run(k, runs, problems.data[0][0].shape) for k in range(K)]
+        cols = core.FactorizationRuns()
+        cols.problem = np.array([batch.flow_problem if r["method"] == "flow" else 0 for r in batch.settings],
+                                dtype=np.int32)
+        cols.method = np.array([_METHOD_CODES[r["method"]] for r in batch.settings], dtype=np.int32)
+        cols.depth = np.array([r["depth"] for r in batch.settings], dtype=np.int32)
+        cols.width = np.array([r["width"] for r in batch.settings], dtype=np.int32)
+        cols.init = np.array([_INIT_CODES.get(r["init"], 0) for r in batch.settings], dtype=np.int32)
+        cols.init_scale = np.array([r["init_scale"] for r in batch.settings], dtype=np.float64)
+        cols.lr = np.array([r["lr"] or 0.0 for r in batch.settings], dtype=np.float64)
+        cols.strength = np.array([r["strength"] for r in batch.settings], dtype=np.float64)
+        cols.seed = np.array([r["seed"] for r in batch.settings], dtype=np.uint64)
+        cols.given = {k: (r["dims"], r["z0"]) for k, r in enumerate(batch.settings) if r["z0"] is not None}
+        return cols
 
-    def group_key(self, core_run: Any, info: Any) -> Any:  # the core's same(): problem, method, layer widths
-        return (core_run.problem, int(core_run.method), info["dims"])
-
-    def call(self, problems: Problems, core_runs: list, batch: _Batch) -> list:
+    def call(self, problems: Problems, core_runs: Any, batch: _Batch) -> Any:
         return core.factorization_batch(problems.core, core_runs, batch.options)
 
-    def decode(self, record: Any, info: Any, problems: Problems, batch: _Batch) -> FactorizationResult:
-        problem = batch.flow_problem if info["method"] == "flow" else 0
-        return _decode(record, info, problems.core[problem].tol >= 0)
+    def decode(self, records: _batch.Decoded, runs: dict[str, list], problems: Problems,
+               batch: _Batch) -> list[FactorizationResult]:
+        settings = batch.settings
+        has_target = [problems.core[batch.flow_problem if r["method"] == "flow" else 0].tol >= 0 for r in settings]
+        base = records.base(has_target, [r["method"] != "flow" for r in settings])
+        losses = records.loss_final
+        finals = {name: records.records.last(name).tolist() for name in ("trace", "nuclear_norm", "effective_rank")}
+        error = records.records.last("error").tolist()
+        has_error = records.records.has_channel("error").tolist()
+        out = []
+        for k, r in enumerate(settings):
+            layers = unpack(r["dims"], records.state(k))
+            out.append(FactorizationResult(
+                **base[k], loss=losses[k], layers=layers, product=_product(layers), trace=finals["trace"][k],
+                nuclear_norm=finals["nuclear_norm"][k], effective_rank=finals["effective_rank"][k],
+                error=error[k] if has_error[k] else None, method=r["method"], depth=r["depth"], width=r["width"],
+                init_scale=r["init_scale"], init=r["init"], lr=r["lr"], strength=r["strength"], seed=r["seed"]))
+        return out
+
+
+_METHOD_CODES = {n: int(v) for n, v in core.FactorizationMethod.__members__.items()}
+_INIT_CODES = {n: int(v) for n, v in core.FactorizationInit.__members__.items()}
 
 
 @_batch.memoized
@@ -654,24 +676,9 @@ def _run(k: int, runs: dict[str, list], shape: tuple[int, int]) -> dict[str, Any
         w = max(shape) if w is None else check_positive_int(w, "width")
         a = check_positive(runs["init_scale"][k], "init_scale")
         ini = str(check_choice(runs["init"][k], "init", _INITS))
-        dims, z0 = pack(initial_layers(shape, L, w, a, ini, sd))
+        dims, z0 = [shape[1]] + [w] * (L - 1) + [shape[0]], None  # drawn by the core from the seed
     return dict(method=meth, seed=sd, strength=strength, lr=lr_k, dims=dims, z0=z0, depth=L, width=w,
                 init_scale=a, init=ini)
-
-
-def _decode(record: Any, r: dict[str, Any], has_target: bool) -> FactorizationResult:
-    layers = unpack(r["dims"], record.state)
-    E = _product(layers)
-    h = record.history
-    result = FactorizationResult(
-        **_batch.base_fields(record, has_target=has_target, fixed_step=r["method"] != "flow"),
-        loss=float(record.loss_final), layers=layers, product=E, trace=float(h["trace"][-1]),
-        nuclear_norm=float(h["nuclear_norm"][-1]), effective_rank=float(h["effective_rank"][-1]),
-        error=float(h["error"][-1]) if "error" in h else None, method=r["method"], depth=r["depth"],
-        width=r["width"], init_scale=r["init_scale"], init=r["init"], lr=r["lr"], strength=r["strength"],
-        seed=r["seed"])
-    result.__dict__["history"] = h  # converted once above: fill the cached history instead of converting again
-    return result
 
 
 _B = _batch

@@ -458,13 +458,14 @@ class _Batch:
     has_target: bool
     num_threads: int
     runs: dict[str, list]
+    shapes: list = field(default_factory=list)  # each run's (degree, weight shapes), filled by core_runs
+    core_runs: list = field(default_factory=list)
 
 
 class _Adapter(Adapter):
     """steepest_batch: ClassificationProblem, SteepestRun, SteepestOptions (the target), num_threads; each
     run is its own block in the core, so there is nothing to group."""
 
-    grouped = False
     overflow_ok = False  # the decoder computes nothing from the state
 
     def problems(self, args: dict[str, Any]) -> Problems:
@@ -487,22 +488,28 @@ class _Adapter(Adapter):
                       opts["target_loss"] is not None or options.target_log_loss > -np.inf, opts["num_threads"],
                       runs)
 
-    def build(self, k: int, runs: dict[str, list], problems: Problems, batch: _Batch,
-              memo: dict) -> tuple[Any, Any]:
-        run, degree, shapes = _run_spec(k, runs, problems.data, batch.schedule_constants, batch.reachable, memo)
-        return run, (k, degree, shapes, run.model, run.flow)
+    def core_runs(self, K: int, runs: dict[str, list], problems: Problems, batch: _Batch) -> Any:
+        memo: dict = {}
+        built = [_run_spec(k, runs, problems.data, batch.schedule_constants, batch.reachable, memo) for k in range(K)]
+        batch.shapes = [(degree, shapes) for _, degree, shapes in built]
+        return [run for run, _, _ in built]
 
-    def call(self, problems: Problems, core_runs: list, batch: _Batch) -> list:
+    def call(self, problems: Problems, core_runs: Any, batch: _Batch) -> Any:
+        batch.core_runs = core_runs
         return core.steepest_batch(problems.core, core_runs, batch.options, batch.num_threads)
 
-    def decode(self, record: Any, info: Any, problems: Problems, batch: _Batch) -> SteepestResult:
-        k, degree, shapes, model_spec, flow = info
-        runs = batch.runs
-        X, y = problems.data[runs["problem"][k]]
-        return SteepestResult(
-            **_batch.base_fields(record, has_target=batch.has_target, fixed_step=not flow),
-            log_loss=float(record.loss_final), theta=record.state, model=runs["model"][k], norm=runs["norm"][k],
-            optimizer=runs["optimizer"][k], degree=degree, shapes=shapes, X=X, y=y, _model_spec=model_spec)
+    def decode(self, records: _batch.Decoded, runs: dict[str, list], problems: Problems,
+               batch: _Batch) -> list[SteepestResult]:
+        base = records.base(batch.has_target, [m != "flow" for m in runs["method"]])
+        log_losses = records.loss_final
+        out = []
+        for k, ((degree, shapes), run) in enumerate(zip(batch.shapes, batch.core_runs)):
+            X, y = problems.data[runs["problem"][k]]
+            out.append(SteepestResult(
+                **base[k], log_loss=log_losses[k], theta=records.state(k).copy(), model=runs["model"][k],
+                norm=runs["norm"][k], optimizer=runs["optimizer"][k], degree=degree, shapes=shapes, X=X, y=y,
+                _model_spec=run.model))
+        return out
 
 
 @_batch.memoized
@@ -573,8 +580,8 @@ def _run_spec(k: int, runs: dict[str, list], data: list[tuple[np.ndarray, np.nda
     if reachable is not None and (p, kind) not in reachable:
         _check_reachable(Xp, yp, mdl)
         reachable.add((p, kind))
-    key = ("algorithm", opt, code, pval, runs["normalized"][k], runs["lr"][k], sched, runs["beta1"][k],
-           runs["beta2"][k], runs["eps"][k])
+    key = ("algorithm", opt, code, pval, runs["normalized"][k], sched, runs["beta1"][k], runs["beta2"][k],
+           runs["eps"][k])  # the run's lr is set on its own copy below
     if key not in memo:
         memo[key] = _batch.make(
             core.AlgorithmSpec, optimizer=_batch.enum(core.Optimizer, opt),
@@ -586,6 +593,7 @@ def _run_spec(k: int, runs: dict[str, list], data: list[tuple[np.ndarray, np.nda
     run = core.SteepestRun(problem=p, model=memo[("model", kind, dep, wid)],
                            loss=_batch.enum(core.LossKind, runs["loss"][k]), algorithm=memo[key], theta0=theta0,
                            flow=meth == "flow")
+    run.algorithm.lr = runs["lr"][k]  # the run's copy of the shared algorithm
     return run, degree, shapes
 
 

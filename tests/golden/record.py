@@ -187,7 +187,7 @@ def factorization_cases(inp: dict[str, np.ndarray]) -> dict[str, Callable[[], li
     methods = ["descent", "trace_penalty", "label_noise_sgd", "sam"]
     for name, key, shape in (("sensing", "ms", (4, 5)), ("completion", "mc", (5, 5))):
         Ap, yp, Mp = inp[f"{key}.A"], inp[f"{key}.y"], inp[f"{key}.M_star"]
-        for depth in (1, 2, 3):  # Gaussian layers from the seeds: products and a square root, exactly rounded
+        for depth in (1, 2, 3):  # Gaussian layers drawn by the core from the seeds (Box-Muller normals)
             cases[f"fact.{name}.L{depth}"] = lambda Ap=Ap, yp=yp, Mp=Mp, shape=shape, depth=depth: (
                 factorization.fit_many(
                 Ap, yp, shape=shape, depth=depth, method=methods, lr=0.02, trace_weight=0.01,

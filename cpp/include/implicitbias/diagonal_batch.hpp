@@ -103,7 +103,7 @@ inline void run_diagonal_flow(const SensingProblem& prob, const DiagonalSpec& sp
   }
 }
 
-// Consecutive runs with the same problem and model spec form blocks; a block
+// Runs with the same problem and model spec form blocks (run_grouped_batch); a block
 // is one DiagonalBlockModel advanced by run_fixed_step (or the lanes kernel),
 // run_rosw or run_dopri5.
 inline std::vector<RunRecord> run_diagonal_batch(const std::vector<SensingProblem>& problems,
@@ -141,14 +141,13 @@ inline std::vector<RunRecord> run_diagonal_batch(const std::vector<SensingProble
         throw InvalidArgument("sde_step is too small for the Levy-area series (more than 10^6 terms per step)");
     }
   }
-  auto same = [&](std::size_t a, std::size_t b) {
-    const DiagonalRun& x = runs[a];
-    const DiagonalRun& y = runs[b];
-    return x.problem == y.problem && x.spec.depth == y.spec.depth &&
-           x.spec.nonnegative == y.spec.nonnegative && x.spec.weight_norm == y.spec.weight_norm;
+  // the grouping key: runs of one problem and model spec share blocks
+  auto key = [](const DiagonalRun& r) {
+    return std::make_tuple(r.problem, r.spec.depth, r.spec.nonnegative, static_cast<int>(r.spec.weight_norm));
   };
-  return run_batch(runs.size(), opt.block_size, opt.num_threads, same,
-                   [&](std::size_t lo, std::size_t hi, std::vector<RunRecord>& out) {
+  return run_grouped_batch(runs, opt.block_size, opt.num_threads, key,
+                           [&](const std::vector<DiagonalRun>& runs, std::size_t lo, std::size_t hi,
+                               std::vector<RunRecord>& out) {
     const Index K = static_cast<Index>(hi - lo);
     const DiagonalRun& first = runs[lo];
     const SensingProblem& prob = problems[static_cast<std::size_t>(first.problem)];

@@ -44,6 +44,7 @@
 #include <Eigen/QR>
 #include <Eigen/SVD>
 
+#include <algorithm>
 #include <cmath>
 #include <cstdint>
 #include <limits>
@@ -685,15 +686,67 @@ class FactorizationBlockModel {
   std::vector<Vec> sharp_vec_;  // per run id: the last top Ritz vector (the warm start)
 };
 
+// How the initial layers are drawn (factorization_initial_layers).
+enum class FactInit : int { gaussian = 0, balanced = 1 };
+
+// The initial layers W_1 .. W_L for widths dims = d_0 .. d_L, stacked like z
+// (vec(W_j) column-major, layer after layer), drawn from Rng(seed, "INIT"):
+//   gaussian: W_j = (a G_j) / sqrt(d_{j-1}), G_j i.i.d. N(0, 1) (drawn in the
+//             order of z);
+//   balanced: W_j = (a O_j) O_{j-1}^T, O_j the d_j x m factor with orthonormal
+//             columns of the QR factorization of a Gaussian d_j x m matrix
+//             (signs fixed so that diag(R) > 0, which makes O_j Haar
+//             distributed), m = min_j d_j; then W_{j+1}^T W_{j+1} = W_j W_j^T.
+// Throws InvalidArgument when a layer overflows (a huge init_scale).
+inline Vec factorization_initial_layers(const std::vector<Index>& dims, double a, FactInit init, std::uint64_t seed) {
+  if (dims.size() < 2) throw InvalidArgument("depth must be >= 1");
+  Index n = 0;
+  for (std::size_t j = 1; j < dims.size(); ++j) n += dims[j] * dims[j - 1];
+  Vec z(n);
+  Rng rng(seed, 0x494e4954);  // "INIT"
+  if (init == FactInit::gaussian) {
+    Index off = 0;
+    for (std::size_t j = 1; j < dims.size(); ++j) {
+      const double root = std::sqrt(static_cast<double>(dims[j - 1]));
+      for (Index i = 0; i < dims[j] * dims[j - 1]; ++i) z(off + i) = (a * rng.normal()) / root;
+      off += dims[j] * dims[j - 1];
+    }
+  } else {
+    const Index m = *std::min_element(dims.begin(), dims.end());
+    std::vector<Mat> Os;
+    for (Index d : dims) {
+      Mat G(d, m);
+      for (Index c = 0; c < m; ++c)
+        for (Index i = 0; i < d; ++i) G(i, c) = rng.normal();
+      Eigen::HouseholderQR<Mat> qr(G);
+      Mat Q = qr.householderQ() * Mat::Identity(d, m);
+      for (Index c = 0; c < m; ++c)
+        if (qr.matrixQR()(c, c) < 0.0) Q.col(c) = -Q.col(c);
+      Os.push_back(std::move(Q));
+    }
+    Index off = 0;
+    for (std::size_t j = 1; j < dims.size(); ++j) {
+      const Mat W = (a * Os[j]) * Os[j - 1].transpose();
+      z.segment(off, W.size()) = Eigen::Map<const Vec>(W.data(), W.size());
+      off += W.size();
+    }
+  }
+  if (!z.allFinite())
+    throw InvalidArgument("init_scale: the initial layer overflows float64 (non-finite result); scale the init_scale down");
+  return z;
+}
+
 // One run of a batch.
 struct FactorizationRun {
   int problem = 0;
   FactMethod method = FactMethod::descent;
   std::vector<Index> dims;  // d_0 .. d_L
-  Vec z0;                   // initial layers, stacked
+  Vec z0;                   // initial layers, stacked (empty: drawn by factorization_initial_layers)
   double lr = 0.0;          // fixed-step methods
   double strength = 0.0;    // lam (trace_penalty), sigma (label_noise_sgd), rho (sam)
-  std::uint64_t seed = 0;   // label-noise stream
+  std::uint64_t seed = 0;   // label-noise stream, and the draw of the initial layers
+  FactInit init = FactInit::gaussian;  // the draw of the initial layers when z0 is empty
+  double init_scale = 0.0;             // a of the draw
 };
 
 struct FactorizationBatchOptions {
@@ -706,8 +759,8 @@ struct FactorizationBatchOptions {
 };
 
 // Runs every run (fixed-step methods through run_fixed_step, the flow through
-// run_dopri5); consecutive runs with the same problem, method and widths
-// form blocks.  Results do not depend on the number of threads.
+// run_dopri5); runs with the same problem, method and widths form blocks
+// (run_grouped_batch).  Results do not depend on the number of threads.
 inline std::vector<RunRecord> run_factorization_batch(const std::vector<FactorizationProblem>& problems,
                                                       const std::vector<FactorizationRun>& runs,
                                                       const FactorizationBatchOptions& opt) {
@@ -716,22 +769,29 @@ inline std::vector<RunRecord> run_factorization_batch(const std::vector<Factoriz
     DeepLinear net(r.dims);
     if (net.d(0) != m.d_in() || net.d(net.depth()) != m.d_out())
       throw InvalidArgument("layer widths do not match the measurement shape");
-    if (r.z0.size() != net.n_params()) throw InvalidArgument("initial state has the wrong length");
+    if (r.z0.size() == 0) {
+      if (!(r.init_scale > 0.0) || !std::isfinite(r.init_scale))
+        throw InvalidArgument("init_scale must be positive and finite");
+    } else if (r.z0.size() != net.n_params()) {
+      throw InvalidArgument("initial state has the wrong length");
+    } else if (!r.z0.allFinite()) {
+      throw InvalidArgument("the initial layers must be finite");
+    }
   }
-  auto same = [&](std::size_t a, std::size_t b) {
-    return runs[a].problem == runs[b].problem && runs[a].method == runs[b].method && runs[a].dims == runs[b].dims;
-  };
-  return run_batch(runs.size(), opt.block_size, opt.num_threads, same,
-                   [&](std::size_t lo, std::size_t hi, std::vector<RunRecord>& out) {
+  // the grouping key: runs of one problem, method and widths share blocks
+  auto key = [](const FactorizationRun& r) { return std::tie(r.problem, r.method, r.dims); };
+  return run_grouped_batch(runs, opt.block_size, opt.num_threads, key,
+                           [&](const std::vector<FactorizationRun>& runs, std::size_t lo, std::size_t hi,
+                               std::vector<RunRecord>& out) {
     const Index K = static_cast<Index>(hi - lo);
     const FactorizationRun& first = runs[lo];
     const FactorizationProblem& prob = problems[static_cast<std::size_t>(first.problem)];
-    Mat Z0(first.z0.size(), K);
+    Mat Z0(DeepLinear(first.dims).n_params(), K);
     Vec lr(K), strength(K);
     std::vector<std::uint64_t> seeds(static_cast<std::size_t>(K));
     for (Index c = 0; c < K; ++c) {
       const FactorizationRun& r = runs[lo + static_cast<std::size_t>(c)];
-      Z0.col(c) = r.z0;
+      Z0.col(c) = r.z0.size() != 0 ? r.z0 : factorization_initial_layers(r.dims, r.init_scale, r.init, r.seed);
       lr(c) = r.lr;
       strength(c) = r.strength;
       seeds[static_cast<std::size_t>(c)] = r.seed;

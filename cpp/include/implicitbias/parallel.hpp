@@ -1,16 +1,18 @@
 // Many independent runs spread over OpenMP threads: threading only.
 //
 // Runs are cut into blocks by a rule that looks only at the batch (never at
-// the thread count): consecutive runs that share a problem and a model spec
-// (the caller's `same`) form a group, and each group is split into nearly
-// equal blocks of at most `block_size` runs.  A block advances as one matrix
+// the thread count): run_grouped_batch sorts the runs stably by the family's
+// grouping key (problem and model spec), so the runs of one key form one
+// group whatever their order in the batch, and each group is split into
+// nearly equal blocks of at most `block_size` runs; the records come back in
+// the caller's order.  This is the one place a batch is grouped and ordered.  A block advances as one matrix
 // (see flow.hpp), so a run's arithmetic depends only on its block, and the
 // results are bitwise the same for any number of threads.
 //
 // Each model header owns its batch entry (run_diagonal_batch in
 // diagonal_batch.hpp, run_steepest_batch in steepest.hpp,
 // run_factorization_batch in factorization.hpp), which checks its runs and
-// hands run_batch the grouping rule and the body that runs one block.
+// hands run_grouped_batch its grouping key and the body that runs one block.
 #pragma once
 
 #include "interrupt.hpp"
@@ -19,6 +21,7 @@
 #include <algorithm>
 #include <atomic>
 #include <chrono>
+#include <condition_variable>
 #include <exception>
 #include <mutex>
 #include <stdexcept>
@@ -90,9 +93,10 @@ std::vector<std::pair<std::size_t, std::size_t>> make_blocks(std::size_t n, std:
 //
 // Interrupts (interrupt.hpp): the calling thread's StopContext is installed
 // on every worker, so the loops of all blocks poll it.  Blocks are taken from
-// a shared counter; once the calling thread finds none left it keeps
-// checking for a stop (every few ms) until the other threads are done, so a
-// Ctrl-C is seen while the last blocks run on other threads.  Once a stop is
+// a shared counter; once the calling thread finds none left it waits for
+// the other threads' last blocks, woken as soon as they are done, and checks
+// for a stop every 2 ms meanwhile, so a Ctrl-C is seen while the last blocks
+// run on other threads (and a short batch never waits out a sleep).  Once a stop is
 // requested, blocks not yet started are skipped and Interrupted is thrown.
 template <class Same, class Body>
 std::vector<RunRecord> run_batch(std::size_t n_runs, std::size_t block_size, int num_threads, Same same, Body body) {
@@ -114,8 +118,10 @@ std::vector<RunRecord> run_batch(std::size_t n_runs, std::size_t block_size, int
     return results;
   }
   std::exception_ptr error;
-  std::mutex error_mutex;
-  std::atomic<long> next{0}, done{0};
+  std::mutex error_mutex, done_mutex;
+  std::condition_variable done_cv;  // wakes the waiting calling thread as soon as the last block is done
+  std::atomic<long> next{0};
+  long done = 0;  // guarded by done_mutex
   auto worker = [&]() {
     StopScope scope(ctx);
     for (long b = next.fetch_add(1); b < nb; b = next.fetch_add(1)) {
@@ -125,12 +131,19 @@ std::vector<RunRecord> run_batch(std::size_t n_runs, std::size_t block_size, int
         std::lock_guard<std::mutex> lock(error_mutex);
         if (!error) error = std::current_exception();
       }
-      done.fetch_add(1);
+      {
+        std::lock_guard<std::mutex> lock(done_mutex);
+        ++done;
+      }
+      done_cv.notify_all();
     }
     if (ctx == nullptr || !ctx->is_owner()) return;
-    while (done.load() < nb) {
-      std::this_thread::sleep_for(std::chrono::milliseconds(2));
+    std::unique_lock<std::mutex> lock(done_mutex);
+    while (done < nb) {
+      if (done_cv.wait_for(lock, std::chrono::milliseconds(2), [&] { return done >= nb; })) break;
+      lock.unlock();
       ctx->check_on_owner();
+      lock.lock();
     }
   };
 #ifdef IMPLICITBIAS_HAVE_OPENMP
@@ -139,6 +152,36 @@ std::vector<RunRecord> run_batch(std::size_t n_runs, std::size_t block_size, int
   worker();
   if (error) std::rethrow_exception(error);
   return results;
+}
+
+// The stable grouping of a batch: the runs sorted by key(run) (operator<; runs
+// with equal keys keep their order), cut into blocks of equal keys by
+// run_batch, and the records returned in the order of `runs`.  body(sorted,
+// lo, hi, out) runs the block [lo, hi) of `sorted` (the runs in group order).
+// The blocks depend only on the batch, so a run's numbers do not depend on
+// the thread count, and a batch given in any order groups the same way.
+template <class Run, class Key, class Body>
+std::vector<RunRecord> run_grouped_batch(const std::vector<Run>& runs, std::size_t block_size, int num_threads, Key key,
+                                         Body body) {
+  std::vector<std::size_t> order(runs.size());
+  for (std::size_t k = 0; k < order.size(); ++k) order[k] = k;
+  std::stable_sort(order.begin(), order.end(),
+                   [&](std::size_t a, std::size_t b) { return key(runs[a]) < key(runs[b]); });
+  const bool identity = std::is_sorted(order.begin(), order.end());
+  std::vector<Run> permuted;
+  if (!identity) {
+    permuted.reserve(runs.size());
+    for (std::size_t k : order) permuted.push_back(runs[k]);
+  }
+  const std::vector<Run>& sorted = identity ? runs : permuted;
+  auto same = [&](std::size_t a, std::size_t b) { return key(sorted[a]) == key(sorted[b]); };
+  std::vector<RunRecord> records = run_batch(
+      sorted.size(), block_size, num_threads, same,
+      [&](std::size_t lo, std::size_t hi, std::vector<RunRecord>& out) { body(sorted, lo, hi, out); });
+  if (identity) return records;
+  std::vector<RunRecord> result(records.size());
+  for (std::size_t pos = 0; pos < order.size(); ++pos) result[order[pos]] = std::move(records[pos]);
+  return result;
 }
 
 }  // namespace implicitbias
