@@ -8,7 +8,7 @@ import collections.abc
 import numpy
 import numpy.typing
 import typing
-__all__: list[str] = ['AdaptiveOptions', 'AlgorithmSpec', 'ClassificationProblem', 'DiagonalBatchOptions', 'DiagonalRun', 'DiagonalRuns', 'DiagonalStochastic', 'EigenWhich', 'FactorizationBatchOptions', 'FactorizationInit', 'FactorizationMeasurements', 'FactorizationMethod', 'FactorizationProblem', 'FactorizationRun', 'FactorizationRuns', 'FixedStepOptions', 'HomogeneousSpec', 'LossKind', 'Method', 'ModelKind', 'NormKind', 'NormSpec', 'Optimizer', 'Probe', 'RunRecord', 'RunRecords', 'Schedule', 'SensingProblem', 'SharpnessOptions', 'Solver', 'Status', 'SteepestOptions', 'SteepestRun', 'StrengthSchedule', 'SymmetricOperator', 'TraceEstimator', 'WeightNorm', 'callable_estimate', 'callable_operator', 'classification_loss', 'compiler', 'cpu_supports', 'diagonal_batch', 'diagonal_draws', 'diagonal_hessian_dense', 'diagonal_hessian_operator', 'eigen_version', 'factorization_batch', 'factorization_estimate', 'factorization_eval', 'factorization_hvp', 'factorization_initial_layers', 'factorization_jacobian', 'factorization_operator', 'factorization_trace', 'factorization_trace_gradient', 'homogeneous_grad_sum', 'homogeneous_outputs', 'isa', 'lanczos_eigen', 'lanczos_quadrature', 'max_threads', 'openmp_enabled', 'openmp_version', 'param_norm', 'simd_instruction_sets', 'steepest_batch', 'steepest_direction']
+__all__: list[str] = ['AdaptiveOptions', 'AlgorithmSpec', 'ClassificationProblem', 'DiagonalBatchOptions', 'DiagonalRun', 'DiagonalRuns', 'DiagonalStochastic', 'EigenWhich', 'FactorizationBatchOptions', 'FactorizationInit', 'FactorizationMeasurements', 'FactorizationMethod', 'FactorizationProblem', 'FactorizationRun', 'FactorizationRuns', 'FixedStepOptions', 'HomogeneousSpec', 'LossKind', 'Method', 'ModelKind', 'NormKind', 'NormSpec', 'Optimizer', 'Probe', 'RunRecord', 'RunRecords', 'Schedule', 'SensingProblem', 'SharpnessOptions', 'Solver', 'Status', 'SteepestOptions', 'SteepestRun', 'StrengthSchedule', 'SymmetricOperator', 'TraceEstimator', 'WeightNorm', 'callable_estimate', 'callable_operator', 'classification_loss', 'compiler', 'cpu_supports', 'diagonal_batch', 'diagonal_draws', 'diagonal_hessian_dense', 'diagonal_hessian_operator', 'diagonal_sgf_draws', 'eigen_version', 'factorization_batch', 'factorization_estimate', 'factorization_eval', 'factorization_hvp', 'factorization_initial_layers', 'factorization_jacobian', 'factorization_operator', 'factorization_trace', 'factorization_trace_gradient', 'homogeneous_grad_sum', 'homogeneous_outputs', 'isa', 'lanczos_eigen', 'lanczos_quadrature', 'max_threads', 'openmp_enabled', 'openmp_version', 'param_norm', 'simd_instruction_sets', 'steepest_batch', 'steepest_direction']
 class Status:
     """
     How a run ended.
@@ -1137,6 +1137,8 @@ class Method:
       label_noise_sgd
     
       sam
+    
+      sgf
     """
     __members__: typing.ClassVar[dict[str, Method]]
     descent: typing.ClassVar[Method]
@@ -1144,6 +1146,7 @@ class Method:
     label_noise_sgd: typing.ClassVar[Method]
     sam: typing.ClassVar[Method]
     sgd: typing.ClassVar[Method]
+    sgf: typing.ClassVar[Method]
     @typing.overload
     def __eq__(self, other: Method) -> bool:
         ...
@@ -1307,6 +1310,12 @@ class DiagonalStochastic:
         ...
     @momentum.setter
     def momentum(self, arg0: typing.SupportsFloat | typing.SupportsIndex) -> None:
+        ...
+    @property
+    def sde_step(self) -> float:
+        ...
+    @sde_step.setter
+    def sde_step(self, arg0: typing.SupportsFloat | typing.SupportsIndex) -> None:
         ...
     @property
     def seed(self) -> int:
@@ -1556,6 +1565,12 @@ def diagonal_hessian_dense(A: typing.Annotated[numpy.typing.ArrayLike, numpy.flo
 def diagonal_hessian_operator(A: typing.Annotated[numpy.typing.ArrayLike, numpy.float64, "[m, n]"], y: typing.Annotated[numpy.typing.ArrayLike, numpy.float64, "[m, 1]"], u: typing.Annotated[numpy.typing.ArrayLike, numpy.float64, "[m, 1]"], v: typing.Annotated[numpy.typing.ArrayLike, numpy.float64, "[m, 1]"] | None, depth: typing.SupportsInt | typing.SupportsIndex, nonnegative: bool) -> SymmetricOperator:
     """
     The exact Hessian of 0.5||A x - y||^2 in the diagonal network's factors (u, v) or u.
+    """
+def diagonal_sgf_draws(seed: typing.SupportsInt | typing.SupportsIndex, step: typing.SupportsInt | typing.SupportsIndex, n_rows: typing.SupportsInt | typing.SupportsIndex, sde_step: typing.SupportsFloat | typing.SupportsIndex) -> tuple:
+    """
+    The Brownian increments (n_rows), Levy areas (n_rows x n_rows) and the number of series terms that
+    step `step` of a stochastic-gradient-flow run with this seed draws. Low level: use
+    implicitbias.diagonal.sgf_draws.
     """
 def factorization_batch(problems: collections.abc.Sequence[FactorizationProblem], runs: FactorizationRuns, options: FactorizationBatchOptions) -> typing.Any:
     """
