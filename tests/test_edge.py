@@ -56,7 +56,7 @@ def test_sam_sits_at_its_own_threshold(quick):
     assert sam["median_ratio"] < 0.5 * gd["median_ratio"]  # far below GD's edge at the same step
     assert sam["sam_threshold_end"] < sam["two_over_lr"]
     # the last sharpness against the threshold at the last gradient (one point of an oscillating run: the
-    # full spec measures 0.86-1.42 over 8 runs, docs/experiments.md)
+    # full spec measures 0.95-1.21 over 8 runs, docs/experiments.md)
     assert 2 / 3 <= sam["end_over_sam_threshold"] <= 1.5
     lam = edge.sam_threshold(sam["grad_norm_end"], sam["lr"], sam["sam_radius"])
     # the linearized SAM multiplier 1 - lr lam (1 + rho lam / ||g||) is -1 at the threshold
