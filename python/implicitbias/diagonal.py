@@ -757,7 +757,8 @@ def _decode(records: _batch.Decoded, runs: dict[str, list], problems: Problems, 
             has_target: list[bool]) -> list[DiagonalResult]:
     """The results of a batch, decoded group by group (runs of one problem, depth and weight_norm share
     the layout of their state: ``[u; v]`` (plain; then ``log a^2``, ``log_alpha_ratio``, ``step_sum``
-    for the stochastic methods and the SGF, diagonal_sgd.hpp, diagonal_sgf.hpp) or ``[radii; w]`` (weight-normalized))."""
+    for the stochastic methods and the SGF, diagonal_sgd.hpp, diagonal_sgf.hpp) or ``[radii; w]``
+    (weight-normalized))."""
     method, nonnegative = batch.method, batch.nonnegative
     base = records.base(has_target, method == "descent")
     losses, rejected = records.loss_final, records.n_rejected
